@@ -1,0 +1,1 @@
+"""Composition root of hotline12345: settings, wiring, command line."""

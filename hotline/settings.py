@@ -1,0 +1,117 @@
+"""Typed settings in layers: defaults, then a TOML file, then ``HOTLINE_*`` environment.
+
+The file is ``$HOTLINE_CONFIG`` if set, else ``hotline.toml`` in the working directory if it
+exists. Every field can be overridden by ``HOTLINE_<FIELD>`` (upper case), e.g.
+``HOTLINE_SIP_PORT=5070``. Secrets are never defaults: see :mod:`hotline.secrets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A settings file or variable that cannot be used, with the reason."""
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hotline12345"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where state lives: database file, generated secrets, prompts, the Asterisk instance.
+    data_dir: Path = PROJECT_DIR / "var"
+    # The Asterisk 22 root built once from Debian sid and reused (outside the repository).
+    asterisk_cache_dir: Path = field(default_factory=_default_cache)
+    debian_mirror: str = "http://deb.debian.org/debian"
+    recordings_dir: Path = PROJECT_DIR / "recordings"
+    menu_file: Path = PROJECT_DIR / "ivr" / "menu.toml"
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_port_start: int = 10000
+    rtp_port_end: int = 10999
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "hotline"
+    ami_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    web_host: str = "127.0.0.1"
+    web_port: int = 8345
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = ""  # empty: SQLite file in data_dir
+
+    # Deadline for every network await (AMI actions, Redis, database checks).
+    network_timeout_s: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.data_dir / "prompts"
+
+    @property
+    def asterisk_dir(self) -> Path:
+        """This instance's Asterisk: an overlay of the cached root, config rendered into it."""
+        return self.data_dir / "asterisk"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'hotline.db'}"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(
+        cls, file: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if file is None and environ.get("HOTLINE_CONFIG"):
+            file = Path(environ["HOTLINE_CONFIG"])
+        elif file is None and Path("hotline.toml").is_file():
+            file = Path("hotline.toml")
+        if file is not None:
+            try:
+                values.update(tomllib.loads(file.read_text(encoding="utf-8")))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"settings file {file}: {exc}") from exc
+        for f in fields(cls):
+            env_name = f"HOTLINE_{f.name.upper()}"
+            if env_name in environ:
+                values[f.name] = environ[env_name]
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _coerce(name, hints[name], raw) for name, raw in values.items()})
+
+
+def _coerce(name: str, kind: object, raw: object) -> object:
+    try:
+        if kind is Path:
+            return Path(str(raw)).expanduser()
+        if kind is int:
+            return int(raw)  # type: ignore[call-overload]
+        if kind is float:
+            return float(raw)  # type: ignore[arg-type]
+        if kind is bool:
+            return str(raw).lower() in {"1", "true", "yes", "on"}
+        if isinstance(kind, types.UnionType):
+            return raw
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name}: cannot use {raw!r}: {exc}") from exc
