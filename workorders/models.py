@@ -1,0 +1,100 @@
+"""SQL tables of the work-order domain (SQLAlchemy 2, on the shared :class:`Base`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hotline.database import Base, UTCDateTime, utcnow
+
+
+class WorkOrderRow(Base):
+    __tablename__ = "work_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True, index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    caller_name: Mapped[str] = mapped_column(String(64), default="")
+    caller_phone: Mapped[str] = mapped_column(String(32), default="", index=True)
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[str] = mapped_column(String(254), default="")
+
+    category: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    location_text: Mapped[str] = mapped_column(String(256), default="")
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    long: Mapped[float | None] = mapped_column(Float, nullable=True)
+    address_id: Mapped[str] = mapped_column(String(64), default="")
+    zipcode: Mapped[str] = mapped_column(String(16), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    recording_path: Mapped[str] = mapped_column(String(512), default="")
+    call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    lead_department: Mapped[str] = mapped_column(String(128), default="", index=True)
+    assisting_departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    extension_days: Mapped[int] = mapped_column(Integer, default=0)
+    requested_extension_days: Mapped[int] = mapped_column(Integer, default=0)
+    # 0 nothing, 1 urged (near the deadline), 2 escalated (overdue): supervision's progress.
+    supervision_level: Mapped[int] = mapped_column(Integer, default=0)
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    reply: Mapped[str] = mapped_column(Text, default="")
+    satisfaction: Mapped[str] = mapped_column(String(24), default="")
+    resolved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    merged_into: Mapped[str] = mapped_column(String(20), default="")
+
+    # Open311 intake: the service chosen and what came with the request.
+    service_code: Mapped[str] = mapped_column(String(32), default="", index=True)
+    token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    media_url: Mapped[str] = mapped_column(String(1024), default="")
+    device_id: Mapped[str] = mapped_column(String(128), default="")
+    account_id: Mapped[str] = mapped_column(String(128), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    history: Mapped[list[WorkOrderEventRow]] = relationship(
+        back_populates="work_order",
+        order_by="WorkOrderEventRow.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class WorkOrderEventRow(Base):
+    """One line of a work order's history: who did what, when, and from which state."""
+
+    __tablename__ = "work_order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(24))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(24), default="")
+    to_state: Mapped[str] = mapped_column(String(24), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    work_order: Mapped[WorkOrderRow] = relationship(back_populates="history")
+
+
+class WorkOrderCounter(Base):
+    """Per-day sequence behind the human-friendly numbers (``YYYYMMDD`` + 6 digits)."""
+
+    __tablename__ = "work_order_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+TABLES = [WorkOrderRow.__table__, WorkOrderEventRow.__table__, WorkOrderCounter.__table__]

@@ -1,0 +1,319 @@
+"""The work-order service: every action of the closed loop, stored in SQL with its history.
+
+Each action loads the order under a row lock, checks the actor's role (a department acts only
+on orders it leads), moves the state machine, and appends who did what, when, to the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from workorders.dispatch import CATEGORIES
+from workorders.errors import IllegalTransition, InvalidInput, NotFound
+from workorders.models import WorkOrderRow
+from workorders.orders import (
+    CHANNELS,
+    SYSTEM,
+    Actor,
+    NewWorkOrder,
+    Satisfaction,
+    WorkOrder,
+    snapshot,
+)
+from workorders.states import CLOSED, LABELS_ZH, SUPERVISED, TERMINAL, Action, State
+from workorders.store import WorkOrderStore, authorize
+
+log = logging.getLogger(__name__)
+
+EDITABLE = frozenset(
+    {"category", "subject", "description", "caller_name", "caller_phone", "confidential",
+     "location_text", "lat", "long", "urgent", "lead_department", "assisting_departments"}
+)  # fmt: skip
+DESCRIPTION_LIMIT = 4000
+
+
+class WorkOrderService(WorkOrderStore):
+    """Every action of the closed loop; role checks and history come from the store."""
+
+    # -- intake -------------------------------------------------------------------------
+    async def create(
+        self, new: NewWorkOrder, actor: Actor, *, issue_token: bool = False
+    ) -> WorkOrder:
+        """Register a request; blanks (category, subject, place, department) are suggested."""
+        authorize(actor, "create")
+        new = self._completed(new)
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            row = WorkOrderRow(
+                number=await self._next_number(session, now),
+                state=State.REGISTERED.value,
+                created_at=now,
+                updated_at=now,
+                token=secrets.token_hex(8) if issue_token else None,
+                **{k: v for k, v in new.__dict__.items() if k not in ("assisting_departments",)},
+                assisting_departments=list(new.assisting_departments),
+            )
+            row.attributes = dict(new.attributes)
+            row.history = [self._event(actor, "create", "", State.REGISTERED, new.channel, now)]
+            session.add(row)
+            await session.flush()
+            log.info("work order %s registered from %s by %s", row.number, new.channel, actor.name)
+            return snapshot(row)
+
+    async def draft_from_call(
+        self,
+        caller_phone: str,
+        started_at: datetime,
+        transcript_text: str,
+        recording_path: str,
+        call_id: str,
+    ) -> WorkOrder:
+        """Draft the work order of an answered call from its transcript, for the operator."""
+        new = NewWorkOrder(
+            channel="phone",
+            caller_phone=caller_phone,
+            transcript=transcript_text,
+            description=transcript_text[:DESCRIPTION_LIMIT],
+            recording_path=recording_path,
+            call_id=call_id,
+        )
+        order = await self.create(new, replace(SYSTEM, name="call-drafter"))
+        log.info("call %s from %s (at %s) drafted as %s", call_id, caller_phone,
+                 started_at.isoformat(), order.number)  # fmt: skip
+        return order
+
+    def _completed(self, new: NewWorkOrder) -> NewWorkOrder:
+        if new.channel not in CHANNELS:
+            raise InvalidInput(f"unknown channel {new.channel!r}; one of {', '.join(CHANNELS)}")
+        if new.category and new.category not in CATEGORIES:
+            known = ", ".join(CATEGORIES)
+            raise InvalidInput(f"unknown category {new.category!r}; one of {known}")
+        if len(new.description) > DESCRIPTION_LIMIT:
+            raise InvalidInput(f"description longer than {DESCRIPTION_LIMIT} characters")
+        texts = (new.subject, new.description, new.transcript, new.location_text)
+        hint = self.rules.suggest(" ".join(filter(None, texts)))
+        return replace(
+            new,
+            category=new.category or hint.category,
+            subject=(new.subject or hint.subject)[:128],
+            location_text=new.location_text or hint.location,
+            urgent=new.urgent or hint.urgent,
+            lead_department=new.lead_department or (hint.lead_department or ""),
+            assisting_departments=new.assisting_departments or hint.assisting_departments,
+        )
+
+    async def status_for_phone_lookup(self, number: str) -> str | None:
+        """A short speakable status for IVR 3 + number + #; None for an unknown number."""
+        number = number.strip()
+        if not number.isdigit():
+            return None
+        try:
+            order = await self.get(number)
+        except NotFound:
+            return None
+        text = LABELS_ZH[order.state]
+        if order.state is State.MERGED and order.merged_into:
+            text += f"，并入工单{order.merged_into}"
+        if order.due_at is not None and order.state not in (State.REPLIED, *CLOSED):
+            text += f"，期限{self.limits.format_day(order.due_at)}"
+        return text
+
+    # -- the centre -------------------------------------------------------------------------
+    async def update(
+        self, number: str, actor: Actor, changes: Mapping[str, Any], note: str = ""
+    ) -> WorkOrder:
+        """Correct a draft or an open order; only :data:`EDITABLE` fields, no state change."""
+        unknown = sorted(set(changes) - EDITABLE)
+        if unknown:
+            raise InvalidInput(f"fields not editable: {', '.join(unknown)}")
+        if "category" in changes and changes["category"] not in CATEGORIES:
+            raise InvalidInput(f"unknown category {changes['category']!r}")
+        if len(str(changes.get("description", ""))) > DESCRIPTION_LIMIT:
+            raise InvalidInput(f"description longer than {DESCRIPTION_LIMIT} characters")
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if State(row.state) in TERMINAL:
+                raise IllegalTransition("update", row.state)
+            for name, value in changes.items():
+                setattr(row, name, list(value) if name == "assisting_departments" else value)
+
+        note = note or "changed " + ", ".join(sorted(changes))
+        return await self._act(number, actor, "update", note, change)
+
+    async def answer(self, number: str, actor: Actor, answer: str) -> WorkOrder:
+        """Answered directly by the operator (from the knowledge base): resolved at once."""
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.reply = answer
+
+        return await self._act(number, actor, Action.ANSWER, answer, change)
+
+    async def dispatch(
+        self,
+        number: str,
+        actor: Actor,
+        *,
+        lead_department: str = "",
+        assisting: Sequence[str] | None = None,
+        note: str = "",
+    ) -> WorkOrder:
+        """Send to a lead department (default: the suggested one); the time limit starts now."""
+        return await self._send(number, actor, Action.DISPATCH, lead_department, assisting, note)
+
+    async def reassign(
+        self,
+        number: str,
+        actor: Actor,
+        *,
+        lead_department: str,
+        assisting: Sequence[str] | None = None,
+        note: str = "",
+    ) -> WorkOrder:
+        """Dispatch a returned order again, to the department that is in charge after all."""
+        return await self._send(number, actor, Action.REASSIGN, lead_department, assisting, note)
+
+    async def _send(
+        self, number: str, actor: Actor, action: Action, lead: str,
+        assisting: Sequence[str] | None, note: str,
+    ) -> WorkOrder:  # fmt: skip
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.lead_department = lead or row.lead_department
+            if not row.lead_department:
+                raise InvalidInput("a lead department is needed to dispatch")
+            if assisting is not None:
+                row.assisting_departments = [d for d in assisting if d != row.lead_department]
+            row.dispatched_at = now
+            row.due_at = self.limits.due_for(now, row.category, row.urgent)
+            row.supervision_level = 0
+
+        return await self._act(number, actor, action, note or lead, change)
+
+    async def review(self, number: str, actor: Actor, *, passed: bool, note: str = "") -> WorkOrder:
+        """Check a department's reply: passed closes it, otherwise it goes back to handling."""
+        return await self._act(
+            number, actor, Action.REVIEW if passed else Action.REJECT_REPLY, note
+        )
+
+    async def record_revisit(
+        self,
+        number: str,
+        actor: Actor,
+        *,
+        satisfaction: Satisfaction,
+        resolved: bool,
+        note: str = "",
+    ) -> WorkOrder:
+        """Store the revisit's result; a dissatisfied citizen sends the order back for rework."""
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.satisfaction, row.resolved = satisfaction.value, resolved
+
+        order = await self._act(number, actor, Action.REVISIT, note or satisfaction, change)
+        if satisfaction is Satisfaction.DISSATISFIED and order.lead_department:
+            order = await self.rework(number, actor, note=f"dissatisfied revisit: {note}")
+        return order
+
+    async def rework(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        """Back to the lead department with a fresh time limit (重办)."""
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.rework_count += 1
+            row.dispatched_at = now
+            row.due_at = self.limits.due_for(now, row.category, row.urgent)
+            row.supervision_level = 0
+            row.reply = ""
+
+        return await self._act(number, actor, Action.REWORK, note, change)
+
+    async def archive(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        return await self._act(number, actor, Action.ARCHIVE, note)
+
+    async def merge(self, duplicate: str, into: str, actor: Actor, note: str = "") -> WorkOrder:
+        """Merge a duplicate request into the order handling the same matter (并单)."""
+        if duplicate == into:
+            raise InvalidInput("a work order cannot be merged into itself")
+        target = await self.get(into)
+        if target.state in TERMINAL:
+            raise IllegalTransition("merge into", target.state.value)
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.merged_into = into
+
+        merged = await self._act(duplicate, actor, Action.MERGE, note or f"into {into}", change)
+        await self._act(into, actor, "merged", f"{duplicate} merged in: {note}".strip(": "))
+        return merged
+
+    # -- departments ------------------------------------------------------------------------
+    async def sign(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        return await self._act(number, actor, Action.SIGN, note)
+
+    async def return_order(self, number: str, actor: Actor, reason: str) -> WorkOrder:
+        """A department sends back a misrouted order, within the return window, with a reason."""
+        if not reason.strip():
+            raise InvalidInput("a returned work order needs a reason")
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if row.dispatched_at and not self.limits.may_return(row.dispatched_at, now):
+                days = self.limits.return_window_days
+                raise InvalidInput(f"the return window of {days} working days has passed")
+
+        return await self._act(number, actor, Action.RETURN, reason, change)
+
+    async def start(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        return await self._act(number, actor, Action.START, note)
+
+    async def request_extension(
+        self, number: str, actor: Actor, *, days: int, reason: str
+    ) -> WorkOrder:
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if row.due_at is None:
+                raise InvalidInput("the work order has no time limit to extend")
+            self.limits.extend(row.due_at, days, row.extension_days)  # refuses past the ceiling
+            row.requested_extension_days = days
+
+        return await self._act(number, actor, Action.REQUEST_EXTENSION, f"{days}: {reason}", change)
+
+    async def approve_extension(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            assert row.due_at is not None  # checked when the extension was requested
+            days = row.requested_extension_days
+            row.due_at = self.limits.extend(row.due_at, days, row.extension_days)
+            row.extension_days += days
+            row.requested_extension_days = 0
+            row.supervision_level = 0
+
+        return await self._act(number, actor, Action.APPROVE_EXTENSION, note, change)
+
+    async def refuse_extension(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.requested_extension_days = 0
+
+        return await self._act(number, actor, Action.REFUSE_EXTENSION, note, change)
+
+    async def reply(self, number: str, actor: Actor, text: str) -> WorkOrder:
+        """The department's handling result (办结反馈)."""
+        if not text.strip():
+            raise InvalidInput("a reply needs the handling result")
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.reply = text
+
+        return await self._act(number, actor, Action.REPLY, text, change)
+
+    # -- supervision ------------------------------------------------------------------------
+    async def supervise_one(self, number: str, actor: Actor, level: int, note: str) -> WorkOrder:
+        """Urge (level 1) or escalate (level 2) one order; written to its history."""
+        authorize(actor, "supervise")
+        action = "urge" if level == 1 else "escalate"
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if State(row.state) not in SUPERVISED:
+                raise IllegalTransition(action, row.state)
+            row.supervision_level = max(row.supervision_level, level)
+
+        return await self._act(number, actor, action, note, change)
