@@ -1,0 +1,147 @@
+"""Seat states as pure rules: which event moves a seat from which state to which.
+
+The ACD in Redis (:mod:`queueing.acd`) enforces the same table inside its Lua scripts: it
+passes :func:`allowed_from` and the target state of each event, so the rules live here once.
+
+::
+
+    logged_out --login--> available --offer--> ringing --answer--> on_call --hangup--> wrap_up
+        ^                  |   ^                 |  |                                    |
+        +------logout------+   +--ring_cancel----+  +--no_answer (RONA)--> paused        |
+                           +--pause--> paused --resume--> available <--wrap_up_done-----+
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class SeatState(StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class SeatEvent(StrEnum):
+    LOGIN = "login"
+    LOGOUT = "logout"
+    PAUSE = "pause"
+    RESUME = "resume"
+    OFFER = "offer"  # the ACD chose this seat: its phone rings
+    ANSWER = "answer"
+    NO_ANSWER = "no_answer"  # RONA: ring timeout, or the phone refused
+    RING_CANCEL = "ring_cancel"  # the caller hung up while the seat rang
+    HANGUP = "hangup"
+    WRAP_UP_DONE = "wrap_up_done"  # timer expired, or the operator ended it early
+    UNREGISTERED = "unregistered"  # the softphone's contact went away (AMI ContactStatus)
+
+
+S, E = SeatState, SeatEvent
+
+#: event -> (states it may start from, state it leads to)
+TRANSITIONS: dict[SeatEvent, tuple[frozenset[SeatState], SeatState]] = {
+    E.LOGIN: (frozenset({S.LOGGED_OUT}), S.AVAILABLE),
+    E.LOGOUT: (frozenset({S.AVAILABLE, S.PAUSED, S.WRAP_UP, S.LOGGED_OUT}), S.LOGGED_OUT),
+    E.PAUSE: (frozenset({S.AVAILABLE, S.WRAP_UP, S.PAUSED}), S.PAUSED),
+    E.RESUME: (frozenset({S.PAUSED}), S.AVAILABLE),
+    E.OFFER: (frozenset({S.AVAILABLE}), S.RINGING),
+    E.ANSWER: (frozenset({S.RINGING}), S.ON_CALL),
+    E.NO_ANSWER: (frozenset({S.RINGING}), S.PAUSED),
+    E.RING_CANCEL: (frozenset({S.RINGING}), S.AVAILABLE),
+    E.HANGUP: (frozenset({S.ON_CALL}), S.WRAP_UP),
+    E.WRAP_UP_DONE: (frozenset({S.WRAP_UP}), S.AVAILABLE),
+    E.UNREGISTERED: (frozenset({S.AVAILABLE, S.RINGING, S.WRAP_UP, S.PAUSED}), S.PAUSED),
+}
+
+#: pause reasons the system itself sets
+NO_ANSWER_REASON = "no-answer"
+UNREGISTERED_REASON = "unregistered"
+#: reasons an operator may give (feature code *23<n> picks by index); any code matching
+#: ``REASON_PATTERN`` is accepted, these are the ones the web and IVR offer
+PAUSE_REASONS: tuple[str, ...] = ("break", "lunch", "meeting", "training", "coaching", "other")
+REASON_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class SeatStateError(ValueError):
+    """A seat event not allowed in the seat's current state (stable ``code`` for the web)."""
+
+    code = "seat_state"
+
+    def __init__(self, extension: str, state: SeatState | str, event: SeatEvent | str) -> None:
+        super().__init__(f"seat {extension}: cannot {event} while {state}")
+        self.extension, self.state, self.event = extension, str(state), str(event)
+
+
+def allowed_from(event: SeatEvent) -> frozenset[SeatState]:
+    return TRANSITIONS[event][0]
+
+
+def target(event: SeatEvent) -> SeatState:
+    return TRANSITIONS[event][1]
+
+
+def next_state(extension: str, state: SeatState, event: SeatEvent) -> SeatState:
+    sources, to = TRANSITIONS[event]
+    if state not in sources:
+        raise SeatStateError(extension, state, event)
+    return to
+
+
+def check_reason(reason: str) -> str:
+    if not REASON_PATTERN.match(reason):
+        raise ValueError(f"pause reason {reason!r}: lower case code such as 'break' or 'lunch'")
+    return reason
+
+
+@dataclass(frozen=True)
+class SeatStatus:
+    """One seat's state at a moment. Times are epoch seconds."""
+
+    extension: str
+    state: SeatState = SeatState.LOGGED_OUT
+    since: float = 0.0
+    reason: str = ""  # pause reason code
+    call_id: str = ""  # the call ringing or connected at this seat
+    idle_since: float = 0.0  # "longest idle" orders available seats by this
+    ring_until: float = 0.0  # RONA deadline while ringing
+    wrap_until: float = 0.0  # end of wrap-up
+
+    def apply(
+        self,
+        event: SeatEvent,
+        now: float,
+        *,
+        reason: str = "",
+        call_id: str = "",
+        ring_timeout_s: float = 15.0,
+        wrap_up_s: float = 0.0,
+    ) -> SeatStatus:
+        """The pure model of one transition, with the timers it starts."""
+        to = next_state(self.extension, self.state, event)
+        if event is E.PAUSE:
+            reason = check_reason(reason)
+        elif event is E.NO_ANSWER:
+            reason = NO_ANSWER_REASON
+        elif event is E.UNREGISTERED:
+            reason = UNREGISTERED_REASON
+        base = replace(self, state=to, since=now, reason=reason if to is S.PAUSED else "")
+        if event is E.OFFER:
+            return replace(base, call_id=call_id, ring_until=now + ring_timeout_s)
+        if event is E.ANSWER:
+            return replace(base, ring_until=0.0)
+        if event is E.HANGUP:
+            if wrap_up_s <= 0:
+                return replace(base, state=S.AVAILABLE, call_id="", idle_since=now)
+            return replace(base, call_id="", wrap_until=now + wrap_up_s)
+        if event is E.RING_CANCEL:
+            # The seat did not take a call: it keeps its place among idle seats.
+            return replace(base, call_id="", ring_until=0.0)
+        if to is S.AVAILABLE:
+            idle = self.wrap_until if event is E.WRAP_UP_DONE and self.wrap_until else now
+            return replace(base, call_id="", idle_since=min(idle, now), wrap_until=0.0)
+        return replace(base, call_id="", ring_until=0.0, wrap_until=0.0)

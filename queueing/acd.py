@@ -1,0 +1,454 @@
+"""The skills-based ACD, shared by every engine process through one Redis.
+
+Every decision that two engines could race on — which caller, which seat, a seat's state
+change — runs as one Lua script (``queueing/lua/*.lua``, loaded with ``register_script`` and
+called by EVALSHA), so one seat never gets two calls and one call never goes to two seats.
+
+Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
+
+=============================  ============================================================
+``epoch``                      set by seat registration; missing = Redis lost its data
+``skills`` / ``seats``         SETs of declared skills and registered seat extensions
+``seat:<ext>``                 HASH: state, reason, since, idle, call, ring_until,
+                               wrap_until, langs, skills ("report:1 ..."), ring_ms, wrap_ms,
+                               ``w:<skill>`` wrap-up per skill, name, retired
+``avail``                      ZSET available seats -> idle since (longest idle first)
+``availlang:<lang>``           ZSET the same, per language
+``avail:<skill>:<lang>:<lv>``  ZSET the same, per skill, language and level
+``staff:<skill>``              SET logged-in seats holding the skill (estimated wait)
+``ringing`` / ``wrapup``       ZSET seat -> RONA deadline / end of wrap-up
+``q:<skill>``                  ZSET waiting calls -> (9 - priority) * 1e12 + arrival seq
+``qt:<skill>``                 ZSET waiting calls -> enqueued at (longest wait)
+``queues``                     SET skills with someone waiting
+``call:<id>``                  HASH: skill, lang, prio, caller, enq, seq, score, kind,
+                               state (waiting|offered|connected), seat, offered_at, ...
+``callbacks``                  SET calls converted to callbacks
+``seq``                        arrival counter (FIFO across engines)
+``aht``                        HASH skill -> moving average handling time (talk + wrap-up)
+``events``                     STREAM of queue events (see :mod:`queueing.events`)
+=============================  ============================================================
+
+After a Redis restart (this Redis keeps nothing on disk) ``epoch`` is gone: the next script
+call fails with ``HOTLINE_NOT_REGISTERED``, the Acd re-registers its seats (all logged out:
+operators log in again) and retries once. Waiting calls are lost with Redis; ``enqueue`` is
+idempotent, so the engine re-enqueues the callers it still holds when ``position`` says None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from agents.seats import SeatsFile
+from agents.states import (
+    NO_ANSWER_REASON,
+    UNREGISTERED_REASON,
+    SeatEvent,
+    SeatState,
+    SeatStateError,
+    SeatStatus,
+    allowed_from,
+    check_reason,
+    target,
+)
+from queueing.models import (
+    AcdSnapshot,
+    AcdError,
+    Assignment,
+    CallKind,
+    CallStateError,
+    LoginRefused,
+    QueueStats,
+    Released,
+    Requeued,
+    UnknownSeat,
+    UnknownSkill,
+    WaitingCall,
+)
+from queueing.rules import PRIORITY_MAX, RoutingRules, estimated_wait_s
+
+log = logging.getLogger(__name__)
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+_SCRIPTS = ("enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+class Acd:
+    def __init__(
+        self,
+        redis: Redis,
+        seats: SeatsFile,
+        *,
+        prefix: str = "hotline:acd:",
+        rules: RoutingRules | None = None,
+        timeout_s: float = 5.0,
+        scan: int = 32,
+        aht_alpha: float = 0.1,
+    ) -> None:
+        self.redis, self.seats, self.prefix = redis, seats, prefix
+        self.rules = rules or RoutingRules()
+        self.timeout_s, self.scan, self.aht_alpha = timeout_s, scan, aht_alpha
+        self._rules_json = self.rules.to_json()
+        common = (LUA_DIR / "common.lua").read_text(encoding="utf-8")
+        self._scripts = {
+            name: redis.register_script(
+                common + "\n" + (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+            )
+            for name in _SCRIPTS
+        }
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _run(self, name: str, *args: Any) -> Any:
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    return await self._scripts[name](args=[self.prefix, *args])
+            except ResponseError as exc:
+                text = str(exc)
+                if "HOTLINE_NOT_REGISTERED" in text and attempt == 1:
+                    log.warning("ACD state missing in Redis (restart?): re-registering seats")
+                    await self.register_seats()
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _now(now: float | None) -> float:
+        return time.time() if now is None else now
+
+    # -- seats --------------------------------------------------------------------------
+    async def register_seats(
+        self, seats: SeatsFile | None = None, now: float | None = None
+    ) -> tuple[int, int, int]:
+        """(Re-)declare skills and seats; idempotent. Returns (added, updated, removed)."""
+        if seats is not None:
+            self.seats = seats
+        payload = [
+            {
+                "ext": seat.extension,
+                "name": seat.name,
+                "langs": " ".join(seat.languages),
+                "skills": " ".join(f"{skill}:{level}" for skill, level in seat.skills),
+                "ring_ms": _ms(self.seats.ring_timeout_for(seat)),
+                "wrap_ms": _ms(self.seats.wrap_up_for(seat, None)),
+                "wraps": {
+                    skill: _ms(self.seats.wrap_up_for(seat, skill)) for skill, _ in seat.skills
+                },
+            }
+            for seat in self.seats.seats
+        ]
+        skills = [skill.name for skill in self.seats.skills]
+        async with asyncio.timeout(self.timeout_s):
+            added, updated, removed = await self._scripts["register"](
+                args=[
+                    self.prefix,
+                    _ms(self._now(now)),
+                    str(time.time_ns()),
+                    json.dumps(payload),
+                    json.dumps(skills),
+                ]
+            )
+        log.info("seats registered: %s added, %s updated, %s removed", added, updated, removed)
+        return int(added), int(updated), int(removed)
+
+    async def _transition(
+        self, extension: str, event: SeatEvent, now: float | None, reason: str = ""
+    ) -> SeatState:
+        try:
+            old = await self._run(
+                "seat",
+                extension,
+                event.value,
+                " ".join(sorted(allowed_from(event))),
+                target(event).value,
+                _ms(self._now(now)),
+                reason,
+            )
+        except ResponseError as exc:
+            text = str(exc)
+            if "HOTLINE_SEAT_STATE" in text:
+                raise SeatStateError(extension, text.split()[-1], event) from exc
+            if "HOTLINE_NO_SEAT" in text:
+                raise UnknownSeat(f"no seat {extension}") from exc
+            raise
+        log.info("seat %s: %s (%s -> %s) %s", extension, event, _s(old), target(event), reason)
+        return SeatState(_s(old))
+
+    async def login(self, extension: str, pin: str, now: float | None = None) -> None:
+        """Log a seat in with its PIN; a wrong PIN is refused and logged."""
+        try:
+            seat = self.seats.seat(extension)
+        except KeyError:
+            raise UnknownSeat(f"no seat {extension}") from None
+        if not await asyncio.to_thread(seat.check_pin, pin):
+            log.warning("seat %s: login refused (wrong PIN)", extension)
+            raise LoginRefused(f"seat {extension}: wrong PIN")
+        await self._transition(extension, SeatEvent.LOGIN, now)
+
+    async def logout(self, extension: str, now: float | None = None) -> None:
+        await self._transition(extension, SeatEvent.LOGOUT, now)
+
+    async def pause(self, extension: str, reason: str, now: float | None = None) -> None:
+        await self._transition(extension, SeatEvent.PAUSE, now, check_reason(reason))
+
+    async def resume(self, extension: str, now: float | None = None) -> None:
+        await self._transition(extension, SeatEvent.RESUME, now)
+
+    async def end_wrap_up(self, extension: str, now: float | None = None) -> None:
+        """The operator finished the after-call work before the timer ran out."""
+        await self._transition(extension, SeatEvent.WRAP_UP_DONE, now)
+
+    async def unregistered(self, extension: str, now: float | None = None) -> Requeued | None:
+        """The softphone's contact went away (AMI ContactStatus): pause the seat; a call
+        ringing there goes back to the head of its queue. Logged-out or on-call: no change."""
+        status = await self.seat(extension)
+        if status.state is SeatState.RINGING:
+            requeued = await self.requeue_head(status.call_id, now, reason=UNREGISTERED_REASON)
+            if requeued is not None:
+                return requeued
+        if status.state in allowed_from(SeatEvent.UNREGISTERED) - {SeatState.RINGING}:
+            await self._transition(extension, SeatEvent.UNREGISTERED, now, UNREGISTERED_REASON)
+        return None
+
+    async def registered(self, extension: str, now: float | None = None) -> None:
+        """The softphone registered again: a seat paused only for that becomes available."""
+        status = await self.seat(extension)
+        if status.state is SeatState.PAUSED and status.reason == UNREGISTERED_REASON:
+            await self._transition(extension, SeatEvent.RESUME, now)
+
+    async def seat(self, extension: str) -> SeatStatus:
+        async with asyncio.timeout(self.timeout_s):
+            raw = await self.redis.hgetall(f"{self.prefix}seat:{extension}")
+        if not raw:
+            raise UnknownSeat(f"no seat {extension}")
+        return _seat_status(extension, {_s(k): _s(v) for k, v in raw.items()})
+
+    # -- calls --------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        call_id: str,
+        skill: str,
+        *,
+        caller: str = "",
+        language: str = "zh",
+        priority: int = 0,
+        now: float | None = None,
+    ) -> int:
+        """Put a caller in the skill's queue (idempotent); returns the position, 1 = next."""
+        if not 0 <= priority <= PRIORITY_MAX:
+            raise ValueError(f"priority {priority} outside 0-{PRIORITY_MAX}")
+        try:
+            position = await self._run(
+                "enqueue",
+                call_id,
+                skill,
+                language,
+                priority,
+                caller,
+                _ms(self._now(now)),
+                CallKind.VOICE.value,
+            )
+        except ResponseError as exc:
+            if "HOTLINE_UNKNOWN_SKILL" in str(exc):
+                raise UnknownSkill(f"no skill {skill}") from exc
+            raise
+        log.info("call %s from %s queued for %s at %s", call_id, caller, skill, position)
+        return int(position)
+
+    async def waiting_call(self, call_id: str) -> WaitingCall | None:
+        async with asyncio.timeout(self.timeout_s):
+            raw = await self.redis.hgetall(f"{self.prefix}call:{call_id}")
+            if not raw:
+                return None
+            c = {_s(k): _s(v) for k, v in raw.items()}
+            if c["state"] != "waiting":
+                return None
+            rank = await self.redis.zrank(f"{self.prefix}q:{c['skill']}", call_id)
+        if rank is None:
+            return None
+        return WaitingCall(
+            call_id=call_id,
+            skill=c["skill"],
+            caller=c["caller"],
+            language=c["lang"],
+            priority=int(c["prio"]),
+            enqueued_at=int(c["enq"]) / 1000,
+            kind=CallKind(c["kind"]),
+            position=rank + 1,
+        )
+
+    async def position(self, call_id: str) -> int | None:
+        """1 = next; None if the call is not waiting (offered, connected, gone, or lost)."""
+        call = await self.waiting_call(call_id)
+        return call.position if call else None
+
+    async def estimated_wait(self, call_id: str) -> float | None:
+        """Seconds the caller may still wait (``inf`` if nobody holding the skill is in)."""
+        call = await self.waiting_call(call_id)
+        if call is None:
+            return None
+        async with asyncio.timeout(self.timeout_s):
+            staffed = await self.redis.scard(f"{self.prefix}staff:{call.skill}")
+            aht = await self.redis.hget(f"{self.prefix}aht", call.skill)
+        aht_s = int(float(_s(aht))) / 1000 if aht else self.rules.default_aht_s
+        return estimated_wait_s(call.position, staffed, aht_s)
+
+    async def to_callback(self, call_id: str, number: str, now: float | None = None) -> int:
+        """The caller pressed 1 for a callback: keep the place, ring a seat first later.
+        Returns the kept position; raises CallStateError if the call is not waiting."""
+        position = int(await self._run("callback", call_id, number, _ms(self._now(now))))
+        if not position:
+            raise CallStateError(f"call {call_id} is not waiting")
+        log.info("call %s converted to callback to %s at %s", call_id, number, position)
+        return position
+
+    async def dispatch_once(self, now: float | None = None, limit: int = 1000) -> list[Assignment]:
+        """One atomic routing step: match as many waiting callers to seats as possible.
+        Each assigned seat is ringing; the engine rings it and calls :meth:`answered`."""
+        rows = await self._run("dispatch", _ms(self._now(now)), limit, self.scan, self._rules_json)
+        out = [
+            Assignment(
+                call_id=_s(r[0]),
+                seat=_s(r[1]),
+                skill=_s(r[2]),
+                language=_s(r[3]),
+                caller=_s(r[4]),
+                priority=int(r[5]),
+                kind=CallKind(_s(r[6])),
+                waited_s=int(r[7]) / 1000,
+                relax_step=int(r[8]),
+                level=int(r[9]),
+                ring_until=int(r[10]) / 1000,
+            )
+            for r in rows
+        ]
+        for a in out:
+            log.info("call %s from %s -> seat %s (%s, waited %.1fs, relax step %s)",
+                     a.call_id, a.caller, a.seat, a.skill, a.waited_s, a.relax_step)  # fmt: skip
+        return out
+
+    async def answered(self, call_id: str, now: float | None = None) -> str:
+        """The ringing seat answered; returns the seat. CallStateError if no longer offered."""
+        try:
+            seat, _waited = await self._run("answer", call_id, _ms(self._now(now)))
+        except ResponseError as exc:
+            if "HOTLINE_CALL_STATE" in str(exc) or "HOTLINE_SEAT_STATE" in str(exc):
+                raise CallStateError(f"call {call_id}: {exc}") from exc
+            raise
+        return _s(seat)
+
+    async def hangup(self, call_id: str, now: float | None = None) -> Released:
+        """The caller's channel is gone, or the conversation ended: abandoned while waiting
+        or ringing (the ringing seat is released at once), completed once connected (the
+        seat enters its wrap-up). Also cancels a callback."""
+        outcome, seat, duration = await self._run(
+            "release", call_id, _ms(self._now(now)), str(self.aht_alpha)
+        )
+        released = Released(call_id, _s(outcome), _s(seat), int(duration) / 1000)
+        log.info("call %s %s (seat %s, %.1fs)", call_id, released.outcome, released.seat,
+                 released.duration_s)  # fmt: skip
+        return released
+
+    cancel = hangup
+
+    async def requeue_head(
+        self, call_id: str, now: float | None = None, reason: str = NO_ANSWER_REASON
+    ) -> Requeued | None:
+        """RONA, a refused or failed ring, or the seat unregistered mid-ring: the call goes
+        back to its place at the head of its queue; the seat is paused with ``reason``."""
+        rows = await self._run("requeue", call_id, _ms(self._now(now)), check_reason(reason))
+        if not rows:
+            return None
+        log.warning("call %s back to queue head; seat %s paused %s", call_id, _s(rows[1]), reason)
+        return Requeued(call_id, _s(rows[1]))
+
+    async def expire_rings(self, now: float | None = None) -> list[Requeued]:
+        """Apply RONA to every seat ringing past its ring timeout."""
+        rows = await self._run("requeue", "", _ms(self._now(now)), NO_ANSWER_REASON)
+        out = [Requeued(_s(rows[i]), _s(rows[i + 1])) for i in range(0, len(rows), 2)]
+        for r in out:
+            log.warning("call %s: seat %s did not answer (RONA), paused", r.call_id, r.seat)
+        return out
+
+    # -- statistics ---------------------------------------------------------------------
+    async def snapshot(self, now: float | None = None) -> AcdSnapshot:
+        now_s = self._now(now)
+        p = self.prefix
+        skills = [s.name for s in self.seats.skills]
+        async with asyncio.timeout(self.timeout_s):
+            extensions = sorted(_s(e) for e in await self.redis.smembers(f"{p}seats"))
+            pipe = self.redis.pipeline(transaction=False)
+            for skill in skills:
+                pipe.zcard(f"{p}q:{skill}")
+                pipe.zrange(f"{p}qt:{skill}", 0, 0, withscores=True)
+                pipe.smembers(f"{p}staff:{skill}")
+                pipe.hget(f"{p}aht", skill)
+            pipe.smembers(f"{p}callbacks")
+            for ext in extensions:
+                pipe.hgetall(f"{p}seat:{ext}")
+            results = await pipe.execute()
+            callbacks = {_s(c) for c in results[4 * len(skills)]}
+            cb_pipe = self.redis.pipeline(transaction=False)
+            for call_id in sorted(callbacks):
+                cb_pipe.hget(f"{p}call:{call_id}", "skill")
+            cb_skills = Counter(_s(s) for s in await cb_pipe.execute() if s)
+        seats = tuple(
+            _seat_status(ext, {_s(k): _s(v) for k, v in raw.items()})
+            for ext, raw in zip(extensions, results[4 * len(skills) + 1 :], strict=True)
+            if raw
+        )
+        available = {s.extension for s in seats if s.state is SeatState.AVAILABLE}
+        queues = []
+        for i, skill in enumerate(skills):
+            waiting, oldest, staff, aht = results[4 * i : 4 * i + 4]
+            queues.append(
+                QueueStats(
+                    skill=skill,
+                    waiting=int(waiting),
+                    callbacks=cb_skills.get(skill, 0),
+                    longest_wait_s=max(0.0, now_s - oldest[0][1] / 1000) if oldest else 0.0,
+                    staffed=len(staff),
+                    available=len({_s(e) for e in staff} & available),
+                    aht_s=float(_s(aht)) / 1000 if aht else self.rules.default_aht_s,
+                )
+            )
+        return AcdSnapshot(
+            at=now_s,
+            queues=tuple(queues),
+            seats=seats,
+            seats_by_state=dict(Counter(s.state.value for s in seats)),
+        )
+
+
+def _seat_status(extension: str, h: dict[str, str]) -> SeatStatus:
+    def seconds(name: str) -> float:
+        return float(h.get(name) or 0) / 1000
+
+    return SeatStatus(
+        extension=extension,
+        state=SeatState(h.get("state", "logged_out")),
+        since=seconds("since"),
+        reason=h.get("reason", ""),
+        call_id=h.get("call", ""),
+        idle_since=seconds("idle"),
+        ring_until=seconds("ring_until"),
+        wrap_until=seconds("wrap_until"),
+    )
+
+
+__all__ = ["Acd", "AcdError"]

@@ -1,0 +1,94 @@
+-- Shared helpers, prepended to every ACD script. ARGV[1] is always the key prefix.
+-- Key layout: see queueing/acd.py. Times are epoch milliseconds.
+local P = ARGV[1]
+local EVENTS_MAXLEN = 100000
+
+local function require_registered()
+  if redis.call('EXISTS', P .. 'epoch') == 0 then
+    return redis.error_reply('HOTLINE_NOT_REGISTERED seats are not registered in this Redis')
+  end
+  return nil
+end
+
+local function event(now, kind, call, seat, skill, data)
+  redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
+    'ts', now, 'call', call or '', 'seat', seat or '', 'skill', skill or '', 'data', data or '')
+end
+
+-- Every index a seat is in while available: all, per language, per skill+language+level.
+local function seat_indexes(ext)
+  local f = redis.call('HMGET', P .. 'seat:' .. ext, 'langs', 'skills')
+  local keys = {P .. 'avail'}
+  for lang in string.gmatch(f[1] or '', '%S+') do
+    keys[#keys + 1] = P .. 'availlang:' .. lang
+    for skill, lvl in string.gmatch(f[2] or '', '([^%s:]+):(%d+)') do
+      keys[#keys + 1] = P .. 'avail:' .. skill .. ':' .. lang .. ':' .. lvl
+    end
+  end
+  return keys
+end
+
+local function seat_skills(ext)
+  local skills = {}
+  local s = redis.call('HGET', P .. 'seat:' .. ext, 'skills') or ''
+  for skill in string.gmatch(s, '([^%s:]+):%d+') do skills[#skills + 1] = skill end
+  return skills
+end
+
+local function index_add(ext, idle)
+  for _, key in ipairs(seat_indexes(ext)) do redis.call('ZADD', key, idle, ext) end
+end
+
+local function index_rem(ext)
+  for _, key in ipairs(seat_indexes(ext)) do redis.call('ZREM', key, ext) end
+end
+
+-- Move a seat to `state`; keeps the available indexes, the timers and the staffed sets right.
+local function set_state(ext, state, now, reason, fields)
+  local sk = P .. 'seat:' .. ext
+  local old = redis.call('HGET', sk, 'state')
+  if old == 'available' and state ~= 'available' then index_rem(ext) end
+  if old == 'ringing' and state ~= 'ringing' then redis.call('ZREM', P .. 'ringing', ext) end
+  if old == 'wrap_up' and state ~= 'wrap_up' then redis.call('ZREM', P .. 'wrapup', ext) end
+  if old == 'logged_out' and state ~= 'logged_out' then
+    for _, skill in ipairs(seat_skills(ext)) do redis.call('SADD', P .. 'staff:' .. skill, ext) end
+  elseif old ~= 'logged_out' and state == 'logged_out' then
+    for _, skill in ipairs(seat_skills(ext)) do redis.call('SREM', P .. 'staff:' .. skill, ext) end
+  end
+  redis.call('HSET', sk, 'state', state, 'since', now, 'reason', reason or '')
+  if fields and #fields > 0 then redis.call('HSET', sk, unpack(fields)) end
+  if state == 'available' and old ~= 'available' and redis.call('HGET', sk, 'retired') ~= '1' then
+    index_add(ext, tonumber(redis.call('HGET', sk, 'idle')) or now)
+  end
+  event(now, 'seat', redis.call('HGET', sk, 'call') or '', ext, '', state .. ' ' .. (reason or ''))
+  return old
+end
+
+local function queue_add(id, skill, score, enq)
+  redis.call('ZADD', P .. 'q:' .. skill, score, id)
+  redis.call('ZADD', P .. 'qt:' .. skill, enq, id)
+  redis.call('SADD', P .. 'queues', skill)
+end
+
+local function queue_rem(id, skill)
+  redis.call('ZREM', P .. 'q:' .. skill, id)
+  redis.call('ZREM', P .. 'qt:' .. skill, id)
+  if redis.call('ZCARD', P .. 'q:' .. skill) == 0 then redis.call('SREM', P .. 'queues', skill) end
+end
+
+-- A ringing call goes back to its own place in its queue (original score: ahead of everyone
+-- who arrived after it), the seat is paused with `reason` (RONA: "no-answer").
+local function requeue(id, now, reason)
+  local ck = P .. 'call:' .. id
+  local c = redis.call('HMGET', ck, 'state', 'seat', 'skill', 'score', 'enq')
+  if c[1] ~= 'offered' then return nil end
+  local ext = c[2]
+  local sk = P .. 'seat:' .. ext
+  if redis.call('HGET', sk, 'state') == 'ringing' and redis.call('HGET', sk, 'call') == id then
+    set_state(ext, 'paused', now, reason, {'call', '', 'ring_until', 0})
+  end
+  redis.call('HSET', ck, 'state', 'waiting', 'seat', '')
+  queue_add(id, c[3], tonumber(c[4]), tonumber(c[5]))
+  event(now, 'requeue', id, ext, c[3], reason)
+  return ext
+end

@@ -1,0 +1,49 @@
+-- ARGV: prefix, call_id, now_ms, aht_alpha
+-- The caller's channel is gone (or a callback was cancelled). Whatever the call's state:
+--   waiting   -> abandoned (leaves the queue)            returns {'abandoned', '', waited_ms}
+--   offered   -> abandoned, the ringing seat is free now returns {'abandoned', seat, waited_ms}
+--   connected -> completed, the seat enters wrap-up      returns {'completed', seat, talk_ms}
+--   unknown   -> {'unknown', '', 0}
+local id, now, alpha = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ck = P .. 'call:' .. id
+local c = redis.call('HMGET', ck, 'state', 'seat', 'skill', 'enq', 'answered_at', 'kind')
+if not c[1] then return {'unknown', '', 0} end
+local state, ext, skill = c[1], c[2], c[3]
+local result
+if state == 'waiting' then
+  queue_rem(id, skill)
+  local waited = now - tonumber(c[4])
+  event(now, 'abandon', id, '', skill, tostring(waited))
+  result = {'abandoned', '', waited}
+elseif state == 'offered' then
+  local sk = P .. 'seat:' .. ext
+  if redis.call('HGET', sk, 'state') == 'ringing' and redis.call('HGET', sk, 'call') == id then
+    -- no call taken: the seat keeps its place among idle seats (idle unchanged)
+    set_state(ext, 'available', now, '', {'call', '', 'ring_until', 0})
+  end
+  local waited = now - tonumber(c[4])
+  event(now, 'abandon', id, ext, skill, tostring(waited))
+  result = {'abandoned', ext, waited}
+else
+  local sk = P .. 'seat:' .. ext
+  local talk = now - tonumber(c[5] or now)
+  if redis.call('HGET', sk, 'state') == 'on_call' and redis.call('HGET', sk, 'call') == id then
+    local wrap = tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
+    if wrap and wrap > 0 then
+      set_state(ext, 'wrap_up', now, '', {'call', '', 'wrap_until', now + wrap})
+      redis.call('ZADD', P .. 'wrapup', now + wrap, ext)
+    else
+      redis.call('HSET', sk, 'idle', now)
+      set_state(ext, 'available', now, '', {'call', '', 'wrap_until', 0})
+    end
+    local handled = talk + (wrap or 0)
+    local old = tonumber(redis.call('HGET', P .. 'aht', skill))
+    if old then handled = old + alpha * (handled - old) end
+    redis.call('HSET', P .. 'aht', skill, handled)
+  end
+  event(now, 'complete', id, ext, skill, tostring(talk))
+  result = {'completed', ext, talk}
+end
+redis.call('DEL', ck)
+redis.call('SREM', P .. 'callbacks', id)
+return result
