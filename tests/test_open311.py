@@ -1,0 +1,223 @@
+"""Open311 GeoReport v2 contract: every endpoint and error, JSON and XML; plus staff API and SMS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hotline.database import Base, make_sessions
+from workorders.dispatch import DispatchRules
+from workorders.http import add_routes
+from workorders.models import TABLES
+from workorders.orders import Actor, Role
+from workorders.service import WorkOrderService
+from workorders.timelimits import TimeLimits
+
+KEY = "test-api-key"
+STAFF = {
+    "op-token": Actor("王敏", Role.OPERATOR),
+    "yanta-token": Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府"),
+}
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+NOISE = {"api_key": KEY, "service_code": "noise", "lat": "34.22", "long": "108.95",
+         "description": "工地夜间施工", "attribute[WHEN]": "night"}  # fmt: skip
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'o311.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all, tables=TABLES)
+    service = WorkOrderService(
+        make_sessions(engine), DispatchRules.load(), TimeLimits.load(), clock=lambda: NOW
+    )
+    app = web.Application()
+    add_routes(app, service, api_keys=[KEY], staff=STAFF, sms_token="sms-secret",
+               jurisdiction_id="xian.gov.cn")  # fmt: skip
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+    await engine.dispose()
+
+
+def xml(text: str) -> ET.Element:
+    assert text.startswith('<?xml version="1.0" encoding="utf-8"?>')
+    return ET.fromstring(text.split("\n", 1)[1])
+
+
+async def test_services_json_and_xml(client: TestClient) -> None:
+    resp = await client.get("/open311/v2/services.json")
+    assert resp.status == 200
+    services = await resp.json()
+    noise = next(s for s in services if s["service_code"] == "noise")
+    assert noise["metadata"] is True and noise["type"] == "realtime" and noise["group"] == "环境"
+    resp = await client.get("/open311/v2/services.xml")
+    assert resp.status == 200 and resp.content_type == "text/xml"
+    root = xml(await resp.text())
+    assert root.tag == "services"
+    assert [s.findtext("service_code") for s in root] == ["noise", "road", "policy"]
+    assert root[0].findtext("metadata") == "true"
+
+
+async def test_service_definition(client: TestClient) -> None:
+    body = await (await client.get("/open311/v2/services/noise.json")).json()
+    when = body["attributes"][0]
+    assert body["service_code"] == "noise"
+    assert when["code"] == "WHEN" and when["datatype"] == "singlevaluelist" and when["required"]
+    assert {"key": "night", "name": "夜间（22时至次日6时）"} in when["values"]
+    root = xml(await (await client.get("/open311/v2/services/noise.xml")).text())
+    assert root.tag == "service_definition"
+    assert root.find("attributes/attribute/values/value/key").text == "day"
+    for fmt in ("json", "xml"):
+        resp = await client.get(f"/open311/v2/services/nope.{fmt}")
+        assert resp.status == 404
+
+
+async def test_post_request_then_read_it(client: TestClient) -> None:
+    resp = await client.post("/open311/v2/requests.json", data=NOISE)
+    assert resp.status == 200
+    [answer] = await resp.json()
+    number = answer["service_request_id"]
+    assert number == "20261123000001" and "token" not in answer
+    assert answer["service_notice"] == "5个工作日内答复"
+    [req] = await (await client.get(f"/open311/v2/requests/{number}.json")).json()
+    assert req["status"] == "open" and req["service_code"] == "noise"
+    assert req["requested_datetime"] == "2026-11-23T10:00:00+08:00"
+    assert req["lat"] == 34.22 and req["description"] == "工地夜间施工"
+    root = xml(await (await client.get(f"/open311/v2/requests/{number}.xml")).text())
+    assert root.tag == "service_requests" and root[0].findtext("service_request_id") == number
+    resp = await client.post("/open311/v2/requests.xml", data=NOISE)
+    assert xml(await resp.text())[0].findtext("service_request_id") == "20261123000002"
+
+
+async def test_batch_service_answers_a_token(client: TestClient) -> None:
+    form = {"api_key": KEY, "service_code": "policy", "address_string": "雁塔区小寨",
+            "description": "请问公积金怎么提取"}  # fmt: skip
+    [answer] = await (await client.post("/open311/v2/requests.json", data=form)).json()
+    assert "service_request_id" not in answer
+    token = answer["token"]
+    [found] = await (await client.get(f"/open311/v2/tokens/{token}.json")).json()
+    assert found == {"service_request_id": "20261123000001", "token": token}
+    root = xml(await (await client.get(f"/open311/v2/tokens/{token}.xml")).text())
+    assert root[0].findtext("token") == token
+    for fmt in ("json", "xml"):
+        assert (await client.get(f"/open311/v2/tokens/nope.{fmt}")).status == 404
+
+
+async def test_requests_filters(client: TestClient) -> None:
+    await client.post("/open311/v2/requests.json", data=NOISE)
+    road = {"api_key": KEY, "service_code": "road", "address_id": "A-17"}
+    await client.post("/open311/v2/requests.json", data=road)
+    listed = await (await client.get("/open311/v2/requests.json")).json()
+    assert len(listed) == 2
+    only = await (await client.get("/open311/v2/requests.json?service_code=road")).json()
+    assert [r["service_code"] for r in only] == ["road"]
+    assert await (await client.get("/open311/v2/requests.json?status=closed")).json() == []
+    by_id = "/open311/v2/requests.json?service_request_id=20261123000001&service_code=road"
+    assert [r["service_code"] for r in await (await client.get(by_id)).json()] == ["noise"]
+    window = "start_date=2026-11-01T00:00:00%2B08:00&end_date=2026-11-22T00:00:00%2B08:00"
+    assert await (await client.get(f"/open311/v2/requests.json?{window}")).json() == []
+    root = xml(await (await client.get("/open311/v2/requests.xml?status=open")).text())
+    assert len(root.findall("request")) == 2
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "words"),
+    [
+        ({**NOISE, "api_key": ""}, 403, "api_key is required"),
+        ({**NOISE, "api_key": "wrong"}, 403, "not valid"),
+        ({k: v for k, v in NOISE.items() if k != "service_code"}, 400, "service_code is required"),
+        ({**NOISE, "service_code": "nope"}, 400, "not a known service"),
+        ({k: v for k, v in NOISE.items() if k not in ("lat", "long")}, 400, "location"),
+        ({**NOISE, "lat": "north"}, 400, "decimal"),
+        ({**NOISE, "description": "长" * 4001}, 400, "4000"),
+        ({k: v for k, v in NOISE.items() if k != "attribute[WHEN]"}, 400, "WHEN is required"),
+        ({**NOISE, "attribute[WHEN]": "noon"}, 400, "not one of"),
+        ({**NOISE, "jurisdiction_id": "other.gov"}, 404, "jurisdiction"),
+    ],
+)
+async def test_post_request_errors(
+    client: TestClient, form: dict[str, str], status: int, words: str
+) -> None:
+    resp = await client.post("/open311/v2/requests.json", data=form)
+    assert resp.status == status
+    [error] = await resp.json()
+    assert error["code"] == status and words in error["description"]
+    resp = await client.post("/open311/v2/requests.xml", data=form)
+    assert resp.status == status
+    root = xml(await resp.text())
+    assert root.tag == "errors" and root[0].tag == "error"
+    assert root[0].findtext("code") == str(status) and words in root[0].findtext("description")
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("start_date=yesterday", "not an ISO 8601"),
+        ("start_date=2026-11-01T00:00:00", "time zone"),
+        ("start_date=2026-01-01T00:00:00Z&end_date=2026-11-01T00:00:00Z", "90 days"),
+        ("start_date=2026-11-02T00:00:00Z&end_date=2026-11-01T00:00:00Z", "before"),
+        ("status=pending", "open or closed"),
+    ],
+)
+async def test_requests_query_errors(client: TestClient, query: str, words: str) -> None:
+    for fmt in ("json", "xml"):
+        resp = await client.get(f"/open311/v2/requests.{fmt}?{query}")
+        assert resp.status == 400
+        text = await resp.text()
+        assert words in text
+
+
+async def test_unknown_request_and_resource(client: TestClient) -> None:
+    resp = await client.get("/open311/v2/requests/20990101000001.json")
+    assert resp.status == 404 and (await resp.json())[0]["code"] == 404
+    resp = await client.get("/open311/v2/requests/20990101000001.xml")
+    assert resp.status == 404 and xml(await resp.text()).tag == "errors"
+    resp = await client.get("/open311/v2/services.csv")
+    assert resp.status == 404 and (await resp.json())[0]["code"] == 404
+
+
+async def test_staff_api_roles_and_public_status(client: TestClient) -> None:
+    op = {"Authorization": "Bearer op-token"}
+    yanta = {"Authorization": "Bearer yanta-token"}
+    body = {"channel": "phone", "description": "小寨工地施工噪音太吵，投诉", "caller_phone": "138"}
+    assert (await client.post("/api/workorders", json=body)).status == 401
+    resp = await client.post("/api/workorders", json=body, headers=op)
+    assert resp.status == 201
+    number = (await resp.json())["number"]
+    resp = await client.post(f"/api/workorders/{number}/sign", json={}, headers=yanta)
+    assert resp.status == 409
+    assert "registered" in (await resp.json())["message"]
+    resp = await client.post(f"/api/workorders/{number}/dispatch", json={}, headers=yanta)
+    assert resp.status == 403
+    resp = await client.post(f"/api/workorders/{number}/dispatch", json={}, headers=op)
+    assert (await resp.json())["lead_department"] == "雁塔区人民政府"
+    resp = await client.post(f"/api/workorders/{number}/sign", json={}, headers=yanta)
+    assert (await resp.json())["state"] == "signed"
+    resp = await client.patch(f"/api/workorders/{number}", json={"subject": "夜间施工"}, headers=op)
+    assert (await resp.json())["subject"] == "夜间施工"
+    status = await (await client.get(f"/api/status/{number}")).json()
+    assert status["status"] == "部门已签收，办理中，期限2026年11月30日"
+    assert "caller_phone" not in status
+    assert (await client.get("/api/status/20990101000001")).status == 404
+
+
+async def test_sms_webhook(client: TestClient) -> None:
+    headers = {"X-Hotline-SMS-Token": "sms-secret"}
+    resp = await client.post(
+        "/sms/inbound", data={"from": "13800138000", "text": "东大街有人占道摆摊"}, headers=headers
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["number"] == "20261123000001" and body["number"] in body["reply"]
+    resp = await client.post(
+        "/sms/inbound", data={"from": "1", "text": "长" * 151}, headers=headers
+    )
+    assert resp.status == 400 and "150" in (await resp.json())["reply"]
+    assert (await client.post("/sms/inbound", data={"from": "1", "text": "x"})).status == 401
