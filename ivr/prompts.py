@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 FORMAT = "wav-8000-mono-s16-norm3"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _MIN_WAV_BYTES = 44 + 160  # a header and at least 10 ms of sound
+_UTTERANCE_TIMEOUT_S = 30.0
 
 
 class PromptError(RuntimeError):
@@ -235,16 +237,29 @@ def _synthesise_jobs(request: dict[str, Any]) -> dict[str, Any]:
             "fatal": f"espeak-ng is not usable through pyttsx3 ({type(exc).__name__}: {exc}); "
             "install the Debian packages espeak-ng and libespeak-ng1"
         }
+    # espeak-ng synthesises on its own thread (pyttsx3 starts it in retrieval mode, which is
+    # asynchronous) and runAndWait() may return before the file is written: wait for the
+    # driver's "finished-utterance", which it sends after writing the file.
+    finished = threading.Event()
+    engine.connect("finished-utterance", lambda **_: finished.set())
     failed: dict[str, str] = {}
-    for job in request["jobs"]:
+    jobs = list(request["jobs"])
+    while jobs:
+        job = jobs.pop(0)
         voice = _resolve_voice(job["voice"], available)
         if voice is None:
             failed[job["out"]] = f"espeak-ng has no voice {job['voice']!r}"
             continue
+        finished.clear()
         engine.setProperty("voice", voice)
         engine.setProperty("rate", request["rate"])
         engine.save_to_file(job["text"], job["out"])
         engine.runAndWait()
+        if not finished.wait(_UTTERANCE_TIMEOUT_S):
+            # The engine's state is unknown now: leave the rest to a fresh process.
+            failed[job["out"]] = "espeak-ng did not finish the utterance"
+            failed.update((rest["out"], "not attempted") for rest in jobs)
+            break
         if engine.getProperty("voice") != voice:
             failed[job["out"]] = f"espeak-ng refused voice {voice!r}"
     return {"failed": failed}
