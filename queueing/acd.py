@@ -60,8 +60,8 @@ from agents.states import (
     target,
 )
 from queueing.models import (
-    AcdSnapshot,
     AcdError,
+    AcdSnapshot,
     Assignment,
     CallKind,
     CallStateError,

@@ -1,0 +1,417 @@
+"""The ACD against the real Redis at 127.0.0.1:6379; each test under its own key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from agents.seats import SeatsFile, load_seats, parse_seats
+from agents.states import SeatState, SeatStateError
+from queueing.acd import Acd
+from queueing.events import read_events
+from queueing.models import CallKind, LoginRefused
+from queueing.rules import RelaxStep, RoutingRules
+
+REPO = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+T0 = 1_800_000_000.0  # injected "now": no sleeping
+
+SEATS = """
+languages = ["zh", "en"]
+[defaults]
+wrap_up_s = 10
+ring_timeout_s = 15
+[skills.report]
+[skills.consultation]
+wrap_up_s = 0
+[skills.english]
+[[seat]]
+extension = "8001"
+pin = "1111"
+languages = ["zh"]
+skills = { report = 1, consultation = 5 }
+[[seat]]
+extension = "8002"
+pin = "2222"
+languages = ["zh"]
+skills = { report = 2 }
+[[seat]]
+extension = "8003"
+pin = "3333"
+languages = ["zh"]
+skills = { report = 8 }
+[[seat]]
+extension = "8004"
+pin = "4444"
+languages = ["zh", "en"]
+skills = { english = 1, consultation = 3 }
+"""
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        async with asyncio.timeout(5):
+            await client.ping()
+    except (OSError, TimeoutError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    yield client
+    await client.aclose()
+
+
+async def _drop(redis: Redis, prefix: str) -> None:
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await redis.delete(*keys[i : i + 500])
+
+
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    name = f"test-acd-{uuid.uuid4().hex[:10]}:"
+    yield name
+    await _drop(redis, name)
+
+
+@pytest.fixture
+def seats() -> SeatsFile:
+    return parse_seats(SEATS)
+
+
+@pytest.fixture
+async def acd(redis: Redis, prefix: str, seats: SeatsFile) -> Acd:
+    rules = RoutingRules(
+        steps=(
+            RelaxStep(after_s=0, max_level=3),
+            RelaxStep(after_s=60, max_level=10),
+            RelaxStep(after_s=120, max_level=10, any_skill=True),
+        )
+    )
+    acd = Acd(redis, seats, prefix=prefix, rules=rules)
+    await acd.register_seats(now=T0)
+    return acd
+
+
+async def _login(acd: Acd, *pairs: tuple[str, float]) -> None:
+    pins = {"8001": "1111", "8002": "2222", "8003": "3333", "8004": "4444"}
+    for ext, at in pairs:
+        await acd.login(ext, pins[ext], now=at)
+
+
+async def test_each_call_goes_to_a_seat_with_the_skill(acd: Acd) -> None:
+    await _login(acd, ("8001", T0), ("8004", T0))
+    await acd.enqueue("c-eng", "english", language="en", now=T0 + 1)
+    await acd.enqueue("c-rep", "report", now=T0 + 2)
+    got = {a.call_id: a for a in await acd.dispatch_once(now=T0 + 3)}
+    assert got["c-eng"].seat == "8004" and got["c-rep"].seat == "8001"
+    assert got["c-rep"].level == 1 and got["c-rep"].ring_until == T0 + 3 + 15
+    assert (await acd.seat("8001")).state is SeatState.RINGING
+
+
+async def test_longest_idle_seat_first(acd: Acd) -> None:
+    await _login(acd, ("8002", T0 + 5), ("8001", T0 + 1))  # same band (1-3): 8001 idle longer
+    await acd.enqueue("c1", "report", now=T0 + 10)
+    [a] = await acd.dispatch_once(now=T0 + 11)
+    assert a.seat == "8001"
+    await acd.enqueue("c2", "report", now=T0 + 12)
+    [b] = await acd.dispatch_once(now=T0 + 13)
+    assert b.seat == "8002"
+
+
+async def test_best_band_before_longer_idle_weaker_band(acd: Acd) -> None:
+    await acd.register_seats(
+        parse_seats(SEATS.replace("report = 2", "report = 5")), now=T0
+    )  # 8002 now level 5: band 4-6
+    await _login(acd, ("8002", T0), ("8001", T0 + 30))
+    await acd.enqueue("c1", "report", now=T0 + 40)
+    [a] = await acd.dispatch_once(now=T0 + 41)
+    assert a.seat == "8001"
+
+
+async def test_priority_beats_fifo_and_fifo_within_priority(acd: Acd) -> None:
+    await acd.enqueue("old", "report", now=T0)
+    await acd.enqueue("elderly", "report", priority=2, now=T0 + 1)
+    await acd.enqueue("later", "report", now=T0 + 2)
+    await acd.enqueue("repeat", "report", priority=1, now=T0 + 3)
+    assert [await acd.position(c) for c in ("elderly", "repeat", "old", "later")] == [1, 2, 3, 4]
+    await _login(acd, ("8001", T0))
+    order = []
+    for i in range(4):
+        [a] = await acd.dispatch_once(now=T0 + 10 + i)
+        order.append(a.call_id)
+        await acd.answered(a.call_id, now=T0 + 10 + i)
+        await acd.hangup(a.call_id, now=T0 + 10 + i)
+        await acd.end_wrap_up("8001", now=T0 + 10 + i)
+    assert order == ["elderly", "repeat", "old", "later"]
+
+
+async def test_relaxation_after_the_configured_wait(acd: Acd) -> None:
+    await _login(acd, ("8003", T0))  # level 8 in report: outside the first step (1-3)
+    await acd.enqueue("c1", "report", now=T0)
+    assert await acd.dispatch_once(now=T0 + 59) == []
+    [a] = await acd.dispatch_once(now=T0 + 60)
+    assert (a.seat, a.relax_step, a.level) == ("8003", 1, 8)
+
+
+async def test_any_seat_with_the_language_after_the_last_step(acd: Acd) -> None:
+    await _login(acd, ("8004", T0))  # speaks zh and en, no report skill
+    await acd.enqueue("c1", "report", now=T0)
+    assert await acd.dispatch_once(now=T0 + 119) == []
+    [a] = await acd.dispatch_once(now=T0 + 120)
+    assert (a.seat, a.level) == ("8004", 0)
+    await acd.enqueue("c-en", "report", language="en", now=T0)
+    await _login(acd, ("8001", T0))  # holds report but no English: never relaxed
+    assert await acd.dispatch_once(now=T0 + 500) == []
+
+
+async def test_paused_seat_gets_nothing(acd: Acd) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.pause("8001", "lunch", now=T0 + 1)
+    await acd.enqueue("c1", "report", now=T0 + 2)
+    assert await acd.dispatch_once(now=T0 + 500) == []
+    status = await acd.seat("8001")
+    assert (status.state, status.reason) == (SeatState.PAUSED, "lunch")
+    await acd.resume("8001", now=T0 + 501)
+    [a] = await acd.dispatch_once(now=T0 + 502)
+    assert a.seat == "8001"
+
+
+async def test_wrap_up_respected_until_it_expires(acd: Acd) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("c1", "report", now=T0)
+    await acd.enqueue("c2", "report", now=T0 + 1)
+    [a] = await acd.dispatch_once(now=T0 + 2)
+    await acd.answered(a.call_id, now=T0 + 3)
+    done = await acd.hangup(a.call_id, now=T0 + 63)
+    assert (done.outcome, done.seat, done.duration_s) == ("completed", "8001", 60.0)
+    status = await acd.seat("8001")
+    assert status.state is SeatState.WRAP_UP and status.wrap_until == T0 + 73  # report: 10 s
+    assert await acd.dispatch_once(now=T0 + 72.9) == []
+    [b] = await acd.dispatch_once(now=T0 + 73)
+    assert (b.call_id, b.seat) == ("c2", "8001")
+
+
+async def test_wrap_up_per_skill(acd: Acd) -> None:
+    await _login(acd, ("8004", T0))
+    await acd.enqueue("c1", "consultation", now=T0)
+    [a] = await acd.dispatch_once(now=T0 + 1)
+    await acd.answered("c1", now=T0 + 2)
+    await acd.hangup("c1", now=T0 + 3)  # consultation: wrap_up_s = 0
+    assert (await acd.seat("8004")).state is SeatState.AVAILABLE
+
+
+async def test_rona_requeues_at_head_and_pauses_the_seat(acd: Acd) -> None:
+    await _login(acd, ("8001", T0), ("8002", T0 + 1))
+    await acd.enqueue("first", "report", now=T0 + 2)
+    [a] = await acd.dispatch_once(now=T0 + 3)
+    await acd.pause("8002", "break", now=T0 + 3)
+    await acd.enqueue("second", "report", now=T0 + 4)
+    assert a.seat == "8001"
+    assert await acd.expire_rings(now=T0 + 17.9) == []
+    [r] = await acd.expire_rings(now=T0 + 18)
+    assert (r.call_id, r.seat) == ("first", "8001")
+    assert await acd.position("first") == 1 and await acd.position("second") == 2
+    status = await acd.seat("8001")
+    assert (status.state, status.reason) == (SeatState.PAUSED, "no-answer")
+    await acd.resume("8002", now=T0 + 20)
+    [b] = await acd.dispatch_once(now=T0 + 21)
+    assert (b.call_id, b.seat) == ("first", "8002")
+
+
+async def test_seat_unregistered_mid_ring_sends_call_back(acd: Acd) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("c1", "report", now=T0)
+    await acd.dispatch_once(now=T0 + 1)
+    requeued = await acd.unregistered("8001", now=T0 + 2)
+    assert requeued is not None and await acd.position("c1") == 1
+    assert (await acd.seat("8001")).reason == "unregistered"
+    await acd.registered("8001", now=T0 + 3)
+    assert (await acd.seat("8001")).state is SeatState.AVAILABLE
+
+
+async def test_caller_hangs_up_while_ringing_releases_the_seat(acd: Acd) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("c1", "report", now=T0 + 1)
+    await acd.dispatch_once(now=T0 + 2)
+    gone = await acd.hangup("c1", now=T0 + 5)
+    assert (gone.outcome, gone.seat, gone.duration_s) == ("abandoned", "8001", 4.0)
+    status = await acd.seat("8001")
+    assert status.state is SeatState.AVAILABLE and status.idle_since == T0  # keeps its place
+
+
+async def test_abandon_while_waiting(acd: Acd) -> None:
+    await acd.enqueue("c1", "report", now=T0)
+    await acd.enqueue("c2", "report", now=T0 + 1)
+    gone = await acd.cancel("c1", now=T0 + 30)
+    assert (gone.outcome, gone.duration_s) == ("abandoned", 30.0)
+    assert await acd.position("c1") is None and await acd.position("c2") == 1
+
+
+async def test_callback_keeps_its_place(acd: Acd) -> None:
+    await acd.enqueue("a", "report", caller="13800000001", now=T0)
+    await acd.enqueue("b", "report", caller="13800000002", now=T0 + 1)
+    await acd.enqueue("c", "report", caller="13800000003", now=T0 + 2)
+    assert await acd.to_callback("b", "13800000002", now=T0 + 40) == 2
+    await acd.enqueue("d", "report", now=T0 + 41)
+    assert [await acd.position(x) for x in "abcd"] == [1, 2, 3, 4]
+    assert (await acd.snapshot(now=T0 + 42)).queues[0].callbacks == 1
+    await _login(acd, ("8001", T0 + 50), ("8002", T0 + 51))
+    got = await acd.dispatch_once(now=T0 + 60)
+    assert [(x.call_id, x.kind) for x in got] == [("a", CallKind.VOICE), ("b", CallKind.CALLBACK)]
+
+
+async def test_login_with_wrong_pin_refused(acd: Acd) -> None:
+    with pytest.raises(LoginRefused):
+        await acd.login("8001", "9999", now=T0)
+    assert (await acd.seat("8001")).state is SeatState.LOGGED_OUT
+    await acd.login("8001", "1111", now=T0)
+    with pytest.raises(SeatStateError):
+        await acd.login("8001", "1111", now=T0)
+
+
+async def test_hashed_pin_from_default_seats_file(redis: Redis, prefix: str) -> None:
+    acd = Acd(redis, load_seats(REPO / "agents" / "seats.toml"), prefix=prefix)
+    await acd.register_seats(now=T0)
+    await acd.login("8001", "2468", now=T0)
+    with pytest.raises(LoginRefused):
+        await acd.login("8002", "2469", now=T0)
+
+
+async def test_snapshot_and_estimated_wait(acd: Acd) -> None:
+    await _login(acd, ("8001", T0), ("8002", T0))
+    await acd.pause("8002", "break", now=T0)
+    for i in range(4):
+        await acd.enqueue(f"c{i}", "report", now=T0 + i)
+    snap = await acd.snapshot(now=T0 + 100)
+    report = snap.queues[0]
+    assert (report.skill, report.waiting, report.longest_wait_s, report.staffed) == (
+        "report",
+        4,
+        100.0,
+        2,
+    )
+    assert snap.seats_by_state == {"available": 1, "paused": 1, "logged_out": 2}
+    assert await acd.estimated_wait("c3") == 4 * 180.0 / 2
+
+
+async def test_redis_loss_reregisters_seats(acd: Acd, redis: Redis, prefix: str) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("c1", "report", now=T0)
+    await _drop(redis, prefix)  # what a Redis restart without persistence looks like
+    assert await acd.position("c1") is None
+    assert await acd.enqueue("c1", "report", now=T0 + 1) == 1  # re-registers, then enqueues
+    assert (await acd.seat("8001")).state is SeatState.LOGGED_OUT
+    await acd.register_seats(now=T0 + 2)  # idempotent
+    await _login(acd, ("8001", T0 + 3))
+    assert [a.seat for a in await acd.dispatch_once(now=T0 + 4)] == ["8001"]
+
+
+async def test_event_log_records_the_call(acd: Acd, redis: Redis, prefix: str) -> None:
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("c1", "report", caller="138", now=T0)
+    await acd.dispatch_once(now=T0 + 2)
+    await acd.answered("c1", now=T0 + 5)
+    await acd.hangup("c1", now=T0 + 65)
+    events = [e for e in await read_events(redis, prefix) if e.call_id == "c1"]
+    kinds = [e.type for e in events if e.type != "seat"]
+    assert kinds == ["enter", "offer", "connect", "complete"]
+    connect = next(e for e in events if e.type == "connect")
+    assert connect.ms == 5000 and connect.seat == "8001"
+
+
+WORKER = """
+import asyncio, json, sys, time
+from redis.asyncio import Redis
+from agents.seats import parse_seats
+from queueing.acd import Acd
+
+async def main(url, prefix, seats_text, rounds):
+    redis = Redis.from_url(url)
+    acd = Acd(redis, parse_seats(seats_text), prefix=prefix)
+    got, idle = [], 0
+    while idle < rounds:
+        batch = await acd.dispatch_once(limit=3)
+        idle = 0 if batch else idle + 1
+        for a in batch:
+            got.append([a.call_id, a.seat])
+            await acd.answered(a.call_id)
+            await acd.hangup(a.call_id)  # wrap-up 0: the seat is available again at once
+        await asyncio.sleep(0)
+    await redis.aclose()
+    print(json.dumps(got))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.stdin.read(), int(sys.argv[3])))
+"""
+
+
+@pytest.mark.slow
+async def test_two_engines_never_double_assign(redis: Redis, prefix: str) -> None:
+    skills = ["report", "consultation", "business"]
+    lines = ['languages = ["zh"]', "[defaults]", "wrap_up_s = 0", "ring_timeout_s = 600"]
+    lines += [f"[skills.{s}]" for s in skills]
+    for n in range(60):
+        lines += [
+            "[[seat]]",
+            f'extension = "9{n:03d}"',
+            'pin = "1234"',
+            'languages = ["zh"]',
+            f"skills = {{ {skills[n % 3]} = {1 + n % 3}, {skills[(n + 1) % 3]} = 5 }}",
+        ]
+    text = "\n".join(lines) + "\n"
+    acd = Acd(redis, parse_seats(text), prefix=prefix)
+    await acd.register_seats()
+    for n in range(60):
+        await acd.login(f"9{n:03d}", "1234")
+    calls = 600
+    for i in range(calls):
+        await acd.enqueue(f"call-{i}", skills[i % 3], caller=f"138{i:08d}", priority=i % 2)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WORKER,
+            REDIS_URL,
+            prefix,
+            "20",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    async with asyncio.timeout(120):
+        outputs = await asyncio.gather(*(p.communicate(text.encode()) for p in procs))
+    assert all(p.returncode == 0 for p in procs)
+    per_engine = [json.loads(out) for out, _err in outputs]
+    assert all(per_engine), "every engine should have routed some calls"
+    routed = [call for engine in per_engine for call, _seat in engine]
+    assert len(routed) == len(set(routed)) == calls  # no call went to two seats
+    # Replay the atomic event log: a seat is never offered a call while it holds another.
+    holding: dict[str, str | None] = defaultdict(lambda: None)
+    offers = 0
+    last = "0-0"
+    while True:
+        batch = await read_events(redis, prefix, last, count=5000)
+        if not batch:
+            break
+        last = batch[-1].id
+        for e in batch:
+            if e.type == "offer":
+                assert holding[e.seat] is None, f"seat {e.seat} offered {e.call_id} while busy"
+                holding[e.seat] = e.call_id
+                offers += 1
+            elif e.type in {"complete", "abandon", "requeue"}:
+                assert holding[e.seat] == e.call_id
+                holding[e.seat] = None
+    assert offers == calls
