@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ FORMAT = "wav-8000-mono-s16-norm3"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _MIN_WAV_BYTES = 44 + 160  # a header and at least 10 ms of sound
 _UTTERANCE_TIMEOUT_S = 30.0
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class PromptError(RuntimeError):
@@ -51,6 +53,9 @@ class SynthesisReport:
     @property
     def reused_count(self) -> int:
         return len(self.reused)
+
+    def __str__(self) -> str:
+        return f"{self.made_count} made, {self.reused_count} reused"
 
 
 class PromptLibrary:
@@ -98,17 +103,30 @@ class PromptLibrary:
 
     def ensure(self, menu: Menu) -> SynthesisReport:
         """Synthesise every prompt of the menu that has no file yet; remove nothing."""
-        wanted = self.prompts(menu)
-        missing = self.missing(menu)
-        reused = tuple(p for p in wanted if p not in missing)
-        if missing:
-            self._synthesise(missing)
-        log.info("prompts in %s: %d made, %d reused", self.directory, len(missing), len(reused))
-        return SynthesisReport(made=missing, reused=reused)
+        return self.synthesise(self.prompts(menu))
 
     async def ensure_async(self, menu: Menu) -> SynthesisReport:
         """:meth:`ensure` off the event loop (each batch has its own deadline)."""
         return await asyncio.to_thread(self.ensure, menu)
+
+    def synthesise(self, prompts: Sequence[Prompt]) -> SynthesisReport:
+        """Make the files of those prompts that have none; reuse the others."""
+        for prompt in prompts:
+            if not _SAFE_ID.match(prompt.id):
+                raise PromptError(f"prompt id {prompt.id!r} cannot name a file")
+        wanted = tuple(dict.fromkeys(prompts))
+        missing = tuple(p for p in wanted if not self.wav_for(p).is_file())
+        if missing:
+            self._synthesise(missing)
+        report = SynthesisReport(made=missing, reused=tuple(p for p in wanted if p not in missing))
+        log.info("prompts in %s: %s", self.directory, report)
+        return report
+
+    async def speak(self, prompt: Prompt) -> Path:
+        """One prompt made on demand during a call (e.g. a work order's status); returns
+        its path without ``.wav``. Cached like the menu's; :meth:`prune` removes it."""
+        await asyncio.to_thread(self.synthesise, [prompt])
+        return self.path_for(prompt)
 
     def prune(self, menu: Menu) -> tuple[Path, ...]:
         """Remove prompt files the menu no longer uses (e.g. after a text changed)."""

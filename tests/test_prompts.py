@@ -74,6 +74,17 @@ async def test_second_run_reuses_and_a_changed_text_regenerates_only_it(
     assert all(library.wav_for(p).is_file() for p in library.prompts(changed))
 
 
+async def test_speak_makes_one_prompt_on_demand(tmp_path: Path) -> None:
+    library = PromptLibrary(tmp_path, {"zh": "cmn", "en": "en"})
+    status = Prompt("order-2024061800123", "zh", "您的工单正在办理中，预计三个工作日内办结。")
+    base = await library.speak(status)
+    assert base == library.path_for(status)
+    assert_asterisk_wav(library.wav_for(status))
+    assert library.synthesise([status]).reused_count == 1
+    with pytest.raises(PromptError, match="cannot name a file"):
+        await library.speak(Prompt("../etc", "zh", "x"))
+
+
 def test_cache_key_is_voice_and_text(tmp_path: Path) -> None:
     library = PromptLibrary(tmp_path, {"zh": "cmn", "en": "en"})
     prompt = Prompt("welcome", "zh", "欢迎")
