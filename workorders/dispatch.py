@@ -69,7 +69,7 @@ class DispatchRules:
     default_category: str = "consultation"
 
     def category_of(self, text: str) -> tuple[str, list[str]]:
-        best, best_hits = self.default_category, []
+        best, best_hits = self.default_category, list[str]()
         for name, keywords in self.categories:
             hits = _hits(text, keywords)
             if len(hits) > len(best_hits):

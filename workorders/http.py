@@ -178,9 +178,14 @@ class StaffApi:
             return web.json_response(body, status=404, dumps=_dumps)
         order = await self.service.get(number)
         due = order.due_at.astimezone(self.service.limits.timezone).date() if order.due_at else None
-        body = {"number": number, "state": order.state.value, "label": LABELS_ZH[order.state],
-                "status": text, "due_date": due.isoformat() if due else None}  # fmt: skip
-        return web.json_response(body, dumps=_dumps)
+        status = {
+            "number": number,
+            "state": order.state.value,
+            "label": LABELS_ZH[order.state],
+            "status": text,
+            "due_date": due.isoformat() if due else None,
+        }
+        return web.json_response(status, dumps=_dumps)
 
 
 def add_routes(
