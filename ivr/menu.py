@@ -174,6 +174,8 @@ class _Builder:
         if timeout is not None and not _positive(timeout):
             self.problem(self.lines.find(path, key="timeout_s"), f"{path}: bad timeout_s")
             timeout = None
+        if not isinstance(table.get("all_languages", False), bool):
+            self.problem(self.lines.find(path, key="all_languages"), f"{path}: true or false")
         entry = None
         if "route" in table:
             entry = self._entry(table, path)

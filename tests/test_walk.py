@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.menu import Menu, load_menu
+from ivr.menu import Menu, load_menu, parse_menu
 from ivr.walk import Ask, Finish, Step, Walk, WalkError
 
 DEFAULT_MENU = Path(__file__).resolve().parent.parent / "ivr" / "menu.toml"
@@ -206,3 +206,34 @@ def test_walk_must_start_once(menu: Menu) -> None:
     walk.start()
     with pytest.raises(WalkError):
         walk.start()
+
+
+def test_language_option_without_goto_repeats_the_node_in_the_new_language() -> None:
+    menu = parse_menu(
+        """
+[menu]
+max_tries = 2
+[voices]
+zh = "cmn"
+en = "en"
+[prompts.invalid]
+zh = "无效"
+en = "Invalid"
+[nodes.main]
+zh = "主菜单"
+en = "Main"
+[[nodes.main.options]]
+key = "8"
+language = "en"
+[[nodes.main.options]]
+key = "1"
+route = "queue:report"
+"""
+    )
+    walk = Walk(menu)
+    assert ids(walk.start()) == [("main", "zh")]
+    assert ids(walk.answer("8")) == [("main", "en")]
+    assert ids(walk.answer("")) == [("main", "en")]
+    done = finish(walk.answer(""))  # max_tries = 2 from the file
+    assert (str(done.route), done.reason, done.language) == ("queue:operator", "no-input", "en")
+    assert done.prompts == ()  # no transfer prompt declared
