@@ -38,6 +38,14 @@ class Settings:
     recordings_dir: Path = PROJECT_DIR / "recordings"
     menu_file: Path = PROJECT_DIR / "ivr" / "menu.toml"
 
+    hotline_number: str = "12345"
+    # Networks whose calls are citizens' calls (the carrier trunk; loopback on one machine).
+    citizen_networks: str = "127.0.0.0/8"
+    # A caller waiting longer than this in one queue is offered to the operator queue again.
+    queue_max_wait_s: int = 1800
+    # Start and stop the local Asterisk instance with `hotline up` (off for a remote PBX).
+    manage_asterisk: bool = True
+
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     rtp_port_start: int = 10000
@@ -62,6 +70,10 @@ class Settings:
         return self.data_dir / "prompts"
 
     @property
+    def moh_dir(self) -> Path:
+        return self.data_dir / "moh"
+
+    @property
     def asterisk_dir(self) -> Path:
         """This instance's Asterisk: an overlay of the cached root, config rendered into it."""
         return self.data_dir / "asterisk"
@@ -74,9 +86,7 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
-    def load(
-        cls, file: Path | None = None, environ: Mapping[str, str] | None = None
-    ) -> Settings:
+    def load(cls, file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         if file is None and environ.get("HOTLINE_CONFIG"):

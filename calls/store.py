@@ -1,0 +1,146 @@
+"""Storing and listing call records (SQLAlchemy, async)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from calls.callerid import CallerId
+from calls.models import CallEvent, CallRecord
+from hotline.database import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JourneyStep:
+    kind: str
+    node: str | None = None
+    detail: str | None = None
+    at: datetime | None = None
+
+
+class CallStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def open(self, uniqueid: str, channel: str, caller: CallerId) -> int:
+        """Create the record when the call reaches the IVR (or return the existing one)."""
+        async with self._sessions.begin() as session:
+            existing = await session.scalar(
+                select(CallRecord.id).where(CallRecord.uniqueid == uniqueid)
+            )
+            if existing is not None:
+                return existing
+            record = CallRecord(
+                uniqueid=uniqueid,
+                channel=channel[:128],
+                caller_number=caller.number,
+                caller_raw=caller.raw,
+                started_at=utcnow(),
+            )
+            session.add(record)
+            await session.flush()
+            return record.id
+
+    async def add_steps(self, call_id: int, steps: list[JourneyStep]) -> None:
+        async with self._sessions.begin() as session:
+            session.add_all(
+                CallEvent(
+                    call_id=call_id,
+                    at=s.at or utcnow(),
+                    kind=s.kind,
+                    node=s.node,
+                    detail=(s.detail or None) and s.detail[:255],
+                )
+                for s in steps
+            )
+
+    async def finish_ivr(
+        self,
+        call_id: int,
+        *,
+        route: str | None,
+        reason: str,
+        language: str,
+        entered: str | None,
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRecord)
+                .where(CallRecord.id == call_id)
+                .values(route=route, route_reason=reason, language=language, entered_number=entered)
+            )
+
+    async def close(
+        self,
+        uniqueid: str,
+        *,
+        cause: int | None,
+        cause_text: str | None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Close the record with the hangup cause; False if the call never reached the IVR."""
+        async with self._sessions.begin() as session:
+            record = await session.scalar(select(CallRecord).where(CallRecord.uniqueid == uniqueid))
+            if record is None:
+                return False
+            if record.ended_at is None or record.hangup_cause is None:
+                record.ended_at = record.ended_at or at or utcnow()
+                record.hangup_cause = cause
+                record.hangup_cause_text = cause_text
+                session.add(
+                    CallEvent(
+                        call_id=record.id,
+                        at=record.ended_at,
+                        kind="hangup",
+                        detail=f"{cause} {cause_text or ''}".strip(),
+                    )
+                )
+            return True
+
+    async def get(self, uniqueid: str) -> dict[str, Any] | None:
+        async with self._sessions() as session:
+            record = await session.scalar(
+                select(CallRecord)
+                .where(CallRecord.uniqueid == uniqueid)
+                .options(selectinload(CallRecord.events))
+            )
+            return None if record is None else _as_dict(record)
+
+    async def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        async with self._sessions() as session:
+            records = await session.scalars(
+                select(CallRecord)
+                .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+                .limit(limit)
+                .options(selectinload(CallRecord.events))
+            )
+            return [_as_dict(r) for r in records]
+
+
+def _as_dict(record: CallRecord) -> dict[str, Any]:
+    return {
+        "uniqueid": record.uniqueid,
+        "channel": record.channel,
+        "caller_number": record.caller_number,
+        "caller_raw": record.caller_raw,
+        "started_at": record.started_at.isoformat(),
+        "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "language": record.language,
+        "route": record.route,
+        "route_reason": record.route_reason,
+        "entered_number": record.entered_number,
+        "hangup_cause": record.hangup_cause,
+        "hangup_cause_text": record.hangup_cause_text,
+        "journey": [
+            {"at": e.at.isoformat(), "kind": e.kind, "node": e.node, "detail": e.detail}
+            for e in record.events
+        ],
+    }

@@ -1,0 +1,152 @@
+"""The ``hotline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from hotline.settings import Settings, SettingsError
+
+log = logging.getLogger("hotline")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.func(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 citizen service hotline")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start Asterisk and the engine; run until Ctrl-C")
+    up.set_defaults(func=_up)
+
+    pbx = sub.add_parser("asterisk", help="the local Asterisk 22 instance")
+    pbx.add_argument("action", choices=["provision", "start", "stop", "status", "reload"])
+    pbx.set_defaults(func=_asterisk)
+
+    calls = sub.add_parser("calls", help="list recent call records")
+    calls.add_argument("--json", action="store_true", help="print JSON")
+    calls.add_argument("--limit", type=int, default=20)
+    calls.set_defaults(func=_calls)
+
+    menu = sub.add_parser("menu", help="validate the IVR menu file and synthesise its prompts")
+    menu.add_argument("--check-only", action="store_true", help="validate, make no prompts")
+    menu.set_defaults(func=_menu)
+    return parser
+
+
+def _up(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline.engine import Hotline
+    from ivr.menu import MenuError
+
+    async def run() -> None:
+        hotline = Hotline(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await hotline.start()
+            log.info("press Ctrl-C to stop")
+            await stop.wait()
+        finally:
+            await hotline.stop()
+
+    try:
+        asyncio.run(run())
+    except MenuError as exc:
+        print(f"hotline: the menu file is refused:\n{exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import wiring
+    from ivr.menu import load_menu
+    from pbx.config import render_all, write_config
+
+    instance = wiring.asterisk_instance(settings)
+    if args.action == "provision":
+        wiring.provision_asterisk(settings, load_menu(settings.menu_file))
+        print(f"Asterisk root ready; instance config in {instance.etc_dir}")
+    elif args.action == "start":
+        wiring.provision_asterisk(settings, load_menu(settings.menu_file))
+        print(f"Asterisk running (pid {instance.start()})")
+    elif args.action == "stop":
+        instance.stop()
+    elif args.action == "status":
+        running = instance.is_running()
+        print(instance.cli("core show uptime").stdout.strip() if running else "Asterisk stopped")
+        return 0 if running else 3
+    elif args.action == "reload":
+        context = wiring.pbx_context(settings, load_menu(settings.menu_file))
+        changed = write_config(instance.etc_dir, render_all(settings, context))
+        print(f"changed: {', '.join(changed) or 'nothing'}")
+        print(instance.reload())
+    return 0
+
+
+def _calls(settings: Settings, args: argparse.Namespace) -> int:
+    from calls.store import CallStore
+    from hotline.database import create_schema, make_engine, make_sessions
+
+    async def fetch() -> list[dict[str, object]]:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await create_schema(engine)
+            return await CallStore(make_sessions(engine)).recent(args.limit)
+        finally:
+            await engine.dispose()
+
+    calls = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps(calls, ensure_ascii=False, indent=2))
+        return 0
+    for call in calls:
+        ended = call["hangup_cause_text"] or ("in progress" if not call["ended_at"] else "-")
+        print(
+            f"{call['started_at'][:19]}  {call['caller_number'] or '(unknown)':>15}  "
+            f"{call['language'] or '-':3} {call['route'] or '-':28} {ended}"
+        )
+    return 0
+
+
+def _menu(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.menu import MenuError, load_menu
+    from ivr.prompts import PromptLibrary
+
+    try:
+        menu = load_menu(settings.menu_file)
+    except MenuError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    print(f"{settings.menu_file}: {len(menu.nodes)} nodes, languages {', '.join(menu.languages)}")
+    if not args.check_only:
+        report = PromptLibrary(settings.prompts_dir, menu.voices).ensure(menu)
+        print(f"prompts in {settings.prompts_dir}: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The running hotline: Asterisk, AMI, FastAGI, Redis, the database and the web service.
+
+``Hotline.start`` brings the parts up in the order a call needs them and ``stop`` takes
+them down in reverse, draining calls still in the IVR. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from panoramisk.message import Message
+
+from calls.store import CallStore
+from hotline.database import create_schema, make_engine, make_sessions, ping
+from hotline.secrets import stored_secret
+from hotline.settings import Settings
+from hotline.wiring import ami_secret, provision_asterisk
+from ivr.fastagi import FastAgiServer
+from ivr.menu import Menu, load_menu
+from ivr.prompts import PromptLibrary
+from ivr.session import IvrSession
+from pbx.ami import AmiClient
+from pbx.instance import AsteriskInstance
+from web.app import WebDeps, make_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hotline:
+    settings: Settings
+    menu: Menu = field(init=False)
+    asterisk: AsteriskInstance | None = None
+    ami: AmiClient = field(init=False)
+    agi: FastAgiServer = field(init=False)
+    calls: CallStore = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.menu = load_menu(s.menu_file)  # a broken menu is refused here, with line and reason
+        log.info("menu %s loaded: %d nodes", s.menu_file, len(self.menu.nodes))
+        prompts = PromptLibrary(s.prompts_dir, self.menu.voices)
+        report = await prompts.ensure_async(self.menu)
+        log.info(
+            "prompts ready in %s: %d made, %d reused",
+            s.prompts_dir,
+            report.made_count,
+            report.reused_count,
+        )
+
+        self._db = make_engine(s.effective_database_url)
+        await create_schema(self._db)
+        self.calls = CallStore(make_sessions(self._db))
+        self._redis = aioredis.Redis.from_url(
+            s.redis_url, socket_timeout=s.network_timeout_s, socket_connect_timeout=2
+        )
+
+        if s.manage_asterisk:
+            self.asterisk = await asyncio.to_thread(provision_asterisk, s, self.menu)
+            await asyncio.to_thread(self.asterisk.start)
+
+        self.ami = AmiClient(
+            s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
+        )
+        self.ami.on("Hangup", self._on_hangup)
+        self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
+        if not await self.ami.wait_connected(10):
+            log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
+
+        self.agi = FastAgiServer()
+        session = IvrSession(self.menu, prompts, self.calls)
+        self.agi.add_route("ivr", session.run)
+        await self.agi.start(s.agi_host, s.agi_port)
+
+        deps = WebDeps(
+            calls=self.calls,
+            health_checks={
+                "asterisk": self._check_asterisk,
+                "ami": self._check_ami,
+                "fastagi": self._check_agi,
+                "redis": self._check_redis,
+                "database": lambda: ping(self._db),
+            },
+            supervisor_user="supervisor",
+            supervisor_password=supervisor_password(s),
+            timeout_s=s.network_timeout_s,
+        )
+        self._runner = web.AppRunner(make_app(deps), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, s.web_host, s.web_port).start()
+        log.info(
+            "web service on http://%s:%s (supervisor credentials in %s)",
+            s.web_host,
+            s.web_port,
+            s.data_dir / "secrets.toml",
+        )
+        log.info(
+            "hotline ready: dial %s at sip:%s@%s:%s",
+            s.hotline_number,
+            s.hotline_number,
+            s.sip_host,
+            s.sip_port,
+        )
+
+    async def stop(self) -> None:
+        log.info("stopping the hotline")
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if hasattr(self, "agi"):
+            await self.agi.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "ami"):
+            await self.ami.close()
+        if self.asterisk is not None:
+            await asyncio.to_thread(self.asterisk.stop)
+        if hasattr(self, "_redis"):
+            await self._redis.aclose()
+        if hasattr(self, "_db"):
+            await self._db.dispose()
+
+    # -- AMI events -----------------------------------------------------------------------
+
+    def _on_hangup(self, event: Message) -> None:
+        uniqueid = event.get("Uniqueid", "")
+        if not uniqueid or uniqueid != event.get("Linkedid", uniqueid):
+            return  # only the citizen's own channel closes the call record
+        cause = event.get("Cause", "")
+        task = asyncio.create_task(
+            self.calls.close(
+                uniqueid,
+                cause=int(cause) if cause.isdigit() else None,
+                cause_text=event.get("Cause-txt") or None,
+            )
+        )
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def _check_asterisk(self) -> None:
+        if self.asterisk is not None:
+            if not await asyncio.to_thread(self.asterisk.is_running):
+                raise RuntimeError("Asterisk is not running")
+            return
+        await self.ami.action({"Action": "Ping"})  # a remote PBX: alive if it answers
+
+    async def _check_ami(self) -> None:
+        if not self.ami.connected:
+            raise RuntimeError(f"AMI not connected: {self.ami.last_error}")
+
+    async def _check_agi(self) -> None:
+        if not self.agi.serving:
+            raise RuntimeError("FastAGI server not listening")
+
+    async def _check_redis(self) -> None:
+        await self._redis.ping()
+
+
+def supervisor_password(settings: Settings) -> str:
+    return stored_secret(settings.data_dir, "supervisor_password")

@@ -1,0 +1,52 @@
+"""Builds the parts of the running system from one Settings object (the composition root)."""
+
+from __future__ import annotations
+
+from hotline.secrets import stored_secret
+from hotline.settings import Settings
+from ivr.menu import Menu, Route
+from pbx.config import PbxContext, ensure_hold_music, render_all, write_config
+from pbx.instance import AsteriskInstance
+from pbx.root import build_root
+
+
+def ami_secret(settings: Settings) -> str:
+    return settings.ami_secret or stored_secret(settings.data_dir, "ami_secret")
+
+
+def asterisk_instance(settings: Settings) -> AsteriskInstance:
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    (settings.recordings_dir / "fax").mkdir(exist_ok=True)
+    return AsteriskInstance(
+        cache_dir=settings.asterisk_cache_dir,
+        instance_dir=settings.asterisk_dir,
+        shared_dirs=(settings.prompts_dir, settings.moh_dir, settings.recordings_dir),
+    )
+
+
+def pbx_context(settings: Settings, menu: Menu) -> PbxContext:
+    operator = menu.operator_route
+    queues = {route.name for route in menu_routes(menu) if route.kind == "queue"}
+    return PbxContext(
+        ami_secret=ami_secret(settings), queues=tuple(sorted(queues)), operator_queue=operator.name
+    )
+
+
+def menu_routes(menu: Menu) -> set[Route]:
+    """Every route the menu can end on, the operator route included."""
+    routes = {menu.operator_route}
+    for node in menu.nodes.values():
+        routes.update(option.route for option in node.options if option.route is not None)
+        if node.entry is not None:
+            routes.add(node.entry.route)
+    return routes
+
+
+def provision_asterisk(settings: Settings, menu: Menu) -> AsteriskInstance:
+    """Build (or reuse) the root, mount this instance and render its configuration."""
+    build_root(settings.asterisk_cache_dir, settings.debian_mirror)
+    instance = asterisk_instance(settings)
+    instance.mount()
+    ensure_hold_music(settings.moh_dir)
+    write_config(instance.etc_dir, render_all(settings, pbx_context(settings, menu)))
+    return instance

@@ -1,0 +1,119 @@
+"""One call in the IVR: drive the menu walk over FastAGI and keep the call record.
+
+The path: the dialplan runs ``AGI(agi://.../ivr)`` → :meth:`IvrSession.run` plays each
+step's prompts and collects keys → the walk finishes on a route → the route goes back to
+the dialplan as ``HOTLINE_ROUTE_KIND``/``HOTLINE_ROUTE_NAME``. Whatever goes wrong, the
+dialplan's default (the operator queue) stays in place, so nobody hears silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+from calls.store import CallStore, JourneyStep
+from ivr.fastagi import AgiChannel, AgiCommandError, CallerHungUp
+from ivr.menu import Menu
+from ivr.walk import Ask, Finish, Prompt, Route, Walk
+
+log = logging.getLogger(__name__)
+
+WORKORDER_STATUS = Route("action", "workorder-status")
+HANGUP = Route("action", "hangup")
+
+# Answers a work-order number with a short speakable status, or None if there is no such order.
+StatusLookup = Callable[[str], Awaitable[str | None]]
+
+
+class PromptFiles(Protocol):
+    def path_for(self, prompt: Prompt) -> Path: ...
+
+    async def speak(self, prompt: Prompt) -> Path:
+        """Synthesise one ad-hoc prompt (e.g. a work order's status) and return its path."""
+        ...
+
+
+async def no_work_orders(_number: str) -> str | None:
+    return None
+
+
+class IvrSession:
+    """The ``ivr`` FastAGI route."""
+
+    def __init__(
+        self,
+        menu: Menu,
+        prompts: PromptFiles,
+        store: CallStore,
+        status_lookup: StatusLookup = no_work_orders,
+    ) -> None:
+        self._menu = menu
+        self._prompts = prompts
+        self._store = store
+        self._status_lookup = status_lookup
+
+    async def run(self, agi: AgiChannel) -> None:
+        call = agi.call
+        who = f"call {call.uniqueid} from {call.caller.number or 'unknown'}"
+        call_id = await self._store.open(call.uniqueid, call.channel, call.caller)
+        log.info("%s entered the IVR (caller ID %r)", who, call.caller.raw)
+        walk = Walk(self._menu)
+        journey: list[JourneyStep] = []
+        finish: Finish | None = None
+        route: Route | None = None
+        try:
+            step = walk.start()
+            while isinstance(step, Ask):
+                journey.append(JourneyStep("menu", step.node, walk.language))
+                digits = await agi.get_data(
+                    [self._file(p) for p in step.prompts], step.timeout_s, step.max_digits
+                )
+                journey.append(JourneyStep("key" if digits else "no-input", step.node, digits))
+                step = walk.answer(digits)
+            finish = step
+            if finish.prompts:
+                await agi.stream([self._file(p) for p in finish.prompts])
+            route = finish.route
+            if route == WORKORDER_STATUS:
+                route = await self._tell_status(agi, finish, who)
+            journey.append(JourneyStep("route", finish.node, f"{route} ({finish.reason})"))
+            await agi.set_variable("HOTLINE_ROUTE_KIND", route.kind)
+            await agi.set_variable("HOTLINE_ROUTE_NAME", route.name)
+            log.info("%s leaves the IVR to %s (%s)", who, route, finish.reason)
+        except CallerHungUp:
+            log.info("%s hung up in the IVR at node %s", who, walk.node)
+            journey.append(JourneyStep("hangup", walk.node, "caller hung up in the IVR"))
+        except (AgiCommandError, TimeoutError):
+            # The dialplan's default route (operator) stays set: the caller still gets a human.
+            log.exception("%s: IVR failed; the dialplan sends the caller to the operator", who)
+            journey.append(JourneyStep("error", walk.node, "IVR failed; operator fallback"))
+        finally:
+            await self._store.add_steps(call_id, journey)
+            await self._store.finish_ivr(
+                call_id,
+                route=str(route) if route else None,
+                reason=finish.reason if finish else "hangup",
+                language=walk.language,
+                entered=finish.collected if finish else None,
+            )
+
+    def _file(self, prompt: Prompt) -> str:
+        return str(self._prompts.path_for(prompt))
+
+    async def _tell_status(self, agi: AgiChannel, finish: Finish, who: str) -> Route:
+        """Read out the status of the work order the caller keyed in (3 + number + #)."""
+        number = finish.collected or ""
+        status = await self._status_lookup(number) if number else None
+        language = finish.language
+        if status is None:
+            log.info("%s asked for unknown work order %r: to the operator", who, number)
+            text = self._menu.prompts.get("order-unknown")
+            if text is not None:
+                await agi.stream([self._file(text.prompt(language))])
+            return self._menu.operator_route
+        log.info("%s hears the status of work order %s", who, number)
+        spoken = await self._prompts.speak(Prompt(f"order-{number}", language, status))
+        await agi.stream([str(spoken)])
+        return HANGUP

@@ -1,0 +1,221 @@
+"""This installation's Asterisk: an overlay of the cached root, started in a chroot.
+
+The overlay keeps the cached root pristine (its upper layer holds this instance's config,
+logs and spool), so several instances (a running hotline, a test run) share one root.
+The folders Asterisk reads or writes that the engine also uses (prompts, hold music,
+recordings) are bind-mounted at the same absolute path inside, so paths agree on both sides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pbx.root import ProvisionError, cached_root, is_built
+
+log = logging.getLogger(__name__)
+
+# Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
+# path through it would leave the root, so the run directory is named by its real place).
+_RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
+
+
+@dataclass(frozen=True)
+class AsteriskInstance:
+    cache_dir: Path
+    instance_dir: Path
+    shared_dirs: tuple[Path, ...]  # host folders visible at the same path inside
+
+    @property
+    def root(self) -> Path:
+        return self.instance_dir / "root"
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.root / "etc/asterisk"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run/asterisk"
+
+    @property
+    def log_file(self) -> Path:
+        return self.instance_dir / "asterisk.out"
+
+    @property
+    def messages_log(self) -> Path:
+        return self.root / "var/log/asterisk/messages.log"
+
+    # -- mounts ---------------------------------------------------------------------------
+
+    def mount(self) -> None:
+        """Mount the overlay and the bind mounts (idempotent)."""
+        if not is_built(self.cache_dir):
+            raise ProvisionError("the Asterisk root is not built: run `hotline asterisk provision`")
+        if os.geteuid() != 0:
+            raise ProvisionError("running Asterisk in its root needs root (chroot and mounts)")
+        upper, work = self.instance_dir / "upper", self.instance_dir / "work"
+        for folder in (upper, work, self.root):
+            folder.mkdir(parents=True, exist_ok=True)
+        if not _is_mounted(self.root):
+            lower = cached_root(self.cache_dir)
+            _run(
+                [
+                    "mount",
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    f"lowerdir={lower},upperdir={upper},workdir={work}",
+                    str(self.root),
+                ]
+            )
+        for sub in _RUNTIME_DIRS:
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for source, target in self._binds():
+            source.mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
+            if not _is_mounted(target):
+                _run(["mount", "--bind", str(source), str(target)])
+
+    def unmount(self) -> None:
+        """Undo every mount, innermost first (idempotent)."""
+        for _source, target in reversed(self._binds()):
+            _umount(target)
+        _umount(self.root)
+
+    def _binds(self) -> list[tuple[Path, Path]]:
+        binds = [(Path("/proc"), self.root / "proc"), (Path("/dev"), self.root / "dev")]
+        for folder in self.shared_dirs:
+            folder = folder.resolve()
+            binds.append((folder, self.root / folder.relative_to("/")))
+        return binds
+
+    # -- the process ----------------------------------------------------------------------
+
+    def cli(self, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        """Run one Asterisk CLI command through the control socket."""
+        return subprocess.run(
+            ["chroot", str(self.root), "/usr/sbin/asterisk", "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def is_running(self) -> bool:
+        if not (self.run_dir / "asterisk.ctl").exists():
+            return False
+        try:
+            return self.cli("core show uptime", timeout=5).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def start(self, boot_timeout: float = 60.0) -> int:
+        """Start Asterisk detached and wait until it is fully booted; return its pid."""
+        if self.is_running():
+            log.info("Asterisk is already running in %s", self.root)
+            return self.pid() or 0
+        self.mount()
+        with open(self.log_file, "ab") as out:
+            process = subprocess.Popen(
+                ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives `hotline asterisk start` returning
+            )
+        deadline = time.monotonic() + boot_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ProvisionError(
+                    f"Asterisk exited with {process.returncode} while booting; see {self.log_file}"
+                )
+            try:
+                booted = self.cli("core waitfullybooted", timeout=5)
+            except subprocess.TimeoutExpired:
+                continue
+            if booted.returncode == 0 and "fully booted" in booted.stdout:
+                log.info("Asterisk fully booted (pid %s), logs in %s", process.pid, self.log_file)
+                return process.pid
+            time.sleep(0.2)
+        process.kill()
+        raise ProvisionError(
+            f"Asterisk did not boot within {boot_timeout:.0f} s; see {self.log_file}"
+        )
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.run_dir / "asterisk.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def reload(self) -> str:
+        result = self.cli("core reload")
+        if result.returncode != 0:
+            raise ProvisionError(f"reload failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result.stdout.strip()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop Asterisk (gracefully, then by signal) and unmount everything."""
+        pid = self.pid()
+        if self.is_running():
+            try:
+                self.cli("core stop now", timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("Asterisk did not answer `core stop now`")
+        if pid is not None:
+            _wait_gone(pid, timeout)
+        if self.root.is_dir():
+            self.unmount()
+        log.info("Asterisk stopped and %s unmounted", self.root)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return  # our own child (started by this process): now reaped
+        except ChildProcessError:
+            pass  # started by another process: only its disappearance tells
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    log.warning("Asterisk (pid %s) still running after %.0f s: killing it", pid, timeout)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    time.sleep(0.2)
+
+
+def _mount_points() -> set[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        return {line.split()[4].replace("\\040", " ") for line in info}
+
+
+def _is_mounted(path: Path) -> bool:
+    return str(path.resolve()) in _mount_points()
+
+
+def _umount(path: Path) -> None:
+    if not _is_mounted(path):
+        return
+    result = subprocess.run(["umount", str(path)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        log.warning("umount %s: %s; detaching lazily", path, result.stderr.strip())
+        _run(["umount", "-l", str(path)])
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ProvisionError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")

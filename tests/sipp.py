@@ -1,0 +1,147 @@
+"""sipp as a citizen: build a UAC scenario that dials, presses keys (RFC 4733) and hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+
+
+@dataclass(frozen=True)
+class Press:
+    """Wait ``after_ms`` then send ``keys`` one by one (each pcap lasts about 0.5 s)."""
+
+    keys: str
+    after_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: Path) -> str:
+    """A call to the service number that presses ``presses`` and hangs up after ``hold_ms``."""
+    actions: list[str] = []
+    for press in presses:
+        pcap = write_dtmf_pcap(workdir / f"dtmf-{caller}-{len(actions)}.pcap", press.keys)
+        actions.append(
+            f'  <pause milliseconds="{press.after_ms}"/>\n'
+            f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+            f'  <pause milliseconds="{sequence_duration_ms(press.keys) + 100}"/>'
+        )
+    body = "\n".join(actions)
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="citizen calls the hotline">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+{body}
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+async def place_call(
+    workdir: Path,
+    *,
+    sip_host: str,
+    sip_port: int,
+    service: str,
+    caller: str,
+    presses: list[Press],
+    hold_ms: int = 1000,
+    timeout_s: float = 120,
+) -> SippResult:
+    """Run one sipp citizen call to completion."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / f"citizen-{caller}-{free_udp_port()}.xml"
+    scenario.write_text(citizen_scenario(caller, presses, hold_ms, workdir), encoding="ISO-8859-1")
+    errors = scenario.with_suffix(".errors.log")
+    cmd = [
+        "sipp", f"{sip_host}:{sip_port}",
+        "-sf", str(scenario), "-s", service, "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", str(free_udp_port()),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+        "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err", "-error_file", str(errors),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout_s + 10)
+    except TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+    return SippResult(
+        returncode=process.returncode if process.returncode is not None else -1,
+        stdout=out.decode(errors="replace"),
+        stderr=err.decode(errors="replace"),
+        errors=errors.read_text(errors="replace") if errors.exists() else "",
+    )

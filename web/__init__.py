@@ -1,0 +1,1 @@
+"""The web service: health, call records, statistics and the supervisors' screen."""

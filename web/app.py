@@ -1,0 +1,68 @@
+"""The aiohttp application: routes, typed app keys, error mapping in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from calls.store import CallStore
+from web.auth import basic_auth
+from web.health import Check, check_parts
+
+
+@dataclass(frozen=True)
+class WebDeps:
+    calls: CallStore
+    health_checks: Mapping[str, Check]
+    supervisor_user: str
+    supervisor_password: str
+    timeout_s: float = 5.0
+
+
+DEPS = web.AppKey("deps", WebDeps)
+
+OPEN_PATHS = ("/healthz", "/open311")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    parts = await check_parts(deps.health_checks, deps.timeout_s)
+    down = [p.name for p in parts if not p.up]
+    body = {
+        "status": "ok" if not down else "down",
+        "down": down,
+        "parts": {p.name: {"up": p.up, "detail": p.detail} for p in parts},
+    }
+    return web.json_response(body, status=200 if not down else 503)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise _bad_request("limit must be a whole number") from None
+    if not 1 <= limit <= 1000:
+        raise _bad_request("limit must be between 1 and 1000")
+    calls = await request.app[DEPS].calls.recent(limit)
+    return web.json_response({"calls": calls})
+
+
+def _bad_request(description: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=f'{{"error": "bad-request", "description": "{description}"}}',
+        content_type="application/json",
+    )
+
+
+def make_app(deps: WebDeps) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            basic_auth(deps.supervisor_user, deps.supervisor_password, open_paths=OPEN_PATHS)
+        ]
+    )
+    app[DEPS] = deps
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/calls", list_calls)
+    return app

@@ -1,0 +1,36 @@
+"""HTTP basic authentication for the supervisors' API (credentials generated or configured)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def basic_auth(user: str, password: str, *, open_paths: tuple[str, ...]) -> web.Middleware:
+    expected = f"{user}:{password}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if any(request.path == p or request.path.startswith(p + "/") for p in open_paths):
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        try:
+            given = base64.b64decode(encoded, validate=True) if scheme.lower() == "basic" else b""
+        except (binascii.Error, ValueError):
+            given = b""
+        if not given or not hmac.compare_digest(given, expected):
+            raise web.HTTPUnauthorized(
+                headers={"WWW-Authenticate": 'Basic realm="hotline12345"'},
+                text='{"error": "unauthorized", "description": "supervisor credentials required"}',
+                content_type="application/json",
+            )
+        return await handler(request)
+
+    return middleware
