@@ -21,6 +21,9 @@ class ModelMissingError(SpeechError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ModelMissingError], tuple[Path, str]]:
+        return (type(self), (self.path, self.reason))
+
 
 class RecordingError(SpeechError):
     """A recording that cannot be transcribed: missing, empty, corrupt or unsupported."""
@@ -31,6 +34,10 @@ class RecordingError(SpeechError):
         super().__init__(f"recording {path} cannot be transcribed: {reason}")
         self.path = Path(path)
         self.reason = reason
+
+    # Raised in worker processes: pickle with the constructor's own arguments.
+    def __reduce__(self) -> tuple[type[RecordingError], tuple[Path, str]]:
+        return (type(self), (self.path, self.reason))
 
 
 class WorkerPoolError(SpeechError):

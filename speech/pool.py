@@ -108,7 +108,8 @@ def _init_worker(model_dir: str) -> None:
     _model_loads += 1
 
 
-def _transcribe_in_worker(path: str) -> tuple[Transcript, int, int]:
+def transcribe_in_worker(path: str) -> tuple[Transcript, int, int]:
+    """Runs in a worker: (transcript, worker pid, model loads in that worker so far)."""
     if _transcriber is None:
         raise WorkerPoolError("worker started without a model")
     return _transcriber.transcribe(path), os.getpid(), _model_loads
@@ -133,12 +134,6 @@ def make_executor(model_dir: Path | str, workers: int | None = None) -> ProcessP
         initializer=_init_worker,
         initargs=(str(resolved),),
     )
-
-
-def run_in_worker(executor: ProcessPoolExecutor, path: Path | str) -> Transcript:
-    """Blocking: transcribe ``path`` in one of the executor's workers (for batch jobs)."""
-    transcript, _pid, _loads = executor.submit(_transcribe_in_worker, str(path)).result()
-    return transcript
 
 
 class TranscriptionPool:
@@ -171,7 +166,7 @@ class TranscriptionPool:
         loop = asyncio.get_running_loop()
         try:
             transcript, pid, loads = await loop.run_in_executor(
-                self._executor, _transcribe_in_worker, str(path)
+                self._executor, transcribe_in_worker, str(path)
             )
         except BrokenProcessPool as exc:
             raise WorkerPoolError(f"transcription workers died: {exc}") from exc
