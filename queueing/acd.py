@@ -15,10 +15,12 @@ Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
 ``avail``                      ZSET available seats -> idle since (longest idle first)
 ``availlang:<lang>``           ZSET the same, per language
 ``avail:<skill>:<lang>:<lv>``  ZSET the same, per skill, language and level
+``availskill:<skill>``         ZSET available seats holding the skill -> their level
 ``staff:<skill>``              SET logged-in seats holding the skill (estimated wait)
 ``ringing`` / ``wrapup``       ZSET seat -> RONA deadline / end of wrap-up
 ``q:<skill>``                  ZSET waiting calls -> (9 - priority) * 1e12 + arrival seq
 ``qt:<skill>``                 ZSET waiting calls -> enqueued at (longest wait)
+``waitall``                    ZSET every waiting call -> enqueued at (oldest overall)
 ``queues``                     SET skills with someone waiting
 ``call:<id>``                  HASH: skill, lang, prio, caller, enq, seq, score, kind,
                                state (waiting|offered|connected), seat, offered_at, ...
@@ -40,7 +42,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,6 @@ from queueing.models import (
     CallKind,
     CallStateError,
     LoginRefused,
-    QueueStats,
     Released,
     Requeued,
     UnknownSeat,
@@ -74,6 +74,7 @@ from queueing.models import (
     WaitingCall,
 )
 from queueing.rules import PRIORITY_MAX, RoutingRules, estimated_wait_s
+from queueing.snapshot import read_snapshot, seat_status
 
 log = logging.getLogger(__name__)
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -236,7 +237,7 @@ class Acd:
             raw = await self.redis.hgetall(f"{self.prefix}seat:{extension}")
         if not raw:
             raise UnknownSeat(f"no seat {extension}")
-        return _seat_status(extension, {_s(k): _s(v) for k, v in raw.items()})
+        return seat_status(extension, {_s(k): _s(v) for k, v in raw.items()})
 
     # -- calls --------------------------------------------------------------------------
     async def enqueue(
@@ -278,7 +279,7 @@ class Acd:
             c = {_s(k): _s(v) for k, v in raw.items()}
             if c["state"] != "waiting":
                 return None
-            rank = await self.redis.zrank(f"{self.prefix}q:{c['skill']}", call_id)
+            rank: Any = await self.redis.zrank(f"{self.prefix}q:{c['skill']}", call_id)
         if rank is None:
             return None
         return WaitingCall(
@@ -387,68 +388,15 @@ class Acd:
 
     # -- statistics ---------------------------------------------------------------------
     async def snapshot(self, now: float | None = None) -> AcdSnapshot:
-        now_s = self._now(now)
-        p = self.prefix
-        skills = [s.name for s in self.seats.skills]
+        """Waiting per queue, longest wait, staffing and seats by state, for supervisors."""
         async with asyncio.timeout(self.timeout_s):
-            extensions = sorted(_s(e) for e in await self.redis.smembers(f"{p}seats"))
-            pipe = self.redis.pipeline(transaction=False)
-            for skill in skills:
-                pipe.zcard(f"{p}q:{skill}")
-                pipe.zrange(f"{p}qt:{skill}", 0, 0, withscores=True)
-                pipe.smembers(f"{p}staff:{skill}")
-                pipe.hget(f"{p}aht", skill)
-            pipe.smembers(f"{p}callbacks")
-            for ext in extensions:
-                pipe.hgetall(f"{p}seat:{ext}")
-            results = await pipe.execute()
-            callbacks = {_s(c) for c in results[4 * len(skills)]}
-            cb_pipe = self.redis.pipeline(transaction=False)
-            for call_id in sorted(callbacks):
-                cb_pipe.hget(f"{p}call:{call_id}", "skill")
-            cb_skills = Counter(_s(s) for s in await cb_pipe.execute() if s)
-        seats = tuple(
-            _seat_status(ext, {_s(k): _s(v) for k, v in raw.items()})
-            for ext, raw in zip(extensions, results[4 * len(skills) + 1 :], strict=True)
-            if raw
-        )
-        available = {s.extension for s in seats if s.state is SeatState.AVAILABLE}
-        queues = []
-        for i, skill in enumerate(skills):
-            waiting, oldest, staff, aht = results[4 * i : 4 * i + 4]
-            queues.append(
-                QueueStats(
-                    skill=skill,
-                    waiting=int(waiting),
-                    callbacks=cb_skills.get(skill, 0),
-                    longest_wait_s=max(0.0, now_s - oldest[0][1] / 1000) if oldest else 0.0,
-                    staffed=len(staff),
-                    available=len({_s(e) for e in staff} & available),
-                    aht_s=float(_s(aht)) / 1000 if aht else self.rules.default_aht_s,
-                )
+            return await read_snapshot(
+                self.redis,
+                self.prefix,
+                [s.name for s in self.seats.skills],
+                self._now(now),
+                self.rules.default_aht_s,
             )
-        return AcdSnapshot(
-            at=now_s,
-            queues=tuple(queues),
-            seats=seats,
-            seats_by_state=dict(Counter(s.state.value for s in seats)),
-        )
-
-
-def _seat_status(extension: str, h: dict[str, str]) -> SeatStatus:
-    def seconds(name: str) -> float:
-        return float(h.get(name) or 0) / 1000
-
-    return SeatStatus(
-        extension=extension,
-        state=SeatState(h.get("state", "logged_out")),
-        since=seconds("since"),
-        reason=h.get("reason", ""),
-        call_id=h.get("call", ""),
-        idle_since=seconds("idle"),
-        ring_until=seconds("ring_until"),
-        wrap_until=seconds("wrap_until"),
-    )
 
 
 __all__ = ["Acd", "AcdError"]

@@ -61,7 +61,7 @@ async def read_events(
     """Events after stream id ``after`` (``"0-0"``: from the start of the capped log)."""
     deadline = timeout_s + (block_ms or 0) / 1000
     async with asyncio.timeout(deadline):
-        reply = await redis.xread({f"{prefix}events": after}, count=count, block=block_ms)
+        reply: Any = await redis.xread({f"{prefix}events": after}, count=count, block=block_ms)
     events: list[AcdEvent] = []
     for _stream, entries in reply or []:
         events.extend(parse_entry(entry_id, fields) for entry_id, fields in entries)

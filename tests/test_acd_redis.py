@@ -372,7 +372,7 @@ async def test_two_engines_never_double_assign(redis: Redis, prefix: str) -> Non
     await acd.register_seats()
     for n in range(60):
         await acd.login(f"9{n:03d}", "1234")
-    calls = 600
+    calls = 1500
     for i in range(calls):
         await acd.enqueue(f"call-{i}", skills[i % 3], caller=f"138{i:08d}", priority=i % 2)
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -28,6 +28,7 @@ local function seat_indexes(ext)
   return keys
 end
 
+
 local function seat_skills(ext)
   local skills = {}
   local s = redis.call('HGET', P .. 'seat:' .. ext, 'skills') or ''
@@ -35,12 +36,18 @@ local function seat_skills(ext)
   return skills
 end
 
+-- availskill:<skill> is scored by the seat's level: "is there any seat good enough?"
 local function index_add(ext, idle)
   for _, key in ipairs(seat_indexes(ext)) do redis.call('ZADD', key, idle, ext) end
+  local s = redis.call('HGET', P .. 'seat:' .. ext, 'skills') or ''
+  for skill, lvl in string.gmatch(s, '([^%s:]+):(%d+)') do
+    redis.call('ZADD', P .. 'availskill:' .. skill, lvl, ext)
+  end
 end
 
 local function index_rem(ext)
   for _, key in ipairs(seat_indexes(ext)) do redis.call('ZREM', key, ext) end
+  for _, skill in ipairs(seat_skills(ext)) do redis.call('ZREM', P .. 'availskill:' .. skill, ext) end
 end
 
 -- Move a seat to `state`; keeps the available indexes, the timers and the staffed sets right.
@@ -67,12 +74,14 @@ end
 local function queue_add(id, skill, score, enq)
   redis.call('ZADD', P .. 'q:' .. skill, score, id)
   redis.call('ZADD', P .. 'qt:' .. skill, enq, id)
+  redis.call('ZADD', P .. 'waitall', enq, id)
   redis.call('SADD', P .. 'queues', skill)
 end
 
 local function queue_rem(id, skill)
   redis.call('ZREM', P .. 'q:' .. skill, id)
   redis.call('ZREM', P .. 'qt:' .. skill, id)
+  redis.call('ZREM', P .. 'waitall', id)
   if redis.call('ZCARD', P .. 'q:' .. skill) == 0 then redis.call('SREM', P .. 'queues', skill) end
 end
 

@@ -1,7 +1,8 @@
 -- ARGV: prefix, now_ms, limit, scan, rules_json
--- One atomic routing step: ends due wrap-ups, then walks the heads of every skill queue in
--- (priority, arrival) order and offers each caller the best available seat its relax step
--- allows: lowest level band first, then longest idle. Returns the assignments.
+-- One atomic routing step: ends due wrap-ups, then walks the heads of the skill queues in
+-- (priority, arrival) order (at most `scan` callers deep per queue) and offers each caller the
+-- best available seat its relax step allows: lowest level band first, then longest idle.
+-- Returns the assignments.
 local err = require_registered()
 if err then return err end
 local now, limit, scan = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -17,15 +18,72 @@ end
 local out = {}
 if redis.call('ZCARD', P .. 'avail') == 0 then return out end
 
-local cands = {}
-for _, skill in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-  local r = redis.call('ZRANGE', P .. 'q:' .. skill, 0, scan - 1, 'WITHSCORES')
-  for i = 1, #r, 2 do cands[#cands + 1] = {r[i], tonumber(r[i + 1]), skill} end
+-- Queues worth looking at: some available seat holds the skill, or the queue's oldest
+-- caller waited long enough for "any seat with the language".
+-- The oldest caller of a queue is its most relaxed one: if no available seat is good enough
+-- for that caller, nobody in the queue can be served in this step.
+-- With few seats free, only the queues of their skills can be served, unless somebody waited
+-- long enough for "any seat with the language".
+local any_after = nil
+for _, s in ipairs(rules.steps) do
+  if s[3] == 1 and any_after == nil then any_after = s[1] end
 end
-table.sort(cands, function(a, b)
-  if a[2] == b[2] then return a[1] < b[1] end
-  return a[2] < b[2]
-end)
+local skills = nil
+local free = redis.call('ZCARD', P .. 'avail')
+local oldest_all = redis.call('ZRANGE', P .. 'waitall', 0, 0, 'WITHSCORES')
+if free <= 16 and (any_after == nil or oldest_all[2] == nil
+    or now - tonumber(oldest_all[2]) < any_after) then
+  skills = {}
+  local seen = {}
+  for _, ext in ipairs(redis.call('ZRANGE', P .. 'avail', 0, -1)) do
+    for _, skill in ipairs(seat_skills(ext)) do
+      if not seen[skill] then
+        seen[skill] = true
+        if redis.call('SISMEMBER', P .. 'queues', skill) == 1 then skills[#skills + 1] = skill end
+      end
+    end
+  end
+  table.sort(skills)
+else
+  skills = redis.call('SMEMBERS', P .. 'queues')
+end
+local queues = {}
+for _, skill in ipairs(skills) do
+  local oldest = redis.call('ZRANGE', P .. 'qt:' .. skill, 0, 0, 'WITHSCORES')
+  local reachable = false
+  if oldest[2] then
+    local step = rules.steps[1]
+    for _, s in ipairs(rules.steps) do
+      if now - tonumber(oldest[2]) >= s[1] then step = s end
+    end
+    reachable = step[3] == 1 or #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill,
+      '-inf', step[2], 'LIMIT', 0, 1) > 0
+  end
+  if reachable then
+    queues[#queues + 1] = {skill = skill, key = P .. 'q:' .. skill, buf = {}, pos = 1,
+      offset = 0, seen = 0, done = false}
+  end
+end
+
+local CHUNK = 8
+local function head(q)
+  if q.done then return nil end
+  if q.pos > #q.buf then
+    if q.seen >= scan then
+      q.done = true
+      return nil
+    end
+    local r = redis.call('ZRANGE', q.key, q.offset, q.offset + CHUNK - 1, 'WITHSCORES')
+    q.buf, q.pos = {}, 1
+    for i = 1, #r, 2 do q.buf[#q.buf + 1] = {r[i], tonumber(r[i + 1])} end
+    q.offset = q.offset + #q.buf
+    if #q.buf == 0 then
+      q.done = true
+      return nil
+    end
+  end
+  return q.buf[q.pos]
+end
 
 local function find_seat(skill, lang, step)
   for _, band in ipairs(rules.bands) do
@@ -49,10 +107,31 @@ local function find_seat(skill, lang, step)
   return nil, nil
 end
 
+-- Lazy merge of the queues in (priority, arrival) order: callers are looked at one by one.
+-- `order` holds the queues sorted by their head caller (binary insertion keeps it sorted).
+local function before(a, b)
+  return a.h[2] < b.h[2] or (a.h[2] == b.h[2] and a.h[1] < b.h[1])
+end
+local order = {}
+local function push(q)
+  q.h = head(q)
+  if not q.h then return end
+  local lo, hi = 1, #order + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(order[mid], q) then lo = mid + 1 else hi = mid end
+  end
+  table.insert(order, lo, q)
+end
+for _, q in ipairs(queues) do push(q) end
+
 local exhausted = {}  -- seats only leave the indexes during this step: "none" stays true
-for _, cand in ipairs(cands) do
-  if #out >= limit or redis.call('ZCARD', P .. 'avail') == 0 then break end
-  local id, skill = cand[1], cand[3]
+while #out < limit and #order > 0 and redis.call('ZCARD', P .. 'avail') > 0 do
+  local best_q = table.remove(order, 1)
+  local best = best_q.h
+  best_q.pos = best_q.pos + 1
+  best_q.seen = best_q.seen + 1
+  local id, skill = best[1], best_q.skill
   local ck = P .. 'call:' .. id
   local c = redis.call('HMGET', ck, 'lang', 'enq', 'caller', 'prio', 'kind')
   local lang = c[1]
@@ -72,6 +151,7 @@ for _, cand in ipairs(cands) do
         set_state(ext, 'ringing', now, '', {'ring_until', ring_until})
         redis.call('ZADD', P .. 'ringing', ring_until, ext)
         queue_rem(id, skill)
+        best_q.offset = best_q.offset - 1  -- it left the part of the queue already read
         redis.call('HSET', ck, 'state', 'offered', 'seat', ext, 'offered_at', now)
         event(now, 'offer', id, ext, skill, tostring(wait))
         out[#out + 1] = {id, ext, skill, lang, c[3], tonumber(c[4]), c[5], wait, si - 1, level,
@@ -81,5 +161,6 @@ for _, cand in ipairs(cands) do
       end
     end
   end
+  push(best_q)
 end
 return out

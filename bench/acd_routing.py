@@ -1,0 +1,194 @@
+"""Benchmark of the ACD's routing decisions against the real Redis (prints figures).
+
+1,000 seats, 40 skills, 10,000 waiting callers. Two figures:
+
+* **batch**: every seat turns available at once; ``dispatch_once`` matches as many callers
+  as it can in atomic steps of ``--batch`` assignments: decisions per second.
+* **steady state**: seats free up one at a time (a call ends, wrap-up 0); each
+  ``dispatch_once`` is one atomic step that must pick the caller and the seat among 10,000
+  waiting (the queue is topped up to stay at 10,000): p50/p99 latency of that decision.
+
+Beside them, ``redis-benchmark -q -n 100000 -t set,get`` measured in the same run: the ACD's
+decisions per second as a ratio to the plain GET/SET ceiling of this Redis.
+
+    PYTHONPATH=. python bench/acd_routing.py [--redis redis://127.0.0.1:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+from urllib.parse import urlparse
+
+from redis.asyncio import Redis
+
+from agents.seats import Seat, SeatsFile, Skill
+from queueing.acd import Acd
+
+SEATS, SKILLS, CALLERS = 1000, 40, 10_000
+
+
+def build_seats(rng: random.Random) -> SeatsFile:
+    skills = tuple(Skill(f"skill{n:02d}", f"Skill {n}") for n in range(SKILLS))
+    seats = []
+    for n in range(SEATS):
+        held = rng.sample(range(SKILLS), rng.randint(2, 5))
+        seats.append(
+            Seat(
+                extension=f"{10000 + n}",
+                name=f"Seat {n}",
+                # a primary skill at a strong level, the others anywhere in 1-10
+                skills=tuple(
+                    (f"skill{s:02d}", rng.randint(1, 3) if i == 0 else rng.randint(1, 10))
+                    for i, s in enumerate(held)
+                ),
+                languages=("zh", "en") if n % 10 == 0 else ("zh",),
+                pin_hash="plain$1234",
+            )
+        )
+    return SeatsFile(skills, ("zh", "en"), tuple(seats), wrap_up_s=0, ring_timeout_s=600)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def enqueue_one(acd: Acd, rng: random.Random, n: int) -> None:
+    language = "en" if rng.random() < 0.05 else "zh"
+    await acd.enqueue(
+        f"call-{n}",
+        f"skill{rng.randrange(SKILLS):02d}",
+        caller=f"138{n:08d}",
+        language=language,
+        priority=rng.choice((0, 0, 0, 1, 2)),
+    )
+
+
+async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
+    rng = random.Random(12345)
+    redis = Redis.from_url(url)
+    prefix = f"bench-acd-{uuid.uuid4().hex[:8]}:"
+    acd = Acd(redis, build_seats(rng), prefix=prefix, timeout_s=30)
+    figures: dict[str, float] = {}
+    try:
+        await acd.register_seats()
+        started = time.perf_counter()
+        for n in range(CALLERS):
+            await enqueue_one(acd, rng, n)
+        figures["enqueue_per_s"] = CALLERS / (time.perf_counter() - started)
+        for seat in acd.seats.seats:
+            await acd.login(seat.extension, "1234")
+
+        # batch: all 1,000 seats available at once
+        latencies, assigned = [], []
+        started = time.perf_counter()
+        while True:
+            t = time.perf_counter()
+            got = await acd.dispatch_once(limit=batch)
+            latencies.append(time.perf_counter() - t)
+            if not got:
+                break
+            assigned.extend(got)
+        elapsed = time.perf_counter() - started
+        figures["batch_decisions"] = len(assigned)
+        figures["batch_decisions_per_s"] = len(assigned) / elapsed
+        figures["batch_step_p50_ms"] = statistics.median(latencies) * 1000
+        for a in assigned:
+            await acd.answered(a.call_id)
+        on_call = [a.call_id for a in assigned]
+        next_call = CALLERS
+
+        # steady state: one seat frees up, one decision
+        latencies, decided = [], 0
+        for _ in range(steady_rounds):
+            ending = on_call.pop(rng.randrange(len(on_call)))
+            await acd.hangup(ending)
+            await enqueue_one(acd, rng, next_call)  # keep 10,000 waiting
+            next_call += 1
+            t = time.perf_counter()
+            got = await acd.dispatch_once(limit=1)
+            latencies.append(time.perf_counter() - t)
+            for a in got:
+                decided += 1
+                await acd.answered(a.call_id)
+                on_call.append(a.call_id)
+        snap = await acd.snapshot()
+        figures["steady_rounds"] = steady_rounds
+        figures["steady_decisions"] = decided
+        figures["steady_p50_ms"] = percentile(latencies, 0.50) * 1000
+        figures["steady_p99_ms"] = percentile(latencies, 0.99) * 1000
+        figures["steady_decisions_per_s"] = decided / sum(latencies)
+        figures["waiting_at_end"] = snap.waiting
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=2000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i : i + 500])
+        await redis.aclose()
+    return figures
+
+
+def redis_benchmark(url: str) -> dict[str, float] | None:
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        print("redis-benchmark: not installed (Debian package redis-tools); no ratio")
+        return None
+    parsed = urlparse(url)
+    out = subprocess.run(
+        [tool, "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
+        + ["-q", "-n", "100000", "-t", "set,get"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    found = {}
+    for line in out.replace("\r", "\n").splitlines():
+        m = re.match(r"^(SET|GET): ([\d.]+) requests per second", line.strip())
+        if m:
+            found[m.group(1)] = float(m.group(2))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--steady-rounds", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=50)
+    args = parser.parse_args()
+    print(f"ACD routing: {SEATS} seats, {SKILLS} skills, {CALLERS} waiting callers")
+    figures = asyncio.run(run(args.redis, args.steady_rounds, args.batch))
+    print(f"  enqueue                    {figures['enqueue_per_s']:10.0f} callers/s")
+    print(
+        f"  batch dispatch             {figures['batch_decisions_per_s']:10.0f} decisions/s "
+        f"({figures['batch_decisions']:.0f} assignments, step of {args.batch}: "
+        f"p50 {figures['batch_step_p50_ms']:.2f} ms)"
+    )
+    print(
+        f"  steady state (1 seat free) {figures['steady_decisions_per_s']:10.0f} decisions/s "
+        f"({figures['steady_decisions']:.0f}/{figures['steady_rounds']:.0f} rounds decided)"
+    )
+    print(
+        f"  decision latency           p50 {figures['steady_p50_ms']:.2f} ms, "
+        f"p99 {figures['steady_p99_ms']:.2f} ms  ({figures['waiting_at_end']:.0f} waiting)"
+    )
+    ceiling = redis_benchmark(args.redis)
+    if ceiling:
+        for op, rate in sorted(ceiling.items()):
+            print(f"  redis-benchmark {op}        {rate:10.0f} requests/s")
+        get = ceiling.get("GET") or max(ceiling.values())
+        print(
+            f"  ratio to GET ceiling       batch {figures['batch_decisions_per_s'] / get:.4f}, "
+            f"steady {figures['steady_decisions_per_s'] / get:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
