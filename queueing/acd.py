@@ -239,7 +239,24 @@ class Acd:
             raise UnknownSeat(f"no seat {extension}")
         return seat_status(extension, {_s(k): _s(v) for k, v in raw.items()})
 
-    # -- calls --------------------------------------------------------------------------
+    # -- calls ---------------------------------------------------------------------------
+    async def caller_priority(
+        self, number: str, *, elderly_line: bool = False, now: float | None = None
+    ) -> int:
+        """Priority for a new call: a repeat caller (same number within the repeat window,
+        remembered in Redis as ``seen:<number>``) and the elderly-care line rank higher."""
+        now_s = self._now(now)
+        last = None
+        if number and number.isdigit():
+            window = int(self.rules.priority.repeat_window_s)
+            async with asyncio.timeout(self.timeout_s):
+                previous = await self.redis.set(
+                    f"{self.prefix}seen:{number}", _ms(now_s), ex=window, get=True
+                )
+            last = int(_s(previous)) / 1000 if previous else None
+        repeat = self.rules.priority.is_repeat(last, now_s)
+        return self.rules.priority.priority(repeat_caller=repeat, elderly_line=elderly_line)
+
     async def enqueue(
         self,
         call_id: str,
@@ -356,16 +373,22 @@ class Acd:
     async def hangup(self, call_id: str, now: float | None = None) -> Released:
         """The caller's channel is gone, or the conversation ended: abandoned while waiting
         or ringing (the ringing seat is released at once), completed once connected (the
-        seat enters its wrap-up). Also cancels a callback."""
+        seat enters its wrap-up). A waiting callback is kept (outcome ``kept``): the caller
+        hung up on purpose."""
+        return await self._release(call_id, now, force=False)
+
+    async def cancel(self, call_id: str, now: float | None = None) -> Released:
+        """Like :meth:`hangup`, but a waiting callback is dropped too (abandoned)."""
+        return await self._release(call_id, now, force=True)
+
+    async def _release(self, call_id: str, now: float | None, *, force: bool) -> Released:
         outcome, seat, duration = await self._run(
-            "release", call_id, _ms(self._now(now)), str(self.aht_alpha)
+            "release", call_id, _ms(self._now(now)), str(self.aht_alpha), "1" if force else "0"
         )
         released = Released(call_id, _s(outcome), _s(seat), int(duration) / 1000)
         log.info("call %s %s (seat %s, %.1fs)", call_id, released.outcome, released.seat,
                  released.duration_s)  # fmt: skip
         return released
-
-    cancel = hangup
 
     async def requeue_head(
         self, call_id: str, now: float | None = None, reason: str = NO_ANSWER_REASON

@@ -265,9 +265,20 @@ async def test_callback_keeps_its_place(acd: Acd) -> None:
     await acd.enqueue("d", "report", now=T0 + 41)
     assert [await acd.position(x) for x in "abcd"] == [1, 2, 3, 4]
     assert (await acd.snapshot(now=T0 + 42)).queues[0].callbacks == 1
+    kept = await acd.hangup("b", now=T0 + 41)  # the citizen hangs up, as agreed
+    assert kept.outcome == "kept" and await acd.position("b") == 2
     await _login(acd, ("8001", T0 + 50), ("8002", T0 + 51))
     got = await acd.dispatch_once(now=T0 + 60)
     assert [(x.call_id, x.kind) for x in got] == [("a", CallKind.VOICE), ("b", CallKind.CALLBACK)]
+    assert got[1].caller == "13800000002"  # the number to call back
+
+
+async def test_cancelled_callback_leaves_the_queue(acd: Acd) -> None:
+    await acd.enqueue("a", "report", now=T0)
+    await acd.to_callback("a", "13800000001", now=T0 + 5)
+    gone = await acd.cancel("a", now=T0 + 9)
+    assert (gone.outcome, gone.duration_s) == ("abandoned", 9.0)
+    assert await acd.position("a") is None
 
 
 async def test_login_with_wrong_pin_refused(acd: Acd) -> None:
@@ -415,3 +426,10 @@ async def test_two_engines_never_double_assign(redis: Redis, prefix: str) -> Non
                 assert holding[e.seat] == e.call_id
                 holding[e.seat] = None
     assert offers == calls
+
+
+async def test_repeat_caller_and_elderly_line_rank_higher(acd: Acd) -> None:
+    assert await acd.caller_priority("13800000009", now=T0) == 0
+    assert await acd.caller_priority("13800000009", now=T0 + 3600) == 1  # again within 24 h
+    assert await acd.caller_priority("13900000000", elderly_line=True, now=T0) == 2
+    assert await acd.caller_priority("", now=T0) == 0  # anonymous: never a repeat

@@ -1,5 +1,6 @@
--- ARGV: prefix, call_id, now_ms, aht_alpha
--- The caller's channel is gone (or a callback was cancelled). Whatever the call's state:
+-- ARGV: prefix, call_id, now_ms, aht_alpha, force
+-- The caller's channel is gone (force "0": a waiting callback is kept, {'kept', '', 0}),
+-- or the call is cancelled outright (force "1"). Otherwise, by the call's state:
 --   waiting   -> abandoned (leaves the queue)            returns {'abandoned', '', waited_ms}
 --   offered   -> abandoned, the ringing seat is free now returns {'abandoned', seat, waited_ms}
 --   connected -> completed, the seat enters wrap-up      returns {'completed', seat, talk_ms}
@@ -9,6 +10,7 @@ local ck = P .. 'call:' .. id
 local c = redis.call('HMGET', ck, 'state', 'seat', 'skill', 'enq', 'answered_at', 'kind')
 if not c[1] then return {'unknown', '', 0} end
 local state, ext, skill = c[1], c[2], c[3]
+if state == 'waiting' and c[6] == 'callback' and ARGV[5] ~= '1' then return {'kept', '', 0} end
 local result
 if state == 'waiting' then
   queue_rem(id, skill)
