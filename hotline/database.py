@@ -52,6 +52,7 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[ty
 async def create_schema(engine: AsyncEngine) -> None:
     """Create every table the imported domain packages declared (idempotent)."""
     import calls.models  # noqa: F401  (registers tables on Base)
+    import workorders.models  # noqa: F401
 
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)

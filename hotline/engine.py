@@ -18,7 +18,7 @@ from calls.store import CallStore
 from hotline.database import create_schema, make_engine, make_sessions, ping
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
-from hotline.wiring import ami_secret, provision_asterisk
+from hotline.wiring import ami_secret, provision_asterisk, work_order_routes, work_orders
 from ivr.fastagi import FastAgiServer
 from ivr.menu import Menu, load_menu
 from ivr.prompts import PromptLibrary
@@ -26,6 +26,7 @@ from ivr.session import IvrSession
 from pbx.ami import AmiClient
 from pbx.instance import AsteriskInstance
 from web.app import WebDeps, make_app
+from workorders.supervision import run_supervision
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Hotline:
     ami: AmiClient = field(init=False)
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
+    work_orders: WorkOrderService = field(init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -57,7 +60,9 @@ class Hotline:
 
         self._db = make_engine(s.effective_database_url)
         await create_schema(self._db)
-        self.calls = CallStore(make_sessions(self._db))
+        sessions = make_sessions(self._db)
+        self.calls = CallStore(sessions)
+        self.work_orders = work_orders(s, sessions)
         self._redis = aioredis.Redis.from_url(
             s.redis_url, socket_timeout=s.network_timeout_s, socket_connect_timeout=2
         )
@@ -75,7 +80,9 @@ class Hotline:
             log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
 
         self.agi = FastAgiServer()
-        session = IvrSession(self.menu, prompts, self.calls)
+        session = IvrSession(
+            self.menu, prompts, self.calls, self.work_orders.status_for_phone_lookup
+        )
         self.agi.add_route("ivr", session.run)
         await self.agi.start(s.agi_host, s.agi_port)
 
@@ -92,7 +99,8 @@ class Hotline:
             supervisor_password=supervisor_password(s),
             timeout_s=s.network_timeout_s,
         )
-        self._runner = web.AppRunner(make_app(deps), access_log=None)
+        app = make_app(deps, mounts=[work_order_routes(s, self.work_orders)])
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, s.web_host, s.web_port).start()
         log.info(
@@ -100,6 +108,12 @@ class Hotline:
             s.web_host,
             s.web_port,
             s.data_dir / "secrets.toml",
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                run_supervision(self.work_orders, self._stopping, s.supervision_interval_s),
+                name="supervision",
+            )
         )
         log.info(
             "hotline ready: dial %s at sip:%s@%s:%s",
@@ -111,6 +125,7 @@ class Hotline:
 
     async def stop(self) -> None:
         log.info("stopping the hotline")
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
         if hasattr(self, "agi"):

@@ -61,6 +61,14 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = ""  # empty: SQLite file in data_dir
 
+    # Open311 api keys, comma separated; empty: one key generated into data_dir/secrets.toml.
+    open311_api_keys: str = ""
+    open311_jurisdiction_id: str = ""
+    # Staff tokens for the work-order API ([[staff]] token/name/role/department); empty:
+    # data_dir/staff.toml if it exists.
+    staff_file: str = ""
+    supervision_interval_s: float = 300.0
+
     # Deadline for every network await (AMI actions, Redis, database checks).
     network_timeout_s: float = 5.0
     log_level: str = "INFO"
@@ -77,6 +85,10 @@ class Settings:
     def asterisk_dir(self) -> Path:
         """This instance's Asterisk: an overlay of the cached root, config rendered into it."""
         return self.data_dir / "asterisk"
+
+    @property
+    def effective_staff_file(self) -> Path:
+        return Path(self.staff_file) if self.staff_file else self.data_dir / "staff.toml"
 
     @property
     def effective_database_url(self) -> str:

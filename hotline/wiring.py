@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from ivr.menu import Menu, Route
 from pbx.config import PbxContext, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root
+from web.app import RouteMount
+from workorders.dispatch import DispatchRules
+from workorders.http import add_routes, load_staff
+from workorders.service import WorkOrderService
+from workorders.timelimits import TimeLimits
+
+log = logging.getLogger(__name__)
 
 
 def ami_secret(settings: Settings) -> str:
@@ -50,3 +62,29 @@ def provision_asterisk(settings: Settings, menu: Menu) -> AsteriskInstance:
     ensure_hold_music(settings.moh_dir)
     write_config(instance.etc_dir, render_all(settings, pbx_context(settings, menu)))
     return instance
+
+
+def work_orders(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
+    return WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
+
+
+def work_order_routes(settings: Settings, service: WorkOrderService) -> RouteMount:
+    """Mount the staff API, public status, Open311 and the SMS webhook."""
+    keys = [k.strip() for k in settings.open311_api_keys.split(",") if k.strip()]
+    api_keys = keys or [stored_secret(settings.data_dir, "open311_api_key")]
+    staff_file = settings.effective_staff_file
+    staff = load_staff(staff_file) if staff_file.is_file() else {}
+    if not staff:
+        log.warning("no staff tokens in %s: the work-order staff API refuses everyone", staff_file)
+
+    def mount(app: web.Application) -> None:
+        add_routes(
+            app,
+            service,
+            api_keys=api_keys,
+            staff=staff,
+            sms_token=stored_secret(settings.data_dir, "sms_gateway_token"),
+            jurisdiction_id=settings.open311_jurisdiction_id,
+        )
+
+    return mount

@@ -20,6 +20,9 @@ from pbx.root import ProvisionError, cached_root, is_built
 
 log = logging.getLogger(__name__)
 
+# Asterisk processes this process started, by root: kept so they can be waited for (reaped).
+_children: dict[Path, subprocess.Popen[bytes]] = {}
+
 # Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
 # path through it would leave the root, so the run directory is named by its real place).
 _RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
@@ -130,6 +133,7 @@ class AsteriskInstance:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives `hotline asterisk start` returning
             )
+        _children[self.root] = process
         deadline = time.monotonic() + boot_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -169,7 +173,15 @@ class AsteriskInstance:
                 self.cli("core stop now", timeout=timeout)
             except subprocess.TimeoutExpired:
                 log.warning("Asterisk did not answer `core stop now`")
-        if pid is not None:
+        child = _children.pop(self.root, None)
+        if child is not None:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("Asterisk (pid %s) still running after %.0f s: killing it", pid, timeout)
+                child.kill()
+                child.wait()
+        elif pid is not None:
             _wait_gone(pid, timeout)
         if self.root.is_dir():
             self.unmount()
@@ -179,11 +191,6 @@ class AsteriskInstance:
 def _wait_gone(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return  # our own child (started by this process): now reaped
-        except ChildProcessError:
-            pass  # started by another process: only its disappearance tells
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

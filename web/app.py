@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,7 +23,10 @@ class WebDeps:
 
 DEPS = web.AppKey("deps", WebDeps)
 
-OPEN_PATHS = ("/healthz", "/open311")
+SUPERVISOR_PATHS = ("/api/calls", "/api/stats", "/api/seats")
+
+# Mounts a domain's routes (e.g. work orders) on the application.
+RouteMount = Callable[[web.Application], None]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -56,13 +59,15 @@ def _bad_request(description: str) -> web.HTTPBadRequest:
     )
 
 
-def make_app(deps: WebDeps) -> web.Application:
+def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
     app = web.Application(
         middlewares=[
-            basic_auth(deps.supervisor_user, deps.supervisor_password, open_paths=OPEN_PATHS)
+            basic_auth(deps.supervisor_user, deps.supervisor_password, protected=SUPERVISOR_PATHS)
         ]
     )
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
+    for mount in mounts:
+        mount(app)
     return app

@@ -12,12 +12,14 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def basic_auth(user: str, password: str, *, open_paths: tuple[str, ...]) -> web.Middleware:
+def basic_auth(user: str, password: str, *, protected: tuple[str, ...]) -> web.Middleware:
+    """Ask for the supervisor's credentials on the ``protected`` path prefixes only (the
+    work-order API has its own staff tokens; Open311 its api keys)."""
     expected = f"{user}:{password}".encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if any(request.path == p or request.path.startswith(p + "/") for p in open_paths):
+        if not any(request.path == p or request.path.startswith(p + "/") for p in protected):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, encoded = header.partition(" ")

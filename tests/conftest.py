@@ -1,0 +1,123 @@
+"""Fixtures that start the real parts once per test run: Asterisk 22, the engine, sipp calls.
+
+The engine under test runs in this process on its own ports and data folder, so a hotline
+started with ``hotline up`` on the default ports is not disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from panoramisk.message import Message
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/sipp.py and tests/dtmf_pcap.py
+
+from hotline.engine import Hotline  # noqa: E402
+from hotline.settings import PROJECT_DIR, Settings  # noqa: E402
+
+FAST_MENU_TIMEOUT_S = 2
+
+
+def fast_menu(target: Path) -> Path:
+    """The shipped menu with short timeouts and a short main-menu text, so that tests of
+    silent callers (three timeouts) take seconds rather than minutes. Everything else —
+    tree, keys, routes, other prompts — is the file administrators get."""
+    text = (PROJECT_DIR / "ivr" / "menu.toml").read_text(encoding="utf-8")
+    replacements = {
+        "timeout_s = 5": f"timeout_s = {FAST_MENU_TIMEOUT_S}",
+        "timeout_s = 10": "timeout_s = 4",
+    }
+    for old, new in replacements.items():
+        assert old in text, f"the shipped menu no longer has {old!r}: update fast_menu()"
+        text = text.replace(old, new)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests run Asterisk in a chroot: they need root")
+    base = tmp_path_factory.mktemp("hotline")
+    return Settings.load(environ={}).replace(
+        data_dir=base / "var",
+        recordings_dir=base / "recordings",
+        menu_file=fast_menu(base / "menu.toml"),
+        sip_port=5160,
+        ami_port=5138,
+        agi_port=4673,
+        web_port=8445,
+        rtp_port_start=12000,
+        rtp_port_end=12999,
+    )
+
+
+class AmiEvents:
+    """AMI events seen during the test run, by the citizen's channel unique id."""
+
+    def __init__(self) -> None:
+        self.by_call: dict[str, list[Message]] = defaultdict(list)
+
+    def record(self, event: Message) -> None:
+        self.by_call[event.get("Uniqueid", "")].append(event)
+
+    def of(self, uniqueid: str, name: str) -> list[Message]:
+        return [e for e in self.by_call.get(uniqueid, []) if e.get("Event") == name]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
+    engine = Hotline(e2e_settings)
+    try:
+        await engine.start()
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@pytest.fixture(scope="session")
+def ami_events(hotline: Hotline) -> AmiEvents:
+    events = AmiEvents()
+    for name in ("AGIExecStart", "QueueCallerJoin", "Hangup"):
+        hotline.ami.on(name, events.record)
+    return events
+
+
+def new_caller() -> str:
+    return "139" + "".join(random.choices("0123456789", k=8))
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], timeout_s: float = 30, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def call_record(hotline: Hotline, caller_raw: str, *, closed: bool = True) -> dict[str, Any]:
+    """The call record of the call from ``caller_raw`` (once closed by the hangup event)."""
+
+    async def probe() -> dict[str, Any] | None:
+        for call in await hotline.calls.recent(200):
+            if call["caller_raw"] == caller_raw and (call["ended_at"] or not closed):
+                return call
+        return None
+
+    record: dict[str, Any] = await eventually(probe, what=f"the call record of {caller_raw}")
+    return record
