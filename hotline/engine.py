@@ -26,6 +26,7 @@ from ivr.session import IvrSession
 from pbx.ami import AmiClient
 from pbx.instance import AsteriskInstance
 from web.app import WebDeps, make_app
+from workorders.service import WorkOrderService
 from workorders.supervision import run_supervision
 
 log = logging.getLogger(__name__)

@@ -178,7 +178,9 @@ class AsteriskInstance:
             try:
                 child.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.warning("Asterisk (pid %s) still running after %.0f s: killing it", pid, timeout)
+                log.warning(
+                    "Asterisk (pid %s) still running after %.0f s: killing it", pid, timeout
+                )
                 child.kill()
                 child.wait()
         elif pid is not None:

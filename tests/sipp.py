@@ -108,6 +108,18 @@ def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: P
 """
 
 
+def write_scenario(workdir: Path, caller: str, presses: list[Press], hold_ms: int) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / f"citizen-{caller}-{free_udp_port()}.xml"
+    text = citizen_scenario(caller, presses, hold_ms, workdir)
+    scenario.write_text(text, encoding="ISO-8859-1")
+    return scenario
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 async def place_call(
     workdir: Path,
     *,
@@ -120,9 +132,7 @@ async def place_call(
     timeout_s: float = 120,
 ) -> SippResult:
     """Run one sipp citizen call to completion."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    scenario = workdir / f"citizen-{caller}-{free_udp_port()}.xml"
-    scenario.write_text(citizen_scenario(caller, presses, hold_ms, workdir), encoding="ISO-8859-1")
+    scenario = write_scenario(workdir, caller, presses, hold_ms)
     errors = scenario.with_suffix(".errors.log")
     cmd = [
         "sipp", f"{sip_host}:{sip_port}",
@@ -143,5 +153,5 @@ async def place_call(
         returncode=process.returncode if process.returncode is not None else -1,
         stdout=out.decode(errors="replace"),
         stderr=err.decode(errors="replace"),
-        errors=errors.read_text(errors="replace") if errors.exists() else "",
+        errors=_read(errors),
     )
