@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hotline.settings import Settings, SettingsError
 
@@ -111,7 +112,7 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
     from calls.store import CallStore
     from hotline.database import create_schema, make_engine, make_sessions
 
-    async def fetch() -> list[dict[str, object]]:
+    async def fetch() -> list[dict[str, Any]]:
         engine = make_engine(settings.effective_database_url)
         try:
             await create_schema(engine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -42,7 +43,7 @@ class Hotline:
     calls: CallStore = field(init=False)
     work_orders: WorkOrderService = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:

@@ -119,7 +119,8 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
         hints = typing.get_type_hints(cls)
-        return cls(**{name: _coerce(name, hints[name], raw) for name, raw in values.items()})
+        coerced = {name: _coerce(name, hints[name], raw) for name, raw in values.items()}
+        return cls(**coerced)  # type: ignore[arg-type]
 
 
 def _coerce(name: str, kind: object, raw: object) -> object:

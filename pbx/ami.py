@@ -42,8 +42,9 @@ class _SupervisedManager(Manager):  # type: ignore[misc]
         super().connection_made(f)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self.pinger:
-            self.pinger.cancel()
+        pinger: asyncio.TimerHandle | None = self.pinger
+        if pinger is not None:
+            pinger.cancel()
             self.pinger = None
         self._on_lost(exc)
 

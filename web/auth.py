@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def basic_auth(user: str, password: str, *, protected: tuple[str, ...]) -> web.Middleware:
+def basic_auth(user: str, password: str, *, protected: tuple[str, ...]) -> Middleware:
     """Ask for the supervisor's credentials on the ``protected`` path prefixes only (the
     work-order API has its own staff tokens; Open311 its api keys)."""
     expected = f"{user}:{password}".encode()
