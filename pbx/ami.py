@@ -42,7 +42,7 @@ class _SupervisedManager(Manager):  # type: ignore[misc]
         super().connection_made(f)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        pinger: asyncio.TimerHandle | None = self.pinger
+        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
         if pinger is not None:
             pinger.cancel()
             self.pinger = None

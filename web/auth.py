@@ -6,11 +6,12 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+Middleware = Any  # aiohttp's middleware protocol, produced by @web.middleware
 
 
 def basic_auth(user: str, password: str, *, protected: tuple[str, ...]) -> Middleware:
