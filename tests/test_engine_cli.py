@@ -1,0 +1,176 @@
+"""The `hotline` command and the engine's behaviour when parts are broken or missing.
+
+These run their own instances on their own ports (not the session's engine), through the
+real command line where a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hotline.engine import Hotline
+from hotline.settings import PROJECT_DIR, Settings
+
+HOTLINE = [sys.executable, "-m", "hotline.cli"]
+PORTS = {
+    "HOTLINE_SIP_PORT": "5260",
+    "HOTLINE_AMI_PORT": "5238",
+    "HOTLINE_AGI_PORT": "4773",
+    "HOTLINE_WEB_PORT": "8545",
+    "HOTLINE_RTP_PORT_START": "13000",
+    "HOTLINE_RTP_PORT_END": "13999",
+}
+
+
+def hotline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(PORTS)
+    env.update(
+        HOTLINE_DATA_DIR=str(tmp_path / "var"),
+        HOTLINE_RECORDINGS_DIR=str(tmp_path / "recordings"),
+        PYTHONPATH=str(PROJECT_DIR),
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        HOTLINE + args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+BROKEN_MENU = """
+[menu]
+start = "main"
+main = "main"
+
+[voices]
+zh = "cmn"
+en = "en"
+
+[nodes.main]
+zh = "请选择"
+en = "Please choose"
+
+[[nodes.main.options]]
+key = "1"
+route = "queue:report"
+
+[[nodes.main.options]]
+key = "1"
+goto = "nowhere"
+"""
+
+
+def test_broken_menu_is_refused_with_line_and_reason(tmp_path: Path) -> None:
+    menu = tmp_path / "menu.toml"
+    menu.write_text(BROKEN_MENU, encoding="utf-8")
+    env = hotline_env(tmp_path, HOTLINE_MENU_FILE=str(menu))
+    for args in (["menu", "--check-only"], ["up"]):
+        result = run(args, env, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert f"{menu}:19: nodes.main: duplicate key '1'" in result.stderr
+    # refused before anything started: no Asterisk instance was created
+    assert not (tmp_path / "var" / "asterisk" / "root" / "etc").exists()
+
+
+def test_unknown_setting_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.toml"
+    config.write_text("sip_prot = 5070\n", encoding="utf-8")
+    result = run(["calls"], hotline_env(tmp_path, HOTLINE_CONFIG=str(config)))
+    assert result.returncode == 2
+    assert "unknown setting(s): sip_prot" in result.stderr
+
+
+@pytest.mark.e2e
+def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: chroot and mounts")
+    env = hotline_env(tmp_path)
+    try:
+        started = run(["asterisk", "start"], env)
+        assert started.returncode == 0, started.stderr
+        status = run(["asterisk", "status"], env)
+        assert status.returncode == 0 and "uptime" in status.stdout.lower()
+        root = tmp_path / "var" / "asterisk" / "root"
+        dialplan = ["chroot", str(root), "asterisk", "-rx", "dialplan show hotline"]
+        before = subprocess.run(dialplan, capture_output=True, text=True, check=True).stdout
+        assert "'12345'" in before
+        pid = (root / "run/asterisk/asterisk.pid").read_text().strip()
+
+        reloaded = run(["asterisk", "reload"], {**env, "HOTLINE_HOTLINE_NUMBER": "12399"})
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert "extensions.conf" in reloaded.stdout
+        after = subprocess.run(dialplan, capture_output=True, text=True, check=True).stdout
+        assert "'12399'" in after and "'12345'" not in after
+        assert (root / "run/asterisk/asterisk.pid").read_text().strip() == pid  # no restart
+    finally:
+        stopped = run(["asterisk", "stop"], env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert run(["asterisk", "status"], env).returncode == 3
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(tmp_path) not in mounts, "hotline asterisk stop left mounts behind"
+
+
+@pytest.mark.e2e
+async def test_engine_waits_for_ami_and_reports_it(tmp_path: Path) -> None:
+    """AMI unreachable at start: the engine still serves, and /healthz names what is down."""
+    settings = Settings.load(environ={}).replace(
+        data_dir=tmp_path / "var",
+        recordings_dir=tmp_path / "recordings",
+        manage_asterisk=False,  # a remote PBX that is down
+        ami_port=5239,  # nothing listens here
+        agi_port=4774,
+        web_port=8546,
+    )
+    engine = Hotline(settings)
+    try:
+        await engine.start()
+        assert engine.agi.serving
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{settings.web_port}/healthz") as response:
+                body = await response.json()
+        assert response.status == 503
+        assert set(body["down"]) == {"ami", "asterisk"}
+        assert body["parts"]["redis"]["up"] and body["parts"]["database"]["up"]
+        assert "AMI not connected" in body["parts"]["ami"]["detail"]
+    finally:
+        await engine.stop()
+
+
+async def test_calls_command_lists_records_as_json(tmp_path: Path) -> None:
+    from calls.callerid import parse_caller_id
+    from calls.store import CallStore
+    from hotline.database import create_schema, make_engine, make_sessions
+
+    env = hotline_env(tmp_path)
+    settings = Settings.load(environ={}).replace(data_dir=tmp_path / "var")
+    settings.data_dir.mkdir(parents=True)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        await create_schema(engine)
+        store = CallStore(make_sessions(engine))
+        call_id = await store.open("test-1.1", "PJSIP/citizens-1", parse_caller_id("13912345678"))
+        await store.finish_ivr(
+            call_id, route="queue:report", reason="selected", language="zh", entered=None
+        )
+        await store.close("test-1.1", cause=16, cause_text="Normal Clearing")
+    finally:
+        await engine.dispose()
+    result = await asyncio.to_thread(run, ["calls", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    [call] = json.loads(result.stdout)
+    assert call["caller_number"] == "13912345678"
+    assert call["route"] == "queue:report"
+    assert call["hangup_cause"] == 16
