@@ -1,17 +1,30 @@
 """The SQL database every domain stores into: one declarative base, one async engine.
 
 SQLite file by default (``sqlite+aiosqlite``), PostgreSQL by URL (``postgresql+asyncpg``).
-Domain packages declare their tables on :class:`Base`; :func:`create_schema` creates them.
+Domain packages declare their tables on :class:`Base`; the schema is Alembic's
+(``migrations/``): :func:`create_schema` upgrades the database to the latest revision. A
+table or column change needs a new revision: ``alembic revision --autogenerate -m "..."``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import DateTime, TypeDecorator, text
-from sqlalchemy.engine import Dialect
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import DateTime, TypeDecorator, inspect, text
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The first revision: the schema as create_all made it before migrations existed.
+BASELINE_REVISION = "0001"
+_MIGRATION_LOCK = 12345  # PostgreSQL advisory lock: engines starting together migrate once
 
 
 class Base(DeclarativeBase):
@@ -49,13 +62,43 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[ty
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table the imported domain packages declared (idempotent)."""
-    import calls.models  # noqa: F401  (registers tables on Base)
+def import_models() -> None:
+    """Import every domain's tables so that they are registered on :class:`Base`."""
+    import calls.models  # noqa: F401
+    import intake.models  # noqa: F401
     import workorders.models  # noqa: F401
 
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    """Bring the database on ``connection`` to the latest revision (blocking, idempotent)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    config = alembic_config(connection)
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" not in tables and "work_orders" in tables:
+        log.warning(
+            "database made before migrations: completing the first revision's tables and "
+            "marking it %s",
+            BASELINE_REVISION,
+        )
+        import_models()
+        Base.metadata.create_all(connection)
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, "head")
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Upgrade the database to the latest migration (creates every table on a fresh one)."""
     async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(upgrade_to_head)
 
 
 async def ping(engine: AsyncEngine) -> None:

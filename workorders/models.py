@@ -36,6 +36,8 @@ class WorkOrderRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[str] = mapped_column(Text, default="")
     recording_path: Mapped[str] = mapped_column(String(512), default="")
+    # A received document (e.g. a fax's TIFF) for the operator to read and complete from.
+    attachment_path: Mapped[str] = mapped_column(String(512), default="")
     call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
 

@@ -53,6 +53,7 @@ class NewWorkOrder:
     zipcode: str = ""
     transcript: str = ""
     recording_path: str = ""
+    attachment_path: str = ""
     call_id: str = ""
     urgent: bool = False
     lead_department: str = ""
@@ -114,6 +115,7 @@ class WorkOrder:
     token: str | None
     media_url: str
     history: tuple[HistoryEntry, ...]
+    attachment_path: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -179,4 +181,5 @@ def snapshot(row: WorkOrderRow) -> WorkOrder:
         token=row.token,
         media_url=row.media_url,
         history=tuple(_entry(event) for event in row.history),
+        attachment_path=row.attachment_path,
     )
