@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from speech.errors import RecordingError
+from speech.errors import ModelMissingError, RecordingError
+from speech.model import locate_model
 from speech.pool import make_executor, transcribe_in_worker
 from speech.transcriber import Transcript
 
@@ -137,3 +138,28 @@ def run_batch(
         audio_seconds=round(audio_seconds, 3),
         elapsed_seconds=round(time.monotonic() - started, 3),
     )
+
+
+def transcribe_command(
+    folder: Path, model_dir: Path | None, workers: int, stream: TextIO | None = None
+) -> int:
+    """``hotline transcribe <folder>``: exit status 0 done, 1 some recordings failed,
+    2 nothing could start (no model configured, unusable model, missing folder)."""
+    out = stream if stream is not None else sys.stderr
+    if model_dir is None:
+        out.write("no Vosk model configured: set vosk_model_dir (HOTLINE_VOSK_MODEL_DIR)\n")
+        return 2
+    try:
+        locate_model(model_dir)  # refused even when there is nothing to transcribe
+        report = run_batch(folder, model_dir, workers, out)
+    except (ModelMissingError, NotADirectoryError) as exc:
+        out.write(f"{exc}\n")
+        return 2
+    out.write(
+        f"{report.transcribed} transcribed, {report.skipped} already done, "
+        f"{len(report.failed)} failed; {report.audio_seconds:.0f} s of audio "
+        f"in {report.elapsed_seconds:.1f} s\n"
+    )
+    for failure in report.failed:
+        out.write(f"  failed: {failure.recording}: {failure.reason}\n")
+    return 1 if report.failed else 0
