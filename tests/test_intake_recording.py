@@ -136,6 +136,11 @@ async def test_recorded_call_is_transcribed_and_drafted(
         return citizen_id in hangups
 
     await eventually(hung_up, timeout_s=30, what="the citizen's hangup")
+
+    async def closed() -> bool:  # MixMonitor's post-recording command ran in the chroot
+        return await asyncio.to_thread(listener.files_of(call).closed_marker.exists)
+
+    await eventually(closed, timeout_s=10, what="MixMonitor's closed marker")
     await listener.finished(ConnectedCall(**{**call.__dict__, "ended_at": datetime.now(UTC)}))
     result = await listener.wait_done(citizen_id, timeout=120)
     assert result is not None and result.work_order_number
