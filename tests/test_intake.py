@@ -234,3 +234,21 @@ def test_batch_command_exit_codes(tmp_path: Path) -> None:
     assert transcribe_command(tmp_path, tmp_path / "no-model", 1, out) == 2
     assert "no such directory" in out.getvalue()
     assert os.path.isdir(tmp_path)
+
+
+async def test_intake_opens_without_a_model_and_closes(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    from intake.service import Intake
+
+    service = WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
+    config = IntakeConfig(recordings_dir=tmp_path / "recordings", recording_close_timeout_s=1)
+    with caplog.at_level(logging.ERROR):
+        intake = Intake.open(config, FakeAmi(), sessions, service)  # the engine's typed service
+    assert intake.pool is None and "no Vosk model configured" in caplog.text
+    call = a_call()
+    await intake.recordings.connected(call)
+    close_files(intake.recordings, call, seconds=1.0)
+    await intake.recordings.finished(call)
+    await intake.close(timeout=10)  # drains the running intake
+    assert (await intake.store.get(call.call_id)).work_order_number  # type: ignore[union-attr]

@@ -1,0 +1,63 @@
+"""The intake as the engine holds it: recording listener, fax handler, retention job, one pool.
+
+The composition root opens it once, registers ``fax.on_event`` for ``ReceiveFAX`` on its AMI,
+passes ``recordings`` to the ACD connector as a call listener, runs ``run_retention`` as a
+task and awaits ``close`` at shutdown (before the AMI and the database go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from intake.config import IntakeConfig
+from intake.fax import FaxIntake, WorkOrderCreator
+from intake.recording import AmiActions, CallDrafter, RecordingListener
+from intake.retention import run_retention
+from intake.store import RecordingStore
+from intake.transcription import open_pool
+from speech.pool import TranscriptionPool
+
+log = logging.getLogger(__name__)
+
+
+class WorkOrders(CallDrafter, WorkOrderCreator, Protocol):
+    """What intake needs of the work-order service: drafts of calls, registered faxes."""
+
+
+@dataclass
+class Intake:
+    config: IntakeConfig
+    store: RecordingStore
+    recordings: RecordingListener
+    fax: FaxIntake
+    pool: TranscriptionPool | None
+
+    @classmethod
+    def open(
+        cls,
+        config: IntakeConfig,
+        ami: AmiActions,
+        sessions: async_sessionmaker[AsyncSession],
+        work_orders: WorkOrders,
+    ) -> Intake:
+        """Build the parts; a missing model is logged here, once, and calls are still recorded."""
+        config.recordings_dir.mkdir(parents=True, exist_ok=True)
+        pool = open_pool(config)
+        store = RecordingStore(sessions)
+        recordings = RecordingListener(config, ami, store, work_orders, pool)
+        return cls(config, store, recordings, FaxIntake(work_orders), pool)
+
+    async def run_retention(self, stop: asyncio.Event) -> None:
+        await run_retention(self.store, self.config, stop)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Finish running intakes within ``timeout``, then stop the transcription workers."""
+        await self.recordings.close(timeout)
+        await self.fax.close(min(timeout, 10.0))
+        if self.pool is not None:
+            await self.pool.close()
