@@ -166,6 +166,17 @@ class RecordingListener:
             error=error,
         )
 
+    async def _stop_recording(self, call: ConnectedCall) -> None:
+        """The seat may hang up first while the citizen's channel lives on: close the files now."""
+        try:
+            async with asyncio.timeout(self.config.network_timeout_s):
+                await self.ami.action({"Action": "StopMixMonitor", "Channel": call.caller_channel})
+        except AmiActionError as exc:  # the usual case: the citizen's channel is already gone
+            log.debug("call %s: StopMixMonitor not needed: %s", call.call_id, exc)
+        except (AmiUnavailable, TimeoutError) as exc:
+            log.warning("call %s: StopMixMonitor not sent (%s); waiting for the hangup to close "
+                        "the recording", call.call_id, exc or "AMI deadline passed")  # fmt: skip
+
     async def _intake_logged(self, call: ConnectedCall) -> IntakeResult | None:
         try:
             return await self.intake(call)
@@ -186,6 +197,7 @@ class RecordingListener:
                 call.call_id, caller_number=call.caller_number or "", seat=call.seat,
                 connected_at=call.connected_at, paths=[str(p) for p in files.audio],
             )  # fmt: skip
+        await self._stop_recording(call)
         if not await wait_closed(files, self.config.recording_close_timeout_s):
             log.warning("call %s: recording files not closed within %.0f s; using what is there",
                         call.call_id, self.config.recording_close_timeout_s)  # fmt: skip

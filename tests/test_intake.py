@@ -124,6 +124,7 @@ async def test_mixmonitor_records_each_side_apart_under_the_day(
     close_files(listener, call, seconds=3.0)
     await listener.finished(call)
     result = await listener.wait_done(call.call_id, timeout=10)
+    assert ami.actions[1] == {"Action": "StopMixMonitor", "Channel": call.caller_channel}
     assert result is not None and result.duration_s == 3.0
     assert result.transcript is not None
     assert [t.speaker for t in result.transcript.turns] == ["caller", "operator"]
