@@ -36,8 +36,12 @@ def render_pjsip(
     context: str = "hotline-seats",
     codecs: tuple[str, ...] = ("alaw", "ulaw"),
     qualify_frequency_s: int = 30,
+    rewrite_contact: bool = True,
 ) -> str:
-    """PJSIP sections for every seat; ``passwords`` maps extension -> SIP password."""
+    """PJSIP sections for every seat; ``passwords`` maps extension -> SIP password.
+
+    ``rewrite_contact`` (on for softphones behind NAT) makes Asterisk reach a seat at the
+    address its REGISTER came from, not at its Contact."""
     parts = ["; Rendered from the seats file by agents/pjsip.py: edit the seats file, not this.\n"]
     for seat in seats.seats:
         password = passwords.get(seat.extension)
@@ -59,7 +63,7 @@ def render_pjsip(
             "direct_media=no\n"
             "rtp_symmetric=yes\n"
             "force_rport=yes\n"
-            "rewrite_contact=yes\n"
+            f"rewrite_contact={'yes' if rewrite_contact else 'no'}\n"
             f"language={seat.languages[0]}\n"
             "\n"
             f"[{ext}-auth]\n"

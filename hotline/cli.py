@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--limit", type=int, default=20)
     calls.set_defaults(func=_calls)
 
+    seats = sub.add_parser("seats", help="operator seats: list, or apply an edited seats file")
+    seats.add_argument("action", choices=["list", "reload"])
+    seats.add_argument("--json", action="store_true", help="print JSON")
+    seats.set_defaults(func=_seats)
+
+    stats = sub.add_parser("stats", help="live queue statistics from the ACD's event log")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument("--since", type=float, default=None, help="epoch seconds (default 24 h)")
+    stats.set_defaults(func=_stats)
+
     menu = sub.add_parser("menu", help="validate the IVR menu file and synthesise its prompts")
     menu.add_argument("--check-only", action="store_true", help="validate, make no prompts")
     menu.set_defaults(func=_menu)
@@ -105,6 +115,80 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
         changed = write_config(instance.etc_dir, render_all(settings, context))
         print(f"changed: {', '.join(changed) or 'nothing'}")
         print(instance.reload())
+    return 0
+
+
+def _acd(settings: Settings) -> tuple[Any, Any]:
+    import redis.asyncio as aioredis
+
+    from agents.seats import load_seats
+    from queueing.acd import Acd
+
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.network_timeout_s)
+    return redis, Acd(redis, load_seats(settings.seats_file), prefix=settings.acd_prefix)
+
+
+def _seats(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.seats import SeatsError
+    from hotline import wiring
+    from ivr.menu import load_menu
+
+    async def run() -> list[dict[str, object]]:
+        redis, acd = _acd(settings)
+        try:
+            if args.action == "reload":
+                print("seats registered in the ACD: %s added, %s updated, %s removed"
+                      % await acd.register_seats())  # fmt: skip
+            snapshot = await acd.snapshot()
+            return [{"extension": s.extension, "state": s.state.value, "reason": s.reason}
+                    for s in snapshot.seats]  # fmt: skip
+        finally:
+            await redis.aclose()
+
+    try:
+        if args.action == "reload" and wiring.asterisk_instance(settings).is_running():
+            print(wiring.reload_asterisk(settings, load_menu(settings.menu_file)))
+        seats = asyncio.run(run())
+    except SeatsError as exc:
+        print(f"hotline: the seats file is refused: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(seats, indent=2))
+    else:
+        for seat in seats:
+            print(f"{seat['extension']:>8}  {seat['state']:<11} {seat['reason']}")
+    return 0
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.database import create_schema, make_engine, make_sessions
+    from queueing.stats import EventLogWriter, create_tables, queue_figures
+
+    async def run() -> dict[str, Any]:
+        redis, acd = _acd(settings)
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await create_schema(engine)
+            await create_tables(engine)
+            sessions = make_sessions(engine)
+            writer = EventLogWriter(redis, settings.acd_prefix, sessions)
+            writer.last_id = await writer._resume_point()
+            await writer.catch_up()  # harmless beside a running engine's writer: same rows
+            return await queue_figures(sessions, await acd.snapshot(), since=args.since,
+                                       service_level_s=settings.service_level_s)  # fmt: skip
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    figures = asyncio.run(run())
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2))
+        return 0
+    for q in [figures["overall"], *figures["queues"]]:
+        print(f"{q['queue']:<14} waiting {q['waiting']:>3}  answered {q['answered']:>4}  "
+              f"abandoned {q['abandoned']:>4}  SL {q['service_level']}  ASA {q['asa_s']}  "
+              f"AHT {q['aht_s']}")  # fmt: skip
+    print("seats:", ", ".join(f"{k} {v}" for k, v in figures["seats_by_state"].items()))
     return 0
 
 

@@ -37,12 +37,27 @@ class Settings:
     debian_mirror: str = "http://deb.debian.org/debian"
     recordings_dir: Path = PROJECT_DIR / "recordings"
     menu_file: Path = PROJECT_DIR / "ivr" / "menu.toml"
+    # Operator seats (extensions, skills, PINs): rendered into PJSIP and queues.conf.
+    seats_file: Path = PROJECT_DIR / "agents" / "seats.toml"
 
     hotline_number: str = "12345"
     # Networks whose calls are citizens' calls (the carrier trunk; loopback on one machine).
     citizen_networks: str = "127.0.0.0/8"
     # A caller waiting longer than this in one queue is offered to the operator queue again.
     queue_max_wait_s: int = 1800
+    # The ACD: Redis key prefix (one connector engine per prefix), how often a waiting
+    # caller hears position and estimated wait, when the callback is offered (0: never).
+    acd_prefix: str = "hotline:acd:"
+    queue_announce_interval_s: float = 45.0
+    callback_offer_after_s: float = 90.0
+    # How the engine calls a citizen back: {number} is the caller's number.
+    callback_dial: str = "PJSIP/citizens/sip:{number}@127.0.0.1"
+    # Statistics: "answered within" for the service level (GB/T 33358: 15 s).
+    service_level_s: float = 15.0
+    # How often (s) Asterisk checks a seat's softphone (0: never; registration alone counts).
+    seat_qualify_s: int = 30
+    # Reach a seat where its REGISTER came from (softphones behind NAT), not at its Contact.
+    seat_rewrite_contact: bool = True
     # Start and stop the local Asterisk instance with `hotline up` (off for a remote PBX).
     manage_asterisk: bool = True
 

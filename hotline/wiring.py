@@ -7,12 +7,15 @@ import logging
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agents.pjsip import render_pjsip, render_queuerules, render_queues
+from agents.seats import SeatsError, SeatsFile, load_seats
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from ivr.menu import Menu, Route
 from pbx.config import PbxContext, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root
+from queueing.rules import RoutingRules
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes, load_staff
@@ -36,11 +39,41 @@ def asterisk_instance(settings: Settings) -> AsteriskInstance:
     )
 
 
-def pbx_context(settings: Settings, menu: Menu) -> PbxContext:
-    operator = menu.operator_route
-    queues = {route.name for route in menu_routes(menu) if route.kind == "queue"}
+def seat_passwords(settings: Settings, seats: SeatsFile) -> dict[str, str]:
+    """Each seat's SIP password, generated once and kept in data_dir/secrets.toml."""
+    return {seat.extension: stored_secret(settings.data_dir, f"seat-{seat.extension}")
+            for seat in seats.seats}  # fmt: skip
+
+
+def check_menu_queues(menu: Menu, seats: SeatsFile) -> tuple[str, ...]:
+    """Every queue the menu routes to must be a skill of the seats file; returns them."""
+    queues = sorted({route.name for route in menu_routes(menu) if route.kind == "queue"})
+    skills = {skill.name for skill in seats.skills}
+    missing = [queue for queue in queues if queue not in skills]
+    if missing:
+        raise SeatsError(
+            "seats file", None,
+            f"the menu routes to queue(s) {', '.join(missing)} but no skill has that name",
+        )  # fmt: skip
+    return tuple(queues)
+
+
+def pbx_context(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> PbxContext:
+    seats = seats or load_seats(settings.seats_file)
+    check_menu_queues(menu, seats)
+    rules = RoutingRules()
     return PbxContext(
-        ami_secret=ami_secret(settings), queues=tuple(sorted(queues)), operator_queue=operator.name
+        ami_secret=ami_secret(settings),
+        operator_queue=menu.operator_route.name,
+        seats_pjsip=render_pjsip(
+            seats,
+            seat_passwords(settings, seats),
+            qualify_frequency_s=settings.seat_qualify_s,
+            rewrite_contact=settings.seat_rewrite_contact,
+        ),
+        queues_conf=render_queues(seats, rules),
+        queuerules_conf=render_queuerules(rules),
+        queue_first_band=rules.band_of(rules.steps[0].max_level),
     )
 
 
@@ -54,14 +87,26 @@ def menu_routes(menu: Menu) -> set[Route]:
     return routes
 
 
-def provision_asterisk(settings: Settings, menu: Menu) -> AsteriskInstance:
+def provision_asterisk(
+    settings: Settings, menu: Menu, seats: SeatsFile | None = None
+) -> AsteriskInstance:
     """Build (or reuse) the root, mount this instance and render its configuration."""
     build_root(settings.asterisk_cache_dir, settings.debian_mirror)
     instance = asterisk_instance(settings)
     instance.mount()
     ensure_hold_music(settings.moh_dir)
-    write_config(instance.etc_dir, render_all(settings, pbx_context(settings, menu)))
+    write_config(instance.etc_dir, render_all(settings, pbx_context(settings, menu, seats)))
     return instance
+
+
+def reload_asterisk(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> str:
+    """Re-render the configuration (seats included) and reload Asterisk: no restart."""
+    instance = asterisk_instance(settings)
+    changed = write_config(
+        instance.etc_dir, render_all(settings, pbx_context(settings, menu, seats))
+    )
+    log.info("Asterisk configuration changed: %s", ", ".join(changed) or "nothing")
+    return instance.reload()
 
 
 def work_orders(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:

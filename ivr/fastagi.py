@@ -40,6 +40,7 @@ class AgiCall:
     caller: CallerId
     dialed: str
     script: str
+    args: tuple[str, ...] = ()  # AGI(agi://host/route,arg1,arg2): agi_arg_1, agi_arg_2, ...
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> AgiCall:
@@ -52,6 +53,11 @@ class AgiCall:
             caller=parse_caller_id(raw_number),
             dialed=headers.get("agi_extension", ""),
             script=headers.get("agi_network_script", "").strip("/"),
+            args=tuple(
+                headers[f"agi_arg_{i}"]
+                for i in range(1, 33)
+                if f"agi_arg_{i}" in headers and headers[f"agi_arg_{i}"]
+            ),
         )
 
 
@@ -112,6 +118,11 @@ class AgiChannel:
     async def set_variable(self, name: str, value: str) -> None:
         await self.command(f'SET VARIABLE {name} "{value}"', deadline_s=10)
 
+    async def get_variable(self, name: str) -> str:
+        """The channel variable's value ("" if unset)."""
+        code, data = await self.command(f"GET VARIABLE {name}", deadline_s=10)
+        return data if code == "1" else ""
+
 
 Route = Callable[[AgiChannel], Awaitable[None]]
 
@@ -124,6 +135,7 @@ class FastAgiServer:
         self._header_timeout_s = header_timeout_s
         self._server: asyncio.Server | None = None
         self.active: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def add_route(self, path: str, route: Route) -> None:
         self._routes[path.strip("/")] = route
@@ -139,14 +151,25 @@ class FastAgiServer:
     async def stop(self, drain_s: float = 10.0) -> None:
         if self._server is not None:
             self._server.close()
-        if self.active:
+            self._server = None
+        if self.active and drain_s > 0:
             log.info("waiting for %d call(s) still in the IVR", len(self.active))
             await asyncio.wait(self.active, timeout=drain_s)
+
+    async def abort(self) -> None:
+        """Stop serving and drop every open FastAGI connection at once, as a crashed engine
+        would: Asterisk carries on in the dialplan after each AGI() (the ACD's fallback)."""
+        await self.stop(drain_s=0)
+        for writer in list(self._writers):
+            writer.close()
+        if self.active:
+            await asyncio.wait(self.active, timeout=5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.active.add(task)  # type: ignore[arg-type]
+        self._writers.add(writer)
         try:
             headers = await asyncio.wait_for(_read_headers(reader), self._header_timeout_s)
             if headers is None:
@@ -163,6 +186,7 @@ class FastAgiServer:
             log.warning("FastAGI client sent no headers within %.0f s", self._header_timeout_s)
         finally:
             self.active.discard(task)  # type: ignore[arg-type]
+            self._writers.discard(writer)
             writer.close()
 
 

@@ -81,6 +81,7 @@ class IvrSession:
             journey.append(JourneyStep("route", finish.node, f"{route} ({finish.reason})"))
             await agi.set_variable("HOTLINE_ROUTE_KIND", route.kind)
             await agi.set_variable("HOTLINE_ROUTE_NAME", route.name)
+            await agi.set_variable("HOTLINE_LANGUAGE", walk.language)  # the ACD matches seats
             log.info("%s leaves the IVR to %s (%s)", who, route, finish.reason)
         except CallerHungUp:
             log.info("%s hung up in the IVR at node %s", who, walk.node)

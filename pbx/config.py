@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +24,17 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True)
 class PbxContext:
-    """What the templates need beyond the settings, assembled by the composition root."""
+    """What the templates need beyond the settings, assembled by the composition root.
+
+    ``queues_conf`` / ``queuerules_conf`` / ``seats_pjsip`` come from the agents domain
+    (:mod:`agents.pjsip`): the seats file is their one source."""
 
     ami_secret: str
-    queues: tuple[str, ...]  # every queue the menu (and seats) route to
     operator_queue: str = "operator"
-    seats_pjsip: str = ""  # rendered seat endpoints (agents domain)
-    queue_members: Mapping[str, tuple[str, ...]] | None = None  # queue -> PJSIP interfaces
+    seats_pjsip: str = ""
+    queues_conf: str = ""
+    queuerules_conf: str = ""
+    queue_first_band: int = 1  # QUEUE_MAX_PENALTY before the fallback Queue() relaxes it
 
 
 def render_template(text: str, values: Mapping[str, object], name: str = "template") -> str:
@@ -41,29 +45,6 @@ def render_template(text: str, values: Mapping[str, object], name: str = "templa
         return str(values[key])
 
     return _PLACEHOLDER.sub(substitute, text)
-
-
-def queues_section(
-    queues: Iterable[str], members: Mapping[str, tuple[str, ...]] | None = None
-) -> str:
-    """Asterisk's own queues: used for waiting now, and as the fallback if the ACD is down."""
-    blocks = []
-    for queue in sorted(set(queues)):
-        lines = [
-            f"[{queue}]",
-            "musicclass = default",
-            "strategy = leastrecent",
-            "joinempty = yes",
-            "leavewhenempty = no",
-            "timeout = 20",
-            "retry = 2",
-            "autopause = yes",
-            "announce-position = no",
-            "ringinuse = no",
-        ]
-        lines += [f"member => {iface}" for iface in (members or {}).get(queue, ())]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
 
 
 def template_values(settings: Settings, context: PbxContext) -> dict[str, object]:
@@ -85,7 +66,9 @@ def template_values(settings: Settings, context: PbxContext) -> dict[str, object
         "recordings_dir": settings.recordings_dir,
         "moh_dir": settings.moh_dir,
         "seats_pjsip": context.seats_pjsip,
-        "queues": queues_section(context.queues, context.queue_members),
+        "queues": context.queues_conf,
+        "queuerules": context.queuerules_conf,
+        "queue_first_band": context.queue_first_band,
     }
 
 

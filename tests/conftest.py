@@ -43,6 +43,28 @@ def fast_menu(target: Path) -> Path:
     return target
 
 
+def fast_seats(target: Path) -> Path:
+    """The shipped seats file with short ring timeouts and wrap-ups, for the same reason."""
+    text = (PROJECT_DIR / "agents" / "seats.toml").read_text(encoding="utf-8")
+    replacements = {
+        "wrap_up_s = 15": "wrap_up_s = 2",
+        "ring_timeout_s = 15": "ring_timeout_s = 4",
+        "wrap_up_s = 30": "wrap_up_s = 3",
+        "wrap_up_s = 45": "wrap_up_s = 3",
+    }
+    for old, new in replacements.items():
+        assert old in text, f"the shipped seats file no longer has {old!r}: update fast_seats()"
+        text = text.replace(old, new)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+#: shifts every test port, so two test runs on one machine do not collide
+PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
+#: where the engine calls citizens back during the tests (a sipp UAS started by the test)
+CALLBACK_PORT = 15399 + PORT_OFFSET
+
+
 @pytest.fixture(scope="session")
 def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if os.geteuid() != 0:
@@ -52,12 +74,19 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"),
-        sip_port=5160,
-        ami_port=5138,
-        agi_port=4673,
-        web_port=8445,
-        rtp_port_start=12000,
-        rtp_port_end=12999,
+        seats_file=fast_seats(base / "seats.toml"),
+        acd_prefix=f"hotline-test-{os.getpid()}:acd:",
+        queue_announce_interval_s=8.0,
+        callback_offer_after_s=4.0,
+        callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{CALLBACK_PORT}",
+        seat_qualify_s=0,
+        seat_rewrite_contact=False,  # sipp seats register from one port, answer on another
+        sip_port=5160 + PORT_OFFSET,
+        ami_port=5138 + PORT_OFFSET,
+        agi_port=4673 + PORT_OFFSET,
+        web_port=8445 + PORT_OFFSET,
+        rtp_port_start=12000 + 2 * PORT_OFFSET,
+        rtp_port_end=12999 + 2 * PORT_OFFSET,
     )
 
 
@@ -82,6 +111,19 @@ async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
         yield engine
     finally:
         await engine.stop()
+        await _drop_acd_keys(e2e_settings)
+
+
+async def _drop_acd_keys(settings: Settings) -> None:
+    import redis.asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(f"{settings.acd_prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,143 @@
+"""Callbacks: when a callback's turn comes, ring a free seat first, then call the citizen.
+
+The dispatcher hands a callback's decision to :meth:`CallbackRinger.ring`, which rings the
+seat by AMI ``Originate`` (no citizen channel exists to dial from). When the seat answers,
+its channel runs the FastAGI ``callback`` route (:meth:`CallbackRinger.run`): the ACD marks
+the call answered, and the seat's channel dials the citizen (``callback_dial``, e.g. a
+trunk) showing the hotline's number. If the seat does not answer, the Originate fails (or
+the ring deadline passes) and the call goes back to the head of its queue, the seat paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from calls.lifecycle import ConnectedCall
+from ivr.fastagi import AgiChannel, CallerHungUp
+from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from queueing.acd import Acd
+from queueing.dialing import DialWatch, Listeners
+from queueing.dispatcher import Dispatcher
+from queueing.models import AcdError, Assignment
+
+log = logging.getLogger(__name__)
+
+_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+_CITIZEN_RING_S = 30
+
+
+@dataclass(frozen=True)
+class CallbackOptions:
+    agi_url: str  # agi://host:port
+    dial: str  # e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
+    hotline_number: str = "12345"
+
+
+class CallbackRinger:
+    def __init__(
+        self,
+        acd: Acd,
+        ami: AmiClient,
+        dispatcher: Dispatcher,
+        dials: DialWatch,
+        listeners: Listeners,
+        options: CallbackOptions,
+    ) -> None:
+        self.acd, self.ami, self.dispatcher = acd, ami, dispatcher
+        self.dials, self.listeners, self.options = dials, listeners, options
+
+    async def ring(self, a: Assignment) -> None:
+        """Ring the seat chosen for callback ``a.call_id`` (runs as a task per decision)."""
+        who = f"callback {a.call_id} to {a.caller}"
+        ring_ms = max(2000, int((a.ring_until - datetime.now(UTC).timestamp()) * 1000) - 500)
+        action = {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{a.seat}",
+            "Application": "AGI",
+            "Data": f"{self.options.agi_url}/callback,{a.call_id},{a.caller},{a.skill}",
+            "Timeout": str(ring_ms),
+            "CallerID": f'"callback {a.caller}" <{a.caller}>',
+            "Async": "true",
+            "ChannelId": f"cb-{uuid.uuid4().hex[:16]}",
+        }
+        log.info("%s: ringing seat %s first (%s ms)", who, a.seat, ring_ms)
+        failed = False
+        try:
+            answer: Any = await self.ami.action(action)
+            replies = answer if isinstance(answer, list) else [answer]
+            failed = any(r.get("Response") == "Failure" for r in replies)
+        except TimeoutError:
+            return  # still ringing: the seat's answer runs the callback route, or RONA applies
+        except (AmiActionError, AmiUnavailable):
+            log.exception("%s: could not ring seat %s", who, a.seat)
+            failed = True
+        if failed:
+            log.warning("%s: seat %s did not answer; back to the queue head", who, a.seat)
+            try:
+                await self.acd.requeue_head(a.call_id)
+            except (RedisError, OSError, TimeoutError):
+                log.exception("%s: could not requeue", who)
+            self.dispatcher.kick()
+
+    async def run(self, agi: AgiChannel) -> None:
+        """The FastAGI ``callback`` route, on the seat's answered channel."""
+        args = agi.call.args
+        if len(args) < 3 or not _NUMBER.match(args[1]):
+            log.error("callback route called with bad arguments %r", args)
+            return
+        call_id, number, skill = args[0], args[1], args[2]
+        seat = agi.call.channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+        who = f"callback {call_id} to {number} at seat {seat}"
+        try:
+            await self.acd.answered(call_id)
+        except AcdError:
+            log.warning("%s: the seat answered too late (call no longer offered)", who)
+            return
+        log.info("%s: seat answered, calling the citizen", who)
+        dial = self.options.dial.format(number=number)
+        ended = self.dials.expect(agi.call.uniqueid)
+        connected: ConnectedCall | None = None
+        try:
+            await agi.set_variable("CALLERID(num)", self.options.hotline_number)
+            task = asyncio.ensure_future(
+                agi.command(f"EXEC Dial {dial},{_CITIZEN_RING_S}", deadline_s=4 * 3600)
+            )
+            pending: list[asyncio.Future[Any]] = [task, ended]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            end = ended.result() if ended.done() and not ended.cancelled() else None
+            if end is not None and end.status == "ANSWER":
+                connected = ConnectedCall(
+                    call_id=call_id,
+                    caller_channel=end.dest_channel,
+                    caller_number=number,
+                    seat=seat,
+                    seat_channel=agi.call.channel,
+                    skill=skill,
+                    connected_at=datetime.now(UTC),
+                )
+                log.info("%s: citizen answered, connected", who)
+                await self.listeners.connected(connected)
+            elif end is not None:
+                log.warning("%s: the citizen did not answer (%s)", who, end.status)
+            await task
+        except CallerHungUp:
+            log.info("%s: seat hung up", who)
+        finally:
+            self.dials.forget(agi.call.uniqueid)
+            try:
+                released = await self.acd.hangup(call_id)
+                log.info("%s: %s after %.1f s", who, released.outcome, released.duration_s)
+            except (RedisError, OSError, TimeoutError, AcdError):
+                log.exception("%s: could not release the call in the ACD", who)
+            self.dispatcher.kick()
+        if connected is not None:
+            ended_call = ConnectedCall(**{**connected.__dict__, "ended_at": datetime.now(UTC)})
+            await self.listeners.finished(ended_call)

@@ -1,0 +1,262 @@
+"""The FastAGI ``queue`` route: a citizen waits in the engine's ACD and reaches a seat.
+
+The path: the dialplan's ``hotline-queue,<skill>`` runs ``AGI(agi://.../queue)`` →
+:meth:`QueueRoute.run` enqueues the caller (priority from :meth:`Acd.caller_priority`),
+plays hold music, announces position and estimated wait every
+``announce_interval_s``, offers the callback after ``callback_after_s`` (1 = keep the
+place, hang up) → the dispatcher's decision arrives → the caller's own channel dials the
+seat → DIALSTATUS tells the ACD how it went.
+
+Why ``Dial()`` from the caller's channel (AGI ``EXEC Dial``) rather than AMI Originate +
+Bridge: Asterisk then does the ringing, the ring timeout, the caller ID (the citizen's
+number shows on the seat's phone), hold music while ringing and the bridge natively, in
+one place; a caller hanging up while the seat rings cancels the ring at once; and if the
+engine dies mid-call the conversation goes on. AMI still carries what the engine learns:
+``DialEnd`` says when the seat answered (→ :meth:`Acd.answered`, listeners' ``connected``).
+Callbacks, where no citizen channel exists yet, ring the seat by AMI Originate
+(:mod:`queueing.callback`).
+
+Whatever goes wrong on the engine's side (Redis down, an unexpected error), the route ends
+without setting ``HOTLINE_QUEUE_RESULT`` and the dialplan sends the caller to Asterisk's own
+``Queue(hotline-<skill>)``: nobody is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from calls.lifecycle import ConnectedCall
+from ivr.fastagi import AgiChannel, AgiCommandError, CallerHungUp
+from ivr.tree import Prompt
+from queueing.acd import Acd
+from queueing.announce import Announcer, position_sentence, sentence
+from queueing.dialing import DialEnd, DialWatch, Listeners
+from queueing.dispatcher import Dispatcher
+from queueing.models import AcdError, Assignment
+
+log = logging.getLogger(__name__)
+
+RING_FAILED = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
+_POLL_MS = 100  # how long one WAIT FOR DIGIT lasts: the latency from decision to ring
+_MAX_CALL_S = 4 * 3600.0
+_DIGIT_1 = "49"
+
+
+# Stops the announcement playing on a channel (AMI ControlPlayback), given channel and who.
+StopPlayback = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    announce_interval_s: float = 45.0
+    callback_after_s: float = 0.0  # 0: never offered
+    musicclass: str = "default"
+
+
+class QueueRoute:
+    def __init__(
+        self,
+        acd: Acd,
+        dispatcher: Dispatcher,
+        dials: DialWatch,
+        announcer: Announcer,
+        listeners: Listeners,
+        options: QueueOptions,
+        stop_playback: StopPlayback,
+    ) -> None:
+        self.acd, self.dispatcher, self.dials = acd, dispatcher, dials
+        self.announcer, self.listeners, self.options = announcer, listeners, options
+        self.stop_playback = stop_playback
+        self.detached = False  # set when the engine lets callers go to the fallback
+        self._background: set[asyncio.Future[str | None]] = set()
+
+    async def run(self, agi: AgiChannel) -> None:
+        call = agi.call
+        number = call.caller.number or ""
+        who = f"call {call.uniqueid} from {number or 'unknown'}"
+        skill = call.dialed
+        try:
+            language = await agi.get_variable("HOTLINE_LANGUAGE") or "zh"
+            priority = await self.acd.caller_priority(number)
+            position = await self.acd.enqueue(
+                call.uniqueid, skill, caller=number, language=language, priority=priority
+            )
+        except CallerHungUp:
+            log.info("%s hung up before joining queue %s", who, skill)
+            return
+        except (AcdError, RedisError, OSError, TimeoutError, AgiCommandError):
+            log.exception("%s: the ACD cannot take the call; native queue fallback", who)
+            return
+        log.info("%s waits in queue %s at %s (priority %s, language %s)", who, skill, position,
+                 priority, language)  # fmt: skip
+        result = "abandoned"
+        try:
+            result = await self._wait_and_connect(agi, who, language)
+            try:
+                await agi.set_variable("HOTLINE_QUEUE_RESULT", result)
+            except CallerHungUp:
+                log.debug("%s already gone after %s", who, result)
+        except CallerHungUp:
+            if self.detached:
+                log.warning("%s: engine detached; the dialplan's fallback queue takes the call",
+                            who)  # fmt: skip
+                result = "fallback"
+            await self._release(call.uniqueid, who)
+        except (RedisError, OSError, TimeoutError, AgiCommandError, AcdError):
+            log.exception("%s: ACD failed while waiting; native queue fallback", who)
+            await self._release(call.uniqueid, who)
+        finally:
+            self.dispatcher.forget(call.uniqueid)
+            self.dials.forget(call.uniqueid)
+        log.info("%s leaves queue %s: %s", who, skill, result)
+
+    async def _release(self, call_id: str, who: str) -> None:
+        try:
+            released = await self.acd.hangup(call_id)
+            log.info("%s released: %s after %.1f s (seat %s)", who, released.outcome,
+                     released.duration_s, released.seat or "-")  # fmt: skip
+        except (RedisError, OSError, TimeoutError, AcdError):
+            log.exception("%s: could not release the call in the ACD", who)
+        self.dispatcher.kick()
+
+    async def _wait_and_connect(self, agi: AgiChannel, who: str, language: str) -> str:
+        call_id = agi.call.uniqueid
+        loop = asyncio.get_running_loop()
+        entered = loop.time()
+        next_announce = entered + self.options.announce_interval_s
+        offered = False
+        assignment = self.dispatcher.wait_for_seat(call_id)
+        self.dispatcher.kick()
+        await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+        while True:
+            if assignment.done():
+                outcome = await self._ring(agi, who, assignment.result())
+                if outcome != "requeued":
+                    return outcome
+                assignment = self.dispatcher.wait_for_seat(call_id)
+                self.dispatcher.kick()
+                await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+                continue
+            now = loop.time()
+            after = self.options.callback_after_s
+            if after > 0 and not offered and now - entered >= after:
+                offered = True
+                offer = sentence("callback-offer", language)
+                if await self._say(agi, who, offer, assignment) == _DIGIT_1:
+                    return await self._book_callback(agi, who, language)
+            elif now >= next_announce:
+                next_announce = now + self.options.announce_interval_s
+                position = await self.acd.position(call_id)
+                if position is not None:
+                    wait = await self.acd.estimated_wait(call_id)
+                    said = position_sentence(language, position, wait)
+                    heard = await self._say(agi, who, said, assignment)
+                    if heard == _DIGIT_1 and offered:
+                        return await self._book_callback(agi, who, language)
+            code, _ = await agi.command(f"WAIT FOR DIGIT {_POLL_MS}", deadline_s=10)
+            if code == _DIGIT_1 and offered:
+                return await self._book_callback(agi, who, language)
+
+    async def _say(
+        self, agi: AgiChannel, who: str, prompt: Prompt, seat: asyncio.Future[Assignment]
+    ) -> str:
+        """Play one sentence (interruptible by 1), then the music again; returns the key.
+        A seat chosen meanwhile cuts it short (AMI ControlPlayback): the seat rings at once."""
+        making = asyncio.ensure_future(self.announcer.file(prompt, who))
+        self._background.add(making)
+        making.add_done_callback(self._background.discard)
+        first: list[asyncio.Future[Any]] = [making, seat]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if seat.done() or making.result() is None:
+            return ""
+        await agi.command("SET MUSIC OFF", deadline_s=10)
+        play = asyncio.ensure_future(
+            agi.command(f'CONTROL STREAM FILE "{making.result()}" "1"', deadline_s=60)
+        )
+        pending: list[asyncio.Future[Any]] = [play, seat]
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if not play.done():
+            await self.stop_playback(agi.call.channel, who)
+        code, _ = await play
+        await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+        return code
+
+    async def _book_callback(self, agi: AgiChannel, who: str, language: str) -> str:
+        number = agi.call.caller.number or ""
+        if not number:
+            log.info("%s pressed 1 for a callback but has no number; keeps waiting", who)
+            return await self._wait_and_connect(agi, who, language)
+        position = await self.acd.to_callback(agi.call.uniqueid, number)
+        log.info("%s booked a callback at position %s", who, position)
+        await agi.command("SET MUSIC OFF", deadline_s=10)
+        file = await self.announcer.file(sentence("callback-booked", language), who)
+        if file is not None:
+            await agi.command(f'STREAM FILE "{file}" ""', deadline_s=60)
+        return "callback"
+
+    async def _ring(self, agi: AgiChannel, who: str, a: Assignment) -> str:
+        """Dial the chosen seat from the caller's channel; 'connected', or 'requeued'."""
+        call = agi.call
+        ring_s = max(2, int(a.ring_until - time.time()))
+        log.info("%s rings seat %s for %s s (%s, waited %.1f s)", who, a.seat, ring_s, a.skill,
+                 a.waited_s)  # fmt: skip
+        await agi.command("SET MUSIC OFF", deadline_s=10)
+        ended = self.dials.expect(call.uniqueid)
+        dial = asyncio.ensure_future(
+            agi.command(f"EXEC Dial PJSIP/{a.seat},{ring_s},m", deadline_s=_MAX_CALL_S)
+        )
+        connected: ConnectedCall | None = None
+        try:
+            pending: list[asyncio.Future[Any]] = [dial, ended]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            end = ended.result() if ended.done() and not ended.cancelled() else None
+            if end is not None and end.status == "ANSWER":
+                connected = await self._connected(a, call.channel, end, who)
+            await dial  # the conversation (or the ring) is over
+        except CallerHungUp:
+            if connected is None:
+                raise
+        if connected is not None:
+            await self._finished(connected, who)
+            return "completed"
+        status = await agi.get_variable("DIALSTATUS")
+        if status == "ANSWER":  # DialEnd not seen in time: the conversation happened anyway
+            await self._release(call.uniqueid, who)
+            return "completed"
+        log.warning("%s: seat %s did not take the call (%s)", who, a.seat, status or "?")
+        await self.acd.requeue_head(call.uniqueid)
+        return "requeued"
+
+    async def _connected(
+        self, a: Assignment, channel: str, end: DialEnd, who: str
+    ) -> ConnectedCall:
+        try:
+            await self.acd.answered(a.call_id)
+        except AcdError:
+            log.exception("%s: seat %s answered but the ACD no longer offered the call", who,
+                          a.seat)  # fmt: skip
+        log.info("%s connected to seat %s (%s)", who, a.seat, end.dest_channel)
+        connected = ConnectedCall(
+            call_id=a.call_id,
+            caller_channel=channel,
+            caller_number=a.caller or None,
+            seat=a.seat,
+            seat_channel=end.dest_channel,
+            skill=a.skill,
+            connected_at=datetime.now(UTC),
+        )
+        await self.listeners.connected(connected)
+        return connected
+
+    async def _finished(self, connected: ConnectedCall, who: str) -> None:
+        await self._release(connected.call_id, who)
+        ended = ConnectedCall(**{**connected.__dict__, "ended_at": datetime.now(UTC)})
+        await self.listeners.finished(ended)

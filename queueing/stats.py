@@ -1,0 +1,236 @@
+"""Live statistics from the ACD's own event log, kept in SQL like Asterisk's queue_log.
+
+:class:`EventLogWriter` tails the Redis stream (:mod:`queueing.events`) into the
+``acd_events`` table, resuming after the last stored entry. :func:`queue_figures` computes,
+per queue and overall, over a period: calls offered, answered, abandoned, service level
+(answered within ``service_level_s`` over answered + abandoned), ASA (average wait of the
+answered), AHT (average talk time of the completed), answer rate (answered over answered +
+abandoned); the live part (waiting, longest wait, seats by state) comes from the ACD's
+snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import BigInteger, Float, Integer, String, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from queueing.events import AcdEvent, read_events
+from queueing.models import AcdSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class StatsBase(DeclarativeBase):
+    """The statistics table lives beside the migrated schema (see :func:`create_tables`)."""
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """Create ``acd_events`` if missing (idempotent). TODO(lead): an Alembic revision."""
+    async with engine.begin() as conn:
+        await conn.run_sync(StatsBase.metadata.create_all)
+
+
+class AcdEventRow(StatsBase):
+    __tablename__ = "acd_events"
+    __table_args__ = (UniqueConstraint("stream_ms", "stream_seq", name="uq_acd_events_stream"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream_ms: Mapped[int] = mapped_column(BigInteger)
+    stream_seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16), index=True)
+    at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    seat: Mapped[str] = mapped_column(String(16))
+    skill: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(String(128))
+
+
+def _split(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class EventLogWriter:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        block_ms: int = 500,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.redis, self.prefix, self.sessions = redis, prefix, sessions
+        self.block_ms, self.timeout_s = block_ms, timeout_s
+        self.last_id = "0-0"
+        self._lock = asyncio.Lock()  # the tailing loop and catch_up never store one event twice
+
+    async def _resume_point(self) -> str:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(AcdEventRow.stream_ms, AcdEventRow.stream_seq)
+                    .order_by(AcdEventRow.stream_ms.desc(), AcdEventRow.stream_seq.desc())
+                    .limit(1)
+                )
+            ).first()
+        return f"{row[0]}-{row[1]}" if row else "0-0"
+
+    async def _store_new(self, events: list[AcdEvent]) -> int:
+        async with self._lock:
+            last = _split(self.last_id)
+            new = [e for e in events if _split(e.id) > last]
+            if new:
+                await self.store(new)
+                self.last_id = new[-1].id
+            return len(new)
+
+    async def store(self, events: list[AcdEvent]) -> None:
+        async with self.sessions() as session, session.begin():
+            for e in events:
+                ms, seq = _split(e.id)
+                session.add(
+                    AcdEventRow(
+                        stream_ms=ms,
+                        stream_seq=seq,
+                        type=e.type,
+                        at=e.at,
+                        call_id=e.call_id,
+                        seat=e.seat,
+                        skill=e.skill,
+                        data=e.data[:128],
+                    )  # fmt: skip
+                )
+
+    async def catch_up(self) -> int:
+        """Store every event not stored yet; returns how many."""
+        events = await read_events(self.redis, self.prefix, self.last_id, count=1000,
+                                   timeout_s=self.timeout_s)  # fmt: skip
+        return await self._store_new(events)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        failing = False
+        while not stopping.is_set():
+            try:
+                if self.last_id == "0-0":
+                    self.last_id = await self._resume_point()
+                events = await read_events(
+                    self.redis, self.prefix, self.last_id, count=1000,
+                    block_ms=self.block_ms, timeout_s=self.timeout_s,
+                )  # fmt: skip
+                await self._store_new(events)
+                failing = False
+            except IntegrityError:
+                log.warning("ACD events already stored (another writer?); resuming after them")
+                self.last_id = await self._resume_point()
+            except (RedisError, SQLAlchemyError, OSError, TimeoutError) as exc:
+                if not failing:
+                    log.warning("ACD event log not stored (%s); retrying", exc)
+                failing = True
+                await asyncio.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    queue: str
+    waiting: int
+    longest_wait_s: float
+    callbacks_waiting: int
+    offered: int
+    answered: int
+    abandoned: int
+    answered_within_sl: int
+    service_level: float | None  # 0..1
+    asa_s: float | None
+    aht_s: float | None
+    answer_rate: float | None  # 0..1
+
+
+def _figures(
+    queue: str, rows: list[Any], sl_s: float, live: tuple[int, float, int]
+) -> QueueFigures:
+    entered = {r.call_id for r in rows if r.type == "enter"}
+    waits = {r.call_id: int(float(r.data or 0)) for r in rows if r.type == "connect"}
+    abandoned = {r.call_id for r in rows if r.type == "abandon"} - set(waits)
+    talks = [int(float(r.data or 0)) for r in rows if r.type == "complete"]
+    answered = len(waits)
+    within = sum(1 for ms in waits.values() if ms <= sl_s * 1000)
+    closed = answered + len(abandoned)
+    return QueueFigures(
+        queue=queue,
+        waiting=live[0],
+        longest_wait_s=round(live[1], 1),
+        callbacks_waiting=live[2],
+        offered=len(entered),
+        answered=answered,
+        abandoned=len(abandoned),
+        answered_within_sl=within,
+        service_level=round(within / closed, 4) if closed else None,
+        asa_s=round(sum(waits.values()) / answered / 1000, 2) if answered else None,
+        aht_s=round(sum(talks) / len(talks) / 1000, 2) if talks else None,
+        answer_rate=round(answered / closed, 4) if closed else None,
+    )
+
+
+async def queue_figures(
+    sessions: async_sessionmaker[AsyncSession],
+    snapshot: AcdSnapshot,
+    *,
+    since: float | None = None,
+    service_level_s: float = 15.0,
+) -> dict[str, Any]:
+    """Per-queue and overall figures since ``since`` (default: the last 24 hours)."""
+    since = time.time() - 24 * 3600 if since is None else since
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    AcdEventRow.type,
+                    AcdEventRow.call_id,
+                    AcdEventRow.skill,
+                    AcdEventRow.data,
+                    AcdEventRow.seat,
+                )  # fmt: skip
+                .where(AcdEventRow.at >= since, AcdEventRow.type != "seat")
+                .order_by(AcdEventRow.id)
+            )
+        ).all()
+        stored = (await session.execute(select(func.count(AcdEventRow.id)))).scalar_one()
+    live = {q.skill: (q.waiting, q.longest_wait_s, q.callbacks) for q in snapshot.queues}
+    skills = sorted(set(live) | {r.skill for r in rows if r.skill})
+    queues = [
+        _figures(s, [r for r in rows if r.skill == s], service_level_s, live.get(s, (0, 0.0, 0)))
+        for s in skills
+    ]
+    overall = _figures(
+        "all", list(rows), service_level_s,
+        (snapshot.waiting, snapshot.longest_wait_s, sum(q.callbacks for q in snapshot.queues)),
+    )  # fmt: skip
+    return {
+        "at": snapshot.at,
+        "since": since,
+        "service_level_s": service_level_s,
+        "overall": asdict(overall),
+        "queues": [asdict(q) for q in queues],
+        "seats_by_state": dict(snapshot.seats_by_state),
+        "seats": [
+            {
+                "extension": s.extension,
+                "state": s.state.value,
+                "reason": s.reason,
+                "since": s.since,
+            }  # fmt: skip
+            for s in snapshot.seats
+        ],
+        "events_stored": stored,
+    }

@@ -1,0 +1,259 @@
+"""sipp as an operator's softphone: one sipp registers the seat (REGISTER with digest auth),
+its Contact pointing at a second sipp running as a UAS that answers (or never answers) the
+calls Asterisk sends the seat. See DESIGN.md, "A seat emulated with sipp"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sipp import free_udp_port
+
+REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="seat registers">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{ext}@[remote_ip]>;tag=[pid]reg[call_number]
+      To: <sip:{ext}@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:{ext}@127.0.0.1:{contact_port}>
+      Expires: {expires}
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{ext}@[remote_ip]>;tag=[pid]reg[call_number]
+      To: <sip:{ext}@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:{ext}@127.0.0.1:{contact_port}>
+      Expires: {expires}
+      [authentication username={ext}]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+_ANSWER = """
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]seat[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=sendrecv
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+_NO_ANSWER = """
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]seat[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+_HANG_UP = """
+  <recv request="ACK"/>
+  <pause milliseconds="{ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:seat@[local_ip]:[local_port]>;tag=[pid]seat[call_number]
+      To: [$remote]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
+def uas_scenario(answer: bool, answer_after_ms: int, hangup_after_ms: int | None = None) -> str:
+    """Ring (180), then answer after ``answer_after_ms`` (or never, until CANCEL); with
+    ``hangup_after_ms`` the phone hangs up itself, else it waits for the BYE."""
+    pause = f'  <pause milliseconds="{answer_after_ms}"/>' if answer else ""
+    body = _ANSWER if answer else _NO_ANSWER
+    invite = '  <recv request="INVITE"/>'
+    if answer and hangup_after_ms is not None:
+        body = body[: body.index('  <recv request="ACK"/>')] + _HANG_UP.format(ms=hangup_after_ms)
+        invite = (
+            '  <recv request="INVITE">\n    <action>\n      <ereg regexp=".*" search_in="hdr" '
+            'header="From:" assign_to="remote"/>\n      <ereg regexp="sip:[^>;]*" '
+            'search_in="hdr" header="Contact:" assign_to="contact"/>\n    </action>\n  </recv>'
+        )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="seat answers">
+{invite}
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]seat[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+{pause}
+{body}
+</scenario>
+"""
+
+
+@dataclass
+class Seat:
+    """A registered, answering softphone; ``invites`` are the INVITEs it received."""
+
+    ext: str
+    port: int
+    workdir: Path
+    process: asyncio.subprocess.Process | None = None
+    trace: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trace = self.workdir / f"seat-{self.ext}-{self.port}_messages.log"
+
+    def invites(self) -> list[str]:
+        """Each INVITE the seat received, as text (From shows the caller's number)."""
+        if not self.trace.exists():
+            return []
+        text = self.trace.read_text(errors="replace")
+        blocks = re.split(r"^-{5,}.*$", text, flags=re.M)
+        received = [
+            b.split("\n\n", 1)[1] for b in blocks if "message received" in b and "\n\n" in b
+        ]
+        invites, seen = [], set()
+        for message in received:
+            call_id = re.search(r"^Call-ID:\s*(\S+)", message, re.M | re.I)
+            key = call_id.group(1) if call_id else message
+            if message.lstrip().startswith("INVITE ") and key not in seen:
+                seen.add(key)
+                invites.append(message)
+        return invites
+
+    def callers(self) -> list[str]:
+        out = []
+        for invite in self.invites():
+            match = re.search(r"^From:.*?<sip:([^@>]+)@", invite, re.M | re.I)
+            out.append(match.group(1) if match else "")
+        return out
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+async def register(
+    workdir: Path, ext: str, password: str, *, sip_port: int, contact_port: int, expires: int
+) -> None:
+    scenario = workdir / f"register-{ext}-{contact_port}-{expires}.xml"
+    scenario.write_text(
+        REGISTER.format(ext=ext, contact_port=contact_port, expires=expires), encoding="ISO-8859-1"
+    )
+    cmd = [
+        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-au", ext, "-ap", password,
+        "-timeout", "10s", "-nostdin",
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 20)
+    if process.returncode != 0:
+        raise RuntimeError(f"seat {ext} REGISTER failed:\n{out.decode()[-1500:]}{err.decode()}")
+
+
+async def start_seat(
+    workdir: Path,
+    ext: str,
+    password: str,
+    *,
+    sip_port: int,
+    answer: bool = True,
+    answer_after_ms: int = 300,
+) -> Seat:
+    """Start the answering UAS and register the seat with its Contact."""
+    os.makedirs(workdir, exist_ok=True)
+    port = free_udp_port()
+    seat = Seat(ext, port, workdir)
+    scenario = workdir / f"uas-{ext}-{port}.xml"
+    scenario.write_text(uas_scenario(answer, answer_after_ms), encoding="ISO-8859-1")
+    cmd = [
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+        "-nostdin", "-trace_msg", "-message_file", str(seat.trace),
+    ]  # fmt: skip
+    seat.process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    await asyncio.sleep(0.2)
+    if seat.process.returncode is not None:
+        raise RuntimeError(f"seat {ext}: the answering sipp exited ({seat.process.returncode})")
+    await register(workdir, ext, password, sip_port=sip_port, contact_port=port, expires=3600)
+    return seat
+
+
+async def unregister(seat: Seat, password: str, *, sip_port: int) -> None:
+    await register(seat.workdir, seat.ext, password, sip_port=sip_port, contact_port=seat.port,
+                   expires=0)  # fmt: skip

@@ -1,0 +1,343 @@
+"""The skills-based ACD through real calls: sipp citizens press keys in the IVR, wait in the
+engine's ACD and reach sipp softphones registered as seats (see tests/seat_sipp.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from conftest import CALLBACK_PORT, eventually, new_caller
+from seat_sipp import Seat, start_seat, uas_scenario, unregister
+from sipp import Press, citizen_scenario, free_udp_port
+
+from agents.states import SeatState
+from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+from queueing.events import AcdEvent, read_events
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PIN = "2468"
+REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
+BUSINESS = [Press("1", 2500), Press("4", 1500)]  # Mandarin, then 4: business environment
+
+
+# -- helpers --------------------------------------------------------------------------------
+StartSeats = Callable[..., Awaitable[dict[str, Seat]]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def seats(hotline: Hotline, tmp_path: Path) -> AsyncIterator[StartSeats]:
+    """Start registered sipp seats; on teardown log every seat out and unregister them."""
+    started: list[Seat] = []
+    s = hotline.settings
+
+    async def start(
+        *exts: str, login: bool = True, no_answer: tuple[str, ...] = ()
+    ) -> dict[str, Seat]:
+        out = {}
+        for ext in exts:
+            seat = await start_seat(
+                tmp_path, ext, stored_secret(s.data_dir, f"seat-{ext}"), sip_port=s.sip_port,
+                answer=ext not in no_answer,
+            )  # fmt: skip
+            started.append(seat)
+            out[ext] = seat
+            if login:
+                await hotline.acd.login(ext, PIN)
+                await asyncio.sleep(0.05)  # distinct idle times: login order = idle order
+        hotline.dispatcher.kick()
+        return out
+
+    yield start
+    for seat in hotline.seats.seats:
+        status = await hotline.acd.seat(seat.extension)
+        if status.state is not SeatState.LOGGED_OUT:
+            await eventually(lambda e=seat.extension: _idle(hotline, e), 30, "the seat to be idle")
+            await hotline.acd.logout(seat.extension)
+    for seat in started:
+        await unregister(seat, stored_secret(s.data_dir, f"seat-{seat.ext}"), sip_port=s.sip_port)
+        await seat.stop()
+
+
+async def _idle(hotline: Hotline, ext: str) -> bool:
+    state = (await hotline.acd.seat(ext)).state
+    return state not in {SeatState.RINGING, SeatState.ON_CALL}
+
+
+def hung_up_by_hotline(xml: str) -> str:
+    """The citizen scenario, but the hotline hangs up (after a booked callback)."""
+    head, _, _ = xml.rpartition('<send retrans="500">')
+    return (
+        head
+        + """<recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"""
+    )
+
+
+async def dial(
+    hotline: Hotline, workdir: Path, caller: str, presses: list[Press], hold_ms: int,
+    *, remote_hangup: bool = False,
+) -> None:  # fmt: skip
+    """One sipp citizen call to 12345, to completion."""
+    s = hotline.settings
+    os.makedirs(workdir, exist_ok=True)
+    scenario = workdir / f"citizen-{caller}.xml"
+    xml = citizen_scenario(caller, presses, hold_ms, workdir)
+    scenario.write_text(hung_up_by_hotline(xml) if remote_hangup else xml, encoding="ISO-8859-1")
+    cmd = [
+        "sipp", f"{s.sip_host}:{s.sip_port}", "-sf", str(scenario), "-s", s.hotline_number,
+        "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-timeout", "120s", "-nostdin",
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 130)
+    assert process.returncode == 0, f"sipp citizen {caller} failed:\n{out.decode()[-2500:]}"
+
+
+async def events(hotline: Hotline) -> list[AcdEvent]:
+    return await read_events(hotline.acd.redis, hotline.settings.acd_prefix, count=100_000)
+
+
+async def call_events(hotline: Hotline, caller: str) -> list[AcdEvent]:
+    """The ACD events of the call from ``caller`` (found by its ``enter`` event)."""
+    all_events = await events(hotline)
+    ids = {e.call_id for e in all_events if e.type == "enter" and e.data == caller}
+    return [e for e in all_events if e.call_id in ids]
+
+
+async def connected_seat(hotline: Hotline, caller: str) -> str:
+    async def probe() -> str | None:
+        return next((e.seat for e in await call_events(hotline, caller) if e.type == "connect"),
+                    None)  # fmt: skip
+
+    seat: str = await eventually(probe, 60, f"the call from {caller} to reach a seat")
+    return seat
+
+
+async def waiting(hotline: Hotline, caller: str) -> bool:
+    evs = await call_events(hotline, caller)
+    return bool(evs) and await hotline.acd.position(evs[0].call_id) is not None
+
+
+# -- tests ----------------------------------------------------------------------------------
+async def test_each_call_lands_on_a_seat_with_the_skill(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    phones = await seats("8002", "8003")  # 8003: business desk; 8002: report, no business
+    report, business = new_caller(), new_caller()
+    await asyncio.gather(
+        dial(hotline, tmp_path, report, REPORT, 3000),
+        dial(hotline, tmp_path, business, BUSINESS, 3000),
+    )
+    assert await connected_seat(hotline, business) == "8003"
+    assert await connected_seat(hotline, report) == "8002"
+    # the seat's phone showed the citizen's number
+    assert phones["8003"].callers() == [business]
+    assert phones["8002"].callers() == [report]
+
+
+async def test_longest_idle_seat_goes_first(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    await seats("8005", "8001")  # both hold report in the best band; 8005 idle longer
+    first, second = new_caller(), new_caller()
+    await dial(hotline, tmp_path, first, REPORT, 1500)
+    assert await connected_seat(hotline, first) == "8005"
+    await dial(hotline, tmp_path, second, REPORT, 1500)
+    assert await connected_seat(hotline, second) == "8001", "8005 became idle later"
+
+
+async def test_wrap_up_is_respected(hotline: Hotline, seats: StartSeats, tmp_path: Path) -> None:
+    await seats("8005")
+    first, second = new_caller(), new_caller()
+    calls = [asyncio.create_task(dial(hotline, tmp_path, first, REPORT, 2000))]
+    await eventually(lambda: _connected(hotline, first), 30, "the first call to connect")
+    calls.append(asyncio.create_task(dial(hotline, tmp_path, second, REPORT, 12_000)))
+    await asyncio.gather(*calls)
+    assert await connected_seat(hotline, second) == "8005"
+    done = [e for e in await call_events(hotline, first) if e.type == "complete"]
+    offer = [e for e in await call_events(hotline, second) if e.type == "offer"]
+    assert offer[0].at - done[0].at >= 3.0 - 0.05, "offered during the report wrap-up (3 s)"
+
+
+async def _connected(hotline: Hotline, caller: str) -> bool:
+    return any(e.type == "connect" for e in await call_events(hotline, caller))
+
+
+async def test_a_seat_that_does_not_answer_is_paused_and_the_call_requeued(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    phones = await seats("8001", "8005", no_answer=("8001",))  # 8001 idle longest: rung first
+    caller = new_caller()
+    await dial(hotline, tmp_path, caller, REPORT, 8000)  # 4 s ring at 8001, then 8005
+    assert await connected_seat(hotline, caller) == "8005"
+    status = await hotline.acd.seat("8001")
+    assert status.state is SeatState.PAUSED and status.reason == "no-answer"
+    kinds = [e.type for e in await call_events(hotline, caller)]
+    assert kinds.index("requeue") < kinds.index("connect")
+    assert phones["8001"].callers() == [caller]
+    # a paused seat gets nothing
+    other = new_caller()
+    await dial(hotline, tmp_path, other, REPORT, 1500)
+    assert await connected_seat(hotline, other) == "8005"
+    assert phones["8001"].callers() == [caller]
+
+
+async def test_seat_states_through_the_web_api(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    phones = await seats("8001", "8005", login=False)
+    s = hotline.settings
+    token = base64.b64encode(
+        f"supervisor:{stored_secret(s.data_dir, 'supervisor_password')}".encode()
+    ).decode()
+    base = f"http://{s.web_host}:{s.web_port}/api/seats"
+    auth = {"Authorization": f"Basic {token}"}
+    async with aiohttp.ClientSession() as web:
+        async with web.get(base) as r:
+            assert r.status == 401
+        async with web.post(f"{base}/8001/login", json={"pin": "0000"}, headers=auth) as r:
+            assert r.status == 403 and (await r.json())["error"] == "login_refused"
+        for ext in ("8001", "8005"):
+            async with web.post(f"{base}/{ext}/login", json={"pin": PIN}, headers=auth) as r:
+                assert r.status == 200, await r.text()
+        async with web.post(f"{base}/8001/pause", json={"reason": "lunch"}, headers=auth) as r:
+            assert (await r.json()) == {"extension": "8001", "state": "paused", "reason": "lunch"}
+        async with web.post(f"{base}/8001/pause", json={"reason": "Lunch!"}, headers=auth) as r:
+            assert r.status == 400
+        async with web.post(f"{base}/9999/resume", headers=auth) as r:
+            assert r.status == 404 and (await r.json())["error"] == "unknown_seat"
+        async with web.post(f"{base}/8005/resume", headers=auth) as r:
+            assert r.status == 409 and (await r.json())["error"] == "seat_state"
+        caller = new_caller()
+        await dial(hotline, tmp_path, caller, REPORT, 1500)
+        assert await connected_seat(hotline, caller) == "8005"
+        assert phones["8001"].callers() == []
+        async with web.get(base, headers=auth) as r:
+            listed = {x["extension"]: x for x in (await r.json())["seats"]}
+        assert listed["8001"]["state"] == "paused" and listed["8001"]["reason"] == "lunch"
+
+
+async def test_callback_keeps_the_callers_place(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    citizen = Seat("citizen", CALLBACK_PORT, tmp_path)
+    scenario = tmp_path / "citizen-uas.xml"
+    scenario.write_text(uas_scenario(True, 200, hangup_after_ms=2000), encoding="ISO-8859-1")
+    citizen.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-trace_msg", "-message_file", str(citizen.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        first, second = new_caller(), new_caller()
+        # the callback is offered after 4 s of waiting (conftest); 1 books it
+        booked = asyncio.create_task(
+            dial(hotline, tmp_path, first, [*REPORT, Press("1", 6000)], 0, remote_hangup=True)
+        )
+        await eventually(lambda: waiting(hotline, first), 30, "the first caller to wait")
+        later = asyncio.create_task(dial(hotline, tmp_path, second, REPORT, 20_000))
+        await booked
+        kinds = [e.type for e in await call_events(hotline, first)]
+        assert "callback" in kinds and "abandon" not in kinds
+        await eventually(lambda: waiting(hotline, second), 30, "the second caller to wait")
+        phones = await seats("8005")
+        assert await connected_seat(hotline, first) == "8005", "the callback kept its place"
+        await later
+        assert await connected_seat(hotline, second) == "8005"
+        assert phones["8005"].callers()[:2] == [first, second]
+        await eventually(lambda: _called_back(citizen), 10, "the citizen's phone to ring")
+    finally:
+        await citizen.stop()
+
+
+async def _called_back(citizen: Seat) -> bool:
+    return bool(citizen.invites())
+
+
+async def test_statistics_match_the_calls_placed(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    since = time.time()
+    gone = new_caller()
+    await dial(hotline, tmp_path, gone, REPORT, 2500)  # nobody logged in: abandons
+    await seats("8005", "8003")
+    answered = [new_caller(), new_caller()]
+    await asyncio.gather(
+        dial(hotline, tmp_path, answered[0], REPORT, 2000),  # 8005
+        dial(hotline, tmp_path, answered[1], BUSINESS, 2000),  # 8003
+    )
+    for caller in answered:
+        await connected_seat(hotline, caller)
+
+    async def figures() -> dict[str, Any] | None:
+        await hotline.event_log.catch_up()
+        stats = await hotline.stats(since)
+        done = stats["overall"]["answered"] == 2 and stats["overall"]["abandoned"] == 1
+        return stats if done and stats["overall"]["aht_s"] is not None else None
+
+    stats = await eventually(figures, 30, "the statistics to count the calls")
+    overall = stats["overall"]
+    assert overall["offered"] == 3
+    assert overall["answer_rate"] == pytest.approx(2 / 3, abs=1e-3)
+    assert overall["answered_within_sl"] == 2 and overall["asa_s"] < 15
+    by_queue = {q["queue"]: q for q in stats["queues"]}
+    assert (by_queue["report"]["answered"], by_queue["report"]["abandoned"]) == (1, 1)
+    assert by_queue["business"]["answered"] == 1
+    s = hotline.settings
+    token = base64.b64encode(
+        f"supervisor:{stored_secret(s.data_dir, 'supervisor_password')}".encode()
+    ).decode()
+    url = f"http://{s.web_host}:{s.web_port}/api/stats?since={since}"
+    async with (
+        aiohttp.ClientSession() as web,
+        web.get(url, headers={"Authorization": f"Basic {token}"}) as r,
+    ):
+        assert r.status == 200
+        assert (await r.json())["overall"]["answered"] == 2
+
+
+async def test_fallback_when_the_engine_is_gone(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    """Callers waiting in the ACD when the engine's FastAGI dies reach a seat through
+    Asterisk's own Queue(hotline-report) with the same seats."""
+    phones = await seats("8002", "8005", login=False)  # nobody logged in: callers wait
+    callers = [new_caller(), new_caller()]
+    calls = [asyncio.create_task(dial(hotline, tmp_path, c, REPORT, 14_000)) for c in callers]
+    for caller in callers:
+        await eventually(lambda c=caller: waiting(hotline, c), 30, f"{caller} to wait")
+    s = hotline.settings
+    hotline.queue_route.detached = True
+    await hotline.agi.abort()
+    try:
+        await asyncio.gather(*calls)
+    finally:
+        hotline.queue_route.detached = False
+        await hotline.agi.start(s.agi_host, s.agi_port)
+    reached = phones["8002"].callers() + phones["8005"].callers()
+    assert sorted(reached) == sorted(callers)
