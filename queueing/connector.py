@@ -45,7 +45,9 @@ from queueing.models import AcdError, Assignment
 log = logging.getLogger(__name__)
 
 RING_FAILED = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
-_POLL_MS = 100  # how long one WAIT FOR DIGIT lasts: the latency from decision to ring
+# How long one WAIT FOR DIGIT lasts: the latency from a decision to the ring for a caller
+# who had to wait (one who finds a free seat is dialled at once).
+_POLL_MS = 100
 _MAX_CALL_S = 4 * 3600.0
 _DIGIT_1 = "49"
 
@@ -134,8 +136,9 @@ class QueueRoute:
         next_announce = entered + self.options.announce_interval_s
         offered = False
         assignment = self.dispatcher.wait_for_seat(call_id)
-        self.dispatcher.kick()
-        await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+        await self.dispatcher.step()  # a free seat rings now, without a poll's delay
+        if not assignment.done():
+            await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
         while True:
             if assignment.done():
                 outcome = await self._ring(agi, who, assignment.result())

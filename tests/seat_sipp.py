@@ -257,3 +257,110 @@ async def start_seat(
 async def unregister(seat: Seat, password: str, *, sip_port: int) -> None:
     await register(seat.workdir, seat.ext, password, sip_port=sip_port, contact_port=seat.port,
                    expires=0)  # fmt: skip
+
+
+def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: int) -> str:
+    """The seat's softphone dials a feature code (digest auth), maybe keys in digits, and
+    waits for the hotline to hang up after its spoken confirmation."""
+    keys = (
+        f'  <pause milliseconds="2500"/>\n'
+        f'  <nop><action><exec play_pcap_audio="{dtmf_pcap}"/></action></nop>\n'
+        f'  <pause milliseconds="{dtmf_ms}"/>\n'
+        if dtmf_pcap
+        else ""
+    )
+    invite = """
+      INVITE sip:{code}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{ext}@[local_ip]:[local_port]>;tag=[pid]fc[call_number]
+      To: <sip:{code}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:{ext}@[local_ip]:[local_port]>
+      {auth}
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+"""
+    first = invite.format(code=code, ext=ext, cseq=1, auth="")
+    second = invite.format(code=code, ext=ext, cseq=2, auth=f"[authentication username={ext}]")
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="seat dials a feature code">
+  <send retrans="500"><![CDATA[{first}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="401" auth="true"/>
+  <send><![CDATA[
+      ACK sip:{code}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
+      From: <sip:{ext}@[local_ip]:[local_port]>;tag=[pid]fc[call_number]
+      To: <sip:{code}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+  ]]></send>
+  <send retrans="500"><![CDATA[{second}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+      ACK sip:{code}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{ext}@[local_ip]:[local_port]>;tag=[pid]fc[call_number]
+      To: <sip:{code}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Contact: <sip:{ext}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+  ]]></send>
+{keys}  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+</scenario>
+"""
+
+
+async def dial_feature_code(
+    workdir: Path, ext: str, password: str, code: str, *, sip_port: int, keys: str = ""
+) -> None:
+    """Dial ``code`` from seat ``ext``'s softphone (e.g. *21 then the PIN and #)."""
+    from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+
+    os.makedirs(workdir, exist_ok=True)
+    port = free_udp_port()
+    pcap = write_dtmf_pcap(workdir / f"fc-{ext}-{port}.pcap", keys) if keys else None
+    dtmf_ms = sequence_duration_ms(keys) + 300 if keys else 0
+    scenario = workdir / f"fc-{ext}-{port}.xml"
+    scenario.write_text(feature_code_scenario(ext, code, pcap, dtmf_ms), encoding="ISO-8859-1")
+    cmd = [
+        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
+        "-mp", str(free_udp_port() & ~1), "-au", ext, "-ap", password,
+        "-timeout", "40s", "-nostdin",
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 50)
+    if process.returncode != 0:
+        raise RuntimeError(f"seat {ext} dialing {code} failed:\n{out.decode()[-2500:]}")

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import CALLBACK_PORT, eventually, new_caller
-from seat_sipp import Seat, start_seat, uas_scenario, unregister
+from seat_sipp import Seat, dial_feature_code, start_seat, uas_scenario, unregister
 from sipp import Press, citizen_scenario, free_udp_port
 
 from agents.states import SeatState
@@ -239,6 +239,27 @@ async def test_seat_states_through_the_web_api(
         async with web.get(base, headers=auth) as r:
             listed = {x["extension"]: x for x in (await r.json())["seats"]}
         assert listed["8001"]["state"] == "paused" and listed["8001"]["reason"] == "lunch"
+
+
+async def test_feature_codes_from_the_seats_softphone(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    await seats("8004", login=False)
+    s = hotline.settings
+    password = stored_secret(s.data_dir, "seat-8004")
+
+    async def code(feature: str, keys: str = "") -> SeatState:
+        await dial_feature_code(tmp_path, "8004", password, feature, sip_port=s.sip_port,
+                                keys=keys)  # fmt: skip
+        status = await hotline.acd.seat("8004")
+        return status.state
+
+    assert await code("*21", "1357#") is SeatState.LOGGED_OUT  # wrong PIN: refused
+    assert await code("*21", f"{PIN}#") is SeatState.AVAILABLE
+    assert await code("*232") is SeatState.PAUSED
+    assert (await hotline.acd.seat("8004")).reason == "lunch"
+    assert await code("*24") is SeatState.AVAILABLE
+    assert await code("*22") is SeatState.LOGGED_OUT
 
 
 async def test_callback_keeps_the_callers_place(
