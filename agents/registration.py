@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from panoramisk.message import Message
@@ -18,6 +19,9 @@ from queueing.acd import Acd
 from queueing.models import AcdError
 
 log = logging.getLogger(__name__)
+
+# Ends the ring still going to a seat's (gone) softphone, given the extension.
+EndRing = Callable[[str], Awaitable[None]]
 
 UP = {"Created", "Reachable", "NonQualified", "Updated"}
 DOWN = {"Removed", "Unreachable"}
@@ -35,8 +39,9 @@ class ContactChange:
 
 
 class RegistrationWatch:
-    def __init__(self, acd: Acd) -> None:
+    def __init__(self, acd: Acd, end_ring: EndRing | None = None) -> None:
         self.acd = acd
+        self._end_ring = end_ring
         self._tasks: set[asyncio.Task[None]] = set()
         self.registered: dict[str, bool] = {}
 
@@ -62,6 +67,8 @@ class RegistrationWatch:
                 if requeued is not None:
                     log.warning("call %s back to its queue head: seat %s unregistered mid-ring",
                                 requeued.call_id, change.seat)  # fmt: skip
+                    if self._end_ring is not None:
+                        await self._end_ring(change.seat)
         except (AcdError, RedisError, OSError, TimeoutError, ValueError):
             log.exception("seat %s: registration change %s not applied", change.seat,
                           change.status)  # fmt: skip

@@ -185,7 +185,7 @@ class Hotline:
                             hotline_number=s.hotline_number),
         )  # fmt: skip
         self.dispatcher.on_callback(self._callbacks.ring)
-        self.registrations = RegistrationWatch(self.acd)
+        self.registrations = RegistrationWatch(self.acd, self._end_ring)
         self.ami.on("DialEnd", dials.on_dial_end)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
@@ -201,6 +201,13 @@ class Hotline:
                                    "Control": "stop"})  # fmt: skip
         except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
             log.debug("%s: announcement not stopped (%s); it plays to its end", who, exc)
+
+    async def _end_ring(self, seat: str) -> None:
+        """Hang up the ring to a seat whose softphone went away (the ACD requeued the call)."""
+        try:
+            await self.ami.action({"Action": "Hangup", "Channel": f"/^PJSIP\\/{seat}-.*$/"})
+        except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
+            log.warning("seat %s: ring not ended (%s); it runs to its timeout", seat, exc)
 
     def _acd_routes(self, app: web.Application) -> None:
         seats_http.add_routes(app, self.acd, self.dispatcher.kick)

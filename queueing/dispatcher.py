@@ -32,6 +32,8 @@ class Dispatcher:
         self.acd = acd
         self.tick_s = tick_s
         self._waiters: dict[str, asyncio.Future[Assignment]] = {}
+        self._held: set[str] = set()  # calls whose caller's session runs here
+        self._early: dict[str, Assignment] = {}  # decided while the session was busy ringing
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._callback: CallbackRinger | None = None
@@ -41,12 +43,23 @@ class Dispatcher:
         self._callback = ringer
 
     # -- the waiting callers' side ----------------------------------------------------------
+    def hold(self, call_id: str) -> None:
+        """The caller's session runs here until :meth:`forget`."""
+        self._held.add(call_id)
+
     def wait_for_seat(self, call_id: str) -> asyncio.Future[Assignment]:
+        self._held.add(call_id)
         future: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
-        self._waiters[call_id] = future
+        early = self._early.pop(call_id, None)
+        if early is not None:
+            future.set_result(early)
+        else:
+            self._waiters[call_id] = future
         return future
 
     def forget(self, call_id: str) -> None:
+        self._held.discard(call_id)
+        self._early.pop(call_id, None)
         future = self._waiters.pop(call_id, None)
         if future is not None and not future.done():
             future.cancel()
@@ -98,6 +111,11 @@ class Dispatcher:
         future = self._waiters.pop(a.call_id, None)
         if future is not None and not future.done():
             future.set_result(a)
+            return
+        if a.call_id in self._held:
+            # e.g. the seat it rang unregistered and the ACD requeued it: the session takes
+            # this decision as soon as its ring ends (cut short by the registration watch)
+            self._early[a.call_id] = a
             return
         log.warning("call %s from %s: no session holds it here; seat %s released",
                     a.call_id, a.caller, a.seat)  # fmt: skip

@@ -206,6 +206,44 @@ async def test_a_seat_that_does_not_answer_is_paused_and_the_call_requeued(
     assert phones["8001"].callers() == [caller]
 
 
+async def test_a_caller_hanging_up_while_the_seat_rings_releases_it_at_once(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    await seats("8001", no_answer=("8001",))
+    caller = new_caller()
+    await dial(hotline, tmp_path, caller, REPORT, 1500)  # gone before the 4 s ring timeout
+    evs = await eventually(lambda: _abandoned(hotline, caller), 10, "the abandon")
+    assert any(e.type == "offer" and e.seat == "8001" for e in evs)
+    status = await hotline.acd.seat("8001")
+    assert status.state is SeatState.AVAILABLE, "the seat must not wait for its ring timeout"
+
+
+async def _abandoned(hotline: Hotline, caller: str) -> list[AcdEvent]:
+    evs = await call_events(hotline, caller)
+    return evs if any(e.type == "abandon" for e in evs) else []
+
+
+async def test_a_seat_unregistering_mid_ring_sends_the_call_back_to_the_head(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    phones = await seats("8001", "8005", no_answer=("8001",))  # 8001 rings first
+    caller = new_caller()
+    call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 8000))
+
+    async def ringing() -> bool:
+        return (await hotline.acd.seat("8001")).state is SeatState.RINGING
+
+    await eventually(ringing, 30, "seat 8001 to ring")
+    s = hotline.settings
+    await unregister(phones["8001"], stored_secret(s.data_dir, "seat-8001"), sip_port=s.sip_port)
+    assert await connected_seat(hotline, caller) == "8005"
+    await call
+    status = await hotline.acd.seat("8001")
+    assert status.state is SeatState.PAUSED and status.reason == "unregistered"
+    requeues = [e for e in await call_events(hotline, caller) if e.type == "requeue"]
+    assert [e.data for e in requeues] == ["unregistered"]
+
+
 async def test_seat_states_through_the_web_api(
     hotline: Hotline, seats: StartSeats, tmp_path: Path
 ) -> None:
