@@ -166,6 +166,7 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         redis, acd = _acd(settings)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url)
         try:
             await create_schema(engine)

@@ -400,3 +400,24 @@ async def test_fallback_when_the_engine_is_gone(
         await hotline.agi.start(s.agi_host, s.agi_port)
     reached = phones["8002"].callers() + phones["8005"].callers()
     assert sorted(reached) == sorted(callers)
+
+
+async def test_adding_a_seat_applies_by_reload(hotline: Hotline) -> None:
+    s = hotline.settings
+    original = s.seats_file.read_text(encoding="utf-8")
+    added = original + (
+        '\n[[seat]]\nextension = "8099"\nname = "New Seat"\npin = "2468"\n'
+        'languages = ["zh"]\nskills = { report = 2 }\n'
+    )
+    assert hotline.asterisk is not None
+    try:
+        s.seats_file.write_text(added, encoding="utf-8")
+        await hotline.reload_seats()
+        shown = await asyncio.to_thread(hotline.asterisk.cli, "pjsip show endpoint 8099")
+        assert "8099" in shown.stdout and "hotline-seats" in shown.stdout
+        queue = await asyncio.to_thread(hotline.asterisk.cli, "queue show hotline-report")
+        assert "PJSIP/8099" in queue.stdout
+        assert (await hotline.acd.seat("8099")).state is SeatState.LOGGED_OUT
+    finally:
+        s.seats_file.write_text(original, encoding="utf-8")
+        await hotline.reload_seats()
