@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import CALLBACK_PORT, eventually, new_caller
+from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
 from seat_sipp import Seat, dial_feature_code, start_seat, uas_scenario, unregister
 from sipp import Press, citizen_scenario, free_udp_port
 
@@ -301,7 +301,7 @@ async def test_feature_codes_from_the_seats_softphone(
 
 
 async def test_callback_keeps_the_callers_place(
-    hotline: Hotline, seats: StartSeats, tmp_path: Path
+    hotline: Hotline, seats: StartSeats, ami_events: AmiEvents, tmp_path: Path
 ) -> None:
     citizen = Seat("citizen", CALLBACK_PORT, tmp_path)
     scenario = tmp_path / "citizen-uas.xml"
@@ -330,6 +330,14 @@ async def test_callback_keeps_the_callers_place(
         assert await connected_seat(hotline, second) == "8005"
         assert phones["8005"].callers()[:2] == [first, second]
         await eventually(lambda: _called_back(citizen), 10, "the citizen's phone to ring")
+        # the second caller waited long enough to hear the callback offer and its position
+        call_id = (await call_events(hotline, second))[0].call_id
+        heard = " ".join(
+            e.get("CommandLine", "") or e.get("Command", "")
+            for e in ami_events.of(call_id, "AGIExecStart")
+        )
+        assert "acd-callback-offer" in heard
+        assert "acd-position" in heard or "acd-busy" in heard
     finally:
         await citizen.stop()
 
