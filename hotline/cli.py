@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hotline.settings import Settings, SettingsError
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up is not news
     try:
         result: int = args.func(settings, args)
     except KeyboardInterrupt:
@@ -60,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.add_argument("--since", type=float, default=None, help="epoch seconds (default 24 h)")
     stats.set_defaults(func=_stats)
+
+    transcribe = sub.add_parser(
+        "transcribe", help="transcribe a folder of past recordings with Vosk (progress on stderr)"
+    )
+    transcribe.add_argument("folder", type=Path)
+    transcribe.add_argument("--workers", type=int, default=0, help="default: the setting")
+    transcribe.set_defaults(func=_transcribe)
 
     menu = sub.add_parser("menu", help="validate the IVR menu file and synthesise its prompts")
     menu.add_argument("--check-only", action="store_true", help="validate, make no prompts")
@@ -216,6 +225,14 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
             f"{call['language'] or '-':3} {call['route'] or '-':28} {ended}"
         )
     return 0
+
+
+def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import intake_config
+    from speech.batch import transcribe_command
+
+    model = intake_config(settings).vosk_model_dir
+    return transcribe_command(args.folder, model, args.workers or settings.transcription_workers)
 
 
 def _menu(settings: Settings, args: argparse.Namespace) -> int:

@@ -29,11 +29,13 @@ from hotline.settings import Settings
 from hotline.wiring import (
     ami_secret,
     check_menu_queues,
+    intake_config,
     provision_asterisk,
     reload_asterisk,
     work_order_routes,
     work_orders,
 )
+from intake.service import Intake
 from ivr.fastagi import FastAgiServer
 from ivr.menu import Menu, load_menu
 from ivr.prompts import PromptLibrary
@@ -70,6 +72,7 @@ class Hotline:
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
     work_orders: WorkOrderService = field(init=False)
+    intake: Intake = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -107,6 +110,13 @@ class Hotline:
             s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
         )
         self.ami.on("Hangup", self._on_hangup)
+        # Recording, transcription and drafting of every connected call; fax intake.
+        self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
+        self.ami.on("ReceiveFAX", self.intake.fax.on_event)
+        self.listeners = (*self.listeners, self.intake.recordings)
+        self._tasks.append(
+            asyncio.create_task(self.intake.run_retention(self._stopping), name="retention")
+        )
         await self._start_acd(prompts, sessions)
         self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
         if not await self.ami.wait_connected(10):
@@ -240,6 +250,8 @@ class Hotline:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "intake"):
+            await self.intake.close(timeout=30)
         if hasattr(self, "ami"):
             await self.ami.close()
         if self.asterisk is not None:

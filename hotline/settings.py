@@ -84,6 +84,12 @@ class Settings:
     staff_file: str = ""
     supervision_interval_s: float = 300.0
 
+    # Any Vosk model directory (Mandarin in production: vosk-model-cn-0.22 or
+    # vosk-model-small-cn-0.22); empty: calls are recorded, not transcribed (logged at start).
+    vosk_model_dir: str = ""
+    transcription_workers: int = 1
+    recording_retention_days: int = 180  # 0 keeps recordings forever
+
     # Deadline for every network await (AMI actions, Redis, database checks).
     network_timeout_s: float = 5.0
     log_level: str = "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +12,7 @@ from agents.pjsip import render_pjsip, render_queuerules, render_queues
 from agents.seats import SeatsError, SeatsFile, load_seats
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
+from intake.config import IntakeConfig
 from ivr.menu import Menu, Route
 from pbx.config import PbxContext, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
@@ -107,6 +109,17 @@ def reload_asterisk(settings: Settings, menu: Menu, seats: SeatsFile | None = No
     )
     log.info("Asterisk configuration changed: %s", ", ".join(changed) or "nothing")
     return instance.reload()
+
+
+def intake_config(settings: Settings) -> IntakeConfig:
+    model = settings.vosk_model_dir
+    return IntakeConfig(
+        recordings_dir=settings.recordings_dir,
+        vosk_model_dir=Path(model).expanduser() if model else None,
+        transcription_workers=settings.transcription_workers,
+        recording_retention_days=settings.recording_retention_days,
+        network_timeout_s=settings.network_timeout_s,
+    )
 
 
 def work_orders(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:

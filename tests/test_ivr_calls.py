@@ -199,6 +199,11 @@ async def test_health_and_calls_api(hotline: Hotline) -> None:
         async with http.get(f"{base}/api/calls?limit=5", headers=auth) as response:
             assert response.status == 200
             assert len((await response.json())["calls"]) <= 5
+        async with http.get(f"{base}/supervisor") as response:
+            assert response.status == 401
+        async with http.get(f"{base}/supervisor", headers=auth) as response:
+            assert response.status == 200
+            assert "/api/calls" in await response.text()  # the screen reads the live API
         async with http.get(f"{base}/api/calls?limit=abc", headers=auth) as response:
             assert response.status == 400
             assert "whole number" in (await response.json())["description"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -23,7 +24,8 @@ class WebDeps:
 
 DEPS = web.AppKey("deps", WebDeps)
 
-SUPERVISOR_PATHS = ("/api/calls", "/api/stats", "/api/seats")
+SUPERVISOR_PATHS = ("/supervisor", "/api/calls", "/api/stats", "/api/seats")
+SUPERVISOR_PAGE = Path(__file__).with_name("supervisor.html")
 
 # Mounts a domain's routes (e.g. work orders) on the application.
 RouteMount = Callable[[web.Application], None]
@@ -59,6 +61,15 @@ def _bad_request(description: str) -> web.HTTPBadRequest:
     )
 
 
+async def supervisor_page(_request: web.Request) -> web.FileResponse:
+    """The supervisors' screen: health, queues, seats and recent calls, refreshed live."""
+    return web.FileResponse(SUPERVISOR_PAGE, headers={"Cache-Control": "no-store"})
+
+
+async def _redirect(location: str) -> web.Response:
+    raise web.HTTPFound(location)
+
+
 def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -68,6 +79,8 @@ def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Applicatio
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
+    app.router.add_get("/supervisor", supervisor_page)
+    app.router.add_get("/", lambda _request: _redirect("/supervisor"))
     for mount in mounts:
         mount(app)
     return app
