@@ -66,8 +66,8 @@ async def supervisor_page(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(SUPERVISOR_PAGE, headers={"Cache-Control": "no-store"})
 
 
-async def _redirect(location: str) -> web.Response:
-    raise web.HTTPFound(location)
+async def to_supervisor_page(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/supervisor")
 
 
 def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
@@ -80,7 +80,7 @@ def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/supervisor", supervisor_page)
-    app.router.add_get("/", lambda _request: _redirect("/supervisor"))
+    app.router.add_get("/", to_supervisor_page)
     for mount in mounts:
         mount(app)
     return app
