@@ -171,7 +171,7 @@ def _seats(settings: Settings, args: argparse.Namespace) -> int:
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.database import create_schema, make_engine, make_sessions
-    from queueing.stats import EventLogWriter, create_tables, queue_figures
+    from queueing.stats import EventLogWriter, queue_figures
 
     async def run() -> dict[str, Any]:
         redis, acd = _acd(settings)
@@ -179,7 +179,6 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
         engine = make_engine(settings.effective_database_url)
         try:
             await create_schema(engine)
-            await create_tables(engine)
             sessions = make_sessions(engine)
             writer = EventLogWriter(redis, settings.acd_prefix, sessions)
             writer.last_id = await writer._resume_point()

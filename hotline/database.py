@@ -66,6 +66,7 @@ def import_models() -> None:
     """Import every domain's tables so that they are registered on :class:`Base`."""
     import calls.models  # noqa: F401
     import intake.models  # noqa: F401
+    import queueing.tables  # noqa: F401
     import workorders.models  # noqa: F401
 
 

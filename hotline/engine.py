@@ -49,7 +49,7 @@ from queueing.callback import CallbackOptions, CallbackRinger
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
-from queueing.stats import EventLogWriter, create_tables, queue_figures
+from queueing.stats import EventLogWriter, queue_figures
 from web.app import WebDeps, make_app
 from workorders.service import WorkOrderService
 from workorders.supervision import run_supervision
@@ -199,7 +199,6 @@ class Hotline:
         self.ami.on("DialEnd", dials.on_dial_end)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
-        await create_tables(self._db)
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
         self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stopping), name="acd"))
         self._tasks.append(asyncio.create_task(self.event_log.run(self._stopping), name="acd-log"))

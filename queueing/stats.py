@@ -19,40 +19,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import BigInteger, Float, Integer, String, UniqueConstraint, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from queueing.events import AcdEvent, read_events
 from queueing.models import AcdSnapshot
+from queueing.tables import AcdEventRow
 
 log = logging.getLogger(__name__)
-
-
-class StatsBase(DeclarativeBase):
-    """The statistics table lives beside the migrated schema (see :func:`create_tables`)."""
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create ``acd_events`` if missing (idempotent). TODO(lead): an Alembic revision."""
-    async with engine.begin() as conn:
-        await conn.run_sync(StatsBase.metadata.create_all)
-
-
-class AcdEventRow(StatsBase):
-    __tablename__ = "acd_events"
-    __table_args__ = (UniqueConstraint("stream_ms", "stream_seq", name="uq_acd_events_stream"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    stream_ms: Mapped[int] = mapped_column(BigInteger)
-    stream_seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(16), index=True)
-    at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
-    call_id: Mapped[str] = mapped_column(String(64), index=True)
-    seat: Mapped[str] = mapped_column(String(16))
-    skill: Mapped[str] = mapped_column(String(32))
-    data: Mapped[str] = mapped_column(String(128))
 
 
 def _split(stream_id: str) -> tuple[int, int]:

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from agents.seats import SeatsError, parse_seats
 from hotline import wiring
-from hotline.database import make_sessions
+from hotline.database import create_schema, make_sessions
 from hotline.settings import PROJECT_DIR, Settings
 from ivr.menu import load_menu
 from pbx.config import render_all
 from queueing.models import AcdSnapshot, QueueStats
-from queueing.stats import EventLogWriter, _figures, create_tables, queue_figures
+from queueing.stats import EventLogWriter, _figures, queue_figures
 
 
 def row(type_: str, call: str, data: str = "", skill: str = "report") -> SimpleNamespace:
@@ -51,7 +51,7 @@ async def test_event_log_reaches_sql_once(tmp_path: Path) -> None:
     prefix = f"hotline-stats-test-{uuid.uuid4().hex[:8]}:"
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}")
     try:
-        await create_tables(engine)
+        await create_schema(engine)
         for type_, call, data in [("enter", "x", "139"), ("connect", "x", "3000"),
                                   ("complete", "x", "9000")]:  # fmt: skip
             fields = {"type": type_, "ts": "1000", "call": call, "seat": "8001",

@@ -27,6 +27,7 @@ EXPECTED = {
     "work_order_events",
     "work_order_counters",
     "call_recordings",
+    "acd_events",
 }
 
 
