@@ -12,41 +12,30 @@ from pathlib import Path
 
 from sipp import audio_sdp, free_udp_port
 
-REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="seat registers">
+_REGISTER_REQUEST = """
   <send retrans="500">
     <![CDATA[
       REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{ext}@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:{ext}@[remote_ip]>
+      From: <sip:{{ext}}@[remote_ip]>;tag=[pid]reg[call_number]
+      To: <sip:{{ext}}@[remote_ip]>
       Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:{ext}@127.0.0.1:{contact_port}>
-      Expires: {expires}
+      CSeq: {cseq} REGISTER
+      Contact: <sip:{{ext}}@127.0.0.1:{{contact_port}}>
+      Expires: {{expires}}{auth}
       Max-Forwards: 70
       Content-Length: 0
     ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{ext}@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:{ext}@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:{ext}@127.0.0.1:{contact_port}>
-      Expires: {expires}
-      [authentication username={ext}]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"""
+  </send>"""
+
+# Sent once without credentials, answered 401, then again with the digest.
+REGISTER = (
+    '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="seat registers">'
+    + _REGISTER_REQUEST.format(cseq=1, auth="")
+    + '\n  <recv response="401" auth="true"/>'
+    + _REGISTER_REQUEST.format(cseq=2, auth="\n      [authentication username={ext}]")
+    + '\n  <recv response="200"/>\n</scenario>\n'
+)
 
 _ANSWER = (
     """

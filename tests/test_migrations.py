@@ -4,21 +4,19 @@ made by create_all before migrations existed is adopted."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sql_databases import KINDS, fresh_database
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.database import Base, create_schema, import_models
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 EXPECTED = {
     "alembic_version",
     "call_records",
@@ -31,32 +29,10 @@ EXPECTED = {
 }
 
 
-async def _postgres(schema: str) -> AsyncEngine:
-    admin = create_async_engine(PG_URL)
-    try:
-        async with asyncio.timeout(5), admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} unreachable: {exc}")
-    finally:
-        await admin.dispose()
-    return create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 async def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    schema = f"mig_test_{uuid.uuid4().hex[:8]}"
-    if request.param == "sqlite":
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
-    else:
-        engine = await _postgres(schema)
-    yield engine
-    await engine.dispose()
-    if request.param == "postgresql":
-        admin = create_async_engine(PG_URL)
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
+    async with fresh_database(request.param, tmp_path) as engine:
+        yield engine
 
 
 def _tables(conn: Connection) -> set[str]:

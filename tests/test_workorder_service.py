@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sql_databases import KINDS, fresh_database
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.database import Base, make_sessions
 from workorders.dispatch import DispatchRules
@@ -22,7 +21,6 @@ from workorders.states import State
 from workorders.supervision import SupervisionReport, supervise
 from workorders.timelimits import TimeLimits
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 OPERATOR = Actor("王敏", Role.OPERATOR)
 SUPERVISOR = Actor("李强", Role.SUPERVISOR)
 YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
@@ -40,37 +38,12 @@ class Clock:
         return self.now
 
 
-async def _postgres_engine() -> tuple[AsyncEngine, str]:
-    schema = f"wo_test_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(PG_URL)
-    try:
-        async with asyncio.timeout(5), admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} unreachable: {exc}")
-    finally:
-        await admin.dispose()
-    # Our own schema keeps these tables apart from other test suites sharing the database.
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    return engine, schema
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    schema = ""
-    if request.param == "sqlite":
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}")
-    else:
-        engine, schema = await _postgres_engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all, tables=TABLES)
-    yield engine
-    await engine.dispose()
-    if schema:
-        admin = create_async_engine(PG_URL)
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
+    async with fresh_database(request.param, tmp_path) as engine:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all, tables=TABLES)
+        yield engine
 
 
 @pytest.fixture
