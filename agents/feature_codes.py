@@ -13,8 +13,8 @@ import logging
 from redis.exceptions import RedisError
 
 from agents.states import PAUSE_REASONS, SeatStateError
-from ivr.fastagi import AgiChannel, CallerHungUp
 from ivr.tree import Prompt
+from pbx.fastagi import AgiChannel, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.models import AcdError, LoginRefused

@@ -36,11 +36,11 @@ from hotline.wiring import (
     work_orders,
 )
 from intake.service import Intake
-from ivr.fastagi import FastAgiServer
 from ivr.menu import Menu, load_menu
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
 from queueing import http as stats_http
 from queueing.acd import Acd

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from calls.store import CallStore, JourneyStep
-from ivr.fastagi import AgiChannel, AgiCommandError, CallerHungUp
 from ivr.menu import Menu
 from ivr.walk import Ask, Finish, Prompt, Route, Walk
+from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
 
 log = logging.getLogger(__name__)
 

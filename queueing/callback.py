@@ -21,8 +21,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from calls.lifecycle import ConnectedCall
-from ivr.fastagi import AgiChannel, CallerHungUp
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from pbx.fastagi import AgiChannel, CallerHungUp
 from queueing.acd import Acd
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher

@@ -34,8 +34,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from calls.lifecycle import ConnectedCall
-from ivr.fastagi import AgiChannel, AgiCommandError, CallerHungUp
 from ivr.tree import Prompt
+from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer, position_sentence, sentence
 from queueing.dialing import DialEnd, DialWatch, Listeners
