@@ -52,6 +52,9 @@ class Settings:
     callback_offer_after_s: float = 90.0
     # How the engine calls a citizen back: {number} is the caller's number.
     callback_dial: str = "PJSIP/citizens/sip:{number}@127.0.0.1"
+    # Numbers a caller may be called back on (a regular expression matching the whole
+    # number): mainland mobiles and fixed lines, never international (00, +) or premium.
+    callback_number_pattern: str = r"(?!1900)1[3-9]\d{9}|(?:0[1-9]\d{1,2})?[2-8]\d{6,7}"
     # Statistics: "answered within" for the service level (GB/T 33358: 15 s).
     service_level_s: float = 15.0
     # How often (s) Asterisk checks a seat's softphone (0: never; registration alone counts).
@@ -69,8 +72,9 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "hotline"
     ami_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml
-    agi_host: str = "127.0.0.1"
+    agi_host: str = "127.0.0.1"  # loopback: only the local Asterisk reaches the FastAGI server
     agi_port: int = 4573
+    agi_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml
     web_host: str = "127.0.0.1"
     web_port: int = 8345
     redis_url: str = "redis://127.0.0.1:6379/0"
