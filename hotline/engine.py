@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,11 @@ from agents.seats import SeatsFile, load_seats
 from calls.lifecycle import CallListener
 from calls.store import CallStore
 from hotline.database import create_schema, make_engine, make_sessions, ping
+from hotline.loops import Loops
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from hotline.wiring import (
+    agi_key,
     ami_secret,
     check_menu_queues,
     intake_config,
@@ -40,12 +43,13 @@ from ivr.menu import Menu, load_menu
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
-from pbx.fastagi import FastAgiServer
+from pbx.fastagi import FastAgiServer, route_url
 from pbx.instance import AsteriskInstance
+from pbx.watchdog import AsteriskWatchdog
 from queueing import http as stats_http
 from queueing.acd import Acd
 from queueing.announce import Announcer
-from queueing.callback import CallbackOptions, CallbackRinger
+from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
@@ -68,16 +72,24 @@ class Hotline:
     dispatcher: Dispatcher = field(init=False)
     queue_route: QueueRoute = field(init=False)
     asterisk: AsteriskInstance | None = None
+    watchdog: AsteriskWatchdog | None = None  # restarts the local Asterisk when it dies
     ami: AmiClient = field(init=False)
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
     work_orders: WorkOrderService = field(init=False)
     intake: Intake = field(init=False)
+    loops: Loops = field(default_factory=Loops)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
 
     async def start(self) -> None:
+        """Bring every part up; a failure midway takes down what was already started."""
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            self._stack = stack.pop_all()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.menu = load_menu(s.menu_file)  # a broken menu is refused here, with line and reason
@@ -94,6 +106,7 @@ class Hotline:
         )
 
         self._db = make_engine(s.effective_database_url)
+        stack.push_async_callback(self._db.dispose)
         await create_schema(self._db)
         sessions = make_sessions(self._db)
         self.calls = CallStore(sessions)
@@ -101,28 +114,39 @@ class Hotline:
         self._redis = aioredis.Redis.from_url(
             s.redis_url, socket_timeout=s.network_timeout_s, socket_connect_timeout=2
         )
+        stack.push_async_callback(self._redis.aclose)
 
         if s.manage_asterisk:
-            self.asterisk = await asyncio.to_thread(provision_asterisk, s, self.menu, self.seats)
-            await asyncio.to_thread(self.asterisk.start)
+            asterisk = await asyncio.to_thread(provision_asterisk, s, self.menu, self.seats)
+            stack.push_async_callback(asyncio.to_thread, asterisk.unmount)  # failed boot too
+            await asyncio.to_thread(asterisk.start)
+            self.asterisk = asterisk
+            stack.push_async_callback(asyncio.to_thread, asterisk.stop)
 
         self.ami = AmiClient(
             s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
         )
+        stack.push_async_callback(self.ami.close)
         self.ami.on("Hangup", self._on_hangup)
         # Recording, transcription and drafting of every connected call; fax intake.
         self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
+        stack.push_async_callback(self.intake.close, 30)
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
         self.listeners = (*self.listeners, self.intake.recordings)
-        self._tasks.append(
-            asyncio.create_task(self.intake.run_retention(self._stopping), name="retention")
-        )
+        # Background loops: supervised (restarted when they die, reported by /healthz), told
+        # to stop by _stopping, cancelled after a grace period.
+        stack.push_async_callback(self.loops.close)
+        stack.callback(self._stopping.set)
+        self.loops.start("recording-retention", lambda: self.intake.run_retention(self._stopping))
+        if self.asterisk is not None:
+            watchdog = self.watchdog = AsteriskWatchdog(self.asterisk)
+            self.loops.start("asterisk-watchdog", lambda: watchdog.run(self._stopping))
         await self._start_acd(prompts, sessions)
-        self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
+        self.loops.start("ami-connection", self.ami.run)
         if not await self.ami.wait_connected(10):
             log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
 
-        self.agi = FastAgiServer()
+        self.agi = FastAgiServer(agi_key(s))
         session = IvrSession(
             self.menu, prompts, self.calls, self.work_orders.status_for_phone_lookup
         )
@@ -133,6 +157,11 @@ class Hotline:
             "seat", FeatureCodes(self.acd, self._announcer, self.dispatcher.kick).run
         )
         await self.agi.start(s.agi_host, s.agi_port)
+        stack.push_async_callback(self.agi.stop)
+        self.loops.start(
+            "order-supervision",
+            lambda: run_supervision(self.work_orders, self._stopping, s.supervision_interval_s),
+        )
 
         deps = WebDeps(
             calls=self.calls,
@@ -142,26 +171,22 @@ class Hotline:
                 "fastagi": self._check_agi,
                 "redis": self._check_redis,
                 "database": lambda: ping(self._db),
+                **self.loops.checks(),
             },
             supervisor_user="supervisor",
             supervisor_password=supervisor_password(s),
             timeout_s=s.network_timeout_s,
         )
         app = make_app(deps, mounts=[work_order_routes(s, self.work_orders), self._acd_routes])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, s.web_host, s.web_port).start()
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, s.web_host, s.web_port).start()
         log.info(
             "web service on http://%s:%s (supervisor credentials in %s)",
             s.web_host,
             s.web_port,
             s.data_dir / "secrets.toml",
-        )
-        self._tasks.append(
-            asyncio.create_task(
-                run_supervision(self.work_orders, self._stopping, s.supervision_interval_s),
-                name="supervision",
-            )
         )
         log.info(
             "hotline ready: dial %s at sip:%s@%s:%s",
@@ -183,15 +208,17 @@ class Hotline:
         dials = DialWatch()
         listeners = Listeners(self.listeners)
         self._announcer = Announcer(prompts)
+        numbers = callback_number_rule(s.callback_number_pattern)
         self.queue_route = QueueRoute(
             self.acd, self.dispatcher, dials, self._announcer, listeners,
             QueueOptions(announce_interval_s=s.queue_announce_interval_s,
-                         callback_after_s=s.callback_offer_after_s),
+                         callback_after_s=s.callback_offer_after_s, callback_numbers=numbers),
             self._stop_playback,
         )  # fmt: skip
         self._callbacks = CallbackRinger(
             self.acd, self.ami, self.dispatcher, dials, listeners,
-            CallbackOptions(agi_url=f"agi://{s.agi_host}:{s.agi_port}", dial=s.callback_dial,
+            CallbackOptions(agi_url=route_url(s.agi_host, s.agi_port, "callback", agi_key(s)),
+                            dial=s.callback_dial, numbers=numbers,
                             hotline_number=s.hotline_number),
         )  # fmt: skip
         self.dispatcher.on_callback(self._callbacks.ring)
@@ -200,8 +227,8 @@ class Hotline:
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
-        self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stopping), name="acd"))
-        self._tasks.append(asyncio.create_task(self.event_log.run(self._stopping), name="acd-log"))
+        self.loops.start("acd-routing", lambda: self.dispatcher.run(self._stopping))
+        self.loops.start("acd-event-log", lambda: self.event_log.run(self._stopping))
 
     async def _stop_playback(self, channel: str, who: str) -> None:
         """Cut an announcement short (the caller's seat is ringing)."""
@@ -240,25 +267,11 @@ class Hotline:
         self.dispatcher.kick()
 
     async def stop(self) -> None:
+        """Take down, in reverse order, what :meth:`start` brought up."""
         log.info("stopping the hotline")
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if hasattr(self, "agi"):
-            await self.agi.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if hasattr(self, "intake"):
-            await self.intake.close(timeout=30)
-        if hasattr(self, "ami"):
-            await self.ami.close()
-        if self.asterisk is not None:
-            await asyncio.to_thread(self.asterisk.stop)
-        if hasattr(self, "_redis"):
-            await self._redis.aclose()
-        if hasattr(self, "_db"):
-            await self._db.dispose()
+        await self._stack.aclose()
+        if self._hangups:
+            await asyncio.gather(*self._hangups, return_exceptions=True)
 
     # -- AMI events -----------------------------------------------------------------------
 
@@ -274,12 +287,14 @@ class Hotline:
                 cause_text=event.get("Cause-txt") or None,
             )
         )
-        self._tasks.append(task)
-        task.add_done_callback(self._tasks.remove)
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
 
     # -- health ---------------------------------------------------------------------------
 
     async def _check_asterisk(self) -> None:
+        if self.watchdog is not None:
+            return await self.watchdog.check()
         if self.asterisk is not None:
             if not await asyncio.to_thread(self.asterisk.is_running):
                 raise RuntimeError("Asterisk is not running")

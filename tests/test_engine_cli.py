@@ -9,24 +9,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from conftest import eventually
 
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR, Settings
 
 HOTLINE = [sys.executable, "-m", "hotline.cli"]
+OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 PORTS = {
-    "HOTLINE_SIP_PORT": "5260",
-    "HOTLINE_AMI_PORT": "5238",
-    "HOTLINE_AGI_PORT": "4773",
-    "HOTLINE_WEB_PORT": "8545",
-    "HOTLINE_RTP_PORT_START": "13000",
-    "HOTLINE_RTP_PORT_END": "13999",
+    "HOTLINE_SIP_PORT": str(5260 + OFFSET),
+    "HOTLINE_AMI_PORT": str(5238 + OFFSET),
+    "HOTLINE_AGI_PORT": str(4773 + OFFSET),
+    "HOTLINE_WEB_PORT": str(8545 + OFFSET),
+    "HOTLINE_RTP_PORT_START": str(13000 + 2 * OFFSET),
+    "HOTLINE_RTP_PORT_END": str(13999 + 2 * OFFSET),
 }
 
 
@@ -130,9 +134,9 @@ async def test_engine_waits_for_ami_and_reports_it(tmp_path: Path) -> None:
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
         manage_asterisk=False,  # a remote PBX that is down
-        ami_port=5239,  # nothing listens here
-        agi_port=4774,
-        web_port=8546,
+        ami_port=5239 + OFFSET,  # nothing listens here
+        agi_port=4774 + OFFSET,
+        web_port=8546 + OFFSET,
     )
     engine = Hotline(settings)
     try:
@@ -174,3 +178,100 @@ async def test_calls_command_lists_records_as_json(tmp_path: Path) -> None:
     assert call["caller_number"] == "13912345678"
     assert call["route"] == "queue:report"
     assert call["hangup_cause"] == 16
+
+
+def instance_settings(tmp_path: Path, **changes: object) -> Settings:
+    """Settings of an engine of its own in ``tmp_path``, on this test file's ports."""
+    return Settings.load(environ={}).replace(
+        data_dir=tmp_path / "var",
+        recordings_dir=tmp_path / "recordings",
+        acd_prefix=f"hotline-test-{os.getpid()}-{tmp_path.name}:acd:",
+        **{name.removeprefix("HOTLINE_").lower(): int(port) for name, port in PORTS.items()},
+        **changes,
+    )
+
+
+def _port_is_free(port: int) -> bool:
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+@pytest.mark.e2e
+async def test_failed_start_takes_down_what_it_started(tmp_path: Path) -> None:
+    """The web port is taken: start fails after Asterisk, AMI, FastAGI and the loops came up,
+    and every one of them goes down again: Asterisk stopped and unmounted, ports free."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: chroot and mounts")
+    settings = instance_settings(tmp_path)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", settings.web_port))
+    blocker.listen()
+    engine = Hotline(settings)
+    try:
+        with pytest.raises(OSError):
+            await engine.start()
+        assert engine.asterisk is not None, "start failed before it reached Asterisk"
+        assert not await asyncio.to_thread(engine.asterisk.is_running)
+        mounts = await asyncio.to_thread(Path("/proc/self/mountinfo").read_text)
+        assert str(tmp_path) not in mounts
+        assert _port_is_free(settings.agi_port)
+        assert engine.loops.states and not engine.loops.running()
+    finally:
+        blocker.close()
+        await engine.stop()
+
+
+async def test_a_dead_loop_is_restarted_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A malformed entry in the ACD's event stream kills the event-log loop for real:
+    /healthz names it while it restarts with backoff; once the entry is gone, it recovers
+    and stores the events after it."""
+    import redis.asyncio as aioredis
+
+    settings = instance_settings(tmp_path, manage_asterisk=False)
+    engine = Hotline(settings)
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    stream = f"{settings.acd_prefix}events"
+    healthz = f"http://127.0.0.1:{settings.web_port}/healthz"
+
+    async def part(http: aiohttp.ClientSession) -> dict[str, object]:
+        async with http.get(healthz) as response:
+            assert response.status == 503  # no Asterisk here: never all up
+            parts: dict[str, dict[str, object]] = (await response.json())["parts"]
+            return parts["loop:acd-event-log"]
+
+    try:
+        await engine.start()
+        async with aiohttp.ClientSession() as http:
+            assert (await part(http))["up"]
+            poison = await redis.xadd(stream, {"type": "enter", "ts": "not-a-number"})
+            down = await eventually(lambda: _down(part(http)), what="the loop reported down")
+            assert "ValueError" in str(down["detail"]), down
+            assert "loop acd-event-log died" in caplog.text
+            await redis.xdel(stream, poison)
+            good = await redis.xadd(stream, {"type": "enter", "ts": "1700000000000", "call": "c1"})
+            await eventually(lambda: _up(part(http)), timeout_s=90, what="the loop recovered")
+        assert engine.event_log.last_id == good.decode()
+    finally:
+        await engine.stop()
+        keys = [key async for key in redis.scan_iter(f"{settings.acd_prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def _down(status: Awaitable[dict[str, object]]) -> dict[str, object] | None:
+    part = await status
+    return None if part["up"] else part
+
+
+async def _up(status: Awaitable[dict[str, object]]) -> bool:
+    return bool((await status)["up"])
