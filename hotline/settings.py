@@ -139,6 +139,11 @@ class Settings:
             env_name = f"HOTLINE_{f.name.upper()}"
             if env_name in environ:
                 values[f.name] = environ[env_name]
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> Settings:
+        """Settings from raw values (strings from a file or the environment are coerced)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -146,6 +151,14 @@ class Settings:
         hints = typing.get_type_hints(cls)
         coerced = {name: _coerce(name, hints[name], raw) for name, raw in values.items()}
         return cls(**coerced)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, str | int | float | bool]:
+        """Every field as plain JSON values (paths as strings): :meth:`from_dict` reads them."""
+        return {
+            f.name: str(value) if isinstance(value, Path) else value
+            for f in fields(self)
+            for value in [getattr(self, f.name)]
+        }
 
 
 def _coerce(name: str, kind: object, raw: object) -> object:
