@@ -10,9 +10,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotline.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from hotline.instance import RunningInstance
 
 log = logging.getLogger("hotline")
 
@@ -78,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _up(settings: Settings, _args: argparse.Namespace) -> int:
     from hotline.engine import Hotline
+    from hotline.lock import AlreadyRunning, data_dir_lock
     from ivr.menu import MenuError
 
     async def run() -> None:
@@ -94,7 +98,11 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
             await hotline.stop()
 
     try:
-        asyncio.run(run())
+        with data_dir_lock(settings.data_dir):
+            asyncio.run(run())
+    except AlreadyRunning as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1
     except MenuError as exc:
         print(f"hotline: the menu file is refused:\n{exc}", file=sys.stderr)
         return 2
@@ -127,6 +135,21 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance(settings: Settings) -> tuple[Settings, RunningInstance | None]:
+    """The settings of the hotline running in ``settings.data_dir`` (else ``settings``);
+    says on stderr which instance the command reads."""
+    from hotline.instance import describe, running_instance
+
+    running = running_instance(settings.data_dir)
+    if running is not None:
+        print(f"hotline: the hotline running as pid {running.pid}: {describe(running.settings)}",
+              file=sys.stderr)  # fmt: skip
+        return running.settings, running
+    print(f"hotline: no hotline running in {settings.data_dir}; reading {describe(settings)}",
+          file=sys.stderr)  # fmt: skip
+    return settings, None
+
+
 def _acd(settings: Settings) -> tuple[Any, Any]:
     import redis.asyncio as aioredis
 
@@ -139,26 +162,31 @@ def _acd(settings: Settings) -> tuple[Any, Any]:
 
 def _seats(settings: Settings, args: argparse.Namespace) -> int:
     from agents.seats import SeatsError
-    from hotline import wiring
-    from ivr.menu import load_menu
+    from hotline.control import ControlError, request_seats_reload
+
+    settings, running = _instance(settings)
 
     async def run() -> list[dict[str, object]]:
+        if args.action == "reload":
+            if running is not None:  # the engine owns its seats: it reloads them itself
+                changed = await request_seats_reload(running)
+                if changed["asterisk"]:
+                    print(changed["asterisk"])
+            else:
+                changed = await _reload_without_engine(settings)
+            print("seats registered in the ACD: {added} added, {updated} updated, "
+                  "{removed} removed".format(**changed))  # fmt: skip
         redis, acd = _acd(settings)
         try:
-            if args.action == "reload":
-                print("seats registered in the ACD: %s added, %s updated, %s removed"
-                      % await acd.register_seats())  # fmt: skip
             snapshot = await acd.snapshot()
-            return [{"extension": s.extension, "state": s.state.value, "reason": s.reason}
-                    for s in snapshot.seats]  # fmt: skip
         finally:
             await redis.aclose()
+        return [{"extension": s.extension, "state": s.state.value, "reason": s.reason}
+                for s in snapshot.seats]  # fmt: skip
 
     try:
-        if args.action == "reload" and wiring.asterisk_instance(settings).is_running():
-            print(wiring.reload_asterisk(settings, load_menu(settings.menu_file)))
         seats = asyncio.run(run())
-    except SeatsError as exc:
+    except (SeatsError, ControlError) as exc:
         print(f"hotline: the seats file is refused: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -169,9 +197,30 @@ def _seats(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reload_without_engine(settings: Settings) -> dict[str, Any]:
+    """No engine runs: apply the seats file to Asterisk (if it runs) and the ACD in Redis."""
+    from agents.seats import load_seats
+    from hotline import wiring
+    from ivr.menu import load_menu
+
+    seats = load_seats(settings.seats_file)
+    asterisk = ""
+    if await asyncio.to_thread(wiring.asterisk_instance(settings).is_running):
+        menu = load_menu(settings.menu_file)
+        asterisk = await asyncio.to_thread(wiring.reload_asterisk, settings, menu, seats)
+    redis, acd = _acd(settings)
+    try:
+        added, updated, removed = await acd.register_seats(seats)
+    finally:
+        await redis.aclose()
+    return {"added": added, "updated": updated, "removed": removed, "asterisk": asterisk}
+
+
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.database import create_schema, make_engine, make_sessions
     from queueing.stats import EventLogWriter, queue_figures
+
+    settings, _running = _instance(settings)
 
     async def run() -> dict[str, Any]:
         redis, acd = _acd(settings)
@@ -204,6 +253,8 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
 def _calls(settings: Settings, args: argparse.Namespace) -> int:
     from calls.store import CallStore
     from hotline.database import create_schema, make_engine, make_sessions
+
+    settings, _running = _instance(settings)
 
     async def fetch() -> list[dict[str, Any]]:
         engine = make_engine(settings.effective_database_url)

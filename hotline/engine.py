@@ -24,7 +24,9 @@ from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
 from calls.lifecycle import CallListener
 from calls.store import CallStore
+from hotline.control import CONTROL_TOKEN, control_routes
 from hotline.database import create_schema, make_engine, make_sessions, ping
+from hotline.instance import remove_instance, write_instance
 from hotline.loops import Loops
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
@@ -177,11 +179,17 @@ class Hotline:
             supervisor_password=supervisor_password(s),
             timeout_s=s.network_timeout_s,
         )
-        app = make_app(deps, mounts=[work_order_routes(s, self.work_orders), self._acd_routes])
+        control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
+        app = make_app(
+            deps, mounts=[work_order_routes(s, self.work_orders), self._acd_routes, control]
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, s.web_host, s.web_port).start()
+        # `hotline seats|stats|calls` find this instance (and its control endpoint) here.
+        stack.callback(remove_instance, s)
+        write_instance(s)
         log.info(
             "web service on http://%s:%s (supervisor credentials in %s)",
             s.web_host,
@@ -256,15 +264,19 @@ class Hotline:
             service_level_s=self.settings.service_level_s,
         )  # fmt: skip
 
-    async def reload_seats(self) -> None:
-        """Apply an edited seats file: PJSIP and queues.conf by reload, the ACD by registration."""
+    async def reload_seats(self) -> dict[str, Any]:
+        """Apply an edited seats file: PJSIP and queues.conf by reload, the ACD by registration,
+        and this engine's own seats (feature codes, routing). Returns what changed."""
         seats = load_seats(self.settings.seats_file)
         check_menu_queues(self.menu, seats)
+        asterisk = ""
         if self.asterisk is not None:
-            await asyncio.to_thread(reload_asterisk, self.settings, self.menu, seats)
-        await self.acd.register_seats(seats)
+            asterisk = await asyncio.to_thread(reload_asterisk, self.settings, self.menu, seats)
+        added, updated, removed = await self.acd.register_seats(seats)
         self.seats = seats
         self.dispatcher.kick()
+        log.info("seats file %s applied: %d seats", self.settings.seats_file, len(seats.seats))
+        return {"added": added, "updated": updated, "removed": removed, "asterisk": asterisk}
 
     async def stop(self) -> None:
         """Take down, in reverse order, what :meth:`start` brought up."""
@@ -293,13 +305,12 @@ class Hotline:
     # -- health ---------------------------------------------------------------------------
 
     async def _check_asterisk(self) -> None:
+        """A managed Asterisk: its process (the watchdog's cheap check); any Asterisk: an AMI
+        Ping while AMI is up. No Asterisk command is started per check."""
         if self.watchdog is not None:
-            return await self.watchdog.check()
-        if self.asterisk is not None:
-            if not await asyncio.to_thread(self.asterisk.is_running):
-                raise RuntimeError("Asterisk is not running")
-            return
-        await self.ami.action({"Action": "Ping"})  # a remote PBX: alive if it answers
+            await self.watchdog.check()
+        if self.asterisk is None or self.ami.connected:
+            await self.ami.action({"Action": "Ping"})
 
     async def _check_ami(self) -> None:
         if not self.ami.connected:

@@ -262,10 +262,8 @@ async def test_a_dead_loop_is_restarted_and_reported(
         assert engine.event_log.last_id == good.decode()
     finally:
         await engine.stop()
-        keys = [key async for key in redis.scan_iter(f"{settings.acd_prefix}*")]
-        if keys:
-            await redis.delete(*keys)
         await redis.aclose()
+        await _drop_keys(settings)
 
 
 async def _down(status: Awaitable[dict[str, object]]) -> dict[str, object] | None:
@@ -275,3 +273,57 @@ async def _down(status: Awaitable[dict[str, object]]) -> dict[str, object] | Non
 
 async def _up(status: Awaitable[dict[str, object]]) -> bool:
     return bool((await status)["up"])
+
+
+async def test_commands_read_the_running_instance(tmp_path: Path) -> None:
+    """`hotline seats list`, `stats` and `calls` given only the data folder read the engine
+    running there (its database, Redis prefix), and say which instance they read."""
+    from calls.callerid import parse_caller_id
+
+    settings = instance_settings(
+        tmp_path,
+        manage_asterisk=False,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_DATA_DIR=str(settings.data_dir), PYTHONPATH=str(PROJECT_DIR))
+    engine = Hotline(settings)
+    try:
+        await engine.start()
+        await engine.acd.login("8001", "2468")
+        await engine.calls.open("cli-1.1", "PJSIP/citizens-1", parse_caller_id("13912345678"))
+
+        seats = await asyncio.to_thread(run, ["seats", "list", "--json"], env)
+        assert seats.returncode == 0, seats.stderr
+        assert f"running as pid {os.getpid()}" in seats.stderr
+        assert settings.acd_prefix in seats.stderr and "elsewhere.db" in seats.stderr
+        states = {s["extension"]: s["state"] for s in json.loads(seats.stdout)}
+        assert states["8001"] == "available"
+
+        calls = await asyncio.to_thread(run, ["calls", "--json"], env)
+        assert calls.returncode == 0, calls.stderr
+        assert [c["caller_number"] for c in json.loads(calls.stdout)] == ["13912345678"]
+
+        stats = await asyncio.to_thread(run, ["stats", "--json"], env)
+        assert stats.returncode == 0, stats.stderr
+        assert json.loads(stats.stdout)["seats_by_state"]["available"] == 1
+    finally:
+        await engine.stop()
+        await _drop_keys(settings)
+    assert not (settings.data_dir / "instance.json").exists()
+    after = await asyncio.to_thread(run, ["calls", "--json"], env)
+    assert after.returncode == 0, after.stderr
+    assert f"no hotline running in {settings.data_dir}" in after.stderr
+    assert json.loads(after.stdout) == []  # the data folder's own database: nothing there
+
+
+async def _drop_keys(settings: Settings) -> None:
+    import redis.asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(f"{settings.acd_prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
