@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.database import Base, UTCDateTime
+from db.base import Base, UTCDateTime
 
 
 class CallRecord(Base):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from calls.callerid import CallerId
 from calls.models import CallEvent, CallRecord
-from hotline.database import utcnow
+from db.base import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""The SQL database every domain stores into: one declarative base, one async engine.
+"""The SQL database every domain stores into: one async engine, the schema by migration.
 
 SQLite file by default (``sqlite+aiosqlite``), PostgreSQL by URL (``postgresql+asyncpg``).
-Domain packages declare their tables on :class:`Base`; the schema is Alembic's
+Domain packages declare their tables on :class:`db.base.Base`; the schema is Alembic's
 (``migrations/``): :func:`create_schema` upgrades the database to the latest revision. A
 table or column change needs a new revision: ``alembic revision --autogenerate -m "..."``.
 """
@@ -9,15 +9,15 @@ table or column change needs a new revision: ``alembic revision --autogenerate -
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, TypeDecorator, inspect, text
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+
+from db.base import Base
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +25,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The first revision: the schema as create_all made it before migrations existed.
 BASELINE_REVISION = "0001"
 _MIGRATION_LOCK = 12345  # PostgreSQL advisory lock: engines starting together migrate once
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -63,7 +36,7 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[ty
 
 
 def import_models() -> None:
-    """Import every domain's tables so that they are registered on :class:`Base`."""
+    """Import every domain's tables so that they are registered on :class:`db.base.Base`."""
     import calls.models  # noqa: F401
     import intake.models  # noqa: F401
     import queueing.tables  # noqa: F401

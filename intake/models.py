@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.database import Base, UTCDateTime
+from db.base import Base, UTCDateTime
 
 
 class CallRecordingRow(Base):

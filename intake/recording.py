@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from calls.lifecycle import ConnectedCall
-from hotline.database import utcnow
+from db.base import utcnow
 from intake.config import IntakeConfig
 from intake.files import RecordingFiles, recording_files, wait_closed, wav_duration
 from intake.store import RecordingStore

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from hotline.database import utcnow
+from db.base import utcnow
 from intake.config import IntakeConfig
 from intake.store import RecordingStore
 

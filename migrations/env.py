@@ -1,4 +1,4 @@
-"""Alembic environment: the tables every domain declares on ``hotline.database.Base``.
+"""Alembic environment: the tables every domain declares on ``db.base.Base``.
 
 The engine runs migrations through :func:`hotline.database.create_schema`, which hands its
 own connection in ``config.attributes["connection"]``; the ``alembic`` command line connects
@@ -15,7 +15,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hotline.database import Base, import_models
+from db.base import Base
+from hotline.database import import_models
 
 config = context.config
 import_models()

@@ -15,7 +15,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.database import Base, create_schema, import_models
+from db.base import Base
+from hotline.database import create_schema, import_models
 
 EXPECTED = {
     "alembic_version",

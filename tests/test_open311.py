@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hotline.database import Base, make_sessions
+from db.base import Base
+from hotline.database import make_sessions
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
 from workorders.models import TABLES

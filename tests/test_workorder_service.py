@@ -11,7 +11,8 @@ import pytest
 from sql_databases import KINDS, fresh_database
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.database import Base, make_sessions
+from db.base import Base
+from hotline.database import make_sessions
 from workorders.dispatch import DispatchRules
 from workorders.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from workorders.models import TABLES

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.database import Base, UTCDateTime, utcnow
+from db.base import Base, UTCDateTime, utcnow
 
 
 class WorkOrderRow(Base):

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hotline.database import utcnow
+from db.base import utcnow
 from workorders.dispatch import DispatchRules
 from workorders.errors import Forbidden, NotFound
 from workorders.models import WorkOrderCounter, WorkOrderEventRow, WorkOrderRow
