@@ -128,8 +128,8 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
         print(instance.cli("core show uptime").stdout.strip() if running else "Asterisk stopped")
         return 0 if running else 3
     elif args.action == "reload":
-        context = wiring.pbx_context(settings, load_menu(settings.menu_file))
-        changed = write_config(instance.etc_dir, render_all(settings, context))
+        config = wiring.pbx_config(settings, load_menu(settings.menu_file))
+        changed = write_config(instance.etc_dir, render_all(config), instance.owner())
         print(f"changed: {', '.join(changed) or 'nothing'}")
         print(instance.reload())
     return 0

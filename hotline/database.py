@@ -9,6 +9,7 @@ table or column change needs a new revision: ``alembic revision --autogenerate -
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from db.base import Base
+from hotline.private import FILE_MODE, private_file
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,13 @@ _MIGRATION_LOCK = 12345  # PostgreSQL advisory lock: engines starting together m
 
 
 def make_engine(url: str) -> AsyncEngine:
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_pre_ping=True)
+    file = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and file and file != ":memory:":
+        # citizens' data: 0600 from the first byte (SQLite gives its journals the same mode)
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        private_file(Path(file))
+    return engine
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

@@ -5,10 +5,11 @@ A secret given in the settings (file or ``HOTLINE_*`` variable) wins over the st
 
 from __future__ import annotations
 
-import os
 import secrets
 import tomllib
 from pathlib import Path
+
+from hotline.private import private_dir, private_file, write_private
 
 
 def stored_secret(data_dir: Path, name: str) -> str:
@@ -19,10 +20,8 @@ def stored_secret(data_dir: Path, name: str) -> str:
         known = {k: str(v) for k, v in tomllib.loads(path.read_text(encoding="utf-8")).items()}
     if name not in known:
         known[name] = secrets.token_urlsafe(24)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(f'{key} = "{value}"\n' for key, value in sorted(known.items()))
-        tmp.replace(path)
+        private_dir(data_dir)
+        write_private(path, "".join(f'{k} = "{v}"\n' for k, v in sorted(known.items())))
+    elif path.stat().st_mode & 0o077:
+        private_file(path)  # a copy restored with looser rights
     return known[name]

@@ -10,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.pjsip import render_pjsip, render_queuerules, render_queues
 from agents.seats import SeatsError, SeatsFile, load_seats
+from hotline.private import private_dir
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.config import IntakeConfig
 from ivr.menu import Menu, Route
-from pbx.config import PbxContext, ensure_hold_music, render_all, write_config
+from pbx.config import PbxConfig, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
-from pbx.root import build_root
+from pbx.root import build_root, is_built
 from queueing.rules import RoutingRules
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
@@ -31,14 +32,22 @@ def ami_secret(settings: Settings) -> str:
     return settings.ami_secret or stored_secret(settings.data_dir, "ami_secret")
 
 
+def agi_key(settings: Settings) -> str:
+    """The key every FastAGI request carries (pbx.fastagi)."""
+    return settings.agi_secret or stored_secret(settings.data_dir, "agi_secret")
+
+
 def asterisk_instance(settings: Settings) -> AsteriskInstance:
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    (settings.recordings_dir / "fax").mkdir(exist_ok=True)
-    return AsteriskInstance(
+    instance = AsteriskInstance(
         cache_dir=settings.asterisk_cache_dir,
         instance_dir=settings.asterisk_dir,
         shared_dirs=(settings.prompts_dir, settings.moh_dir, settings.recordings_dir),
     )
+    # Asterisk (its own user) writes calls and faxes here; nobody else reads them.
+    owner = instance.owner() if is_built(settings.asterisk_cache_dir) else None
+    private_dir(settings.recordings_dir, owner)
+    private_dir(settings.recordings_dir / "fax", owner)
+    return instance
 
 
 def seat_passwords(settings: Settings, seats: SeatsFile) -> dict[str, str]:
@@ -60,23 +69,30 @@ def check_menu_queues(menu: Menu, seats: SeatsFile) -> tuple[str, ...]:
     return tuple(queues)
 
 
-def pbx_context(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> PbxContext:
-    seats = seats or load_seats(settings.seats_file)
+def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> PbxConfig:
+    """The values Asterisk's configuration is rendered from."""
+    s = settings
+    seats = seats or load_seats(s.seats_file)
     check_menu_queues(menu, seats)
     rules = RoutingRules()
-    return PbxContext(
-        ami_secret=ami_secret(settings),
+    return PbxConfig(
+        sip_host=s.sip_host, sip_port=s.sip_port,
+        rtp_port_start=s.rtp_port_start, rtp_port_end=s.rtp_port_end,
+        ami_host=s.ami_host, ami_port=s.ami_port, ami_user=s.ami_user, ami_secret=ami_secret(s),
+        agi_host=s.agi_host, agi_port=s.agi_port, agi_key=agi_key(s),
+        hotline_number=s.hotline_number, citizen_networks=s.citizen_networks,
+        queue_max_wait_s=s.queue_max_wait_s, recordings_dir=s.recordings_dir, moh_dir=s.moh_dir,
         operator_queue=menu.operator_route.name,
         seats_pjsip=render_pjsip(
             seats,
-            seat_passwords(settings, seats),
-            qualify_frequency_s=settings.seat_qualify_s,
-            rewrite_contact=settings.seat_rewrite_contact,
+            seat_passwords(s, seats),
+            qualify_frequency_s=s.seat_qualify_s,
+            rewrite_contact=s.seat_rewrite_contact,
         ),
-        queues_conf=render_queues(seats, rules),
-        queuerules_conf=render_queuerules(rules),
+        queues=render_queues(seats, rules),
+        queuerules=render_queuerules(rules),
         queue_first_band=rules.band_of(rules.steps[0].max_level),
-    )
+    )  # fmt: skip
 
 
 def menu_routes(menu: Menu) -> set[Route]:
@@ -97,7 +113,7 @@ def provision_asterisk(
     instance = asterisk_instance(settings)
     instance.mount()
     ensure_hold_music(settings.moh_dir)
-    write_config(instance.etc_dir, render_all(settings, pbx_context(settings, menu, seats)))
+    write_config(instance.etc_dir, render_all(pbx_config(settings, menu, seats)), instance.owner())
     return instance
 
 
@@ -105,7 +121,7 @@ def reload_asterisk(settings: Settings, menu: Menu, seats: SeatsFile | None = No
     """Re-render the configuration (seats included) and reload Asterisk: no restart."""
     instance = asterisk_instance(settings)
     changed = write_config(
-        instance.etc_dir, render_all(settings, pbx_context(settings, menu, seats))
+        instance.etc_dir, render_all(pbx_config(settings, menu, seats)), instance.owner()
     )
     log.info("Asterisk configuration changed: %s", ", ".join(changed) or "nothing")
     return instance.reload()

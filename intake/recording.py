@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from calls.lifecycle import ConnectedCall
 from db.base import utcnow
+from hotline.private import private_dir
 from intake.config import IntakeConfig
 from intake.files import RecordingFiles, recording_files, wait_closed, wav_duration
 from intake.store import RecordingStore
@@ -140,7 +141,8 @@ class RecordingListener:
     # -- the work ---------------------------------------------------------------------------
     async def _start_recording(self, call: ConnectedCall) -> None:
         files = self.files_of(call)
-        await asyncio.to_thread(files.mix.parent.mkdir, parents=True, exist_ok=True)
+        # 0700, owned like the recordings folder: by Asterisk's user, who writes the files
+        await asyncio.to_thread(private_dir, files.mix.parent)
         status, error = "recording", ""
         try:
             async with asyncio.timeout(self.config.network_timeout_s):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hotline.settings import PROJECT_DIR, Settings
+from hotline.private import Owner, private_file, write_private
+from hotline.settings import PROJECT_DIR
 
 TEMPLATES_DIR = PROJECT_DIR / "asterisk-config"
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -23,17 +24,32 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
-class PbxContext:
-    """What the templates need beyond the settings, assembled by the composition root.
+class PbxConfig:
+    """The values the templates are rendered from, assembled by the composition root.
 
-    ``queues_conf`` / ``queuerules_conf`` / ``seats_pjsip`` come from the agents domain
+    ``seats_pjsip`` / ``queues`` / ``queuerules`` come from the agents domain
     (:mod:`agents.pjsip`): the seats file is their one source."""
 
+    sip_host: str
+    sip_port: int
+    rtp_port_start: int
+    rtp_port_end: int
+    ami_host: str
+    ami_port: int
+    ami_user: str
     ami_secret: str
+    agi_host: str
+    agi_port: int
+    agi_key: str  # every AGI() URL carries it (see pbx.fastagi.route_url)
+    hotline_number: str
+    citizen_networks: str
+    queue_max_wait_s: int
+    recordings_dir: Path
+    moh_dir: Path
     operator_queue: str = "operator"
     seats_pjsip: str = ""
-    queues_conf: str = ""
-    queuerules_conf: str = ""
+    queues: str = ""
+    queuerules: str = ""
     queue_first_band: int = 1  # QUEUE_MAX_PENALTY before the fallback Queue() relaxes it
 
 
@@ -47,49 +63,28 @@ def render_template(text: str, values: Mapping[str, object], name: str = "templa
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def template_values(settings: Settings, context: PbxContext) -> dict[str, object]:
-    return {
-        "sip_host": settings.sip_host,
-        "sip_port": settings.sip_port,
-        "rtp_port_start": settings.rtp_port_start,
-        "rtp_port_end": settings.rtp_port_end,
-        "ami_host": settings.ami_host,
-        "ami_port": settings.ami_port,
-        "ami_user": settings.ami_user,
-        "ami_secret": context.ami_secret,
-        "agi_host": settings.agi_host,
-        "agi_port": settings.agi_port,
-        "hotline_number": settings.hotline_number,
-        "citizen_networks": settings.citizen_networks,
-        "operator_queue": context.operator_queue,
-        "queue_max_wait_s": settings.queue_max_wait_s,
-        "recordings_dir": settings.recordings_dir,
-        "moh_dir": settings.moh_dir,
-        "seats_pjsip": context.seats_pjsip,
-        "queues": context.queues_conf,
-        "queuerules": context.queuerules_conf,
-        "queue_first_band": context.queue_first_band,
-    }
-
-
-def render_all(settings: Settings, context: PbxContext) -> dict[str, str]:
+def render_all(config: PbxConfig) -> dict[str, str]:
     """Every template rendered, by file name."""
-    values = template_values(settings, context)
+    values = asdict(config)
     return {
         path.name: render_template(path.read_text(encoding="utf-8"), values, path.name)
         for path in sorted(TEMPLATES_DIR.glob("*.conf"))
     }
 
 
-def write_config(etc_dir: Path, rendered: Mapping[str, str]) -> list[str]:
-    """Write rendered files; return the names whose content changed."""
+def write_config(
+    etc_dir: Path, rendered: Mapping[str, str], owner: Owner | None = None
+) -> list[str]:
+    """Write rendered files (0600: they hold the AMI and seat secrets, owned by ``owner``,
+    Asterisk's user); return the names whose content changed."""
     etc_dir.mkdir(parents=True, exist_ok=True)
     changed = []
     for name, text in rendered.items():
         target = etc_dir / name
         if target.is_file() and target.read_text(encoding="utf-8") == text:
+            private_file(target, owner)
             continue
-        target.write_text(text, encoding="utf-8")
+        write_private(target, text, owner)
         changed.append(name)
     return changed
 

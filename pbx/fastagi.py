@@ -4,14 +4,23 @@ panoramisk's own connection handler loops forever on a client that closes before
 its headers, and its commands have no deadline; :class:`FastAgiServer` reads the headers
 itself (bounded, with a deadline) and hands routes a :class:`AgiChannel` whose commands
 raise :class:`CallerHungUp` or :class:`AgiCommandError` instead of returning error dicts.
+
+Every request carries the instance's key in its URL (``agi://host:port/<route>?key=<key>``,
+see :func:`route_url`); a request without it is refused and logged. Asterisk copies the
+caller ID into the headers as it came from the network, so a caller ID holding CR/LF could
+add header lines: a request naming any header twice is refused, header values lose control
+characters, and no command carrying a control character is ever sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from panoramisk.fast_agi import Request
 
@@ -21,6 +30,18 @@ log = logging.getLogger(__name__)
 
 _MAX_HEADER_BYTES = 16 * 1024
 _KEYS = "0123456789*#"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: a key that needs no quoting in a dialplan or AGI URL
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def route_url(host: str, port: int, route: str, key: str) -> str:
+    """The URL Asterisk's AGI() uses to reach ``route`` on this engine."""
+    return f"agi://{host}:{port}/{route}?key={key}"
+
+
+class AgiRefused(Exception):
+    """A FastAGI request that is not from our Asterisk (no or wrong key, forged headers)."""
 
 
 class CallerHungUp(Exception):
@@ -41,9 +62,13 @@ class AgiCall:
     dialed: str
     script: str
     args: tuple[str, ...] = ()  # AGI(agi://host/route,arg1,arg2): agi_arg_1, agi_arg_2, ...
+    key: str = ""  # the instance key from the URL's ``?key=``
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> AgiCall:
+        headers = {name: _CONTROL.sub("", value) for name, value in headers.items()}
+        script, _, query = headers.get("agi_network_script", "").partition("?")
+        key = parse_qs(query).get("key", [""])[0]
         raw_number = headers.get("agi_callerid", "")
         if raw_number.lower() == "unknown":
             raw_number = headers.get("agi_calleridname", "") or raw_number
@@ -52,12 +77,13 @@ class AgiCall:
             channel=headers.get("agi_channel", ""),
             caller=parse_caller_id(raw_number),
             dialed=headers.get("agi_extension", ""),
-            script=headers.get("agi_network_script", "").strip("/"),
+            script=script.strip("/"),
             args=tuple(
                 headers[f"agi_arg_{i}"]
                 for i in range(1, 33)
                 if f"agi_arg_{i}" in headers and headers[f"agi_arg_{i}"]
             ),
+            key=key,
         )
 
 
@@ -71,6 +97,9 @@ class AgiChannel:
 
     async def command(self, command: str, deadline_s: float | None = None) -> tuple[str, str]:
         """Send one command; return the (result, data) pair Asterisk answered."""
+        if _CONTROL.search(command):
+            # a CR/LF would end this command and start another one of the caller's choosing
+            raise AgiCommandError(f"{command!r}: refused, it holds a control character")
         try:
             answer = await asyncio.wait_for(
                 self._request.send_command(command), deadline_s or self._deadline_s
@@ -130,7 +159,10 @@ Route = Callable[[AgiChannel], Awaitable[None]]
 class FastAgiServer:
     """Serves FastAGI routes (``agi://host:port/<route>``)."""
 
-    def __init__(self, header_timeout_s: float = 5.0) -> None:
+    def __init__(self, key: str, header_timeout_s: float = 5.0) -> None:
+        if not KEY_PATTERN.fullmatch(key):
+            raise ValueError("the FastAGI key must be 16 to 128 characters of A-Z a-z 0-9 _ -")
+        self._key = key
         self._routes: dict[str, Route] = {}
         self._header_timeout_s = header_timeout_s
         self._server: asyncio.Server | None = None
@@ -170,18 +202,23 @@ class FastAgiServer:
         assert task is not None
         self.active.add(task)  # type: ignore[arg-type]
         self._writers.add(writer)
+        peer = writer.get_extra_info("peername")
         try:
             headers = await asyncio.wait_for(_read_headers(reader), self._header_timeout_s)
             if headers is None:
                 log.debug("FastAGI client closed before sending its headers")
                 return
             call = AgiCall.from_headers(headers)
+            if not hmac.compare_digest(call.key.encode(), self._key.encode()):
+                raise AgiRefused(f"no valid key for route {call.script!r}")
             route = self._routes.get(call.script)
             if route is None:
                 log.error("call %s asked for unknown FastAGI route %r", call.uniqueid, call.script)
                 return
             request = Request(app=None, headers=headers, reader=reader, writer=writer)
             await route(AgiChannel(request, call))
+        except AgiRefused as exc:
+            log.warning("FastAGI request from %s refused: %s", peer, exc)
         except TimeoutError:
             log.warning("FastAGI client sent no headers within %.0f s", self._header_timeout_s)
         finally:
@@ -191,6 +228,8 @@ class FastAgiServer:
 
 
 async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    """The header block, checked against the shape Asterisk sends: each header once, the
+    call's headers ending with ``agi_threadid`` and only the AGI() arguments after it."""
     headers: dict[str, str] = {}
     size = 0
     while True:
@@ -199,10 +238,16 @@ async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str] | None:
             return None
         size += len(line)
         if size > _MAX_HEADER_BYTES:
-            raise AgiCommandError("FastAGI headers too large")
+            raise AgiRefused("headers too large")
         text = line.decode("utf-8", "replace").rstrip("\r\n")
         if not text:
+            if "agi_threadid" not in headers:
+                raise AgiRefused("headers end early (a forged blank line in the caller ID?)")
             return headers
         key, sep, value = text.partition(": ")
         if sep:
+            if key in headers:  # Asterisk never repeats one: a caller ID carried a line break
+                raise AgiRefused(f"header {key!r} sent twice (a forged line in the caller ID?)")
+            if key.startswith("agi_arg_") and "agi_threadid" not in headers:
+                raise AgiRefused(f"header {key!r} before agi_threadid (a forged line?)")
             headers[key] = value

@@ -4,6 +4,11 @@ The overlay keeps the cached root pristine (its upper layer holds this instance'
 logs and spool), so several instances (a running hotline, a test run) share one root.
 The folders Asterisk reads or writes that the engine also uses (prompts, hold music,
 recordings) are bind-mounted at the same absolute path inside, so paths agree on both sides.
+
+Asterisk runs as the root's unprivileged ``asterisk`` user (``-U``/``-G``), owning its
+runtime folders and its rendered configuration, with umask 077 (recordings 0600). Neither the
+host's ``/proc`` nor its ``/dev`` is mounted: the root's own ``/dev`` (null, zero, random,
+urandom, tty, made by debootstrap) is all Asterisk needs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.private import Owner
 from pbx.root import ProvisionError, cached_root, is_built
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,9 @@ _children: dict[Path, subprocess.Popen[bytes]] = {}
 # Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
 # path through it would leave the root, so the run directory is named by its real place).
 _RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
+USER = "asterisk"
+# Mounted by earlier versions: still unmounted on stop, so an upgrade leaves nothing behind.
+_LEGACY_BINDS = ("proc", "dev")
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,16 @@ class AsteriskInstance:
     def log_file(self) -> Path:
         return self.instance_dir / "asterisk.out"
 
-    @property
-    def messages_log(self) -> Path:
-        return self.root / "var/log/asterisk/messages.log"
+    def owner(self) -> Owner:
+        """uid and gid of the root's ``asterisk`` user (made by Debian's package)."""
+        passwd = (
+            self.root if _is_mounted(self.root) else cached_root(self.cache_dir)
+        ) / "etc/passwd"
+        for line in passwd.read_text(encoding="utf-8").splitlines():
+            fields = line.split(":")
+            if fields[0] == USER and len(fields) > 3:
+                return int(fields[2]), int(fields[3])
+        raise ProvisionError(f"{passwd} has no {USER} user: rebuild the root")
 
     # -- mounts ---------------------------------------------------------------------------
 
@@ -78,8 +94,10 @@ class AsteriskInstance:
                     str(self.root),
                 ]
             )
+        uid, gid = self.owner()
         for sub in _RUNTIME_DIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+            os.chown(self.root / sub, uid, gid)
         for source, target in self._binds():
             source.mkdir(parents=True, exist_ok=True)
             target.mkdir(parents=True, exist_ok=True)
@@ -90,10 +108,12 @@ class AsteriskInstance:
         """Undo every mount, innermost first (idempotent)."""
         for _source, target in reversed(self._binds()):
             _umount(target)
+        for name in _LEGACY_BINDS:
+            _umount(self.root / name)
         _umount(self.root)
 
     def _binds(self) -> list[tuple[Path, Path]]:
-        binds = [(Path("/proc"), self.root / "proc"), (Path("/dev"), self.root / "dev")]
+        binds = []
         for folder in self.shared_dirs:
             folder = folder.resolve()
             binds.append((folder, self.root / folder.relative_to("/")))
@@ -127,11 +147,22 @@ class AsteriskInstance:
         self.mount()
         with open(self.log_file, "ab") as out:
             process = subprocess.Popen(
-                ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n"],
+                [
+                    "chroot",
+                    str(self.root),
+                    "/usr/sbin/asterisk",
+                    "-f",
+                    "-n",
+                    "-U",
+                    USER,
+                    "-G",
+                    USER,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives `hotline asterisk start` returning
+                umask=0o077,  # recordings, logs and its database readable by nobody else
             )
         _children[self.root] = process
         deadline = time.monotonic() + boot_timeout
@@ -152,6 +183,22 @@ class AsteriskInstance:
         raise ProvisionError(
             f"Asterisk did not boot within {boot_timeout:.0f} s; see {self.log_file}"
         )
+
+    def alive(self) -> bool:
+        """Whether the Asterisk process exists (cheap: no CLI round trip)."""
+        child = _children.get(self.root)
+        if child is not None:
+            return child.poll() is None  # also reaps a child killed by a signal
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def pid(self) -> int | None:
         try:

@@ -30,14 +30,27 @@ from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
 
-_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 _CITIZEN_RING_S = 30
+
+
+def callback_number_rule(pattern: str) -> re.Pattern[str]:
+    """The configured pattern of numbers that may be called back, checked once at start."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"callback_number_pattern {pattern!r}: {exc}") from exc
+
+
+def may_call_back(number: str | None, rule: re.Pattern[str]) -> bool:
+    """Whether ``number`` (a caller's own, untrusted) may be called back at our cost."""
+    return bool(number) and rule.fullmatch(number or "") is not None
 
 
 @dataclass(frozen=True)
 class CallbackOptions:
-    agi_url: str  # agi://host:port
+    agi_url: str  # the callback route's URL, key included (pbx.fastagi.route_url)
     dial: str  # e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
+    numbers: re.Pattern[str]  # numbers that may be called back (callback_number_rule)
     hotline_number: str = "12345"
 
 
@@ -57,12 +70,16 @@ class CallbackRinger:
     async def ring(self, a: Assignment) -> None:
         """Ring the seat chosen for callback ``a.call_id`` (runs as a task per decision)."""
         who = f"callback {a.call_id} to {a.caller}"
+        if not may_call_back(a.caller, self.options.numbers):
+            log.warning("%s: not a number we call back; callback dropped", who)
+            await self._release(a.call_id, who, drop=True)
+            return
         ring_ms = max(2000, int((a.ring_until - datetime.now(UTC).timestamp()) * 1000) - 500)
         action = {
             "Action": "Originate",
             "Channel": f"PJSIP/{a.seat}",
             "Application": "AGI",
-            "Data": f"{self.options.agi_url}/callback,{a.call_id},{a.caller},{a.skill}",
+            "Data": f"{self.options.agi_url},{a.call_id},{a.caller},{a.skill}",
             "Timeout": str(ring_ms),
             "CallerID": f'"callback {a.caller}" <{a.caller}>',
             "Async": "true",
@@ -87,10 +104,18 @@ class CallbackRinger:
                 log.exception("%s: could not requeue", who)
             self.dispatcher.kick()
 
+    async def _release(self, call_id: str, who: str, *, drop: bool = False) -> None:
+        try:
+            released = await (self.acd.cancel if drop else self.acd.hangup)(call_id)
+            log.info("%s: %s after %.1f s", who, released.outcome, released.duration_s)
+        except (RedisError, OSError, TimeoutError, AcdError):
+            log.exception("%s: could not release the call in the ACD", who)
+        self.dispatcher.kick()
+
     async def run(self, agi: AgiChannel) -> None:
         """The FastAGI ``callback`` route, on the seat's answered channel."""
         args = agi.call.args
-        if len(args) < 3 or not _NUMBER.match(args[1]):
+        if len(args) < 3 or not may_call_back(args[1], self.options.numbers):
             log.error("callback route called with bad arguments %r", args)
             return
         call_id, number, skill = args[0], args[1], args[2]
@@ -132,12 +157,7 @@ class CallbackRinger:
             log.info("%s: seat hung up", who)
         finally:
             self.dials.forget(agi.call.uniqueid)
-            try:
-                released = await self.acd.hangup(call_id)
-                log.info("%s: %s after %.1f s", who, released.outcome, released.duration_s)
-            except (RedisError, OSError, TimeoutError, AcdError):
-                log.exception("%s: could not release the call in the ACD", who)
-            self.dispatcher.kick()
+            await self._release(call_id, who)
         if connected is not None:
             ended_call = ConnectedCall(**{**connected.__dict__, "ended_at": datetime.now(UTC)})
             await self.listeners.finished(ended_call)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from ivr.tree import Prompt
 from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer, position_sentence, sentence
+from queueing.callback import may_call_back
 from queueing.dialing import DialEnd, DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
 from queueing.models import AcdError, Assignment
@@ -61,6 +63,8 @@ class QueueOptions:
     announce_interval_s: float = 45.0
     callback_after_s: float = 0.0  # 0: never offered
     musicclass: str = "default"
+    # Callers whose number this matches are offered a callback (callback.may_call_back).
+    callback_numbers: re.Pattern[str] | None = None
 
 
 class QueueRoute:
@@ -149,7 +153,7 @@ class QueueRoute:
                 await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
                 continue
             now = loop.time()
-            after = self.options.callback_after_s
+            after = self.options.callback_after_s if self._may_call_back(agi) else 0
             if after > 0 and not offered and now - entered >= after:
                 offered = True
                 offer = sentence("callback-offer", language)
@@ -192,10 +196,15 @@ class QueueRoute:
         await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
         return code
 
+    def _may_call_back(self, agi: AgiChannel) -> bool:
+        rule = self.options.callback_numbers
+        return rule is not None and may_call_back(agi.call.caller.number, rule)
+
     async def _book_callback(self, agi: AgiChannel, who: str, language: str) -> str:
         number = agi.call.caller.number or ""
-        if not number:
-            log.info("%s pressed 1 for a callback but has no number; keeps waiting", who)
+        if not self._may_call_back(agi):
+            log.info("%s pressed 1 for a callback but has no number we call back; keeps waiting",
+                     who)  # fmt: skip
             return await self._wait_and_connect(agi, who, language)
         position = await self.acd.to_callback(agi.call.uniqueid, number)
         log.info("%s booked a callback at position %s", who, position)

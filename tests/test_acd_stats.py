@@ -77,7 +77,7 @@ async def test_event_log_reaches_sql_once(tmp_path: Path) -> None:
 def test_seats_render_pjsip_and_the_fallback_queues(tmp_path: Path) -> None:
     settings = Settings.load(environ={}).replace(data_dir=tmp_path, seat_qualify_s=0)
     menu = load_menu(settings.menu_file)
-    rendered = render_all(settings, wiring.pbx_context(settings, menu))
+    rendered = render_all(wiring.pbx_config(settings, menu))
     queues = rendered["queues.conf"]
     for skill in ("report", "consultation", "business", "operator"):
         assert f"[hotline-{skill}]" in queues
