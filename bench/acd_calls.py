@@ -12,7 +12,7 @@ that answer, and places sipp citizens who press 1 (Mandarin) then 1 (report) in 
 
 Needs root (Asterisk in a chroot). Usage::
 
-    PYTHONPATH=. python bench/acd_calls.py [--calls 10] [--interval 3.0]
+    PYTHONPATH=tests python -m bench.acd_calls [--calls 10] [--interval 3.0]
 
 """
 
@@ -21,24 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# bench/ itself must not shadow the project's packages (bench/intake.py vs intake/)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT / "tests"))
+from seat_sipp import Seat, start_seat, unregister
+from sipp import Press, place_call
 
-from seat_sipp import Seat, start_seat, unregister  # noqa: E402
-from sipp import Press, place_call  # noqa: E402
-
-from hotline.engine import Hotline  # noqa: E402
-from hotline.secrets import stored_secret  # noqa: E402
-from hotline.settings import PROJECT_DIR, Settings  # noqa: E402
-from queueing.events import read_events  # noqa: E402
+from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+from hotline.settings import PROJECT_DIR, Settings
+from queueing.events import read_events
 
 SEATS = ("8001", "8005", "8002")  # hold "report" within the first two level bands
 REPORT = [Press("1", 2500), Press("1", 1500)]

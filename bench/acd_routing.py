@@ -11,7 +11,7 @@
 Beside them, ``redis-benchmark -q -n 100000 -t set,get`` measured in the same run: the ACD's
 decisions per second as a ratio to the plain GET/SET ceiling of this Redis.
 
-    PYTHONPATH=. python bench/acd_routing.py [--redis redis://127.0.0.1:6379/0]
+    python -m bench.acd_routing [--redis redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Synthesises Korean speech with espeak-ng (converted to 8 kHz mono by sox), then transcribes
 it with one in-process worker and with the process pool. Prints figures; not a test.
 
-    PYTHONPATH=. python bench/transcription.py [--minutes 3] [--workers N] [--model DIR]
+    python -m bench.transcription [--minutes 3] [--workers N] [--model DIR]
 """
 
 from __future__ import annotations

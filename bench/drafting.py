@@ -5,18 +5,10 @@ speech from espeak-ng at 8 kHz), their mix, and MixMonitor's "closed" marker. Th
 listener then does its real work: file-close check, duration, both sides through the Vosk
 pool, the draft in SQLite. Prints figures; not a test.
 
-    PYTHONPATH=. python bench/intake.py [--seconds 60] [--calls 3] [--workers 2] [--model DIR]
+    python -m bench.drafting [--seconds 60] [--calls 3] [--workers 2] [--model DIR]
 """
 
-# ruff: noqa: E402  (imports after the sys.path fix below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name hides the intake
-# package: drop the folder (the project root is on PYTHONPATH).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import argparse
 import asyncio
@@ -25,9 +17,11 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.transcription import make_recording
 from calls.lifecycle import ConnectedCall
