@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
+from calls.callerid import mask_number
 from calls.store import CallStore, JourneyStep
 from ivr.menu import Menu
 from ivr.walk import Ask, Finish, Prompt, Route, Walk
@@ -56,9 +57,9 @@ class IvrSession:
 
     async def run(self, agi: AgiChannel) -> None:
         call = agi.call
-        who = f"call {call.uniqueid} from {call.caller.number or 'unknown'}"
+        who = f"call {call.uniqueid} from {mask_number(call.caller.number or 'unknown')}"
         call_id = await self._store.open(call.uniqueid, call.channel, call.caller)
-        log.info("%s entered the IVR (caller ID %r)", who, call.caller.raw)
+        log.info("%s entered the IVR (caller ID %r)", who, mask_number(call.caller.raw))
         walk = Walk(self._menu)
         journey: list[JourneyStep] = []
         finish: Finish | None = None

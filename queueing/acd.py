@@ -36,6 +36,7 @@ from agents.states import (
     check_reason,
     target,
 )
+from calls.callerid import mask_number
 from queueing.models import (
     AcdError,
     AcdSnapshot,
@@ -261,7 +262,9 @@ class Acd:
             if "HOTLINE_UNKNOWN_SKILL" in str(exc):
                 raise UnknownSkill(f"no skill {skill}") from exc
             raise
-        log.info("call %s from %s queued for %s at %s", call_id, caller, skill, position)
+        log.info(
+            "call %s from %s queued for %s at %s", call_id, mask_number(caller), skill, position
+        )
         return int(position)
 
     async def waiting_call(self, call_id: str) -> WaitingCall | None:
@@ -308,7 +311,9 @@ class Acd:
         position = int(await self._run("callback", call_id, number, _ms(self._now(now))))
         if not position:
             raise CallStateError(f"call {call_id} is not waiting")
-        log.info("call %s converted to callback to %s at %s", call_id, number, position)
+        log.info(
+            "call %s converted to callback to %s at %s", call_id, mask_number(number), position
+        )
         return position
 
     async def dispatch_once(self, now: float | None = None, limit: int = 1000) -> list[Assignment]:

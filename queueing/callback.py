@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import AgiChannel, CallerHungUp
@@ -69,7 +70,7 @@ class CallbackRinger:
 
     async def ring(self, a: Assignment) -> None:
         """Ring the seat chosen for callback ``a.call_id`` (runs as a task per decision)."""
-        who = f"callback {a.call_id} to {a.caller}"
+        who = f"callback {a.call_id} to {mask_number(a.caller)}"
         if not may_call_back(a.caller, self.options.numbers):
             log.warning("%s: not a number we call back; callback dropped", who)
             await self._release(a.call_id, who, drop=True)
@@ -120,7 +121,7 @@ class CallbackRinger:
             return
         call_id, number, skill = args[0], args[1], args[2]
         seat = agi.call.channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
-        who = f"callback {call_id} to {number} at seat {seat}"
+        who = f"callback {call_id} to {mask_number(number)} at seat {seat}"
         try:
             await self.acd.answered(call_id)
         except AcdError:

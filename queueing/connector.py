@@ -34,6 +34,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from ivr.tree import Prompt
 from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
@@ -87,7 +88,7 @@ class QueueRoute:
     async def run(self, agi: AgiChannel) -> None:
         call = agi.call
         number = call.caller.number or ""
-        who = f"call {call.uniqueid} from {number or 'unknown'}"
+        who = f"call {call.uniqueid} from {mask_number(number or 'unknown')}"
         skill = call.dialed
         try:
             language = await agi.get_variable("HOTLINE_LANGUAGE") or "zh"

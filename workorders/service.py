@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from calls.callerid import mask_number
 from workorders.dispatch import CATEGORIES
 from workorders.errors import IllegalTransition, InvalidInput, NotFound
 from workorders.models import WorkOrderRow
@@ -83,7 +84,7 @@ class WorkOrderService(WorkOrderStore):
             call_id=call_id,
         )
         order = await self.create(new, replace(SYSTEM, name="call-drafter"))
-        log.info("call %s from %s (at %s) drafted as %s", call_id, caller_phone,
+        log.info("call %s from %s (at %s) drafted as %s", call_id, mask_number(caller_phone),
                  started_at.isoformat(), order.number)  # fmt: skip
         return order
 

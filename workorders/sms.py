@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from calls.callerid import mask_number
 from workorders.errors import InvalidInput, Unauthenticated, WorkOrderError, http_status
 from workorders.orders import Actor, NewWorkOrder, Role
 from workorders.service import WorkOrderService
@@ -44,7 +45,7 @@ class SmsIntake:
         reply = f"您的诉求已受理，工单号{order.number}，可拨打12345按3输入工单号查询进度。"
         if not order.location_text:
             reply += "请回复补充具体地点。"
-        log.info("SMS from %s registered as work order %s", sender, order.number)
+        log.info("SMS from %s registered as work order %s", mask_number(sender), order.number)
         return web.json_response({"number": order.number, "reply": reply}, dumps=_dumps)
 
     async def _parse(self, request: web.Request) -> tuple[str, str]:
