@@ -154,9 +154,10 @@ def _acd(settings: Settings) -> tuple[Any, Any]:
     import redis.asyncio as aioredis
 
     from agents.seats import load_seats
+    from hotline.wiring import redis_url
     from queueing.acd import Acd
 
-    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.network_timeout_s)
+    redis = aioredis.Redis.from_url(redis_url(settings), socket_timeout=settings.network_timeout_s)
     return redis, Acd(redis, load_seats(settings.seats_file), prefix=settings.acd_prefix)
 
 

@@ -36,6 +36,8 @@ from hotline.wiring import (
     check_menu_queues,
     intake_config,
     provision_asterisk,
+    redis_server,
+    redis_url,
     reload_asterisk,
     work_order_routes,
     work_orders,
@@ -55,6 +57,8 @@ from queueing.callback import CallbackOptions, CallbackRinger, callback_number_r
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
+from queueing.redis_server import RedisServer
+from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
 from web.app import WebDeps, make_app
 from workorders.service import WorkOrderService
@@ -75,6 +79,7 @@ class Hotline:
     queue_route: QueueRoute = field(init=False)
     asterisk: AsteriskInstance | None = None
     watchdog: AsteriskWatchdog | None = None  # restarts the local Asterisk when it dies
+    _redis_server: RedisServer | None = None  # the hotline's own Redis, if it manages one
     ami: AmiClient = field(init=False)
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
@@ -113,8 +118,13 @@ class Hotline:
         sessions = make_sessions(self._db)
         self.calls = CallStore(sessions)
         self.work_orders = work_orders(s, sessions)
+        if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
+            server = redis_server(s)
+            await asyncio.to_thread(server.start)
+            stack.push_async_callback(asyncio.to_thread, server.stop)
+            self._redis_server = server
         self._redis = aioredis.Redis.from_url(
-            s.redis_url, socket_timeout=s.network_timeout_s, socket_connect_timeout=2
+            redis_url(s), socket_timeout=s.network_timeout_s, socket_connect_timeout=2
         )
         stack.push_async_callback(self._redis.aclose)
 
@@ -139,6 +149,9 @@ class Hotline:
         # to stop by _stopping, cancelled after a grace period.
         stack.push_async_callback(self.loops.close)
         stack.callback(self._stopping.set)
+        if self._redis_server is not None:
+            managed = self._redis_server
+            self.loops.start("redis-watchdog", lambda: watch_redis(managed, self._stopping))
         self.loops.start("recording-retention", lambda: self.intake.run_retention(self._stopping))
         if self.asterisk is not None:
             watchdog = self.watchdog = AsteriskWatchdog(self.asterisk)

@@ -65,9 +65,10 @@ def running_instance(data_dir: Path) -> RunningInstance | None:
 def describe(settings: Settings) -> str:
     """Which instance ``settings`` name, for a person (passwords hidden)."""
     database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    redis = _hide_password(settings.redis_url) or f"(its own, port {settings.redis_port})"
     return (
         f"data dir {settings.data_dir}, database {database}, "
-        f"Redis {_hide_password(settings.redis_url)} prefix {settings.acd_prefix}"
+        f"Redis {redis} prefix {settings.acd_prefix}"
     )
 
 

@@ -77,7 +77,10 @@ class Settings:
     agi_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml
     web_host: str = "127.0.0.1"
     web_port: int = 8345
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Empty: the hotline's own Redis (queueing/redis_server.py), started and stopped with
+    # `hotline up` on 127.0.0.1:redis_port, password in data_dir/secrets.toml, AOF on.
+    redis_url: str = ""
+    redis_port: int = 6390
     database_url: str = ""  # empty: SQLite file in data_dir
 
     # Open311 api keys, comma separated; empty: one key generated into data_dir/secrets.toml.

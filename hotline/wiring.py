@@ -18,6 +18,7 @@ from ivr.menu import Menu, Route
 from pbx.config import PbxConfig, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root, is_built
+from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
@@ -35,6 +36,20 @@ def ami_secret(settings: Settings) -> str:
 def agi_key(settings: Settings) -> str:
     """The key every FastAGI request carries (pbx.fastagi)."""
     return settings.agi_secret or stored_secret(settings.data_dir, "agi_secret")
+
+
+def redis_server(settings: Settings) -> RedisServer:
+    """The hotline's own Redis (used when ``redis_url`` is empty)."""
+    return RedisServer(
+        settings.data_dir / "redis",
+        settings.redis_port,
+        stored_secret(settings.data_dir, "redis_password"),
+    )
+
+
+def redis_url(settings: Settings) -> str:
+    """The Redis the ACD uses: ``redis_url`` if set, else the hotline's own."""
+    return settings.redis_url or redis_server(settings).url
 
 
 def asterisk_instance(settings: Settings) -> AsteriskInstance:

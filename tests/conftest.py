@@ -61,6 +61,8 @@ def fast_seats(target: Path) -> Path:
 
 #: shifts every test port, so two test runs on one machine do not collide
 PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
+#: the Redis the engine under test uses (the system one; fault tests start their own)
+TEST_REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: where the engine calls citizens back during the tests (a sipp UAS started by the test)
 CALLBACK_PORT = 15399 + PORT_OFFSET
 
@@ -70,7 +72,7 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests run Asterisk in a chroot: they need root")
     base = tmp_path_factory.mktemp("hotline")
-    return Settings.load(environ={}).replace(
+    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"),

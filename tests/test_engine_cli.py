@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import eventually
+from conftest import TEST_REDIS_URL, eventually
 
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR, Settings
@@ -182,7 +182,7 @@ async def test_calls_command_lists_records_as_json(tmp_path: Path) -> None:
 
 def instance_settings(tmp_path: Path, **changes: object) -> Settings:
     """Settings of an engine of its own in ``tmp_path``, on this test file's ports."""
-    return Settings.load(environ={}).replace(
+    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
         acd_prefix=f"hotline-test-{os.getpid()}-{tmp_path.name}:acd:",
