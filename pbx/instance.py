@@ -176,7 +176,8 @@ class AsteriskInstance:
             except subprocess.TimeoutExpired:
                 continue
             if booted.returncode == 0 and "fully booted" in booted.stdout:
-                log.info("Asterisk fully booted (pid %s), logs in %s", process.pid, self.log_file)
+                log.info("Asterisk fully booted (pid %s); its log: %s (console: %s)", process.pid,
+                         self.root / "var/log/asterisk/messages.log", self.log_file)  # fmt: skip
                 return process.pid
             time.sleep(0.2)
         process.kill()
