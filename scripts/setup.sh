@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the hotline needs on a Debian machine, idempotently:
-#   Debian packages, a running Redis, the Python environment in .venv, the Asterisk 22 root
+#   Debian packages, a scratch Redis for the tests (--test only: `hotline up` runs its own),
+#   the Python environment in .venv, the Asterisk 22 root
 #   (built once from Debian sid and cached in ~/.cache/hotline12345, outside the repository).
 # Usage: scripts/setup.sh [--test]   (--test adds the test tools and the Vosk test model)
 set -euo pipefail
@@ -27,13 +28,17 @@ if ((${#missing[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
-redis_url="${HOTLINE_REDIS_URL:-redis://127.0.0.1:6379/0}"
-if ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
-  say "starting redis-server on 127.0.0.1:6379"
-  mkdir -p /tmp/hotline-redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /tmp/hotline-redis --logfile /tmp/hotline-redis/redis.log
-  for _ in $(seq 50); do redis-cli -u "$redis_url" ping >/dev/null 2>&1 && break; sleep 0.1; done
+# `hotline up` starts the hotline's own Redis (password, AOF, under the data folder). The
+# tests want a scratch Redis besides: the system one, or one started here without data.
+if [[ -n "$extras" ]]; then
+  test_redis="${HOTLINE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+  if ! redis-cli -u "$test_redis" ping >/dev/null 2>&1; then
+    say "starting a scratch redis-server for the tests on 127.0.0.1:6379"
+    mkdir -p -m 0700 /tmp/hotline-test-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp/hotline-test-redis --logfile /tmp/hotline-test-redis/redis.log
+    for _ in $(seq 50); do redis-cli -u "$test_redis" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
 fi
 
 python=${PYTHON:-python3}
