@@ -24,9 +24,10 @@ class SideTranscriber(Protocol):
 
 
 def open_pool(config: IntakeConfig) -> TranscriptionPool | None:
-    """The transcription pool, or None (logged as an error) when no model can be used."""
+    """The transcription pool, or None when no model can be used: none configured is a
+    choice (one INFO line), a configured model that cannot be loaded is an error."""
     if config.vosk_model_dir is None:
-        log.error(
+        log.info(
             "no Vosk model configured (vosk_model_dir): calls are answered and recorded "
             "but not transcribed; work orders are drafted without transcript"
         )
