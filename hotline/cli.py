@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hotline")
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -29,8 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        level=getattr(logging, settings.log_level.upper(), logging.INFO), format=LOG_FORMAT
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up is not news
     try:
@@ -99,6 +100,7 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
 
     try:
         with data_dir_lock(settings.data_dir):
+            _log_to_file(settings)
             asyncio.run(run())
     except AlreadyRunning as exc:
         print(f"hotline: {exc}", file=sys.stderr)
@@ -107,6 +109,19 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"hotline: the menu file is refused:\n{exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _log_to_file(settings: Settings) -> None:
+    """`hotline up` logs to data_dir/hotline.log too (rotated at 10 MB, five kept)."""
+    from logging.handlers import RotatingFileHandler
+
+    from hotline.private import private_dir
+
+    path = private_dir(settings.data_dir) / "hotline.log"
+    handler = RotatingFileHandler(path, maxBytes=10_000_000, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    log.info("logging to %s", path)
 
 
 def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
