@@ -54,9 +54,12 @@ from queueing import http as stats_http
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
+from queueing.channels import ami_channels
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
+from queueing.ownership import Ownership, engine_id
+from queueing.recovery import Recovery
 from queueing.redis_server import RedisServer
 from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
@@ -219,13 +222,17 @@ class Hotline:
 
     async def _start_acd(self, prompts: PromptLibrary, sessions: Any) -> None:
         s = self.settings
-        self.acd = Acd(self._redis, self.seats, prefix=s.acd_prefix, timeout_s=s.network_timeout_s)
+        self.acd = Acd(self._redis, self.seats, prefix=s.acd_prefix, timeout_s=s.network_timeout_s,
+                       owner=engine_id(s.data_dir))  # fmt: skip
         try:
             await self.acd.register_seats()
         except (OSError, TimeoutError, RedisError) as exc:
             log.warning("Redis unreachable (%s): callers go to the native queues until it is back",
                         exc)  # fmt: skip
-        self.dispatcher = Dispatcher(self.acd)
+        self.ownership = Ownership(
+            self._redis, s.acd_prefix, self.acd.owner, timeout_s=s.network_timeout_s
+        )
+        self.dispatcher = Dispatcher(self.acd, ownership=self.ownership)
         dials = DialWatch()
         listeners = Listeners(self.listeners)
         self._announcer = Announcer(prompts)
@@ -233,7 +240,8 @@ class Hotline:
         self.queue_route = QueueRoute(
             self.acd, self.dispatcher, dials, self._announcer, listeners,
             QueueOptions(announce_interval_s=s.queue_announce_interval_s,
-                         callback_after_s=s.callback_offer_after_s, callback_numbers=numbers),
+                         callback_after_s=s.callback_offer_after_s, callback_numbers=numbers,
+                         max_wait_s=s.acd_max_wait_s),
             self._stop_playback,
         )  # fmt: skip
         self._callbacks = CallbackRinger(
@@ -249,6 +257,19 @@ class Hotline:
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
         self.loops.start("acd-routing", lambda: self.dispatcher.run(self._stopping))
+        # Seats and callers checked against Asterisk (after a kill, a dead engine, a missed
+        # event); the lease that tells other engines this one holds its callers.
+        self.recovery = Recovery(
+            self.acd, self.dispatcher, self.ownership,
+            ami_channels(self.ami, s.network_timeout_s), dials, self._hangup_channel,
+        )  # fmt: skip
+        self.ami.on("Hangup", self.recovery.on_hangup)
+        self.loops.start(
+            "acd-recovery", lambda: self.recovery.run(self._stopping, lambda: self.ami.connected)
+        )
+        self.loops.start(
+            "acd-ownership", lambda: self.ownership.run(self._stopping, self.dispatcher.deliver)
+        )
         self.loops.start("acd-event-log", lambda: self.event_log.run(self._stopping))
 
     async def _stop_playback(self, channel: str, who: str) -> None:
@@ -258,6 +279,12 @@ class Hotline:
                                    "Control": "stop"})  # fmt: skip
         except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
             log.debug("%s: announcement not stopped (%s); it plays to its end", who, exc)
+
+    async def _hangup_channel(self, channel: str) -> None:
+        try:
+            await self.ami.action({"Action": "Hangup", "Channel": channel})
+        except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
+            log.warning("channel %s not hung up (%s)", channel, exc)
 
     async def _end_ring(self, seat: str) -> None:
         """Hang up the ring to a seat whose softphone went away (the ACD requeued the call)."""

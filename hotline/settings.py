@@ -49,6 +49,8 @@ class Settings:
     # caller hears position and estimated wait, when the callback is offered (0: never).
     acd_prefix: str = "hotline:acd:"
     queue_announce_interval_s: float = 45.0
+    # The longest wait in the engine's queue; then the overflow: the native Queue() (0: none).
+    acd_max_wait_s: float = 600.0
     callback_offer_after_s: float = 90.0
     # How the engine calls a citizen back: {number} is the caller's number.
     callback_dial: str = "PJSIP/citizens/sip:{number}@127.0.0.1"

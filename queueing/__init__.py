@@ -23,7 +23,9 @@ Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
 ``waitall``                    ZSET every waiting call -> enqueued at (oldest overall)
 ``queues``                     SET skills with someone waiting
 ``call:<id>``                  HASH: skill, lang, prio, caller, enq, seq, score, kind,
-                               state (waiting|offered|connected), seat, offered_at, ...
+                               state (waiting|offered|connected), seat, offered_at, owner
+``engine:<id>``                the lease of a live engine (expires when it dies)
+``inbox:<id>``                 LIST decisions for calls another engine holds (forwarded)
 ``callbacks``                  SET calls converted to callbacks
 ``seq``                        arrival counter (FIFO across engines)
 ``aht``                        HASH skill -> moving average handling time (talk + wrap-up)

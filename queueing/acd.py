@@ -6,10 +6,14 @@ called by EVALSHA), so one seat never gets two calls and one call never goes to 
 
 The Redis key layout is described in :mod:`queueing` (``queueing/__init__.py``).
 
-After a Redis restart (this Redis keeps nothing on disk) ``epoch`` is gone: the next script
-call fails with ``HOTLINE_NOT_REGISTERED``, the Acd re-registers its seats (all logged out:
-operators log in again) and retries once. Waiting calls are lost with Redis; ``enqueue`` is
-idempotent, so the engine re-enqueues the callers it still holds when ``position`` says None.
+The hotline's own Redis keeps its data in an append-only file, so a Redis restart keeps
+logins, waiting callers and callbacks. A Redis that lost its data (no ``epoch``) fails the
+next script call with ``HOTLINE_NOT_REGISTERED``: the Acd re-registers its seats (logged
+out) and retries once, and each caller's session re-enqueues its caller when the entry is
+gone (:meth:`entry`; ``enqueue`` is idempotent; see :mod:`queueing.connector`).
+
+Every call entry names its ``owner``, the engine whose FastAGI session holds the caller
+(:mod:`queueing.ownership`); only that engine, or one that finds its owner dead, acts on it.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ class Acd:
         timeout_s: float = 5.0,
         scan: int = 32,
         aht_alpha: float = 0.1,
+        owner: str = "",
     ) -> None:
         self.redis, self.seats, self.prefix = redis, seats, prefix
+        self.owner = owner  # this engine's id, written into the entries of its callers
         self.rules = rules or RoutingRules()
         self.timeout_s, self.scan, self.aht_alpha = timeout_s, scan, aht_alpha
         self._rules_json = self.rules.to_json()
@@ -257,6 +263,7 @@ class Acd:
                 caller,
                 _ms(self._now(now)),
                 CallKind.VOICE.value,
+                self.owner,
             )
         except ResponseError as exc:
             if "HOTLINE_UNKNOWN_SKILL" in str(exc):
@@ -288,6 +295,50 @@ class Acd:
             kind=CallKind(c["kind"]),
             position=rank + 1,
         )
+
+    async def entry(self, call_id: str) -> dict[str, str] | None:
+        """The call's raw entry (state, owner, kind, seat, ...); None if Redis has none."""
+        async with asyncio.timeout(self.timeout_s):
+            raw = await self.redis.hgetall(f"{self.prefix}call:{call_id}")
+        return {_s(k): _s(v) for k, v in raw.items()} if raw else None
+
+    async def seats_in_calls(self) -> list[SeatStatus]:
+        """Seats ringing or on a call now (for the check against Asterisk)."""
+        out = []
+        for seat in self.seats.seats:
+            try:
+                status = await self.seat(seat.extension)
+            except UnknownSeat:
+                continue
+            if status.state in (SeatState.RINGING, SeatState.ON_CALL):
+                out.append(status)
+        return out
+
+    async def waiting_ids(self) -> list[str]:
+        """Every waiting call (voice and callbacks), oldest first."""
+        async with asyncio.timeout(self.timeout_s):
+            return [_s(m) for m in await self.redis.zrange(f"{self.prefix}waitall", 0, -1)]
+
+    async def overdue_rings(self, before: float) -> list[tuple[str, str]]:
+        """(seat, call) of every ring whose deadline passed before ``before``."""
+        async with asyncio.timeout(self.timeout_s):
+            seats = await self.redis.zrangebyscore(f"{self.prefix}ringing", "-inf", _ms(before))
+            out = []
+            for seat in seats:
+                call = await self.redis.hget(f"{self.prefix}seat:{_s(seat)}", "call")
+                if call:
+                    out.append((_s(seat), _s(call)))
+        return out
+
+    async def free_seat(self, extension: str, now: float | None = None) -> None:
+        """A seat ringing or on a call that Asterisk shows no channel for, and whose call the
+        ACD no longer holds: available again (on a call: through a zero wrap-up)."""
+        status = await self.seat(extension)
+        if status.state is SeatState.RINGING:
+            await self._transition(extension, SeatEvent.RING_CANCEL, now)
+        elif status.state is SeatState.ON_CALL:
+            await self._transition(extension, SeatEvent.HANGUP, now)
+            await self._transition(extension, SeatEvent.WRAP_UP_DONE, now)
 
     async def position(self, call_id: str) -> int | None:
         """1 = next; None if the call is not waiting (offered, connected, gone, or lost)."""

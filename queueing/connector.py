@@ -16,9 +16,13 @@ engine dies mid-call the conversation goes on. AMI still carries what the engine
 Callbacks, where no citizen channel exists yet, ring the seat by AMI Originate
 (:mod:`queueing.callback`).
 
-Whatever goes wrong on the engine's side (Redis down, an unexpected error), the route ends
-without setting ``HOTLINE_QUEUE_RESULT`` and the dialplan sends the caller to Asterisk's own
-``Queue(hotline-<skill>)``: nobody is dropped.
+Whatever goes wrong on the engine's side (Redis down for longer than ``redis_grace_s``, an
+unexpected error), the route ends without setting ``HOTLINE_QUEUE_RESULT`` and the dialplan
+sends the caller to Asterisk's own ``Queue(hotline-<skill>)``: nobody is dropped. So does a
+caller who waited ``max_wait_s`` (the overflow). A Redis that comes back without the
+caller's entry (it lost its data) gets it again from the session, with the original
+arrival time. If the engine dies while a seat talks with the caller, the dialplan sees
+``DIALSTATUS`` ANSWER and hangs up instead of queueing the caller a second time.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -51,6 +55,7 @@ RING_FAILED = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
 # How long one WAIT FOR DIGIT lasts: the latency from a decision to the ring for a caller
 # who had to wait (one who finds a free seat is dialled at once).
 _POLL_MS = 100
+_ENTRY_CHECK_S = 2.0  # how often a waiting session checks that Redis still has its caller
 _MAX_CALL_S = 4 * 3600.0
 _DIGIT_1 = "49"
 
@@ -66,6 +71,24 @@ class QueueOptions:
     musicclass: str = "default"
     # Callers whose number this matches are offered a callback (callback.may_call_back).
     callback_numbers: re.Pattern[str] | None = None
+    max_wait_s: float = 0.0  # then the overflow: the native queue (0: no limit)
+    redis_grace_s: float = 10.0  # Redis unreachable this long: the native queue
+
+
+@dataclass
+class _Entry:
+    """What the session knows of its caller's ACD entry (to enqueue it again)."""
+
+    call_id: str
+    skill: str
+    caller: str
+    language: str
+    priority: int
+    enqueued_at: float
+    redis_down_since: float | None = None
+
+
+_T = TypeVar("_T")
 
 
 class QueueRoute:
@@ -106,11 +129,17 @@ class QueueRoute:
                  priority, language)  # fmt: skip
         result = "abandoned"
         try:
-            result = await self._wait_and_connect(agi, who, language)
-            try:
-                await agi.set_variable("HOTLINE_QUEUE_RESULT", result)
-            except CallerHungUp:
-                log.debug("%s already gone after %s", who, result)
+            entry = _Entry(call.uniqueid, skill, number, language, priority, time.time())
+            result = await self._wait_and_connect(agi, who, language, entry)
+            if result == "overflow":
+                log.warning("%s waited %.0f s, the longest allowed: overflow to the native queue",
+                            who, self.options.max_wait_s)  # fmt: skip
+                await self._release(call.uniqueid, who)
+            else:
+                try:
+                    await agi.set_variable("HOTLINE_QUEUE_RESULT", result)
+                except CallerHungUp:
+                    log.debug("%s already gone after %s", who, result)
         except CallerHungUp:
             if self.detached:
                 log.warning("%s: engine detached; the dialplan's fallback queue takes the call",
@@ -134,11 +163,14 @@ class QueueRoute:
             log.exception("%s: could not release the call in the ACD", who)
         self.dispatcher.kick()
 
-    async def _wait_and_connect(self, agi: AgiChannel, who: str, language: str) -> str:
+    async def _wait_and_connect(
+        self, agi: AgiChannel, who: str, language: str, entry: _Entry
+    ) -> str:
         call_id = agi.call.uniqueid
         loop = asyncio.get_running_loop()
         entered = loop.time()
         next_announce = entered + self.options.announce_interval_s
+        next_check = entered + _ENTRY_CHECK_S
         offered = False
         assignment = self.dispatcher.wait_for_seat(call_id)
         await self.dispatcher.step()  # a free seat rings now, without a poll's delay
@@ -154,24 +186,67 @@ class QueueRoute:
                 await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
                 continue
             now = loop.time()
+            if self.options.max_wait_s and now - entered >= self.options.max_wait_s:
+                return "overflow"
+            if now >= next_check:
+                next_check = now + _ENTRY_CHECK_S
+                await self._check_entry(entry, who, assignment)
             after = self.options.callback_after_s if self._may_call_back(agi) else 0
             if after > 0 and not offered and now - entered >= after:
                 offered = True
                 offer = sentence("callback-offer", language)
                 if await self._say(agi, who, offer, assignment) == _DIGIT_1:
-                    return await self._book_callback(agi, who, language)
+                    return await self._book_callback(agi, who, language, entry)
             elif now >= next_announce:
                 next_announce = now + self.options.announce_interval_s
-                position = await self.acd.position(call_id)
+                position = await self._tolerant(self.acd.position(call_id), entry, who)
                 if position is not None:
                     wait = await self.acd.estimated_wait(call_id)
                     said = position_sentence(language, position, wait)
                     heard = await self._say(agi, who, said, assignment)
                     if heard == _DIGIT_1 and offered:
-                        return await self._book_callback(agi, who, language)
+                        return await self._book_callback(agi, who, language, entry)
             code, _ = await agi.command(f"WAIT FOR DIGIT {_POLL_MS}", deadline_s=10)
             if code == _DIGIT_1 and offered:
-                return await self._book_callback(agi, who, language)
+                return await self._book_callback(agi, who, language, entry)
+
+    async def _check_entry(
+        self, entry: _Entry, who: str, assignment: asyncio.Future[Assignment]
+    ) -> None:
+        """Redis still holds the caller's entry; if it lost it, enqueue the caller again."""
+        found = await self._tolerant(self.acd.entry(entry.call_id), entry, who, missing=False)
+        if found is not None or assignment.done():
+            return
+        position = await self._tolerant(
+            self.acd.enqueue(entry.call_id, entry.skill, caller=entry.caller,
+                             language=entry.language, priority=entry.priority,
+                             now=entry.enqueued_at),
+            entry, who,
+        )  # fmt: skip
+        log.warning("%s: Redis had lost the caller's entry; queued again at %s", who, position)
+        self.dispatcher.kick()
+
+    async def _tolerant(
+        self, op: Awaitable[_T], entry: _Entry, who: str, *, missing: _T | None = None
+    ) -> _T | None:
+        """Run a Redis operation; while Redis is unreachable the caller keeps waiting (and
+        ``missing`` is returned) until ``redis_grace_s`` has passed, then the error goes up
+        (the caller goes to the native queue)."""
+        try:
+            result = await op
+        except (RedisError, OSError, TimeoutError) as exc:
+            now = time.monotonic()
+            if entry.redis_down_since is None:
+                entry.redis_down_since = now
+                log.warning("%s: Redis unreachable (%s); the caller keeps waiting up to %.0f s",
+                            who, exc, self.options.redis_grace_s)  # fmt: skip
+            if now - entry.redis_down_since > self.options.redis_grace_s:
+                raise
+            return missing
+        if entry.redis_down_since is not None:
+            log.info("%s: Redis reachable again", who)
+            entry.redis_down_since = None
+        return result
 
     async def _say(
         self, agi: AgiChannel, who: str, prompt: Prompt, seat: asyncio.Future[Assignment]
@@ -201,12 +276,12 @@ class QueueRoute:
         rule = self.options.callback_numbers
         return rule is not None and may_call_back(agi.call.caller.number, rule)
 
-    async def _book_callback(self, agi: AgiChannel, who: str, language: str) -> str:
+    async def _book_callback(self, agi: AgiChannel, who: str, language: str, entry: _Entry) -> str:
         number = agi.call.caller.number or ""
         if not self._may_call_back(agi):
             log.info("%s pressed 1 for a callback but has no number we call back; keeps waiting",
                      who)  # fmt: skip
-            return await self._wait_and_connect(agi, who, language)
+            return await self._wait_and_connect(agi, who, language, entry)
         position = await self.acd.to_callback(agi.call.uniqueid, number)
         log.info("%s booked a callback at position %s", who, position)
         await agi.command("SET MUSIC OFF", deadline_s=10)

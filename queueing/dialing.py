@@ -54,10 +54,16 @@ class DialWatch:
             future.cancel()
 
     def on_dial_end(self, event: Message) -> None:
-        end = DialEnd.from_event(event)
+        self.confirm(DialEnd.from_event(event))
+
+    def confirm(self, end: DialEnd) -> bool:
+        """Resolve the ring of ``end.uniqueid`` (from an event, or from Asterisk's channel
+        list when the event was missed); False if nobody waits for it."""
         future = self._waiting.pop(end.uniqueid, None)
         if future is not None and not future.done():
             future.set_result(end)
+            return True
+        return False
 
 
 class Listeners:

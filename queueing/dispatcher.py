@@ -5,9 +5,11 @@ call, see :mod:`queueing.connector`); a callback's goes to the callback ringer. 
 runs when something changed (a caller entered, a seat became available: :meth:`kick`) and
 on a short tick (wrap-ups ending, relax steps, ring deadlines).
 
-One engine per ACD prefix holds the callers' sessions: a decision for a voice call no
-session here holds (the engine restarted and the caller went to the dialplan's fallback)
-is cancelled, which frees the seat at once.
+Several engines may share one ACD: a decision for a voice call whose session another live
+engine holds goes to that engine (:mod:`queueing.ownership`); one for a call nobody holds
+any more (its engine died and the caller went to the dialplan's fallback) is cancelled,
+which frees the seat at once. Rings past their deadline are not paused here: Asterisk is
+asked first (:mod:`queueing.recovery`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from calls.callerid import mask_number
 from queueing.acd import Acd
-from queueing.models import Assignment, CallKind
+from queueing.models import AcdError, Assignment, CallKind
+from queueing.ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +32,12 @@ CallbackRinger = Callable[[Assignment], Coroutine[Any, Any, None]]
 
 
 class Dispatcher:
-    def __init__(self, acd: Acd, *, tick_s: float = 0.25) -> None:
+    def __init__(
+        self, acd: Acd, *, tick_s: float = 0.25, ownership: Ownership | None = None
+    ) -> None:
         self.acd = acd
         self.tick_s = tick_s
+        self.ownership = ownership
         self._waiters: dict[str, asyncio.Future[Assignment]] = {}
         self._held: set[str] = set()  # calls whose caller's session runs here
         self._early: dict[str, Assignment] = {}  # decided while the session was busy ringing
@@ -43,9 +50,9 @@ class Dispatcher:
         self._callback = ringer
 
     # -- the waiting callers' side ----------------------------------------------------------
-    def hold(self, call_id: str) -> None:
-        """The caller's session runs here until :meth:`forget`."""
-        self._held.add(call_id)
+    def holds(self, call_id: str) -> bool:
+        """Whether the caller's session runs here."""
+        return call_id in self._held
 
     def wait_for_seat(self, call_id: str) -> asyncio.Future[Assignment]:
         self._held.add(call_id)
@@ -92,17 +99,16 @@ class Dispatcher:
             task.cancel()
 
     async def step(self) -> int:
-        """One routing step now: RONA for rings past their deadline, then new decisions."""
+        """One routing step now: new decisions, each handed to whoever holds the caller."""
         async with self._lock:
-            for requeued in await self.acd.expire_rings():
-                log.warning("call %s: seat %s past its ring deadline, paused", requeued.call_id,
-                            requeued.seat)  # fmt: skip
             assignments = await self.acd.dispatch_once()
         for a in assignments:
-            self._deliver(a)
+            self.deliver(a, forwarded=False)
         return len(assignments)
 
-    def _deliver(self, a: Assignment) -> None:
+    def deliver(self, a: Assignment, *, forwarded: bool = True) -> None:
+        """Hand decision ``a`` to the session (or callback ringer) here; a voice call held
+        elsewhere goes to its engine, one held nowhere is cancelled."""
         if a.kind is CallKind.CALLBACK and self._callback is not None:
             task = asyncio.create_task(self._callback(a), name=f"callback-{a.call_id}")
             self._tasks.add(task)
@@ -117,11 +123,27 @@ class Dispatcher:
             # this decision as soon as its ring ends (cut short by the registration watch)
             self._early[a.call_id] = a
             return
-        log.warning("call %s from %s: no session holds it here; seat %s released",
-                    a.call_id, a.caller, a.seat)  # fmt: skip
-        task = asyncio.create_task(self._cancel(a), name=f"cancel-{a.call_id}")
+        task = asyncio.create_task(self._elsewhere(a, forwarded), name=f"elsewhere-{a.call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _elsewhere(self, a: Assignment, forwarded: bool) -> None:
+        """A decision for a caller this engine does not hold."""
+        try:
+            entry = await self.acd.entry(a.call_id)
+            owner = (entry or {}).get("owner", "")
+            ownership = self.ownership
+            if (
+                not forwarded and ownership is not None and owner and owner != ownership.me
+                and await ownership.alive(owner)
+            ):  # fmt: skip
+                await ownership.forward(owner, a)
+                return
+        except (RedisError, OSError, TimeoutError, AcdError):
+            log.exception("call %s: owner not found; the decision is cancelled", a.call_id)
+        log.warning("call %s from %s: no session holds it; seat %s released",
+                    a.call_id, mask_number(a.caller), a.seat)  # fmt: skip
+        await self._cancel(a)
 
     async def _cancel(self, a: Assignment) -> None:
         try:

@@ -1,4 +1,5 @@
--- ARGV: prefix, call_id, skill, language, priority, caller, now_ms, kind
+-- ARGV: prefix, call_id, skill, language, priority, caller, now_ms, kind, owner
+-- (owner: the engine holding the caller's session, see queueing/ownership.py)
 -- Returns the caller's position (1 = next), or 0 if the call is already past the queue.
 local err = require_registered()
 if err then return err end
@@ -16,7 +17,8 @@ end
 local seq = redis.call('INCR', P .. 'seq')
 local score = (9 - prio) * 1000000000000 + seq
 redis.call('HSET', ck, 'id', id, 'skill', skill, 'lang', lang, 'prio', prio, 'caller', caller,
-  'enq', now, 'seq', seq, 'score', score, 'kind', kind, 'state', 'waiting', 'seat', '')
+  'enq', now, 'seq', seq, 'score', score, 'kind', kind, 'state', 'waiting', 'seat', '',
+  'owner', ARGV[9] or '')
 queue_add(id, skill, score, now)
 event(now, 'enter', id, '', skill, caller)
 return redis.call('ZRANK', P .. 'q:' .. skill, id) + 1

@@ -1,0 +1,187 @@
+"""Seats and callers kept true to Asterisk after faults: a killed engine, a dead engine on
+the same Redis, a missed AMI event.
+
+:meth:`Recovery.reconcile` (at start, then every few seconds) compares the ACD with
+Asterisk's channels. Entries no live session holds — left by this engine's previous life
+(enqueued before it started) or by an engine whose lease expired — are orphans:
+
+* a waiting voice caller is removed (the FastAGI session died with its engine, so the
+  caller hung up or the dialplan put it into the native queue); callbacks stay;
+* a seat whose call has no channel any more is freed: available, never paused;
+* a seat still in the call stays ``on_call`` (a ringing one becomes ``on_call`` once
+  Asterisk shows it answered) until that channel's ``Hangup`` (:meth:`on_hangup`), then
+  enters its wrap-up as after any call.
+
+:meth:`check_rings` is the only place a ring past its deadline is paused (RONA), and only
+after Asterisk confirms it: the seat's channel still rings. A seat Asterisk shows talking
+is taken as answered (its DialEnd was missed: the caller's session goes on to the
+conversation, recording included); a seat with no channel is left to the session, which
+reads DIALSTATUS from Asterisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from panoramisk.message import Message
+from redis.exceptions import RedisError
+
+from pbx.ami import AmiActionError, AmiUnavailable
+from queueing.acd import Acd
+from queueing.channels import Channel, ListChannels, seat_channel
+from queueing.dialing import DialEnd, DialWatch
+from queueing.dispatcher import Dispatcher
+from queueing.models import AcdError, CallKind
+from queueing.ownership import Ownership
+
+log = logging.getLogger(__name__)
+
+# Hangs up a channel by name (a seat still ringing after Asterisk confirmed no answer).
+HangupChannel = Callable[[str], Awaitable[None]]
+_FAILURES = (RedisError, OSError, TimeoutError, AcdError, AmiActionError, AmiUnavailable)
+
+
+class Recovery:
+    def __init__(
+        self,
+        acd: Acd,
+        dispatcher: Dispatcher,
+        ownership: Ownership,
+        list_channels: ListChannels,
+        dials: DialWatch,
+        hangup: HangupChannel,
+        *,
+        ring_grace_s: float = 2.0,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.acd, self.dispatcher, self.ownership = acd, dispatcher, ownership
+        self.list_channels, self.dials, self.hangup = list_channels, dials, hangup
+        self.ring_grace_s, self.interval_s = ring_grace_s, interval_s
+        self.started_at = time.time()
+        self._watched: dict[str, tuple[str, str]] = {}  # seat channel -> (seat, call id)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- who holds a call -------------------------------------------------------------------
+    async def _orphaned(self, call_id: str, entry: dict[str, str]) -> bool:
+        if self.dispatcher.holds(call_id):
+            return False
+        owner = entry.get("owner", "")
+        if owner in ("", self.ownership.me):
+            return int(entry.get("enq") or 0) / 1000 < self.started_at
+        return not await self.ownership.alive(owner)
+
+    # -- the periodic check -----------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event, ready: Callable[[], bool]) -> None:
+        """Check rings every ``interval_s``, reconcile every fifth round, once ``ready()``
+        (AMI connected)."""
+        rounds = 0
+        while not stopping.is_set():
+            if ready():
+                try:
+                    if rounds % 5 == 0:
+                        await self.reconcile()
+                    await self.check_rings()
+                except _FAILURES as exc:
+                    log.warning("ACD check against Asterisk failed (%s); next round retries", exc)
+                rounds += 1
+            try:
+                await asyncio.wait_for(stopping.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+
+    async def reconcile(self) -> None:
+        channels = await self.list_channels()
+        for call_id in await self.acd.waiting_ids():
+            entry = await self.acd.entry(call_id)
+            if entry is None or entry.get("kind") == CallKind.CALLBACK.value:
+                continue
+            if await self._orphaned(call_id, entry):
+                log.warning("call %s: its engine is gone, so is its session; entry removed",
+                            call_id)  # fmt: skip
+                await self.acd.cancel(call_id)
+        for status in await self.acd.seats_in_calls():
+            await self._reconcile_seat(status.extension, status.call_id, channels)
+
+    async def _reconcile_seat(self, ext: str, call_id: str, channels: Sequence[Channel]) -> None:
+        entry = await self.acd.entry(call_id) if call_id else None
+        if entry is not None and not await self._orphaned(call_id, entry):
+            return
+        channel = seat_channel(channels, ext)
+        if channel is None:
+            if entry is None:
+                log.warning("seat %s: its call %s is gone from the ACD and from Asterisk; "
+                            "the seat is free", ext, call_id or "-")  # fmt: skip
+                await self.acd.free_seat(ext)
+                return
+            released = await self.acd.cancel(call_id)
+            log.warning("seat %s: call %s has no channel left in Asterisk; released (%s), the "
+                        "seat is not paused", ext, call_id, released.outcome)  # fmt: skip
+            self.dispatcher.kick()
+            return
+        if entry is not None and entry.get("state") == "offered" and channel.talking:
+            await self.acd.answered(call_id)
+            log.warning("seat %s answered call %s while no engine watched", ext, call_id)
+        if channel.name not in self._watched:
+            log.warning("seat %s: call %s goes on in Asterisk (%s); the seat stays busy until "
+                        "that channel hangs up", ext, call_id or "-", channel.name)  # fmt: skip
+        self._watched[channel.name] = (ext, call_id if entry is not None else "")
+
+    def on_hangup(self, event: Message) -> None:
+        """AMI Hangup: a watched seat channel ended, so did its call."""
+        watched = self._watched.pop(event.get("Channel", ""), None)
+        if watched is None:
+            return
+        task = asyncio.create_task(self._ended(*watched), name=f"ended-{watched[0]}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ended(self, ext: str, call_id: str) -> None:
+        try:
+            if call_id:
+                released = await self.acd.hangup(call_id)
+                log.info("seat %s: call %s ended (%s); the seat is released", ext, call_id,
+                         released.outcome)  # fmt: skip
+            else:
+                await self.acd.free_seat(ext)
+                log.info("seat %s: its last call ended; the seat is free", ext)
+        except _FAILURES:
+            log.exception("seat %s: the end of call %s not applied; next reconcile retries",
+                          ext, call_id)  # fmt: skip
+        self.dispatcher.kick()
+
+    # -- rings past their deadline ----------------------------------------------------------
+    async def check_rings(self) -> None:
+        overdue = await self.acd.overdue_rings(time.time() - self.ring_grace_s)
+        if not overdue:
+            return
+        channels: Sequence[Channel] | None = None
+        for ext, call_id in overdue:
+            entry = await self.acd.entry(call_id)
+            if entry is None or entry.get("state") != "offered":
+                continue
+            voice = entry.get("kind") != CallKind.CALLBACK.value
+            if voice and not self.dispatcher.holds(call_id):
+                continue  # another engine's, or an orphan (reconcile)
+            if channels is None:
+                channels = await self.list_channels()
+            channel = seat_channel(channels, ext)
+            if channel is not None and channel.talking:
+                if voice and self.dials.confirm(
+                    DialEnd(call_id, channel.name, channel.uniqueid, "ANSWER")
+                ):
+                    log.warning("call %s: no DialEnd seen, but Asterisk shows seat %s talking: "
+                                "answered", call_id, ext)  # fmt: skip
+                continue
+            if voice and channel is None:
+                continue  # the ring is over: the session reads DIALSTATUS from Asterisk
+            requeued = await self.acd.requeue_head(call_id)
+            if requeued is not None:
+                log.warning("call %s: seat %s still rang past its deadline (Asterisk: %s): "
+                            "paused, the call back at its queue head", call_id, ext,
+                            channel.state if channel else "no channel")  # fmt: skip
+                if channel is not None:
+                    await self.hangup(channel.name)
+                self.dispatcher.kick()
