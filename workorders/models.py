@@ -63,6 +63,12 @@ class WorkOrderRow(Base):
     device_id: Mapped[str] = mapped_column(String(128), default="")
     account_id: Mapped[str] = mapped_column(String(128), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The public face of an Open311 request: a random id (not the sequential number) and the
+    # citizen's consent, given at submission, to show it in the public feed.
+    public_id: Mapped[str | None] = mapped_column(
+        String(32), unique=True, index=True, nullable=True
+    )
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
 
     history: Mapped[list[WorkOrderEventRow]] = relationship(
         back_populates="work_order",
