@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 # Asterisk processes this process started, by root: kept so they can be waited for (reaped).
 _children: dict[Path, subprocess.Popen[bytes]] = {}
 
+# The host's name resolution, copied into the root at every mount: without it Asterisk's
+# lookup of its own host name fails and logs four ERROR/WARNING lines for every call.
+_HOST_FILES = ("hosts", "resolv.conf")
 # Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
 # path through it would leave the root, so the run directory is named by its real place).
 _RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
@@ -94,6 +98,10 @@ class AsteriskInstance:
                     str(self.root),
                 ]
             )
+        for name in _HOST_FILES:  # names resolve as on the host (Asterisk looks up its own)
+            host_file = Path("/etc") / name
+            if host_file.is_file():
+                shutil.copyfile(host_file, self.root / "etc" / name)
         uid, gid = self.owner()
         for sub in _RUNTIME_DIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
