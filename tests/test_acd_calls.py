@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from sipp import Press, citizen_scenario, free_udp_port
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from hotline.settings import PROJECT_DIR
 from queueing.events import AcdEvent, read_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -410,7 +413,9 @@ async def test_fallback_when_the_engine_is_gone(
     assert sorted(reached) == sorted(callers)
 
 
-async def test_adding_a_seat_applies_by_reload(hotline: Hotline) -> None:
+async def test_adding_a_seat_applies_by_reload(hotline: Hotline, tmp_path: Path) -> None:
+    """`hotline seats reload` reaches the running engine: Asterisk has the new seat's PJSIP
+    endpoint and queue membership, and the engine's own seats let it log in with *21."""
     s = hotline.settings
     original = s.seats_file.read_text(encoding="utf-8")
     added = original + (
@@ -418,14 +423,33 @@ async def test_adding_a_seat_applies_by_reload(hotline: Hotline) -> None:
         'languages = ["zh"]\nskills = { report = 2 }\n'
     )
     assert hotline.asterisk is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_DATA_DIR=str(s.data_dir), PYTHONPATH=str(PROJECT_DIR))
+    seat = None
     try:
         s.seats_file.write_text(added, encoding="utf-8")
-        await hotline.reload_seats()
+        reloaded = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "hotline.cli", "seats", "reload"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert f"running as pid {os.getpid()}" in reloaded.stderr  # this engine, not Redis alone
+        assert "1 added" in reloaded.stdout
         shown = await asyncio.to_thread(hotline.asterisk.cli, "pjsip show endpoint 8099")
         assert "8099" in shown.stdout and "hotline-seats" in shown.stdout
         queue = await asyncio.to_thread(hotline.asterisk.cli, "queue show hotline-report")
         assert "PJSIP/8099" in queue.stdout
         assert (await hotline.acd.seat("8099")).state is SeatState.LOGGED_OUT
+        password = stored_secret(s.data_dir, "seat-8099")
+        seat = await start_seat(tmp_path, "8099", password, sip_port=s.sip_port)
+        await dial_feature_code(tmp_path, "8099", password, "*21", sip_port=s.sip_port,
+                                keys=f"{PIN}#")  # fmt: skip
+        assert (await hotline.acd.seat("8099")).state is SeatState.AVAILABLE
     finally:
+        if seat is not None:
+            if (await hotline.acd.seat("8099")).state is not SeatState.LOGGED_OUT:
+                await hotline.acd.logout("8099")
+            await unregister(seat, stored_secret(s.data_dir, "seat-8099"), sip_port=s.sip_port)
+            await seat.stop()
         s.seats_file.write_text(original, encoding="utf-8")
         await hotline.reload_seats()
