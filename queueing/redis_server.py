@@ -69,7 +69,7 @@ class RedisServer:
                     f'dir "{self.folder}"',
                     f'pidfile "{self.pid_file}"',
                     f'logfile "{self.log_file}"',
-                    "daemonize no",
+                    "daemonize yes",  # detached: an engine killed with -9 leaves it running
                     "appendonly yes",
                     "appendfsync everysec",
                     'save ""',
@@ -114,24 +114,22 @@ class RedisServer:
         if self.ping():
             log.info("Redis already running on %s:%s (pid %s)", self.host, self.port, self.pid())
             return self.pid() or 0
-        # A session of its own: Ctrl-C on the engine does not reach it, the engine stops it.
-        process = subprocess.Popen(
-            ["redis-server", str(self.config_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        # Detached (daemonize): Ctrl-C on the engine does not reach it, the engine stops it.
+        started = subprocess.run(
+            ["redis-server", str(self.config_file)], stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout_s, check=False,
         )  # fmt: skip
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while started.returncode == 0 and time.monotonic() < deadline:
             if self.ping():
                 log.info("Redis started on %s:%s (pid %s, AOF in %s)", self.host, self.port,
-                         process.pid, self.folder)  # fmt: skip
-                return process.pid
-            if process.poll() is not None:
-                break
+                         self.pid(), self.folder)  # fmt: skip
+                return self.pid() or 0
             time.sleep(0.05)
-        process.kill()
         tail = self.log_file.read_text(errors="replace")[-800:] if self.log_file.exists() else ""
-        raise RedisServerError(f"redis-server on port {self.port} did not start:\n{tail}")
+        raise RedisServerError(
+            f"redis-server on port {self.port} did not start:\n{started.stderr}{tail}"
+        )
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM: Redis flushes its AOF and exits; SIGKILL if it does not in time."""

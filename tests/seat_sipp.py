@@ -217,13 +217,16 @@ async def start_seat(
     sip_port: int,
     answer: bool = True,
     answer_after_ms: int = 300,
+    hangup_after_ms: int | None = None,
 ) -> Seat:
     """Start the answering UAS and register the seat with its Contact."""
     os.makedirs(workdir, exist_ok=True)
     port = free_udp_port()
     seat = Seat(ext, port, workdir)
     scenario = workdir / f"uas-{ext}-{port}.xml"
-    scenario.write_text(uas_scenario(answer, answer_after_ms), encoding="ISO-8859-1")
+    scenario.write_text(
+        uas_scenario(answer, answer_after_ms, hangup_after_ms), encoding="ISO-8859-1"
+    )
     cmd = [
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
         "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
