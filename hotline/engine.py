@@ -156,6 +156,7 @@ class Hotline:
             managed = self._redis_server
             self.loops.start("redis-watchdog", lambda: watch_redis(managed, self._stopping))
         self.loops.start("recording-retention", lambda: self.intake.run_retention(self._stopping))
+        self.loops.start("intake-recovery", lambda: self.intake.run_recovery(self._stopping))
         if self.asterisk is not None:
             watchdog = self.watchdog = AsteriskWatchdog(self.asterisk)
             self.loops.start("asterisk-watchdog", lambda: watchdog.run(self._stopping))

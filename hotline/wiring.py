@@ -146,6 +146,7 @@ def intake_config(settings: Settings) -> IntakeConfig:
     model = settings.vosk_model_dir
     return IntakeConfig(
         recordings_dir=settings.recordings_dir,
+        outbox_dir=settings.data_dir / "intake-outbox",
         vosk_model_dir=Path(model).expanduser() if model else None,
         transcription_workers=settings.transcription_workers,
         recording_retention_days=settings.recording_retention_days,

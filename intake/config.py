@@ -9,6 +9,9 @@ from pathlib import Path
 @dataclass(frozen=True)
 class IntakeConfig:
     recordings_dir: Path
+    # The durable outbox of calls waiting for their work order (intake.outbox); None: a
+    # hidden folder beside the recordings.
+    outbox_dir: Path | None = None
     # Any Vosk model directory; None: calls are recorded but not transcribed.
     vosk_model_dir: Path | None = None
     transcription_workers: int = 1
@@ -20,6 +23,15 @@ class IntakeConfig:
     recording_close_timeout_s: float = 10.0
     # Deadline for transcribing both sides of one call (the pool may be busy with others).
     transcription_timeout_s: float = 600.0
+    # A draft the database refuses is retried after 0.5 s, 1 s, 2 s ... at most this apart.
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    # How often the outbox and recordings without an order are looked at again.
+    recovery_interval_s: float = 60.0
+
+    @property
+    def outbox(self) -> Path:
+        return self.outbox_dir or self.recordings_dir / ".outbox"
 
     def __post_init__(self) -> None:
         if self.transcription_workers < 1:

@@ -1,10 +1,14 @@
 """Where a call's recording lives, and when Asterisk has finished writing it.
 
-Layout: ``<recordings>/<yyyy>/<mm>/<dd>/<uniqueid>-{mix,caller,operator}.wav``. MixMonitor
-writes the WAV header's sizes when it closes a file, and runs its post-recording command
-after closing all of them: that command touches ``<uniqueid>.closed``, the signal we wait
-for. Without it (a PBX that cannot run it), a file whose header agrees with its size and
-whose size stopped changing counts as closed.
+Layout: ``<recordings>/<yyyy>/<mm>/<dd>/<uniqueid>-{mix,caller,operator}.wav``, the day (UTC)
+when the recording started. The dialplan starts MixMonitor with these names when the citizen
+enters a queue (``hotline-queue`` in extensions.conf: the engine's ACD and the native
+fallback alike), recording only while the citizen is bridged to a seat.
+
+A recording is complete when Asterisk has closed its files: after the citizen's channel hung
+up (AMI ``Hangup``) or ``StopMixMonitor`` returned (it closes the files before answering),
+MixMonitor writes the WAV header's sizes; a file whose header agrees with its size and whose
+size stopped changing is closed. No post-recording command (it would need AMI ``system``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import logging
 import wave
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -26,7 +30,6 @@ class RecordingFiles:
     mix: Path
     caller: Path  # what the citizen said (read from the citizen's channel)
     operator: Path  # what the citizen heard (written to the citizen's channel)
-    closed_marker: Path
 
     @property
     def audio(self) -> tuple[Path, Path, Path]:
@@ -41,8 +44,15 @@ def recording_files(recordings_dir: Path, call_id: str, at: datetime) -> Recordi
         mix=day / f"{call_id}-mix.wav",
         caller=day / f"{call_id}-caller.wav",
         operator=day / f"{call_id}-operator.wav",
-        closed_marker=day / f"{call_id}.closed",
     )
+
+
+def locate_recording(recordings_dir: Path, call_id: str, connected_at: datetime) -> RecordingFiles:
+    """The files of a call: recording starts when the citizen enters the queue, so the folder
+    is the day of connection or, for a call that waited past midnight (UTC), the day before."""
+    candidates = [recording_files(recordings_dir, call_id, connected_at - timedelta(days=n))
+                  for n in (0, 1)]  # fmt: skip
+    return next((files for files in candidates if files.mix.exists()), candidates[0])
 
 
 def wav_duration(path: Path) -> float:
@@ -71,23 +81,22 @@ def _sizes(files: RecordingFiles) -> tuple[int, ...] | None:
         return None
 
 
-async def wait_closed(files: RecordingFiles, timeout: float, poll_s: float = 0.1) -> bool:
+async def wait_closed(
+    files: RecordingFiles, timeout: float, poll_s: float = 0.1, stable_s: float = 0.5
+) -> bool:
     """Wait until Asterisk has closed the files; False if the deadline passed first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: tuple[int, ...] | None = None
     stable_since = loop.time()
     while True:
-        if files.closed_marker.exists():
-            files.closed_marker.unlink(missing_ok=True)
-            return True
-        sizes = _sizes(files)
+        sizes = await asyncio.to_thread(_sizes, files)
         now = loop.time()
         if sizes != last:
             last, stable_since = sizes, now
         elif (
             sizes is not None
-            and now - stable_since >= 1.0
+            and now - stable_since >= stable_s
             and all(_header_agrees(p) for p in files.audio)
         ):
             return True

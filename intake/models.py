@@ -18,6 +18,7 @@ class CallRecordingRow(Base):
     call_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # the uniqueid
     caller_number: Mapped[str] = mapped_column(String(32), default="")
     seat: Mapped[str] = mapped_column(String(32), default="")
+    skill: Mapped[str] = mapped_column(String(32), default="")  # the queue the citizen chose
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     # recording | recorded | transcribed | failed (see ``error``) | deleted (by retention)

@@ -1,10 +1,14 @@
-"""Records every connected call and turns it into a drafted work order after hangup.
+"""Turns every connected call into a drafted work order after hangup, and never loses one.
 
-``connected`` asks Asterisk (AMI ``MixMonitor`` on the citizen's channel) for three files:
-the mix, the citizen's side (``r()``, audio read from the citizen's channel) and the
-operator's side (``t()``, audio written to it). ``finished`` hands the call to a background
-job: wait until the files are closed, store path and duration, transcribe both sides, draft
-the work order. Failures are logged with the call's uniqueid; the call never waits on us.
+The dialplan records the call (MixMonitor, see :mod:`intake.files`); the engine needs no AMI
+``system`` right. ``connected`` keeps the recording's row. ``finished`` first writes the call
+to the durable outbox (:mod:`intake.outbox`), then a background job: waits until Asterisk has
+closed the files, transcribes both sides (kept in the outbox file, so a retry does not
+transcribe again), drafts the work order — exactly once per call, the call's uniqueid being
+the key — stores the recording's row and removes the outbox file. A database that is down
+is retried with backoff until it answers. :meth:`RecordingListener.recover` (at start, then
+periodically) resumes the outbox and drafts calls whose recordings have no order, such as
+calls that ended while the engine was down. Failures are logged with the call's uniqueid.
 """
 
 from __future__ import annotations
@@ -12,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
+from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from db.base import utcnow
-from hotline.private import private_dir
 from intake.config import IntakeConfig
-from intake.files import RecordingFiles, recording_files, wait_closed, wav_duration
-from intake.store import RecordingStore
+from intake.files import RecordingFiles, locate_recording, wait_closed, wav_duration
+from intake.outbox import Outbox, PendingDraft
+from intake.store import CallRecording, RecordingStore
 from intake.transcription import SideTranscriber, transcribe_sides
 from pbx.ami import AmiActionError, AmiUnavailable
 from speech.pool import CallTranscript
@@ -30,6 +38,9 @@ from workorders.orders import WorkOrder
 log = logging.getLogger(__name__)
 
 KEEP_RESULTS = 256  # finished intakes remembered for :meth:`RecordingListener.wait_done`
+# Errors of a database (or disk) that is unreachable for now: retried until it answers.
+TRANSIENT = (DBAPIError, OSError, TimeoutError, ConnectionError)
+T = TypeVar("T")
 
 
 class AmiActions(Protocol):
@@ -44,6 +55,9 @@ class CallDrafter(Protocol):
         transcript_text: str,
         recording_path: str,
         call_id: str,
+        *,
+        seat: str = "",
+        queue: str = "",
     ) -> WorkOrder: ...
 
 
@@ -52,20 +66,9 @@ class IntakeResult:
     call_id: str
     files: RecordingFiles
     duration_s: float | None
-    transcript: CallTranscript | None
-    work_order_number: str | None
+    transcript: dict[str, Any] | None  # CallTranscript.to_dict()
+    work_order_number: str
     problems: tuple[str, ...]
-
-
-def mixmonitor_action(channel: str, files: RecordingFiles) -> dict[str, str]:
-    return {
-        "Action": "MixMonitor",
-        "Channel": channel,
-        "File": str(files.mix),
-        "Options": f"r({files.caller})t({files.operator})",
-        # Run by Asterisk after it closed every file: the signal that they are complete.
-        "Command": f"/bin/touch {files.closed_marker}",
-    }
 
 
 class RecordingListener:
@@ -78,44 +81,103 @@ class RecordingListener:
         store: RecordingStore,
         drafter: CallDrafter,
         transcriber: SideTranscriber | None,
+        outbox: Outbox,
     ) -> None:
         self.config = config
         self.ami = ami
         self.store = store
         self.drafter = drafter
         self.transcriber = transcriber
+        self.outbox = outbox
         self._running: dict[str, asyncio.Task[IntakeResult | None]] = {}
         self._done: OrderedDict[str, IntakeResult | None] = OrderedDict()
 
-    def files_of(self, call: ConnectedCall) -> RecordingFiles:
-        return recording_files(self.config.recordings_dir, call.call_id, call.connected_at)
+    def files_of(self, call_id: str, connected_at: datetime) -> RecordingFiles:
+        return locate_recording(self.config.recordings_dir, call_id, connected_at)
 
     # -- CallListener -----------------------------------------------------------------------
     async def connected(self, call: ConnectedCall) -> None:
+        """Keep the recording's row (the dialplan records); a database down is caught up later."""
+        files = self.files_of(call.call_id, call.connected_at)
         try:
-            await self._start_recording(call)
-        except Exception:
-            log.exception("call %s from %s at seat %s: recording setup failed",
-                          call.call_id, call.caller_number, call.seat)  # fmt: skip
+            await self.store.started(
+                call.call_id, caller_number=call.caller_number or "", seat=call.seat,
+                skill=call.skill, connected_at=call.connected_at,
+                paths=[str(p) for p in files.audio],
+            )  # fmt: skip
+        except TRANSIENT as exc:
+            log.warning("call %s from %s at seat %s: recording row not stored yet (%s); "
+                        "written with the draft", call.call_id, mask_number(call.caller_number),
+                        call.seat, exc)  # fmt: skip
 
     async def finished(self, call: ConnectedCall) -> None:
-        """Schedule the intake; returns at once so the connector is never held up."""
-        if call.call_id in self._running:
-            log.debug("call %s: intake already running", call.call_id)
+        """Write the call to the outbox (durable before this returns), then draft it in the
+        background: the connector is never held up by transcription or the database."""
+        draft = PendingDraft.of_call(call)
+        if draft.ended_at is None:
+            draft = PendingDraft.of_call(ConnectedCall(**{**call.__dict__, "ended_at": utcnow()}))
+        if call.call_id not in self._running:
+            await asyncio.to_thread(self.outbox.put, draft)
+        self.schedule(draft)
+
+    # -- the background jobs ----------------------------------------------------------------
+    def schedule(self, draft: PendingDraft) -> None:
+        if draft.call_id in self._running:
+            log.debug("call %s: intake already running", draft.call_id)
             return
-        task = asyncio.create_task(self._intake_logged(call), name=f"intake-{call.call_id}")
-        self._running[call.call_id] = task
+        task = asyncio.create_task(self._intake_logged(draft), name=f"intake-{draft.call_id}")
+        self._running[draft.call_id] = task
 
         def remember(done: asyncio.Task[IntakeResult | None]) -> None:
-            self._running.pop(call.call_id, None)
+            self._running.pop(draft.call_id, None)
             if not done.cancelled():
-                self._done[call.call_id] = done.result()
+                self._done[draft.call_id] = done.result()
                 while len(self._done) > KEEP_RESULTS:
                     self._done.popitem(last=False)
 
         task.add_done_callback(remember)
 
-    # -- results and shutdown ---------------------------------------------------------------
+    async def recover(self, settle_s: float = 60.0) -> int:
+        """Resume the outbox, then draft calls whose recordings have no order and whose
+        channels are gone (Asterisk asked). Returns how many calls were scheduled."""
+        scheduled = 0
+        for draft in await asyncio.to_thread(self.outbox.pending):
+            if draft.call_id not in self._running:
+                log.info("call %s: resuming its draft from the outbox", draft.call_id)
+                self.schedule(draft)
+                scheduled += 1
+        orphans = [
+            r for r in await self.store.undrafted(before=utcnow() - timedelta(seconds=settle_s))
+            if r.call_id not in self._running and r.call_id not in self.outbox
+        ]  # fmt: skip
+        if not orphans:
+            return scheduled
+        live = await self._live_calls()
+        if live is None:
+            log.info("%d recordings without an order: Asterisk not reachable to tell whether "
+                     "their calls ended; trying again later", len(orphans))  # fmt: skip
+            return scheduled
+        for row in orphans:
+            if row.call_id in live:
+                continue
+            log.warning("call %s from %s at seat %s: recorded but never drafted (the engine "
+                        "was down when it ended?); drafting it now", row.call_id,
+                        mask_number(row.caller_number), row.seat)  # fmt: skip
+            draft = _orphan_draft(row)
+            await asyncio.to_thread(self.outbox.put, draft)
+            self.schedule(draft)
+            scheduled += 1
+        return scheduled
+
+    async def run_recovery(self, stop: asyncio.Event) -> None:
+        """:meth:`recover` at start and every ``recovery_interval_s`` until ``stop``."""
+        while not stop.is_set():
+            await self.recover()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.config.recovery_interval_s)
+            except TimeoutError:
+                continue
+
     async def wait_done(self, call_id: str, timeout: float) -> IntakeResult | None:
         """The intake result of a finished call (None if it failed), waiting up to ``timeout``."""
         task = self._running.get(call_id)
@@ -127,126 +189,153 @@ class RecordingListener:
         raise KeyError(f"no intake for call {call_id}")
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Let running intakes finish within ``timeout``, then cancel what is left."""
+        """Let running intakes finish within ``timeout``, then cancel the rest: their drafts
+        stay in the outbox and are resumed at the next start."""
         running = list(self._running.values())
         if not running:
             return
         log.info("waiting up to %.0f s for %d call intake(s)", timeout, len(running))
         _done, pending = await asyncio.wait(running, timeout=timeout)
         for task in pending:
-            log.warning("intake %s cancelled at shutdown", task.get_name())
+            log.warning("%s left in the outbox at shutdown; resumed at the next start",
+                        task.get_name())  # fmt: skip
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
     # -- the work ---------------------------------------------------------------------------
-    async def _start_recording(self, call: ConnectedCall) -> None:
-        files = self.files_of(call)
-        # 0700, owned like the recordings folder: by Asterisk's user, who writes the files
-        await asyncio.to_thread(private_dir, files.mix.parent)
-        status, error = "recording", ""
+    async def _intake_logged(self, draft: PendingDraft) -> IntakeResult | None:
         try:
-            async with asyncio.timeout(self.config.network_timeout_s):
-                await self.ami.action(mixmonitor_action(call.caller_channel, files))
-        except AmiActionError as exc:  # most often: the citizen hung up before we got here
-            status, error = "failed", f"MixMonitor refused: {exc}"
-            log.warning("call %s from %s at seat %s: not recorded: %s",
-                        call.call_id, call.caller_number, call.seat, exc)  # fmt: skip
-        except (AmiUnavailable, TimeoutError) as exc:
-            status, error = "failed", f"MixMonitor not sent: {exc or 'AMI deadline passed'}"
-            log.error("call %s from %s at seat %s: not recorded, AMI unavailable: %s",
-                      call.call_id, call.caller_number, call.seat, exc)  # fmt: skip
-        else:
-            log.info("call %s from %s at seat %s: recording to %s",
-                     call.call_id, call.caller_number, call.seat, files.mix)  # fmt: skip
-        await self.store.started(
-            call.call_id,
-            caller_number=call.caller_number or "",
-            seat=call.seat,
-            connected_at=call.connected_at,
-            paths=[str(p) for p in files.audio],
-            status=status,
-            error=error,
-        )
-
-    async def _stop_recording(self, call: ConnectedCall) -> None:
-        """The seat may hang up first while the citizen's channel lives on: close the files now."""
-        try:
-            async with asyncio.timeout(self.config.network_timeout_s):
-                await self.ami.action({"Action": "StopMixMonitor", "Channel": call.caller_channel})
-        except AmiActionError as exc:  # the usual case: the citizen's channel is already gone
-            log.debug("call %s: StopMixMonitor not needed: %s", call.call_id, exc)
-        except (AmiUnavailable, TimeoutError) as exc:
-            log.warning("call %s: StopMixMonitor not sent (%s); waiting for the hangup to close "
-                        "the recording", call.call_id, exc or "AMI deadline passed")  # fmt: skip
-
-    async def _intake_logged(self, call: ConnectedCall) -> IntakeResult | None:
-        try:
-            return await self.intake(call)
+            return await self.intake(draft)
         except Exception:
-            log.exception("call %s from %s at seat %s: intake failed",
-                          call.call_id, call.caller_number, call.seat)  # fmt: skip
+            log.exception("call %s from %s at seat %s: intake failed; the draft stays in the "
+                          "outbox and is tried again", draft.call_id,
+                          mask_number(draft.caller_number), draft.seat)  # fmt: skip
             return None
 
-    async def intake(self, call: ConnectedCall) -> IntakeResult:
-        """After hangup: files closed, duration stored, both sides transcribed, order drafted."""
-        files = self.files_of(call)
-        problems: list[str] = []
-        existing = await self.store.get(call.call_id)
-        if existing is not None and existing.error:
-            problems.append(existing.error)  # e.g. MixMonitor refused when the call connected
-        if existing is None:  # connected() never ran (e.g. the engine restarted meanwhile)
-            await self.store.started(
-                call.call_id, caller_number=call.caller_number or "", seat=call.seat,
-                connected_at=call.connected_at, paths=[str(p) for p in files.audio],
-            )  # fmt: skip
-        await self._stop_recording(call)
+    async def intake(self, draft: PendingDraft) -> IntakeResult:
+        """Files closed, both sides transcribed, the order drafted, the outbox file removed."""
+        files = self.files_of(draft.call_id, draft.connected_at)
+        if not draft.transcribed:
+            draft = await self._transcribe(draft, files)
+            await asyncio.to_thread(self.outbox.put, draft)
+        drafter = self.drafter
+        order = await self._retrying(draft, "draft", lambda: drafter.draft_from_call(
+            caller_phone=draft.caller_number,
+            started_at=draft.connected_at,
+            transcript_text=draft.transcript_text,
+            recording_path=draft.recording_path,
+            call_id=draft.call_id,
+            seat=draft.seat,
+            queue=draft.skill,
+        ))  # fmt: skip
+        status = "transcribed" if draft.transcript is not None else "recorded"
+        await self._retrying(draft, "store the recording", lambda: self.store.save(
+            draft.call_id,
+            caller_number=draft.caller_number, seat=draft.seat, skill=draft.skill,
+            connected_at=draft.connected_at, ended_at=draft.ended_at or utcnow(),
+            mix_path=str(files.mix), caller_path=str(files.caller),
+            operator_path=str(files.operator),
+            status=status if draft.duration_s is not None else "failed",
+            duration_s=draft.duration_s, transcript=draft.transcript,
+            work_order_number=order.number, error="; ".join(draft.problems),
+        ))  # fmt: skip
+        await asyncio.to_thread(self.outbox.remove, draft.call_id)
+        log.info(
+            "call %s from %s at seat %s: %s s recorded, %d transcript turns, drafted as %s",
+            draft.call_id, mask_number(draft.caller_number), draft.seat,
+            f"{draft.duration_s:.1f}" if draft.duration_s is not None else "no",
+            len((draft.transcript or {}).get("turns", [])), order.number,
+        )  # fmt: skip
+        return IntakeResult(
+            call_id=draft.call_id,
+            files=files,
+            duration_s=draft.duration_s,
+            transcript=draft.transcript,
+            work_order_number=order.number,
+            problems=draft.problems,
+        )
+
+    async def _transcribe(self, draft: PendingDraft, files: RecordingFiles) -> PendingDraft:
+        problems: list[str] = list(draft.problems)
+        await self._stop_recording(draft)
         if not await wait_closed(files, self.config.recording_close_timeout_s):
             log.warning("call %s: recording files not closed within %.0f s; using what is there",
-                        call.call_id, self.config.recording_close_timeout_s)  # fmt: skip
+                        draft.call_id, self.config.recording_close_timeout_s)  # fmt: skip
         duration: float | None = None
         try:
             duration = await asyncio.to_thread(wav_duration, files.mix)
         except ValueError as exc:
             log.warning("call %s from %s: no usable recording: %s",
-                        call.call_id, call.caller_number, exc)  # fmt: skip
+                        draft.call_id, mask_number(draft.caller_number), exc)  # fmt: skip
             problems.append(f"recording: {exc}")
-
         transcript: CallTranscript | None = None
-        if self.transcriber is not None:
+        if self.transcriber is not None and duration is not None:
             transcript, side_problems = await transcribe_sides(
-                self.transcriber, files.caller, files.operator, call.call_id,
+                self.transcriber, files.caller, files.operator, draft.call_id,
                 self.config.transcription_timeout_s,
             )  # fmt: skip
             problems.extend(side_problems)
-
-        order = await self.drafter.draft_from_call(
-            caller_phone=call.caller_number or "",
-            started_at=call.connected_at,
-            transcript_text=transcript.text if transcript is not None else "",
-            recording_path=str(files.mix) if duration is not None else "",
-            call_id=call.call_id,
-        )
-        status = "transcribed" if transcript is not None else "recorded"
-        await self.store.update(
-            call.call_id,
-            ended_at=call.ended_at or utcnow(),
-            status=status if duration is not None else "failed",
+        return draft.with_transcription(
             duration_s=duration,
             transcript=transcript.to_dict() if transcript is not None else None,
-            work_order_number=order.number,
-            error="; ".join(problems),
-        )
-        log.info(
-            "call %s from %s at seat %s: %s s recorded, %d transcript turns, drafted as %s",
-            call.call_id, call.caller_number, call.seat,
-            f"{duration:.1f}" if duration is not None else "no",
-            len(transcript.turns) if transcript is not None else 0, order.number,
-        )  # fmt: skip
-        return IntakeResult(
-            call_id=call.call_id,
-            files=files,
-            duration_s=duration,
-            transcript=transcript,
-            work_order_number=order.number,
+            transcript_text=transcript.text if transcript is not None else "",
+            recording_path=str(files.mix) if duration is not None else "",
             problems=tuple(problems),
         )
+
+    async def _stop_recording(self, draft: PendingDraft) -> None:
+        """The seat may hang up first while the citizen's channel lives on: StopMixMonitor
+        closes the files before it answers. Usually the channel is already gone (Hangup)."""
+        if not draft.caller_channel:
+            return
+        try:
+            async with asyncio.timeout(self.config.network_timeout_s):
+                await self.ami.action({"Action": "StopMixMonitor", "Channel": draft.caller_channel})
+        except AmiActionError as exc:  # the usual case: the citizen's channel is already gone
+            log.debug("call %s: StopMixMonitor not needed: %s", draft.call_id, exc)
+        except (AmiUnavailable, TimeoutError) as exc:
+            log.warning("call %s: StopMixMonitor not sent (%s); waiting for the hangup to close "
+                        "the recording", draft.call_id, exc or "AMI deadline passed")  # fmt: skip
+
+    async def _retrying(
+        self, draft: PendingDraft, what: str, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``attempt()`` until the database answers, waiting longer after each failure."""
+        delay, tries = self.config.retry_initial_s, 0
+        while True:
+            try:
+                return await attempt()
+            except TRANSIENT as exc:
+                tries += 1
+                log.warning("call %s: cannot %s (try %d: %s); trying again in %.1f s",
+                            draft.call_id, what, tries, _short(exc), delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.retry_max_s)
+
+    async def _live_calls(self) -> set[str] | None:
+        """Uniqueids of the channels Asterisk has now (AMI Status), or None if it cannot say."""
+        try:
+            async with asyncio.timeout(self.config.network_timeout_s):
+                answer = await self.ami.action({"Action": "Status"}, as_list=True)
+        except (AmiUnavailable, AmiActionError, TimeoutError) as exc:
+            log.debug("AMI Status failed: %s", exc)
+            return None
+        events = answer if isinstance(answer, list) else [answer]
+        return {str(e.get("Uniqueid")) for e in events if e.get("Event") == "Status"}
+
+
+def _orphan_draft(row: CallRecording) -> PendingDraft:
+    return PendingDraft(
+        call_id=row.call_id,
+        caller_channel="",  # gone: nothing to stop
+        caller_number=row.caller_number,
+        seat=row.seat,
+        seat_channel="",
+        skill=row.skill,
+        connected_at=row.connected_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

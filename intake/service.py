@@ -1,8 +1,8 @@
 """The intake as the engine holds it: recording listener, fax handler, retention job, one pool.
 
 The composition root opens it once, registers ``fax.on_event`` for ``ReceiveFAX`` on its AMI,
-passes ``recordings`` to the ACD connector as a call listener, runs ``run_retention`` as a
-task and awaits ``close`` at shutdown (before the AMI and the database go).
+passes ``recordings`` to the ACD connector as a call listener, runs ``run_retention`` and
+``run_recovery`` as tasks and awaits ``close`` at shutdown (before the AMI and the database go).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.config import IntakeConfig
 from intake.fax import FaxIntake, WorkOrderCreator
+from intake.outbox import Outbox
 from intake.recording import AmiActions, CallDrafter, RecordingListener
 from intake.retention import run_retention
 from intake.store import RecordingStore
@@ -49,11 +50,17 @@ class Intake:
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
         pool = open_pool(config)
         store = RecordingStore(sessions)
-        recordings = RecordingListener(config, ami, store, work_orders, pool)
+        outbox = Outbox(config.outbox)
+        outbox.open()
+        recordings = RecordingListener(config, ami, store, work_orders, pool, outbox)
         return cls(config, store, recordings, FaxIntake(work_orders), pool)
 
     async def run_retention(self, stop: asyncio.Event) -> None:
         await run_retention(self.store, self.config, stop)
+
+    async def run_recovery(self, stop: asyncio.Event) -> None:
+        """Resume the outbox at start, then look again every ``recovery_interval_s``."""
+        await self.recordings.run_recovery(stop)
 
     async def close(self, timeout: float = 30.0) -> None:
         """Finish running intakes within ``timeout``, then stop the transcription workers."""

@@ -18,6 +18,7 @@ class CallRecording:
     call_id: str
     caller_number: str
     seat: str
+    skill: str
     connected_at: datetime
     ended_at: datetime | None
     status: str
@@ -36,6 +37,7 @@ def _snapshot(row: CallRecordingRow) -> CallRecording:
         call_id=row.call_id,
         caller_number=row.caller_number,
         seat=row.seat,
+        skill=row.skill,
         connected_at=row.connected_at,
         ended_at=row.ended_at,
         status=row.status,
@@ -60,6 +62,7 @@ class RecordingStore:
         *,
         caller_number: str,
         seat: str,
+        skill: str = "",
         connected_at: datetime,
         paths: Sequence[str],
         status: str = "recording",
@@ -71,7 +74,7 @@ class RecordingStore:
             if row is None:
                 row = CallRecordingRow(call_id=call_id, connected_at=connected_at)
                 session.add(row)
-            row.caller_number, row.seat = caller_number, seat
+            row.caller_number, row.seat, row.skill = caller_number, seat, skill
             row.mix_path, row.caller_path, row.operator_path = mix, caller, operator
             row.status, row.error = status, error
 
@@ -82,6 +85,31 @@ class RecordingStore:
                 raise KeyError(f"no recording for call {call_id}")
             for name, value in changes.items():
                 setattr(row, name, value)
+
+    async def save(self, call_id: str, *, connected_at: datetime, **fields: Any) -> None:
+        """Create or update the call's row (created here if the database was down at connect)."""
+        async with self.sessions.begin() as session:
+            row = await self._row(session, call_id)
+            if row is None:
+                row = CallRecordingRow(call_id=call_id, connected_at=connected_at)
+                session.add(row)
+            for name, value in fields.items():
+                setattr(row, name, value)
+
+    async def undrafted(self, before: datetime, limit: int = 200) -> list[CallRecording]:
+        """Recordings of calls connected before ``before`` that have no work order yet."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(CallRecordingRow)
+                .where(
+                    CallRecordingRow.work_order_number == "",
+                    CallRecordingRow.connected_at < before,
+                    CallRecordingRow.status.in_(("recording", "recorded", "transcribed")),
+                )
+                .order_by(CallRecordingRow.connected_at)
+                .limit(limit)
+            )
+            return [_snapshot(row) for row in rows]
 
     async def get(self, call_id: str) -> CallRecording | None:
         async with self.sessions() as session:

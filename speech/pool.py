@@ -144,7 +144,9 @@ class TranscriptionPool:
 
     def __init__(self, model_dir: Path | str, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else default_workers()
+        self.model_dir = model_dir
         self._executor = make_executor(model_dir, self.workers)
+        self.rebuilds = 0  # pools started again after a worker died
         self._loads: dict[int, int] = {}
         self._jobs: Counter[int] = Counter()
         self._closed = False
@@ -159,20 +161,51 @@ class TranscriptionPool:
         """How many recordings each worker process (by pid) has transcribed."""
         return dict(self._jobs)
 
+    @property
+    def worker_pids(self) -> tuple[int, ...]:
+        """The worker processes running now (for operators and tests)."""
+        processes = getattr(self._executor, "_processes", None) or {}
+        return tuple(processes)
+
     async def transcribe(self, path: Path | str) -> Transcript:
-        """Transcribe one WAV in a worker; raises RecordingError for unusable recordings."""
+        """Transcribe one WAV in a worker; raises RecordingError for unusable recordings.
+
+        A worker that dies (killed, out of memory: ``BrokenProcessPool``) breaks the whole
+        process pool: the pool is rebuilt and the file tried once more; if a worker dies on
+        it again, :class:`WorkerPoolError` says why and the pool stays usable for others.
+        """
         if self._closed:
             raise WorkerPoolError("the transcription pool is closed")
         loop = asyncio.get_running_loop()
-        try:
-            transcript, pid, loads = await loop.run_in_executor(
-                self._executor, transcribe_in_worker, str(path)
-            )
-        except BrokenProcessPool as exc:
-            raise WorkerPoolError(f"transcription workers died: {exc}") from exc
-        self._loads[pid] = loads
-        self._jobs[pid] += 1
-        return transcript
+        for attempt in (1, 2):
+            executor = self._executor
+            try:
+                transcript, pid, loads = await loop.run_in_executor(
+                    executor, transcribe_in_worker, str(path)
+                )
+            except BrokenProcessPool as exc:
+                self._rebuild(executor)
+                if attempt == 2:
+                    raise WorkerPoolError(
+                        f"a transcription worker died twice on {path} ({exc})"
+                    ) from exc
+                log.warning("transcription worker died on %s (%s); pool rebuilt, trying the "
+                            "file once more", path, exc)  # fmt: skip
+                continue
+            self._loads[pid] = loads
+            self._jobs[pid] += 1
+            return transcript
+        raise AssertionError("unreachable")
+
+    def _rebuild(self, broken: ProcessPoolExecutor) -> None:
+        """Replace the broken executor once, whichever of its jobs notices first."""
+        if self._closed or self._executor is not broken:
+            return
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = make_executor(self.model_dir, self.workers)
+        self.rebuilds += 1
+        log.error("transcription pool rebuilt after a worker died (%d rebuild(s) so far)",
+                  self.rebuilds)  # fmt: skip
 
     async def transcribe_call(
         self, caller_wav: Path | str, operator_wav: Path | str

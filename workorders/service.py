@@ -13,6 +13,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
 from calls.callerid import mask_number
 from workorders.dispatch import CATEGORIES
 from workorders.errors import IllegalTransition, InvalidInput, NotFound
@@ -31,6 +34,8 @@ from workorders.store import WorkOrderStore, authorize
 
 log = logging.getLogger(__name__)
 
+CALL_DRAFTER = replace(SYSTEM, name="call-drafter")
+
 EDITABLE = frozenset(
     {"category", "subject", "description", "caller_name", "caller_phone", "confidential",
      "location_text", "lat", "long", "urgent", "lead_department", "assisting_departments"}
@@ -43,11 +48,12 @@ class WorkOrderService(WorkOrderStore):
 
     # -- intake -------------------------------------------------------------------------
     async def create(
-        self, new: NewWorkOrder, actor: Actor, *, issue_token: bool = False
+        self, new: NewWorkOrder, actor: Actor, *, issue_token: bool = False, queue: str = ""
     ) -> WorkOrder:
-        """Register a request; blanks (category, subject, place, department) are suggested."""
+        """Register a request; blanks (category, subject, place, department) are suggested
+        (``queue``: the queue a caller chose, which sets the kind of a call's order)."""
         authorize(actor, "create")
-        new = self._completed(new)
+        new = self._completed(new, queue)
         now = self.clock()
         async with self.sessions.begin() as session:
             row = WorkOrderRow(
@@ -73,8 +79,22 @@ class WorkOrderService(WorkOrderStore):
         transcript_text: str,
         recording_path: str,
         call_id: str,
+        *,
+        seat: str = "",
+        queue: str = "",
     ) -> WorkOrder:
-        """Draft the work order of an answered call from its transcript, for the operator."""
+        """Draft the work order of an answered call, for the operator: exactly once per call.
+
+        The call's uniqueid is the idempotency key (unique in SQL): drafting a call again,
+        e.g. when intake's outbox retries after a crash, returns the order already drafted.
+        The queue the citizen chose sets the order's kind; ``seat`` took the call.
+        """
+        if not call_id:
+            raise InvalidInput("a call's draft needs the call's uniqueid")
+        existing = await self.by_call(call_id)
+        if existing is not None:
+            log.info("call %s already drafted as %s", call_id, existing.number)
+            return existing
         new = NewWorkOrder(
             channel="phone",
             caller_phone=caller_phone,
@@ -82,13 +102,27 @@ class WorkOrderService(WorkOrderStore):
             description=transcript_text[:DESCRIPTION_LIMIT],
             recording_path=recording_path,
             call_id=call_id,
+            seat=seat,
         )
-        order = await self.create(new, replace(SYSTEM, name="call-drafter"))
-        log.info("call %s from %s (at %s) drafted as %s", call_id, mask_number(caller_phone),
-                 started_at.isoformat(), order.number)  # fmt: skip
+        try:
+            order = await self.create(new, CALL_DRAFTER, queue=queue)
+        except IntegrityError:  # drafted meanwhile by another engine or a retry
+            existing = await self.by_call(call_id)
+            if existing is None:
+                raise
+            return existing
+        log.info("call %s from %s (at %s, queue %s, seat %s) drafted as %s: %s",
+                 call_id, mask_number(caller_phone), started_at.isoformat(), queue or "-",
+                 seat or "-", order.number, order.category)  # fmt: skip
         return order
 
-    def _completed(self, new: NewWorkOrder) -> NewWorkOrder:
+    async def by_call(self, call_id: str) -> WorkOrder | None:
+        """The order drafted from the call (or fax) with this uniqueid, if any."""
+        async with self.sessions() as session:
+            row = await session.scalar(select(WorkOrderRow).where(WorkOrderRow.call_id == call_id))
+            return snapshot(row) if row is not None else None
+
+    def _completed(self, new: NewWorkOrder, queue: str = "") -> NewWorkOrder:
         if new.channel not in CHANNELS:
             raise InvalidInput(f"unknown channel {new.channel!r}; one of {', '.join(CHANNELS)}")
         if new.category and new.category not in CATEGORIES:
@@ -97,7 +131,7 @@ class WorkOrderService(WorkOrderStore):
         if len(new.description) > DESCRIPTION_LIMIT:
             raise InvalidInput(f"description longer than {DESCRIPTION_LIMIT} characters")
         texts = (new.subject, new.description, new.transcript, new.location_text)
-        hint = self.rules.suggest(" ".join(filter(None, texts)))
+        hint = self.rules.suggest(" ".join(filter(None, texts)), queue)
         return replace(
             new,
             category=new.category or hint.category,
