@@ -1,7 +1,7 @@
 """Benchmark the time from hangup to a drafted work order, for calls of about 60 s per side.
 
 Each call is what Asterisk leaves at hangup: the citizen's and the operator's side (Korean
-speech from espeak-ng at 8 kHz), their mix, and MixMonitor's "closed" marker. The recording
+speech from espeak-ng at 8 kHz) and their mix, closed. The recording
 listener then does its real work: file-close check, duration, both sides through the Vosk
 pool, the draft in SQLite. Prints figures; not a test.
 
@@ -27,6 +27,7 @@ from bench.transcription import make_recording
 from calls.lifecycle import ConnectedCall
 from hotline.database import create_schema, make_engine, make_sessions
 from intake.config import IntakeConfig
+from intake.outbox import Outbox, PendingDraft
 from intake.recording import RecordingListener
 from intake.store import RecordingStore
 from speech.model import default_test_model
@@ -44,12 +45,11 @@ class NoAmi:
 def lay_out_call(
     listener: RecordingListener, call: ConnectedCall, caller: Path, operator: Path
 ) -> None:
-    files = listener.files_of(call)
+    files = listener.files_of(call.call_id, call.connected_at)
     files.mix.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(caller, files.caller)
     shutil.copy(operator, files.operator)
     subprocess.run(["sox", "-m", str(caller), str(operator), str(files.mix)], check=True)
-    files.closed_marker.touch()
 
 
 async def bench(seconds: float, calls: int, workers: int, model: Path) -> None:
@@ -67,7 +67,11 @@ async def bench(seconds: float, calls: int, workers: int, model: Path) -> None:
         await asyncio.gather(*(pool.transcribe(tmp / "operator.wav") for _ in range(workers)))
         warm_s = time.perf_counter() - started
         service = WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
-        listener = RecordingListener(config, NoAmi(), RecordingStore(sessions), service, pool)
+        outbox = Outbox(config.outbox)
+        outbox.open()
+        listener = RecordingListener(
+            config, NoAmi(), RecordingStore(sessions), service, pool, outbox
+        )
         print(f"call: caller {caller_s:.1f} s + operator {operator_s:.1f} s of 8 kHz speech; "
               f"{workers} Vosk worker(s) on {os.cpu_count()} CPUs; "
               f"pool warm-up {warm_s:.1f} s")  # fmt: skip
@@ -81,10 +85,10 @@ async def bench(seconds: float, calls: int, workers: int, model: Path) -> None:
             await listener.connected(call)
             lay_out_call(listener, call, tmp / "caller.wav", tmp / "operator.wav")
             hangup = time.perf_counter()
-            result = await listener.intake(call)
+            result = await listener.intake(PendingDraft.of_call(call))
             total = time.perf_counter() - hangup
             totals.append(total)
-            words = len(result.transcript.caller.words) + len(result.transcript.operator.words) \
+            words = sum(len(result.transcript[side]["words"]) for side in ("caller", "operator")) \
                 if result.transcript else 0  # fmt: skip
             print(f"  call {index + 1}: hangup -> drafted {result.work_order_number} in "
                   f"{total:.2f} s ({words} words, {result.duration_s:.1f} s recorded)")  # fmt: skip
