@@ -130,7 +130,7 @@ def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
 @pytest.mark.e2e
 async def test_engine_waits_for_ami_and_reports_it(tmp_path: Path) -> None:
     """AMI unreachable at start: the engine still serves, and /healthz names what is down."""
-    settings = Settings.load(environ={}).replace(
+    settings = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
         manage_asterisk=False,  # a remote PBX that is down
@@ -327,3 +327,83 @@ async def _drop_keys(settings: Settings) -> None:
             await redis.delete(*keys)
     finally:
         await redis.aclose()
+
+
+@pytest.mark.e2e
+async def test_a_second_hotline_up_on_one_data_folder_is_refused_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 8 item 13: the second start stopped the first one's Asterisk and unmounted it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: chroot and mounts")
+    env = hotline_env(
+        tmp_path, HOTLINE_REDIS_URL=TEST_REDIS_URL, HOTLINE_ACD_PREFIX=f"lock-{os.getpid()}:acd:"
+    )
+    health = f"http://127.0.0.1:{PORTS['HOTLINE_WEB_PORT']}/healthz"
+    root = tmp_path / "var" / "asterisk" / "root"
+    log = tmp_path / "first.log"
+    with log.open("wb") as out:
+        first = await asyncio.create_subprocess_exec(
+            *HOTLINE, "up", env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                try:
+                    async with http.get(health) as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            async def serving() -> bool:
+                assert first.returncode is None, log.read_text()[-3000:]
+                return await healthy()
+
+            await eventually(serving, timeout_s=120, what="the first hotline up to serve")
+            pid = (root / "run/asterisk/asterisk.pid").read_text().strip()
+
+            second = await asyncio.to_thread(run, ["up"], env, 60)
+            assert second.returncode == 1
+            [line] = second.stderr.strip().splitlines()
+            assert line == (
+                f"hotline: a hotline (pid {first.pid}) is already running on "
+                f"{tmp_path / 'var'}; not starting"
+            )
+            assert await healthy()
+            assert (root / "run/asterisk/asterisk.pid").read_text().strip() == pid
+            assert f" {root} " in _mounts()
+    finally:
+        first.terminate()
+        await asyncio.wait_for(first.wait(), 90)
+    assert first.returncode == 0
+    assert f" {root} " not in _mounts()
+
+
+def _mounts() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+@pytest.mark.e2e
+async def test_healthz_starts_no_asterisk_command(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/healthz checks a managed Asterisk by its process and an AMI Ping: no `asterisk -rx`
+    process per request."""
+    from pbx.instance import AsteriskInstance
+
+    commands: list[str] = []
+    real_cli = AsteriskInstance.cli
+
+    def counting_cli(self: AsteriskInstance, command: str, timeout: float = 10.0) -> object:
+        commands.append(command)
+        return real_cli(self, command, timeout)
+
+    monkeypatch.setattr(AsteriskInstance, "cli", counting_cli)
+    url = f"http://127.0.0.1:{hotline.settings.web_port}/healthz"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.get(url) as response:
+                body = await response.json()
+            assert body["parts"]["asterisk"]["up"], body
+    assert commands == []
