@@ -1,5 +1,10 @@
 """Working-day deadlines: a holiday calendar (with make-up working days, 调休) and the policy.
 
+The calendar is the State Council's, from a maintained library
+(:mod:`workorders.official_calendar`); ``holidays.toml`` holds only local overrides (a city's
+own rest or working days), which win. A date past the library's coverage is counted by
+weekends alone, with a clear warning once per year, not a silent guess.
+
 Day 1 of a time limit is the first working day after the day the order was accepted; the
 deadline is the end of the last working day, local time. Urgent orders (0 days) are due at the
 end of the day they were accepted.
@@ -7,6 +12,7 @@ end of the day they were accepted.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,20 +22,43 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workorders.errors import InvalidInput
+from workorders.official_calendar import SOURCE, covered_years, official_working_day
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+_warned_years: set[int] = set()
+
+
 @dataclass(frozen=True)
 class HolidayCalendar:
+    # Local overrides: rest days, and days worked (e.g. weekend days, 调休) in this city.
     holidays: frozenset[date] = frozenset()
-    workdays: frozenset[date] = frozenset()  # weekend days worked instead (调休)
-    weekend: frozenset[int] = frozenset({6, 7})  # ISO weekdays
+    workdays: frozenset[date] = frozenset()
+    weekend: frozenset[int] = frozenset({6, 7})  # ISO weekdays, past the official coverage
+    official: bool = True  # the State Council's schedule (chinesecalendar) under the overrides
 
     def is_working_day(self, day: date) -> bool:
         if day in self.workdays:
             return True
-        return day not in self.holidays and day.isoweekday() not in self.weekend
+        if day in self.holidays:
+            return False
+        if self.official:
+            answer = official_working_day(day)
+            if answer is not None:
+                return answer
+            if day.year not in _warned_years:
+                _warned_years.add(day.year)
+                years = covered_years()
+                log.warning(
+                    "holiday calendar: %s covers %d-%d, not %d: days of %d count as working "
+                    "days except weekends until the package is updated (or add that year's "
+                    "[[holiday]] and [[workday]] entries to holidays.toml)",
+                    SOURCE, years.start, years.stop - 1, day.year, day.year,
+                )  # fmt: skip
+        return day.isoweekday() not in self.weekend
 
     def add_working_days(self, start: date, days: int) -> date:
         """The ``days``-th working day after ``start`` (``start`` itself if ``days`` is 0)."""
@@ -56,6 +85,7 @@ class HolidayCalendar:
             holidays=frozenset(_expand(data.get("holiday", []))),
             workdays=frozenset(_expand(data.get("workday", []))),
             weekend=frozenset(int(d) for d in data.get("weekend", [6, 7])),
+            official=bool(data.get("official", True)),
         )
 
     @classmethod
