@@ -1,7 +1,9 @@
 """The running hotline: Asterisk, AMI, FastAGI, Redis, the database and the web service.
 
-``Hotline.start`` brings the parts up in the order a call needs them and ``stop`` takes
-them down in reverse, draining calls still in the IVR. Nothing connects at import time.
+``Hotline.start`` brings the parts up in the order a call needs them; each part puts its
+own stop on one ``AsyncExitStack``, so ``stop`` (or a failure midway through ``start``)
+takes down in reverse exactly what was started. Background loops run supervised
+(:mod:`hotline.loops`). Nothing connects at import time.
 """
 
 from __future__ import annotations
