@@ -51,11 +51,11 @@ def import_models() -> None:
     import workorders.models  # noqa: F401
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration for migrating over ``connection`` (see migrations/env.py)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if connection is not None:
-        config.attributes["connection"] = connection
+    config.attributes["connection"] = connection
     return config
 
 

@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from db.base import Base
+from db.base import Base, UTCDateTime
 from hotline.database import import_models
 
 config = context.config
@@ -25,7 +25,7 @@ target_metadata = Base.metadata
 
 def render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
     """Write our UTC timestamp type as the plain column type it stores."""
-    if kind == "type" and type(obj).__name__ == "UTCDateTime":
+    if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
 
