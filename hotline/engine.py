@@ -186,14 +186,15 @@ class Hotline:
 
         deps = WebDeps(
             calls=self.calls,
-            health_checks={
-                "asterisk": self._check_asterisk,
-                "ami": self._check_ami,
-                "fastagi": self._check_agi,
-                "redis": self._check_redis,
-                "database": lambda: ping(self._db),
-                **self.loops.checks(),
-            },
+            health_checks=self.loops.checks(
+                {
+                    "asterisk": self._check_asterisk,
+                    "ami": self._check_ami,
+                    "fastagi": self._check_agi,
+                    "redis": self._check_redis,
+                    "database": lambda: ping(self._db),
+                }
+            ),
             supervisor_user="supervisor",
             supervisor_password=supervisor_password(s),
             timeout_s=s.network_timeout_s,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+from web.health import Check
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,10 @@ class Loops:
         if not state.running:
             raise LoopDown(f"restarting after {state.last_error} ({state.restarts} restarts)")
 
-    def checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        """One health check per loop, named ``loop:<name>``."""
-        return {f"loop:{name}": _bound(self.check, name) for name in self.states}
+    def checks(self, others: Mapping[str, Check]) -> Mapping[str, Check]:
+        """``others`` and one health check per loop, named ``loop:<name>``: a live view that
+        includes loops started later."""
+        return _HealthChecks(self, others)
 
     def running(self) -> list[str]:
         """Names of the loops whose supervisor has not ended."""
@@ -108,5 +111,21 @@ class Loops:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _bound(check: Callable[[str], Awaitable[None]], name: str) -> Callable[[], Awaitable[None]]:
-    return lambda: check(name)
+class _HealthChecks(Mapping[str, Check]):
+    def __init__(self, loops: Loops, others: Mapping[str, Check]) -> None:
+        self._loops, self._others = loops, others
+
+    def __getitem__(self, key: str) -> Check:
+        if key in self._others:
+            return self._others[key]
+        name = key.removeprefix("loop:")
+        if key == name or name not in self._loops.states:
+            raise KeyError(key)
+        return lambda: self._loops.check(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._others
+        yield from (f"loop:{name}" for name in list(self._loops.states))
+
+    def __len__(self) -> int:
+        return len(self._others) + len(self._loops.states)
