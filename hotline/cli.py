@@ -81,9 +81,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(settings: Settings, _args: argparse.Namespace) -> int:
+    from agents.seats import SeatsError
     from hotline.engine import Hotline
     from hotline.lock import AlreadyRunning, data_dir_lock
     from ivr.menu import MenuError
+    from pbx.root import ProvisionError
+    from queueing.redis_server import RedisServerError
 
     async def run() -> None:
         hotline = Hotline(settings)
@@ -108,6 +111,13 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
     except MenuError as exc:
         print(f"hotline: the menu file is refused:\n{exc}", file=sys.stderr)
         return 2
+    except SeatsError as exc:
+        print(f"hotline: the seats file is refused: {exc}", file=sys.stderr)
+        return 2
+    except (ProvisionError, RedisServerError, OSError) as exc:
+        # What started was taken down again (Hotline.start unwinds); one line says why.
+        print(f"hotline: did not start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

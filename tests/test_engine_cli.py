@@ -407,3 +407,27 @@ async def test_healthz_starts_no_asterisk_command(
                 body = await response.json()
             assert body["parts"]["asterisk"]["up"], body
     assert commands == []
+
+
+def test_hotline_up_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+    """The web port is taken: `hotline up` ends with one line naming the cause (no
+    traceback), and leaves nothing running behind (FastAGI port free, no instance file)."""
+    env = hotline_env(
+        tmp_path,
+        HOTLINE_MANAGE_ASTERISK="false",
+        HOTLINE_REDIS_URL=TEST_REDIS_URL,
+        HOTLINE_ACD_PREFIX=f"up-fails-{os.getpid()}:acd:",
+    )
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", int(PORTS["HOTLINE_WEB_PORT"])))
+    blocker.listen()
+    try:
+        result = run(["up"], env)
+    finally:
+        blocker.close()
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hotline: did not start: ") and "address already in use" in last
+    assert "Traceback" not in result.stderr
+    assert _port_is_free(int(PORTS["HOTLINE_AGI_PORT"]))
+    assert not (tmp_path / "var" / "instance.json").exists()
