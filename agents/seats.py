@@ -94,12 +94,6 @@ class SeatsFile:
                 return seat
         raise KeyError(extension)
 
-    def skill(self, name: str) -> Skill:
-        for skill in self.skills:
-            if skill.name == name:
-                return skill
-        raise KeyError(name)
-
     def wrap_up_for(self, seat: Seat, skill: str | None) -> float:
         """Wrap-up after a call of ``skill``: the seat's own, else the skill's, else default."""
         if seat.wrap_up_s is not None:
