@@ -2,12 +2,11 @@
 
 ``GET /api/seats`` lists every seat with its state; ``POST /api/seats/{ext}/login``
 (JSON ``{"pin": "2468"}``), ``/logout``, ``/pause`` (``{"reason": "lunch"}``), ``/resume``
-change one. Errors are JSON ``{"error": <stable code>, "description": ...}``.
+change one. Refusals are the web service's one error shape (:mod:`web.errors`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,31 +14,11 @@ from aiohttp import web
 
 from agents.states import SeatStateError
 from queueing.acd import Acd
-from queueing.models import AcdError, LoginRefused, UnknownSeat
+from web.errors import InvalidRequest
+from web.params import json_object, text_field
 
 ACD = web.AppKey("acd", Acd)
 KICK: web.AppKey[Callable[[], None]] = web.AppKey("acd_kick")
-
-_STATUS = {UnknownSeat: 404, LoginRefused: 403}
-
-
-def error(status: int, code: str, description: str) -> web.HTTPException:
-    body = json.dumps({"error": code, "description": description})
-    exc = web.HTTPException(text=body, content_type="application/json")
-    exc.set_status(status)
-    return exc
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise error(400, "bad_request", "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise error(400, "bad_request", "the body must be a JSON object")
-    return body
 
 
 async def list_seats(request: web.Request) -> web.Response:
@@ -68,15 +47,13 @@ def _seat_action(
     async def handler(request: web.Request) -> web.Response:
         acd = request.app[ACD]
         ext = request.match_info["ext"]
-        body = await _json(request)
+        body = await json_object(request)
         try:
-            await act(acd, ext, body)
-        except SeatStateError as exc:
-            raise error(409, exc.code, str(exc)) from None
-        except AcdError as exc:
-            raise error(_STATUS.get(type(exc), 409), exc.code, str(exc)) from None
-        except ValueError as exc:
-            raise error(400, "bad_request", str(exc)) from None
+            await act(acd, ext, body)  # the ACD's own refusals: web.errors maps them
+        except SeatStateError:
+            raise
+        except ValueError as exc:  # a PIN or pause reason the seat rules do not take
+            raise InvalidRequest(str(exc)) from None
         request.app[KICK]()
         status = await acd.seat(ext)
         return web.json_response({"extension": ext, "state": status.state.value,
@@ -86,10 +63,7 @@ def _seat_action(
 
 
 async def _login(acd: Acd, ext: str, body: dict[str, Any]) -> None:
-    pin = body.get("pin")
-    if not isinstance(pin, str):
-        raise ValueError('login needs a JSON body with the seat\'s PIN: {"pin": "..."}')
-    await acd.login(ext, pin)
+    await acd.login(ext, text_field(body, "pin", max_length=32))
 
 
 async def _logout(acd: Acd, ext: str, _body: dict[str, Any]) -> None:
@@ -97,7 +71,7 @@ async def _logout(acd: Acd, ext: str, _body: dict[str, Any]) -> None:
 
 
 async def _pause(acd: Acd, ext: str, body: dict[str, Any]) -> None:
-    await acd.pause(ext, str(body.get("reason", "break")))
+    await acd.pause(ext, text_field(body, "reason", default="break", max_length=32))
 
 
 async def _resume(acd: Acd, ext: str, _body: dict[str, Any]) -> None:

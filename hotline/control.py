@@ -20,6 +20,7 @@ from agents.seats import SeatsError
 from hotline.instance import RunningInstance
 from hotline.secrets import stored_secret
 from web.app import RouteMount
+from web.errors import HttpError
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +38,18 @@ def control_routes(token: str, reload_seats: SeatsReload) -> RouteMount:
     async def reload(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "unauthorized", "the control token is required")
+            raise HttpError(401, "unauthenticated", "the control token is required")
         try:
             result = await reload_seats()
         except SeatsError as exc:
             log.warning("seats reload refused: %s", exc)
-            return _error(400, "seats_refused", str(exc))
+            raise HttpError(400, "seats_refused", str(exc)) from None
         return web.json_response(result)
 
     def mount(app: web.Application) -> None:
         app.router.add_post(RELOAD_SEATS, reload)
 
     return mount
-
-
-def _error(status: int, code: str, description: str) -> web.Response:
-    return web.json_response({"error": code, "description": description}, status=status)
 
 
 async def request_seats_reload(
@@ -72,5 +69,6 @@ async def request_seats_reload(
             f"the running hotline (pid {instance.pid}) did not answer: {exc}"
         ) from exc
     if response.status != 200:
-        raise ControlError(str(body.get("description") or body))
+        error = body.get("error")
+        raise ControlError(str(error.get("message") if isinstance(error, dict) else body))
     return body

@@ -92,6 +92,8 @@ class Settings:
     # data_dir/staff.toml if it exists.
     staff_file: str = ""
     supervision_interval_s: float = 300.0
+    # An SMS from a number with an order opened by SMS within this window is added to it.
+    sms_followup_window_h: float = 72.0
 
     # Any Vosk model directory (Mandarin in production: vosk-model-cn-0.22 or
     # vosk-model-small-cn-0.22); empty: calls are recorded, not transcribed (logged at start).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -173,7 +174,8 @@ def work_order_routes(settings: Settings, service: WorkOrderService) -> RouteMou
             service,
             api_keys=api_keys,
             staff=staff,
-            sms_token=stored_secret(settings.data_dir, "sms_gateway_token"),
+            sms_secret=stored_secret(settings.data_dir, "sms_gateway_secret"),
+            sms_followup_window=timedelta(hours=settings.sms_followup_window_h),
             jurisdiction_id=settings.open311_jurisdiction_id,
         )
 

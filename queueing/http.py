@@ -5,27 +5,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from web.params import query_float
 
 StatsSource = Callable[[float | None], Awaitable[dict[str, Any]]]
 STATS: web.AppKey[StatsSource] = web.AppKey("acd_stats")
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    raw = request.query.get("since")
-    since: float | None = None
-    if raw is not None:
-        try:
-            since = float(raw)
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": "bad_request", "description": "since: epoch seconds"}),
-                content_type="application/json",
-            ) from None
+    since = query_float(request, "since")  # epoch seconds
     return web.json_response(await request.app[STATS](since))
 
 

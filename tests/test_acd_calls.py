@@ -261,7 +261,7 @@ async def test_seat_states_through_the_web_api(
         async with web.get(base) as r:
             assert r.status == 401
         async with web.post(f"{base}/8001/login", json={"pin": "0000"}, headers=auth) as r:
-            assert r.status == 403 and (await r.json())["error"] == "login_refused"
+            assert r.status == 403 and (await r.json())["error"]["code"] == "login_refused"
         for ext in ("8001", "8005"):
             async with web.post(f"{base}/{ext}/login", json={"pin": PIN}, headers=auth) as r:
                 assert r.status == 200, await r.text()
@@ -270,9 +270,9 @@ async def test_seat_states_through_the_web_api(
         async with web.post(f"{base}/8001/pause", json={"reason": "Lunch!"}, headers=auth) as r:
             assert r.status == 400
         async with web.post(f"{base}/9999/resume", headers=auth) as r:
-            assert r.status == 404 and (await r.json())["error"] == "unknown_seat"
+            assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_seat"
         async with web.post(f"{base}/8005/resume", headers=auth) as r:
-            assert r.status == 409 and (await r.json())["error"] == "seat_state"
+            assert r.status == 409 and (await r.json())["error"]["code"] == "seat_state"
         caller = new_caller()
         await dial(hotline, tmp_path, caller, REPORT, 1500)
         assert await connected_seat(hotline, caller) == "8005"

@@ -206,7 +206,7 @@ async def test_health_and_calls_api(hotline: Hotline) -> None:
             assert "/api/calls" in await response.text()  # the screen reads the live API
         async with http.get(f"{base}/api/calls?limit=abc", headers=auth) as response:
             assert response.status == 400
-            assert "whole number" in (await response.json())["description"]
+            assert "whole number" in (await response.json())["error"]["message"]
 
 
 async def test_ami_drop_is_reported_and_recovered(hotline: Hotline) -> None:

@@ -1,10 +1,16 @@
-"""Open311 GeoReport v2 contract: every endpoint and error, JSON and XML; plus staff API and SMS."""
+"""Open311 GeoReport v2 contract: every endpoint and error, JSON and XML; plus staff API and SMS.
+
+The routes are mounted on the web service's own application (``web.app.make_app``, with its
+error middleware), as the engine mounts them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -12,13 +18,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from calls.store import CallStore
 from db.base import Base
-from hotline.database import make_sessions
+from hotline.database import import_models, make_sessions
+from web.app import WebDeps, make_app
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
-from workorders.models import TABLES
 from workorders.orders import Actor, Role
 from workorders.service import WorkOrderService
+from workorders.sms import sign
 from workorders.timelimits import TimeLimits
 
 KEY = "test-api-key"
@@ -27,24 +35,41 @@ STAFF = {
     "yanta-token": Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府"),
 }
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+SMS_SECRET = "sms-secret"
 NOISE = {"api_key": KEY, "service_code": "noise", "lat": "34.22", "long": "108.95",
-         "description": "工地夜间施工", "attribute[WHEN]": "night"}  # fmt: skip
+         "description": "工地夜间施工", "attribute[WHEN]": "night",
+         "attribute[PUBLISH]": "yes"}  # fmt: skip
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+async def service(tmp_path: Path) -> AsyncIterator[WorkOrderService]:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'o311.db'}")
+    import_models()
     async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all, tables=TABLES)
-    service = WorkOrderService(
+        await conn.run_sync(Base.metadata.create_all)
+    yield WorkOrderService(
         make_sessions(engine), DispatchRules.load(), TimeLimits.load(), clock=lambda: NOW
     )
-    app = web.Application()
-    add_routes(app, service, api_keys=[KEY], staff=STAFF, sms_token="sms-secret",
-               jurisdiction_id="xian.gov.cn")  # fmt: skip
-    async with TestClient(TestServer(app)) as test_client:
-        yield test_client
     await engine.dispose()
+
+
+@pytest.fixture
+async def client(service: WorkOrderService) -> AsyncIterator[TestClient]:
+    deps = WebDeps(CallStore(service.sessions), {}, "supervisor", "supervisor-password")
+
+    def mount(app: web.Application) -> None:
+        add_routes(app, service, api_keys=[KEY], staff=STAFF, sms_secret=SMS_SECRET,
+                   jurisdiction_id="xian.gov.cn")  # fmt: skip
+
+    async with TestClient(TestServer(make_app(deps, [mount]))) as test_client:
+        yield test_client
+
+
+def signed(body: bytes, at: float | None = None) -> dict[str, str]:
+    """The SMS gateway's headers for ``body``."""
+    timestamp = str(int(time.time() if at is None else at))
+    return {"X-Hotline-Timestamp": timestamp,
+            "X-Hotline-Signature": sign(SMS_SECRET, timestamp, body)}  # fmt: skip
 
 
 def xml(text: str) -> ET.Element:
@@ -58,12 +83,14 @@ async def test_services_json_and_xml(client: TestClient) -> None:
     services = await resp.json()
     noise = next(s for s in services if s["service_code"] == "noise")
     assert noise["metadata"] is True and noise["type"] == "realtime" and noise["group"] == "环境"
+    assert noise["keywords"] == ["噪音", "施工", "扰民"]  # GeoReport's schema: an array
     resp = await client.get("/open311/v2/services.xml")
     assert resp.status == 200 and resp.content_type == "text/xml"
     root = xml(await resp.text())
     assert root.tag == "services"
     assert [s.findtext("service_code") for s in root] == ["noise", "road", "policy"]
     assert root[0].findtext("metadata") == "true"
+    assert root[0].findtext("keywords") == "噪音, 施工, 扰民"  # XML: comma separated
 
 
 async def test_service_definition(client: TestClient) -> None:
@@ -72,6 +99,9 @@ async def test_service_definition(client: TestClient) -> None:
     assert body["service_code"] == "noise"
     assert when["code"] == "WHEN" and when["datatype"] == "singlevaluelist" and when["required"]
     assert {"key": "night", "name": "夜间（22时至次日6时）"} in when["values"]
+    consent = body["attributes"][-1]  # every service asks for consent to publication
+    assert consent["code"] == "PUBLISH" and not consent["required"]
+    assert [v["key"] for v in consent["values"]] == ["yes", "no"]
     root = xml(await (await client.get("/open311/v2/services/noise.xml")).text())
     assert root.tag == "service_definition"
     assert root.find("attributes/attribute/values/value/key").text == "day"
@@ -84,17 +114,20 @@ async def test_post_request_then_read_it(client: TestClient) -> None:
     resp = await client.post("/open311/v2/requests.json", data=NOISE)
     assert resp.status == 200
     [answer] = await resp.json()
-    number = answer["service_request_id"]
-    assert number == "20261123000001" and "token" not in answer
-    assert answer["service_notice"] == "5个工作日内答复"
-    [req] = await (await client.get(f"/open311/v2/requests/{number}.json")).json()
+    public_id = answer["service_request_id"]  # random, not the sequential work order number
+    assert len(public_id) >= 16 and "token" not in answer and "account_id" not in answer
+    assert answer["service_notice"] == "5个工作日内答复（工单号20261123000001）"
+    [req] = await (await client.get(f"/open311/v2/requests/{public_id}.json")).json()
     assert req["status"] == "open" and req["service_code"] == "noise"
     assert req["requested_datetime"] == "2026-11-23T10:00:00+08:00"
     assert req["lat"] == 34.22 and req["description"] == "工地夜间施工"
-    root = xml(await (await client.get(f"/open311/v2/requests/{number}.xml")).text())
-    assert root.tag == "service_requests" and root[0].findtext("service_request_id") == number
+    assert "expected_datetime" not in req  # absent (not dispatched yet): omitted, never null
+    root = xml(await (await client.get(f"/open311/v2/requests/{public_id}.xml")).text())
+    assert root.tag == "service_requests" and root[0].findtext("service_request_id") == public_id
     resp = await client.post("/open311/v2/requests.xml", data=NOISE)
-    assert xml(await resp.text())[0].findtext("service_request_id") == "20261123000002"
+    second = xml(await resp.text())[0].findtext("service_request_id")
+    assert second and second != public_id
+    assert (await client.get("/open311/v2/requests/20261123000001.json")).status == 404
 
 
 async def test_batch_service_answers_a_token(client: TestClient) -> None:
@@ -104,7 +137,7 @@ async def test_batch_service_answers_a_token(client: TestClient) -> None:
     assert "service_request_id" not in answer
     token = answer["token"]
     [found] = await (await client.get(f"/open311/v2/tokens/{token}.json")).json()
-    assert found == {"service_request_id": "20261123000001", "token": token}
+    assert found["token"] == token and len(found["service_request_id"]) >= 16
     root = xml(await (await client.get(f"/open311/v2/tokens/{token}.xml")).text())
     assert root[0].findtext("token") == token
     for fmt in ("json", "xml"):
@@ -112,15 +145,19 @@ async def test_batch_service_answers_a_token(client: TestClient) -> None:
 
 
 async def test_requests_filters(client: TestClient) -> None:
-    await client.post("/open311/v2/requests.json", data=NOISE)
-    road = {"api_key": KEY, "service_code": "road", "address_id": "A-17"}
+    [noise] = await (await client.post("/open311/v2/requests.json", data=NOISE)).json()
+    road = {"api_key": KEY, "service_code": "road", "address_id": "A-17",
+            "attribute[PUBLISH]": "yes"}  # fmt: skip
     await client.post("/open311/v2/requests.json", data=road)
     listed = await (await client.get("/open311/v2/requests.json")).json()
     assert len(listed) == 2
     only = await (await client.get("/open311/v2/requests.json?service_code=road")).json()
     assert [r["service_code"] for r in only] == ["road"]
     assert await (await client.get("/open311/v2/requests.json?status=closed")).json() == []
-    by_id = "/open311/v2/requests.json?service_request_id=20261123000001&service_code=road"
+    by_id = (
+        f"/open311/v2/requests.json?service_request_id={noise['service_request_id']}"
+        "&service_code=road"
+    )
     assert [r["service_code"] for r in await (await client.get(by_id)).json()] == ["noise"]
     window = "start_date=2026-11-01T00:00:00%2B08:00&end_date=2026-11-22T00:00:00%2B08:00"
     assert await (await client.get(f"/open311/v2/requests.json?{window}")).json() == []
@@ -141,6 +178,15 @@ async def test_requests_filters(client: TestClient) -> None:
         ({k: v for k, v in NOISE.items() if k != "attribute[WHEN]"}, 400, "WHEN is required"),
         ({**NOISE, "attribute[WHEN]": "noon"}, 400, "not one of"),
         ({**NOISE, "jurisdiction_id": "other.gov"}, 404, "jurisdiction"),
+        ({**NOISE, "media_url": "javascript:alert(1)"}, 400, "http or https"),
+        ({**NOISE, "media_url": "data:text/html,x"}, 400, "http or https"),
+        ({**NOISE, "address_string": "东大街\x1b[2J"}, 400, "control characters"),
+        ({**NOISE, "description": "夜间\x00施工"}, 400, "control characters"),
+        ({**NOISE, "first_name": "王" * 40}, 400, "first_name is longer"),
+        ({**NOISE, "email": "x" * 300}, 400, "email is longer"),
+        ({**NOISE, "attribute[SOURCE]": "工" * 300}, 400, "at most 256"),
+        ({**NOISE, "attribute[PUBLISH]": "maybe"}, 400, "not one of"),
+        ({**NOISE, "lat": "nan", "long": "nan"}, 400, "out of range"),
     ],
 )
 async def test_post_request_errors(
@@ -194,7 +240,7 @@ async def test_staff_api_roles_and_public_status(client: TestClient) -> None:
     number = (await resp.json())["number"]
     resp = await client.post(f"/api/workorders/{number}/sign", json={}, headers=yanta)
     assert resp.status == 409
-    assert "registered" in (await resp.json())["message"]
+    assert "registered" in (await resp.json())["error"]["message"]
     resp = await client.post(f"/api/workorders/{number}/dispatch", json={}, headers=yanta)
     assert resp.status == 403
     resp = await client.post(f"/api/workorders/{number}/dispatch", json={}, headers=op)
@@ -203,22 +249,51 @@ async def test_staff_api_roles_and_public_status(client: TestClient) -> None:
     assert (await resp.json())["state"] == "signed"
     resp = await client.patch(f"/api/workorders/{number}", json={"subject": "夜间施工"}, headers=op)
     assert (await resp.json())["subject"] == "夜间施工"
+    # Numbers are sequential: the public lookup by number answers the state and nothing else.
     status = await (await client.get(f"/api/status/{number}")).json()
-    assert status["status"] == "部门已签收，办理中，期限2026年11月30日"
-    assert "caller_phone" not in status
-    assert (await client.get("/api/status/20990101000001")).status == 404
+    assert status == {"number": number, "state": "signed", "label": "部门已签收，办理中"}
+    resp = await client.get("/api/status/20990101000001")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+
+
+async def sms(
+    client: TestClient, fields: dict[str, str], headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST a form to the SMS webhook, signed as the gateway signs it unless ``headers``."""
+    body = urlencode(fields).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               **(signed(body) if headers is None else headers)}  # fmt: skip
+    resp = await client.post("/sms/inbound", data=body, headers=headers)
+    return resp.status, await resp.json()
 
 
 async def test_sms_webhook(client: TestClient) -> None:
-    headers = {"X-Hotline-SMS-Token": "sms-secret"}
-    resp = await client.post(
-        "/sms/inbound", data={"from": "13800138000", "text": "东大街有人占道摆摊"}, headers=headers
-    )
-    assert resp.status == 200
-    body = await resp.json()
+    status, body = await sms(client, {"from": "13800138000", "text": "东大街有人占道摆摊"})
+    assert status == 200
     assert body["number"] == "20261123000001" and body["number"] in body["reply"]
-    resp = await client.post(
-        "/sms/inbound", data={"from": "1", "text": "长" * 151}, headers=headers
-    )
-    assert resp.status == 400 and "150" in (await resp.json())["reply"]
-    assert (await client.post("/sms/inbound", data={"from": "1", "text": "x"})).status == 401
+    status, body = await sms(client, {"from": "13900139000", "text": "长" * 151})
+    assert status == 400 and "150" in body["reply"]
+    assert body["error"]["code"] == "invalid_input"
+
+
+async def test_sms_signature_timestamp_and_replay(client: TestClient) -> None:
+    fields = {"from": "13800138000", "text": "东大街有人占道摆摊"}
+    status, body = await sms(client, fields, headers={})
+    assert status == 401 and body["error"]["code"] == "unauthenticated"
+    raw = urlencode(fields).encode()
+    status, body = await sms(client, fields, headers=signed(raw, at=time.time() - 600))
+    assert status == 401 and "from now" in body["error"]["message"]
+    forged = signed(raw) | {"X-Hotline-Signature": sign("guessed", str(int(time.time())), raw)}
+    assert (await sms(client, fields, headers=forged))[0] == 401
+    headers = signed(raw)
+    assert (await sms(client, fields, headers=headers))[0] == 200
+    status, body = await sms(client, fields, headers=headers)  # the same request again
+    assert status == 401 and "replay" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'"text"', b"null", b"{not json"])
+async def test_sms_json_body_must_be_an_object(client: TestClient, payload: bytes) -> None:
+    headers = {"Content-Type": "application/json", **signed(payload)}
+    resp = await client.post("/sms/inbound", data=payload, headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "invalid_input"

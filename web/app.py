@@ -1,4 +1,5 @@
-"""The aiohttp application: routes, typed app keys, error mapping in one place."""
+"""The aiohttp application: routes, typed app keys, error mapping in one place
+(:mod:`web.errors`), the OpenAPI document at ``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from aiohttp import web
 
 from calls.store import CallStore
 from web.auth import basic_auth
+from web.errors import ERROR_FORMATS, errors
 from web.health import Check, check_parts
+from web.openapi import openapi_document
+from web.params import query_int
 
 
 @dataclass(frozen=True)
@@ -44,21 +48,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise _bad_request("limit must be a whole number") from None
-    if not 1 <= limit <= 1000:
-        raise _bad_request("limit must be between 1 and 1000")
+    limit = query_int(request, "limit", 50, 1, 1000)
     calls = await request.app[DEPS].calls.recent(limit)
     return web.json_response({"calls": calls})
 
 
-def _bad_request(description: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(
-        text=f'{{"error": "bad-request", "description": "{description}"}}',
-        content_type="application/json",
-    )
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
 
 
 async def supervisor_page(_request: web.Request) -> web.FileResponse:
@@ -73,10 +69,13 @@ async def to_supervisor_page(_request: web.Request) -> web.Response:
 def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
     app = web.Application(
         middlewares=[
-            basic_auth(deps.supervisor_user, deps.supervisor_password, protected=SUPERVISOR_PATHS)
+            errors,
+            basic_auth(deps.supervisor_user, deps.supervisor_password, protected=SUPERVISOR_PATHS),
         ]
     )
     app[DEPS] = deps
+    app[ERROR_FORMATS] = {}
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/supervisor", supervisor_page)

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from web.errors import HttpError
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Any  # aiohttp's middleware protocol, produced by @web.middleware
 
@@ -30,10 +32,11 @@ def basic_auth(user: str, password: str, *, protected: tuple[str, ...]) -> Middl
         except (binascii.Error, ValueError):
             given = b""
         if not given or not hmac.compare_digest(given, expected):
-            raise web.HTTPUnauthorized(
+            raise HttpError(
+                401,
+                "unauthenticated",
+                "supervisor credentials required",
                 headers={"WWW-Authenticate": 'Basic realm="hotline12345"'},
-                text='{"error": "unauthorized", "description": "supervisor credentials required"}',
-                content_type="application/json",
             )
         return await handler(request)
 

@@ -1,4 +1,5 @@
-"""Domain errors with stable codes, and the one place that maps them to HTTP statuses."""
+"""Domain errors with stable codes, and their HTTP statuses (applied by :mod:`web.errors`,
+the one place errors become responses)."""
 
 from __future__ import annotations
 
@@ -64,13 +65,4 @@ def http_status(error: WorkOrderError) -> int:
     for cls in type(error).__mro__:
         if cls in _HTTP_STATUS:
             return _HTTP_STATUS[cls]
-    return 400
-
-
-def open311_status(error: WorkOrderError) -> int:
-    """Open311 GeoReport v2 allows only three: 404 unknown, 403 api_key, 400 otherwise."""
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, Unauthenticated | Forbidden):
-        return 403
     return 400

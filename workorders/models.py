@@ -116,4 +116,11 @@ class WorkOrderCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def text_width(column: str) -> int:
+    """The most characters a work order's text column holds (0: unbounded text): the one
+    source of the length limits the web checks before storing."""
+    length: int | None = getattr(WorkOrderRow.__table__.c[column].type, "length", None)
+    return length or 0
+
+
 TABLES = [WorkOrderRow.__table__, WorkOrderEventRow.__table__, WorkOrderCounter.__table__]

@@ -1,4 +1,5 @@
-"""The work order as the rest of the system sees it: frozen snapshots, actors, new requests."""
+"""The work order as the rest of the system sees it: frozen snapshots, actors, new requests,
+and :meth:`WorkOrder.seen_by`, the one rule for what each role sees of an order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from calls.callerid import mask_number
 from workorders.models import WorkOrderEventRow, WorkOrderRow
 from workorders.states import State
 
@@ -65,6 +67,15 @@ class NewWorkOrder:
     account_id: str = ""
     media_url: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    public_id: str | None = None  # Open311 requests: their random public id
+    published: bool = False  # the citizen agreed, at submission, to the public feed
+
+
+#: roles that call the citizen back (and so see the number and the e-mail address)
+CALLING_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.SYSTEM})
+#: what tells who complained, beyond the contact fields: voice, documents, the call
+WHO_COMPLAINED = ("caller_name", "caller_phone", "email", "transcript", "recording_path",
+                  "attachment_path", "call_id")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,8 +129,23 @@ class WorkOrder:
     history: tuple[HistoryEntry, ...]
     attachment_path: str = ""
     seat: str = ""  # the seat that took the call (phone orders)
+    public_id: str | None = None
+    published: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def seen_by(self, role: Role) -> dict[str, Any]:
+        """The order as JSON for ``role``: the centre (who calls back) sees everything; a
+        department sees what it needs to act (content, place), the number masked and no
+        e-mail, and nothing of who complained when the order is confidential."""
+        out = self._json()
+        if role in CALLING_ROLES:
+            return out
+        out["caller_phone"] = mask_number(self.caller_phone) if self.caller_phone else ""
+        out["email"] = ""
+        if self.confidential:
+            out.update(dict.fromkeys(WHO_COMPLAINED, ""))
+        return out
+
+    def _json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -185,4 +211,6 @@ def snapshot(row: WorkOrderRow) -> WorkOrder:
         history=tuple(_entry(event) for event in row.history),
         attachment_path=row.attachment_path,
         seat=row.seat,
+        public_id=row.public_id,
+        published=row.published,
     )

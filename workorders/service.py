@@ -140,7 +140,23 @@ class WorkOrderService(WorkOrderStore):
             urgent=new.urgent or hint.urgent,
             lead_department=new.lead_department or (hint.lead_department or ""),
             assisting_departments=new.assisting_departments or hint.assisting_departments,
+            # Orders not filed under an Open311 service (phone, SMS, fax) carry their kind.
+            service_code=new.service_code or new.category or hint.category,
         )
+
+    async def follow_up(self, number: str, actor: Actor, text: str) -> WorkOrder:
+        """The citizen adds to an open order (e.g. the place an SMS reply was asked for): a
+        history line, the text appended to the description, a missing place filled in."""
+        hint = self.rules.suggest(text)
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if State(row.state) in CLOSED:
+                raise IllegalTransition("follow up", row.state)
+            row.description = f"{row.description}\n{text}".strip()[:DESCRIPTION_LIMIT]
+            if not row.location_text:
+                row.location_text = (hint.location or text)[:256]
+
+        return await self._act(number, actor, "follow-up", text, change)
 
     async def status_for_phone_lookup(self, number: str) -> str | None:
         """A short speakable status for IVR 3 + number + #; None for an unknown number."""

@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, set[Role]] = {
     Action.ARCHIVE: {*_CENTRE, R.SYSTEM},
     Action.MERGE: _CENTRE,
     "merged": _CENTRE,  # the history line on the order a duplicate was merged into
+    "follow-up": {R.SYSTEM},  # the citizen adds to an open order (an SMS follow-up)
     "supervise": {R.SUPERVISOR, R.SYSTEM},
     "urge": {R.SUPERVISOR, R.SYSTEM},
     "escalate": {R.SUPERVISOR, R.SYSTEM},
@@ -100,10 +101,23 @@ class WorkOrderStore:
                 raise NotFound(f"no request with token {token}")
             return snapshot(row)
 
+    async def by_public_id(self, public_id: str) -> WorkOrder:
+        """An Open311 request by its public id (never the sequential number)."""
+        async with self.sessions() as session:
+            query = select(WorkOrderRow).where(WorkOrderRow.public_id == public_id)
+            row = (await session.execute(query)).scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"no request {public_id[:64]}")
+            return snapshot(row)
+
     async def find(
         self,
         *,
         numbers: Collection[str] | None = None,
+        public_ids: Collection[str] | None = None,
+        published: bool = False,
+        caller_phone: str | None = None,
+        channel: str | None = None,
         service_code: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -114,6 +128,18 @@ class WorkOrderStore:
         query = select(WorkOrderRow).order_by(WorkOrderRow.created_at.desc()).limit(limit)
         if numbers is not None:
             query = query.where(WorkOrderRow.number.in_(list(numbers)))
+        if public_ids is not None:
+            query = query.where(WorkOrderRow.public_id.in_(list(public_ids)))
+        if published:  # the public feed: consent given at submission, not confidential since
+            query = query.where(
+                WorkOrderRow.published.is_(True),
+                WorkOrderRow.confidential.is_(False),
+                WorkOrderRow.public_id.is_not(None),
+            )
+        if caller_phone is not None:
+            query = query.where(WorkOrderRow.caller_phone == caller_phone)
+        if channel is not None:
+            query = query.where(WorkOrderRow.channel == channel)
         if service_code:
             query = query.where(WorkOrderRow.service_code == service_code)
         if start is not None:

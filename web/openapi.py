@@ -1,0 +1,235 @@
+"""The web service described in OpenAPI 3.0, served at ``/openapi.json``.
+
+Tests fuzz the running engine against this document (tests/test_api_fuzz.py, schemathesis):
+no request may end in a 500, and every refusal has the one error shape (:mod:`web.errors`),
+Open311's GeoReport error list being the one documented exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workorders.orders import Satisfaction
+from workorders.states import State
+
+JSON = "application/json"
+ERROR = {"$ref": "#/components/schemas/Error"}
+GEOREPORT_ERRORS = {"$ref": "#/components/schemas/GeoReportErrors"}
+TEXT = {"type": "string"}
+OBJECT = {"type": "object"}
+ACTIONS = ("answer", "dispatch", "reassign", "sign", "return", "start", "extension",
+           "approve-extension", "refuse-extension", "reply", "review", "revisit", "archive",
+           "merge")  # fmt: skip
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {JSON: {"schema": schema}}}
+
+
+def _answers(ok: dict[str, Any], *refusals: int, ok_status: str = "200") -> dict[str, Any]:
+    answers = {ok_status: {"description": "done", **ok}}
+    for status in refusals:
+        answers[str(status)] = {"description": "refused", **_json(ERROR)}
+    return answers
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or TEXT}
+
+
+def _body(schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"required": required, **_json(schema)}
+
+
+def _staff(op: dict[str, Any]) -> dict[str, Any]:
+    return {"security": [{"staff": []}], "tags": ["work orders"], **op}
+
+
+def _supervisor(op: dict[str, Any]) -> dict[str, Any]:
+    return {"security": [{"supervisor": []}], "tags": ["supervisors"], **op}
+
+
+ORDER_FIELDS: dict[str, Any] = {
+    "channel": {"type": "string", "enum": ["phone", "web", "sms", "fax", "app"]},
+    "category": TEXT, "subject": {"type": "string", "maxLength": 128},
+    "description": {"type": "string", "maxLength": 4000},
+    "caller_name": {"type": "string", "maxLength": 64},
+    "caller_phone": {"type": "string", "maxLength": 32},
+    "confidential": {"type": "boolean"}, "urgent": {"type": "boolean"},
+    "location_text": {"type": "string", "maxLength": 256},
+    "lat": {"type": "number", "nullable": True, "minimum": -90, "maximum": 90},
+    "long": {"type": "number", "nullable": True, "minimum": -180, "maximum": 180},
+    "address_id": TEXT, "zipcode": TEXT, "call_id": TEXT, "email": TEXT, "service_code": TEXT,
+    "lead_department": TEXT, "assisting_departments": {"type": "array", "items": TEXT},
+}  # fmt: skip
+
+ACTION_BODY = {
+    "type": "object",
+    "description": "the fields the action takes (answer: answer; return, extension: reason; "
+    "extension: days; reply: text; review: passed; revisit: satisfaction, resolved; "
+    "merge: into; dispatch, reassign: lead_department, assisting_departments; all: note)",
+    "properties": {
+        "note": TEXT, "answer": TEXT, "reason": TEXT, "text": TEXT, "into": TEXT,
+        "days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "passed": {"type": "boolean"}, "resolved": {"type": "boolean"},
+        "satisfaction": {"type": "string", "enum": [s.value for s in Satisfaction]},
+        "lead_department": TEXT, "assisting_departments": {"type": "array", "items": TEXT},
+    },
+}  # fmt: skip
+
+
+def _open311(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
+    """An Open311 operation; the format is the path's extension, errors GeoReport's list."""
+    fmt = _path("format", {"type": "string", "enum": ["json", "xml"]})
+    answers = {
+        "200": {"description": "the resource",
+                "content": {JSON: {"schema": {}}, "text/xml": {"schema": TEXT}}},
+    }  # fmt: skip
+    for status in ("400", "403", "404"):
+        answers[status] = {
+            "description": "GeoReport's error list (the specification's own format)",
+            "content": {JSON: {"schema": GEOREPORT_ERRORS}, "text/xml": {"schema": TEXT}},
+        }
+    return {"tags": ["Open311 GeoReport v2"], "summary": summary, "parameters": [fmt, *params],
+            "responses": answers}  # fmt: skip
+
+
+def openapi_document() -> dict[str, Any]:
+    number = _path("number", {"type": "string", "pattern": "^[0-9]{1,20}$"})
+    jurisdiction = _query("jurisdiction_id", TEXT)
+    paths: dict[str, Any] = {
+        "/healthz": {"get": {"summary": "readiness of every part", "responses": {
+            "200": {"description": "every part up", **_json(OBJECT)},
+            "503": {"description": "a part is down (named in the body)", **_json(OBJECT)},
+        }}},
+        "/openapi.json": {"get": {"summary": "this document",
+                                  "responses": {"200": {"description": "OpenAPI 3.0"}}}},
+        "/api/calls": {"get": _supervisor({
+            "summary": "recent calls and their IVR journey",
+            "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+            "responses": _answers(_json(OBJECT), 400, 401)})},
+        "/api/stats": {"get": _supervisor({
+            "summary": "queue figures since an epoch time (default: the last 24 h)",
+            "parameters": [_query("since", {"type": "number"}, "epoch seconds")],
+            "responses": _answers(_json(OBJECT), 400, 401)})},
+        "/api/seats": {"get": _supervisor({
+            "summary": "every seat and its state",
+            "responses": _answers(_json(OBJECT), 401)})},
+        "/api/seats/{ext}/{change}": {"post": _supervisor({
+            "summary": "log a seat in (pin), out, pause it (reason) or resume it",
+            "parameters": [_path("ext"), _path("change", {"type": "string", "enum": [
+                "login", "logout", "pause", "resume"]})],
+            "requestBody": _body({"type": "object", "properties": {"pin": TEXT,
+                                                                   "reason": TEXT}}),
+            "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)})},
+        "/api/workorders": {
+            "post": _staff({
+                "summary": "register a work order",
+                "requestBody": _body({"type": "object", "required": ["channel"],
+                                      "properties": ORDER_FIELDS}, required=True),
+                "responses": _answers(_json(OBJECT), 400, 401, 403, 415, ok_status="201")}),
+            "get": _staff({
+                "summary": "work orders, newest first (a department: its own)",
+                "parameters": [
+                    _query("state", {"type": "string", "enum": [s.value for s in State]}),
+                    _query("department", TEXT),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                ],
+                "responses": _answers(_json({"type": "array", "items": OBJECT}), 400, 401)}),
+        },
+        "/api/workorders/{number}": {
+            "get": _staff({"summary": "one work order, as the caller's role may see it",
+                           "parameters": [number],
+                           "responses": _answers(_json(OBJECT), 401, 403, 404)}),
+            "patch": _staff({
+                "summary": "correct an open order's fields (and a note)",
+                "parameters": [number],
+                "requestBody": _body({"type": "object", "properties": {
+                    **ORDER_FIELDS, "note": TEXT}}),
+                "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)}),
+        },
+        "/api/workorders/{number}/{action}": {"post": _staff({
+            "summary": "one step of the closed loop",
+            "parameters": [number, _path("action", {"type": "string", "enum": list(ACTIONS)})],
+            "requestBody": _body(ACTION_BODY),
+            "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)})},
+        "/api/status/{number}": {"get": {
+            "tags": ["citizens"], "summary": "the state of a work order, nothing else",
+            "parameters": [_path("number")],
+            "responses": _answers(_json({"type": "object", "required": ["state"], "properties": {
+                "number": TEXT, "state": TEXT, "label": TEXT}}), 404)}},
+        "/sms/inbound": {"post": {
+            "tags": ["citizens"],
+            "summary": "the SMS gateway's webhook (signed: see workorders/sms.py)",
+            "parameters": [
+                {"name": "X-Hotline-Timestamp", "in": "header", "required": False,
+                 "schema": TEXT},
+                {"name": "X-Hotline-Signature", "in": "header", "required": False,
+                 "schema": TEXT},
+            ],
+            "requestBody": {"required": True, "content": {
+                JSON: {"schema": {"type": "object", "properties": {"from": TEXT, "text": TEXT}}},
+                "application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "properties": {"from": TEXT, "text": TEXT}}},
+            }},
+            "responses": _answers(_json(OBJECT), 400, 401, 415)}},
+        "/control/seats/reload": {"post": {
+            "tags": ["engine"], "security": [{"control": []}],
+            "summary": "apply the edited seats file (the hotline command on this machine)",
+            "responses": _answers(_json(OBJECT), 400, 401)}},
+        "/open311/v2/services.{format}": {"get": _open311("the service list", jurisdiction)},
+        "/open311/v2/services/{code}.{format}": {"get": _open311(
+            "a service's attributes (PUBLISH: the consent to publication)", _path("code"),
+            jurisdiction)},
+        "/open311/v2/requests.{format}": {
+            "get": _open311("the public feed (published requests)",
+                            _query("service_request_id", TEXT), _query("service_code", TEXT),
+                            _query("start_date", TEXT), _query("end_date", TEXT),
+                            _query("status", {"type": "string", "enum": ["open", "closed"]}),
+                            jurisdiction),
+            "post": {**_open311("file a request (api_key required)"), "requestBody": {
+                "required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["api_key", "service_code"],
+                    "properties": {name: TEXT for name in (
+                        "api_key", "jurisdiction_id", "service_code", "lat", "long",
+                        "address_string", "address_id", "email", "device_id", "account_id",
+                        "first_name", "last_name", "phone", "description", "media_url",
+                        "attribute[PUBLISH]")}}}}}},
+        },
+        "/open311/v2/requests/{id}.{format}": {"get": _open311(
+            "one request by its public id", _path("id"), jurisdiction)},
+        "/open311/v2/tokens/{token}.{format}": {"get": _open311(
+            "the public id of a batch request's token", _path("token"), jurisdiction)},
+    }  # fmt: skip
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hotline12345 web API",
+            "version": "1",
+            "description": "Every refusal is {\"error\": {\"code\", \"message\"}} except under "
+            "/open311/v2/, which answers GeoReport v2's error list as its specification "
+            "requires.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "staff": {"type": "http", "scheme": "bearer",
+                          "description": "a token from the staff file (README)"},
+                "supervisor": {"type": "http", "scheme": "basic"},
+                "control": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": TEXT, "message": TEXT}}}},
+                "GeoReportErrors": {"type": "array", "items": {
+                    "type": "object", "required": ["code", "description"],
+                    "properties": {"code": {"type": "integer"}, "description": TEXT}}},
+            },
+        },
+    }  # fmt: skip
