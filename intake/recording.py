@@ -270,6 +270,8 @@ class RecordingListener:
             problems.append(f"recording: {exc}")
         transcript: CallTranscript | None = None
         if self.transcriber is not None and duration is not None:
+            log.info("call %s: recording closed (%.1f s), transcribing both sides",
+                     draft.call_id, duration)  # fmt: skip
             transcript, side_problems = await transcribe_sides(
                 self.transcriber, files.caller, files.operator, draft.call_id,
                 self.config.transcription_timeout_s,
