@@ -7,74 +7,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from xml.etree import ElementTree as ET
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import create_async_engine
+from aiohttp.test_utils import TestClient
+from sql_databases import fresh_database
+from web_client import KEY, signed, web_client, work_order_service, xml
 
-from calls.store import CallStore
-from db.base import Base
-from hotline.database import import_models, make_sessions
-from web.app import WebDeps, make_app
-from workorders.dispatch import DispatchRules
-from workorders.http import add_routes
-from workorders.orders import Actor, Role
-from workorders.service import WorkOrderService
 from workorders.sms import sign
-from workorders.timelimits import TimeLimits
 
-KEY = "test-api-key"
-STAFF = {
-    "op-token": Actor("王敏", Role.OPERATOR),
-    "yanta-token": Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府"),
-}
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-SMS_SECRET = "sms-secret"
 NOISE = {"api_key": KEY, "service_code": "noise", "lat": "34.22", "long": "108.95",
          "description": "工地夜间施工", "attribute[WHEN]": "night",
          "attribute[PUBLISH]": "yes"}  # fmt: skip
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[WorkOrderService]:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'o311.db'}")
-    import_models()
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield WorkOrderService(
-        make_sessions(engine), DispatchRules.load(), TimeLimits.load(), clock=lambda: NOW
-    )
-    await engine.dispose()
-
-
-@pytest.fixture
-async def client(service: WorkOrderService) -> AsyncIterator[TestClient]:
-    deps = WebDeps(CallStore(service.sessions), {}, "supervisor", "supervisor-password")
-
-    def mount(app: web.Application) -> None:
-        add_routes(app, service, api_keys=[KEY], staff=STAFF, sms_secret=SMS_SECRET,
-                   jurisdiction_id="xian.gov.cn")  # fmt: skip
-
-    async with TestClient(TestServer(make_app(deps, [mount]))) as test_client:
-        yield test_client
-
-
-def signed(body: bytes, at: float | None = None) -> dict[str, str]:
-    """The SMS gateway's headers for ``body``."""
-    timestamp = str(int(time.time() if at is None else at))
-    return {"X-Hotline-Timestamp": timestamp,
-            "X-Hotline-Signature": sign(SMS_SECRET, timestamp, body)}  # fmt: skip
-
-
-def xml(text: str) -> ET.Element:
-    assert text.startswith('<?xml version="1.0" encoding="utf-8"?>')
-    return ET.fromstring(text.split("\n", 1)[1])
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    async with fresh_database("sqlite", tmp_path) as engine:
+        async with web_client(await work_order_service(engine)) as test_client:
+            yield test_client
 
 
 async def test_services_json_and_xml(client: TestClient) -> None:
