@@ -260,3 +260,37 @@ async def test_database_down_then_back_the_order_lands_exactly_once(tmp_path: Pa
 
 async def _gone(listener: RecordingListener, call_id: str) -> bool:
     return call_id not in listener.outbox
+
+
+class SlowTranscriber:
+    """Vosk busy with other calls: this call's sides take longer than the engine's stop."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def transcribe(self, path: Path | str) -> Any:
+        from speech.transcriber import Transcript, Word
+
+        await asyncio.sleep(self.seconds)
+        word = Word("물이", 0.1, 0.4, 0.9)
+        return Transcript(words=(word,), text=word.text, duration=1.0, sample_rate=8000)
+
+
+async def test_a_stop_while_transcribing_leaves_the_draft_for_the_next_start(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    listener = listener_on(tmp_path, sessions)
+    listener.transcriber = SlowTranscriber(30)
+    call = a_call("1772616600.8")
+    write_recording(listener.config.recordings_dir, call)
+    await listener.finished(call)
+    await asyncio.sleep(1.5)  # the files are closed, transcription runs
+    await listener.close(timeout=0.5)  # the engine's stop deadline passes first
+    assert call.call_id in listener.outbox and await orders_of(sessions, call.call_id) == 0
+
+    restarted = listener_on(tmp_path, sessions)  # the next start, same outbox
+    restarted.transcriber = SlowTranscriber(0.1)
+    assert await restarted.recover() == 1
+    result = await restarted.wait_done(call.call_id, timeout=20)
+    assert result is not None and result.transcript is not None
+    assert await orders_of(sessions, call.call_id) == 1 and restarted.outbox.pending() == []
