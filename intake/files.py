@@ -55,6 +55,20 @@ def locate_recording(recordings_dir: Path, call_id: str, connected_at: datetime)
     return next((files for files in candidates if files.mix.exists()), candidates[0])
 
 
+def recent_recordings(recordings_dir: Path, since: datetime) -> list[RecordingFiles]:
+    """The recordings (by their mix file) in the day folders from ``since`` (UTC) on."""
+    found: list[RecordingFiles] = []
+    day = since.astimezone(UTC).date()
+    while day <= datetime.now(UTC).date():
+        folder = recordings_dir / day.strftime("%Y/%m/%d")
+        for mix in sorted(folder.glob("*-mix.wav")) if folder.is_dir() else ():
+            call_id = mix.name.removesuffix("-mix.wav")
+            found.append(RecordingFiles(mix, mix.with_name(f"{call_id}-caller.wav"),
+                                        mix.with_name(f"{call_id}-operator.wav")))  # fmt: skip
+        day += timedelta(days=1)
+    return found
+
+
 def wav_duration(path: Path) -> float:
     """Seconds of audio in a closed WAV; raises ValueError for a missing or corrupt file."""
     try:

@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -27,7 +27,13 @@ from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from db.base import utcnow
 from intake.config import IntakeConfig
-from intake.files import RecordingFiles, locate_recording, wait_closed, wav_duration
+from intake.files import (
+    RecordingFiles,
+    locate_recording,
+    recent_recordings,
+    wait_closed,
+    wav_duration,
+)
 from intake.outbox import Outbox, PendingDraft
 from intake.store import CallRecording, RecordingStore
 from intake.transcription import SideTranscriber, transcribe_sides
@@ -41,10 +47,17 @@ KEEP_RESULTS = 256  # finished intakes remembered for :meth:`RecordingListener.w
 # Errors of a database (or disk) that is unreachable for now: retried until it answers.
 TRANSIENT = (DBAPIError, OSError, TimeoutError, ConnectionError)
 T = TypeVar("T")
+MIN_AUDIO_S = 0.5  # a recording shorter than this was never bridged to a seat
 
 
 class AmiActions(Protocol):
     async def action(self, action: dict[str, str], *, as_list: bool = False) -> Any: ...
+
+
+class CallLookup(Protocol):
+    """The call records (calls.store.CallStore): who called, which queue they chose."""
+
+    async def get(self, uniqueid: str) -> dict[str, Any] | None: ...
 
 
 class CallDrafter(Protocol):
@@ -82,8 +95,10 @@ class RecordingListener:
         drafter: CallDrafter,
         transcriber: SideTranscriber | None,
         outbox: Outbox,
+        calls: CallLookup | None = None,
     ) -> None:
         self.config = config
+        self.calls = calls
         self.ami = ami
         self.store = store
         self.drafter = drafter
@@ -146,10 +161,11 @@ class RecordingListener:
                 log.info("call %s: resuming its draft from the outbox", draft.call_id)
                 self.schedule(draft)
                 scheduled += 1
-        orphans = [
-            r for r in await self.store.undrafted(before=utcnow() - timedelta(seconds=settle_s))
-            if r.call_id not in self._running and r.call_id not in self.outbox
-        ]  # fmt: skip
+        settled = utcnow() - timedelta(seconds=settle_s)
+        orphans = [_orphan_draft(r) for r in await self.store.undrafted(before=settled)]
+        orphans += await self._unannounced(settled)
+        orphans = [d for d in orphans if d.call_id not in self._running and d.call_id not in
+                   self.outbox]  # fmt: skip
         if not orphans:
             return scheduled
         live = await self._live_calls()
@@ -157,17 +173,48 @@ class RecordingListener:
             log.info("%d recordings without an order: Asterisk not reachable to tell whether "
                      "their calls ended; trying again later", len(orphans))  # fmt: skip
             return scheduled
-        for row in orphans:
-            if row.call_id in live:
+        for draft in orphans:
+            if draft.call_id in live:
                 continue
             log.warning("call %s from %s at seat %s: recorded but never drafted (the engine "
-                        "was down when it ended?); drafting it now", row.call_id,
-                        mask_number(row.caller_number), row.seat)  # fmt: skip
-            draft = _orphan_draft(row)
+                        "was down when it ended, or the native queue answered it); drafting "
+                        "it now", draft.call_id, mask_number(draft.caller_number),
+                        draft.seat or "unknown")  # fmt: skip
             await asyncio.to_thread(self.outbox.put, draft)
             self.schedule(draft)
             scheduled += 1
         return scheduled
+
+    async def _unannounced(self, settled: datetime) -> list[PendingDraft]:
+        """Recordings no connected call announced (e.g. answered by the native ``Queue()``
+        fallback while the engine was unreachable): drafted from the call record."""
+        drafts: list[PendingDraft] = []
+        since = settled - timedelta(days=1)
+        found = await asyncio.to_thread(recent_recordings, self.config.recordings_dir, since)
+        ids = {files.mix.name.removesuffix("-mix.wav"): files for files in found}
+        known = await self.store.known(list(ids)) if ids else set()
+        for call_id, files in ids.items():
+            if call_id in self._running or call_id in known:
+                continue
+            try:
+                stat = await asyncio.to_thread(files.mix.stat)
+                seconds = await asyncio.to_thread(wav_duration, files.mix)
+            except (OSError, ValueError):
+                continue
+            changed = datetime.fromtimestamp(stat.st_mtime, UTC)
+            if changed > settled or seconds < MIN_AUDIO_S:  # still written, or never bridged
+                continue
+            record = await self.calls.get(call_id) if self.calls is not None else None
+            route = str((record or {}).get("route") or "")
+            drafts.append(PendingDraft(
+                call_id=call_id, caller_channel="",
+                caller_number=str((record or {}).get("caller_number") or ""),
+                seat="", seat_channel="",
+                skill=route.removeprefix("queue:") if route.startswith("queue:") else "",
+                connected_at=changed, ended_at=changed,
+                problems=("answered outside the engine's ACD: seat unknown",),
+            ))  # fmt: skip
+        return drafts
 
     async def run_recovery(self, stop: asyncio.Event) -> None:
         """:meth:`recover` at start and every ``recovery_interval_s`` until ``stop``."""

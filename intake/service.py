@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from calls.store import CallStore
 from intake.config import IntakeConfig
 from intake.fax import FaxIntake, WorkOrderCreator
 from intake.outbox import Outbox
@@ -52,7 +53,8 @@ class Intake:
         store = RecordingStore(sessions)
         outbox = Outbox(config.outbox)
         outbox.open()
-        recordings = RecordingListener(config, ami, store, work_orders, pool, outbox)
+        calls = CallStore(sessions)
+        recordings = RecordingListener(config, ami, store, work_orders, pool, outbox, calls)
         return cls(config, store, recordings, FaxIntake(work_orders), pool)
 
     async def run_retention(self, stop: asyncio.Event) -> None:

@@ -111,6 +111,14 @@ class RecordingStore:
             )
             return [_snapshot(row) for row in rows]
 
+    async def known(self, call_ids: Sequence[str]) -> set[str]:
+        """Which of ``call_ids`` have a recording row."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(CallRecordingRow.call_id).where(CallRecordingRow.call_id.in_(call_ids))
+            )
+            return set(rows)
+
     async def get(self, call_id: str) -> CallRecording | None:
         async with self.sessions() as session:
             row = await self._row(session, call_id)

@@ -294,3 +294,32 @@ async def test_a_stop_while_transcribing_leaves_the_draft_for_the_next_start(
     result = await restarted.wait_done(call.call_id, timeout=20)
     assert result is not None and result.transcript is not None
     assert await orders_of(sessions, call.call_id) == 1 and restarted.outbox.pending() == []
+
+
+async def test_a_recording_nobody_announced_is_drafted_from_its_call_record(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The native Queue() fallback answered while the engine's ACD was unreachable: the
+    dialplan recorded the call, no listener heard of it. The call record names the caller and
+    the queue chosen; the seat is unknown and said so."""
+    from calls.callerid import parse_caller_id
+    from calls.store import CallStore
+
+    listener = listener_on(tmp_path, sessions)
+    listener.calls = calls = CallStore(sessions)
+    now = datetime.now(UTC)
+    fallback = ConnectedCall(**{**a_call("1772616600.9").__dict__, "connected_at": now})
+    never_bridged = ConnectedCall(**{**a_call("1772616600.10").__dict__, "connected_at": now})
+    record = await calls.open(fallback.call_id, "PJSIP/citizens-9", parse_caller_id("13900002222"))
+    await calls.finish_ivr(record, route="queue:consultation", reason="key", language="zh",
+                           entered=None)  # fmt: skip
+    write_recording(listener.config.recordings_dir, fallback, seconds=2.0)
+    write_recording(listener.config.recordings_dir, never_bridged, seconds=0.0)
+    assert await listener.recover(settle_s=60) == 0  # just written: maybe still recording
+    assert await listener.recover(settle_s=-5) == 1
+    result = await listener.wait_done(fallback.call_id, timeout=20)
+    assert result is not None and "seat unknown" in "; ".join(result.problems)
+    order = await listener.drafter.get(result.work_order_number)  # type: ignore[attr-defined]
+    assert (order.caller_phone, order.category, order.seat) == ("13900002222", "consultation", "")
+    assert await orders_of(sessions, never_bridged.call_id) == 0
+    assert await listener.recover(settle_s=-5) == 0  # drafted once
