@@ -431,3 +431,30 @@ def test_hotline_up_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
     assert _port_is_free(int(PORTS["HOTLINE_AGI_PORT"]))
     assert not (tmp_path / "var" / "instance.json").exists()
+
+
+async def test_seats_reload_refusals(tmp_path: Path) -> None:
+    """The control endpoint wants the instance's token; a broken seats file is refused with
+    its reason by `hotline seats reload`, and the running engine keeps the seats it had."""
+    seats_file = tmp_path / "seats.toml"
+    seats_file.write_text((PROJECT_DIR / "agents" / "seats.toml").read_text(encoding="utf-8"))
+    settings = instance_settings(tmp_path, manage_asterisk=False, seats_file=seats_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_DATA_DIR=str(settings.data_dir), PYTHONPATH=str(PROJECT_DIR))
+    engine = Hotline(settings)
+    try:
+        await engine.start()
+        before = engine.seats
+        url = f"http://127.0.0.1:{settings.web_port}/control/seats/reload"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, headers={"Authorization": "Bearer guess"}) as response:
+                assert response.status == 401
+                assert (await response.json())["error"]["code"] == "unauthenticated"
+        seats_file.write_text('[[seat]]\nextension = "8001"\n', encoding="utf-8")
+        result = await asyncio.to_thread(run, ["seats", "reload"], env)
+        assert result.returncode == 2, result.stdout
+        assert "hotline: the seats file is refused:" in result.stderr
+        assert engine.seats is before
+    finally:
+        await engine.stop()
+        await _drop_keys(settings)
