@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,10 +194,12 @@ async def start_call(
     )  # fmt: skip
 
 
-async def finished(call: asyncio.subprocess.Process, timeout_s: float = 90) -> int:
-    await asyncio.wait_for(call.communicate(), timeout_s)
-    assert call.returncode is not None
-    return call.returncode
+async def finished(call: asyncio.subprocess.Process, timeout_s: float = 90) -> None:
+    """The sipp call ended well (else sipp's output says why)."""
+    out, err = await asyncio.wait_for(call.communicate(), timeout_s)
+    assert call.returncode == 0, (
+        f"sipp exit {call.returncode}:\n{out.decode()[-3000:]}{err.decode()}"
+    )
 
 
 async def state(acd: Acd, ext: str) -> SeatState:
@@ -262,3 +265,213 @@ async def test_hotline_runs_its_own_redis(tmp_path: Path) -> None:
         assert state_ == b"available"
     finally:
         server.stop()
+
+
+# -- item 9: kill -9 of the engine during a conversation -----------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_engine_killed_mid_conversation(pbx: Pbx, redis: aioredis.Redis) -> None:
+    """kill -9 of the engine while seat 8001 talks with a caller: a new engine finds the
+    seat still in the call (on_call, not freed early), frees it when the seat hangs up (no
+    pause), the caller is hung up rather than queued again (seat 8005 never rings), and the
+    operator can log out."""
+    acd = pbx.acd(redis)
+    first = EngineProcess(pbx.settings, pbx.workdir / "engine-kill-1.log")
+    second = EngineProcess(pbx.settings, pbx.workdir / "engine-kill-2.log")
+    talking = await seat_phone(pbx, "8001", hangup_after_ms=14_000)
+    other = await seat_phone(pbx, "8005")
+    caller = new_caller()
+    try:
+        first.start()
+        await first.ready()
+        await acd.login("8001", PIN)
+        await asyncio.sleep(0.1)
+        await acd.login("8005", PIN)
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        await eventually(lambda: _on_call(acd, "8001"), 40, "seat 8001 on the call")
+        first.kill()
+        second.start()
+        await second.ready()
+        await asyncio.sleep(2)  # the new engine's first reconcile ran
+        assert await state(acd, "8001") is SeatState.ON_CALL  # the call goes on in Asterisk
+        await finished(call)  # hung up after the seat hung up, not queued
+        await eventually(lambda: _free(acd, "8001"), 20, "seat 8001 released after the call")
+        assert "reconcile" in second.text() or "goes on in Asterisk" in second.text()
+        await acd.logout("8001")
+        assert caller not in other.callers(), "the caller was queued again after the call"
+        assert (await acd.seat("8005")).reason != "no-answer"
+    finally:
+        first.stop()
+        second.stop()
+        await logout_all(acd)
+        await drop_phone(pbx, talking)
+        await drop_phone(pbx, other)
+
+
+async def _on_call(acd: Acd, ext: str) -> bool:
+    return await state(acd, ext) is SeatState.ON_CALL
+
+
+async def _free(acd: Acd, ext: str) -> bool:
+    return await state(acd, ext) in {SeatState.WRAP_UP, SeatState.AVAILABLE}
+
+
+# -- item 11: one missed DialEnd ---------------------------------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_a_missed_dial_end_pauses_no_seat(
+    pbx: Pbx, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's AMI handler never sees DialEnd while a caller talks with a seat well past
+    the ring timeout: Asterisk is asked before any RONA, so no seat is paused, no other seat
+    rings, and the call counts as connected (the session went on to the conversation)."""
+    original = AmiClient.on
+
+    def on(self: AmiClient, event: str, handler: EventHandler) -> None:
+        if event == "DialEnd":
+            handler = _dropped  # the event is lost on its way to the engine
+        original(self, event, handler)
+
+    monkeypatch.setattr(AmiClient, "on", on)
+    engine = Hotline(pbx.settings)
+    acd = pbx.acd(redis)
+    phones = [await seat_phone(pbx, ext) for ext in ("8001", "8005", "8002")]
+    caller = new_caller()
+    try:
+        await engine.start()
+        for phone in phones:
+            await acd.login(phone.ext, PIN)
+            await asyncio.sleep(0.1)
+        call = await start_call(pbx, caller, 16_000)  # talks ~10 s; the ring timeout is 4 s
+        await finished(call)
+        rung = [phone.ext for phone in phones if caller in phone.callers()]
+        assert len(rung) == 1, f"the caller rang {rung}"
+        for phone in phones:
+            assert (await acd.seat(phone.ext)).state is not SeatState.PAUSED, phone.ext
+        kinds = [e.type for e in await read_events(redis, pbx.settings.acd_prefix, count=100_000)
+                 if e.seat == rung[0] and e.type in {"connect", "requeue"}]  # fmt: skip
+        assert "connect" in kinds and "requeue" not in kinds, kinds
+    finally:
+        await logout_all(acd)
+        await engine.stop()
+        for phone in phones:
+            await drop_phone(pbx, phone)
+
+
+def _dropped(_event: Any) -> None:
+    return None
+
+
+# -- item 10: Redis restarts -----------------------------------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_redis_restart_keeps_logins_callers_and_callbacks(
+    pbx: Pbx, redis: aioredis.Redis
+) -> None:
+    """A real restart of the hotline's Redis (AOF) keeps a paused seat's login, a waiting
+    caller and a callback. Then a Redis that lost everything: the engine holding the
+    caller's session enqueues the caller again, and the seat logging in takes the call."""
+    engine = Hotline(pbx.settings)
+    acd = pbx.acd(redis)
+    prefix = pbx.settings.acd_prefix
+    phone = await seat_phone(pbx, "8001")
+    caller = new_caller()
+    try:
+        await engine.start()
+        await acd.login("8001", PIN)
+        await acd.pause("8001", "break")
+        call = await start_call(pbx, caller, 45_000)
+        call_id = await eventually(lambda: waiting_id(redis, prefix, caller), 40, "the caller")
+        await acd.enqueue("cb-fault", "report", caller="13912345678")
+        await acd.to_callback("cb-fault", "13912345678")
+
+        await asyncio.to_thread(pbx.redis.stop)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(pbx.redis.start)
+        await redis.connection_pool.disconnect()  # this test's own connections died with it
+        seat = await acd.seat("8001")
+        assert (seat.state, seat.reason) == (SeatState.PAUSED, "break")
+        assert await acd.position(call_id) is not None
+        kept = await acd.waiting_call("cb-fault")
+        assert kept is not None and kept.kind is CallKind.CALLBACK
+        await acd.cancel("cb-fault")
+
+        await asyncio.to_thread(pbx.redis.stop)
+        for file in (pbx.redis.folder / "appendonlydir").iterdir():
+            file.unlink()  # Redis comes back empty
+        await asyncio.to_thread(pbx.redis.start)
+        await redis.connection_pool.disconnect()
+        assert await redis.exists(f"{prefix}call:{call_id}") == 0
+        await eventually(lambda: acd.position(call_id), 20, "the caller enqueued again")
+        await acd.login("8001", PIN)
+        engine.dispatcher.kick()
+        await finished(call)
+        assert caller in phone.callers()
+    finally:
+        await logout_all(acd)
+        await engine.stop()
+        await drop_phone(pbx, phone)
+
+
+# -- item 16: several engines on one Redis ---------------------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_two_engines_share_the_acd(
+    pbx: Pbx, redis: aioredis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine A holds the callers (Asterisk's FastAGI goes to it); engine B shares its
+    Redis. B's routing step picks A's caller: the decision is forwarded to A, the caller
+    reaches the seat (B never cancels it). Then A is killed with a caller waiting: the
+    caller goes to the native queue and reaches the seat there, and B removes A's entry
+    once A's lease has expired."""
+    caplog.set_level(logging.INFO, logger="queueing")
+    s = pbx.settings
+    shutil.copytree(s.prompts_dir, tmp_path / "b" / "prompts")  # no second synthesis
+    b_settings = s.replace(
+        data_dir=tmp_path / "b", agi_port=6273 + PORT_OFFSET, web_port=9445 + PORT_OFFSET,
+        ami_secret=stored_secret(s.data_dir, "ami_secret"),
+    )  # fmt: skip
+    a = EngineProcess(s, pbx.workdir / "engine-a.log")
+    b = Hotline(b_settings)
+    acd = pbx.acd(redis)
+    phone = await seat_phone(pbx, "8001", hangup_after_ms=3000)
+    first, second = new_caller(), new_caller()
+    try:
+        a.start()
+        await a.ready()
+        await b.start()
+        call = await start_call(pbx, first, 500, seat_hangs_up=True)
+        await eventually(lambda: waiting_id(redis, s.acd_prefix, first), 40, "caller 1 waits")
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)  # A's routing step cannot run first
+        try:
+            await b.acd.login("8001", PIN)
+            assert await b.dispatcher.step() == 1
+            await asyncio.sleep(0.3)
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        await finished(call)
+        assert first in phone.callers()
+        assert "forwarded to engine" in caplog.text
+        assert "no session holds it" not in caplog.text
+
+        await eventually(lambda: _free(acd, "8001"), 20, "seat 8001 after caller 1")
+        await acd.pause("8001", "break")  # caller 2 waits in A's queue
+        call = await start_call(pbx, second, 500, seat_hangs_up=True)
+        call_id = await eventually(lambda: waiting_id(redis, s.acd_prefix, second), 40, "caller 2")
+        a.kill()
+        await finished(call)  # through the native queue
+        assert second in phone.callers()
+        await eventually(
+            lambda: _gone(redis, f"{s.acd_prefix}call:{call_id}"), 30, "A's entry removed by B"
+        )
+        assert "its engine is gone" in caplog.text
+    finally:
+        a.stop()
+        await b.stop()
+        await logout_all(acd)
+        await drop_phone(pbx, phone)
+
+
+async def _gone(redis: aioredis.Redis, key: str) -> bool:
+    return not await redis.exists(key)
