@@ -125,7 +125,7 @@ class Hotline:
         await create_schema(self._db)
         sessions = make_sessions(self._db)
         self.calls = CallStore(sessions)
-        self.work_orders = work_orders(s, sessions)
+        self.work_orders = work_orders(sessions)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)
             await asyncio.to_thread(server.start)

@@ -155,7 +155,7 @@ def intake_config(settings: Settings) -> IntakeConfig:
     )
 
 
-def work_orders(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
+def work_orders(sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
     return WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
 
 
