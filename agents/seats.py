@@ -192,10 +192,8 @@ def parse_seats(text: str, *, source: str = "<seats>") -> SeatsFile:
     ):
         raise fail(None, "languages must be a list of language codes such as 'zh', 'en'")
     defaults = data.get("defaults", {})
-    wrap_up_s = _seconds(defaults.get("wrap_up_s", 15), "defaults.wrap_up_s", fail, lines)
-    ring_timeout_s = _seconds(
-        defaults.get("ring_timeout_s", 15), "defaults.ring_timeout_s", fail, lines
-    )
+    wrap_up_s = _seconds(defaults.get("wrap_up_s", 15), "defaults.wrap_up_s", fail)
+    ring_timeout_s = _seconds(defaults.get("ring_timeout_s", 15), "defaults.ring_timeout_s", fail)
     skills = _parse_skills(data.get("skills", {}), fail, lines)
     known = {s.name for s in skills}
     raw_seats = data.get("seat", [])
@@ -221,7 +219,7 @@ def parse_seats(text: str, *, source: str = "<seats>") -> SeatsFile:
     )
 
 
-def _seconds(value: object, what: str, fail: Any, lines: _Lines, line: int | None = None) -> float:
+def _seconds(value: object, what: str, fail: Any, line: int | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
         raise fail(line, f"{what} must be a number of seconds between 0 and 3600")
     return float(value)
@@ -244,7 +242,7 @@ def _parse_skills(raw: object, fail: Any, lines: _Lines) -> tuple[Skill, ...]:
                 label=str(spec.get("label", name)),
                 wrap_up_s=None
                 if wrap is None
-                else _seconds(wrap, f"skill {name}: wrap_up_s", fail, lines, line),
+                else _seconds(wrap, f"skill {name}: wrap_up_s", fail, line),
             )
         )
     return tuple(skills)
@@ -332,8 +330,8 @@ def _parse_seat(
         pin_hash=pin_hash,
         wrap_up_s=None
         if wrap is None
-        else _seconds(wrap, "wrap_up_s", fail, lines, lines.key(index, "wrap_up_s")),
+        else _seconds(wrap, "wrap_up_s", fail, lines.key(index, "wrap_up_s")),
         ring_timeout_s=None
         if ring is None
-        else _seconds(ring, "ring_timeout_s", fail, lines, lines.key(index, "ring_timeout_s")),
+        else _seconds(ring, "ring_timeout_s", fail, lines.key(index, "ring_timeout_s")),
     )
