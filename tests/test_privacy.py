@@ -129,6 +129,7 @@ async def test_each_role_sees_what_it_needs(client: TestClient, service: WorkOrd
     order = await service.draft_from_call("13800010001", datetime.now(UTC),
                                           "我叫张三丰，小寨工地夜间施工噪音太吵",
                                           "recordings/c2.wav", "c2")  # fmt: skip
+    assert order.service_code == order.category  # a phone order carries a service code
     resp = await client.patch(f"/api/workorders/{order.number}", headers=OPERATOR,
                               json={"caller_name": "张三丰"})  # fmt: skip
     assert resp.status == 200
