@@ -258,7 +258,8 @@ class Hotline:
             self.acd, self.ami, self.dispatcher, dials, listeners,
             CallbackOptions(agi_url=route_url(s.agi_host, s.agi_port, "callback", agi_key(s)),
                             dial=s.callback_dial, numbers=numbers,
-                            hotline_number=s.hotline_number),
+                            hotline_number=s.hotline_number,
+                            recordings_dir=s.recordings_dir),
         )  # fmt: skip
         self.dispatcher.on_callback(self._callbacks.ring)
         self.registrations = RegistrationWatch(self.acd, self._end_ring)

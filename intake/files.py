@@ -47,6 +47,18 @@ def recording_files(recordings_dir: Path, call_id: str, at: datetime) -> Recordi
     )
 
 
+def mixmonitor_args(files: RecordingFiles, *, on_seat_channel: bool = False) -> str:
+    """MixMonitor's arguments for these files, recording only while bridged (``b``).
+
+    On the citizen's channel ``r()`` is what the citizen says; on a seat's channel (a
+    callback dials the citizen from it) the sides are the other way round.
+    """
+    said, heard = files.caller, files.operator
+    if on_seat_channel:
+        said, heard = heard, said
+    return f"{files.mix},br({said})t({heard})"
+
+
 def locate_recording(recordings_dir: Path, call_id: str, connected_at: datetime) -> RecordingFiles:
     """The files of a call: recording starts when the citizen enters the queue, so the folder
     is the day of connection or, for a call that waited past midnight (UTC), the day before."""

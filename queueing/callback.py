@@ -16,12 +16,14 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
+from intake.files import mixmonitor_args, recording_files
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import AgiChannel, CallerHungUp
 from queueing.acd import Acd
@@ -53,6 +55,7 @@ class CallbackOptions:
     dial: str  # e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
     numbers: re.Pattern[str]  # numbers that may be called back (callback_number_rule)
     hotline_number: str = "12345"
+    recordings_dir: Path | None = None  # set: the call is recorded for its work order
 
 
 class CallbackRinger:
@@ -133,6 +136,9 @@ class CallbackRinger:
         connected: ConnectedCall | None = None
         try:
             await agi.set_variable("CALLERID(num)", self.options.hotline_number)
+            if self.options.recordings_dir is not None:  # intake's files, from the seat's side
+                files = recording_files(self.options.recordings_dir, call_id, datetime.now(UTC))
+                await agi.command(f"EXEC MixMonitor {mixmonitor_args(files, on_seat_channel=True)}")
             task = asyncio.ensure_future(
                 agi.command(f"EXEC Dial {dial},{_CITIZEN_RING_S}", deadline_s=4 * 3600)
             )
