@@ -275,14 +275,14 @@ class RecordingListener:
             seat=draft.seat,
             queue=draft.skill,
         ))  # fmt: skip
-        status = "transcribed" if draft.transcript is not None else "recorded"
+        status = _status(draft, transcribing=self.transcriber is not None)
         await self._retrying(draft, "store the recording", lambda: self.store.save(
             draft.call_id,
             caller_number=draft.caller_number, seat=draft.seat, skill=draft.skill,
             connected_at=draft.connected_at, ended_at=draft.ended_at or utcnow(),
             mix_path=str(files.mix), caller_path=str(files.caller),
             operator_path=str(files.operator),
-            status=status if draft.duration_s is not None else "failed",
+            status=status,
             duration_s=draft.duration_s, transcript=draft.transcript,
             work_order_number=order.number, error="; ".join(draft.problems),
         ))  # fmt: skip
@@ -371,6 +371,16 @@ class RecordingListener:
             return None
         events = answer if isinstance(answer, list) else [answer]
         return {str(e.get("Uniqueid")) for e in events if e.get("Event") == "Status"}
+
+
+def _status(draft: PendingDraft, *, transcribing: bool) -> str:
+    """transcribed; recorded (no model configured); failed (see the row's error): no usable
+    recording, or neither side transcribed (e.g. Vosk workers that died twice)."""
+    if draft.duration_s is None:
+        return "failed"
+    if draft.transcript is not None:
+        return "transcribed"
+    return "failed" if transcribing else "recorded"
 
 
 def _orphan_draft(row: CallRecording) -> PendingDraft:

@@ -323,3 +323,26 @@ async def test_a_recording_nobody_announced_is_drafted_from_its_call_record(
     assert (order.caller_phone, order.category, order.seat) == ("13900002222", "consultation", "")
     assert await orders_of(sessions, never_bridged.call_id) == 0
     assert await listener.recover(settle_s=-5) == 0  # drafted once
+
+
+class DyingWorkers:
+    """The pool's answer when a Vosk worker died on the file twice (speech.pool)."""
+
+    async def transcribe(self, path: Path | str) -> Any:
+        from speech.errors import WorkerPoolError
+
+        raise WorkerPoolError(f"a transcription worker died twice on {path} (killed)")
+
+
+async def test_a_call_whose_transcription_failed_is_drafted_and_marked_failed_with_the_reason(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    listener = listener_on(tmp_path, sessions)
+    listener.transcriber = DyingWorkers()
+    call = a_call("1772616600.11")
+    write_recording(listener.config.recordings_dir, call)
+    result = await listener.intake(PendingDraft.of_call(call))
+    assert result.work_order_number and result.transcript is None
+    stored = await listener.store.get(call.call_id)
+    assert stored is not None and stored.status == "failed"
+    assert "worker died twice" in stored.error and "caller side" in stored.error
