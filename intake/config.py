@@ -18,7 +18,7 @@ class IntakeConfig:
     # Recordings older than this many days are deleted by the retention job; 0 keeps them.
     recording_retention_days: int = 0
     retention_interval_s: float = 3600.0
-    # Deadline for an AMI action (MixMonitor) and for the recording files to be closed.
+    # Deadline for an AMI action (StopMixMonitor, Status) and for the files to be closed.
     network_timeout_s: float = 5.0
     recording_close_timeout_s: float = 10.0
     # Deadline for transcribing both sides of one call (the pool may be busy with others).
