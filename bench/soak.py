@@ -35,9 +35,6 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from dtmf_pcap import write_dtmf_pcap
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
 from seat_sipp import register, uas_scenario
 from sipp import audio_sdp, free_udp_port
 
@@ -218,10 +215,7 @@ async def run(args: argparse.Namespace) -> None:
     asterisk.start()
     engine = Engine(settings, base / "engine.log")
     processes: list[asyncio.subprocess.Process] = []
-    client = aioredis.Redis.from_url(
-        redis_server.url, socket_timeout=5, retry=Retry(ExponentialBackoff(cap=1.0), 3),
-        retry_on_error=[RedisConnectionError],  # Redis is restarted under it
-    )  # fmt: skip
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=5)
     acd = Acd(client, seats, prefix=settings.acd_prefix)
     try:
         engine.start()
@@ -268,6 +262,7 @@ async def run(args: argparse.Namespace) -> None:
             elif what == "restart redis":
                 await asyncio.to_thread(redis_server.stop)
                 await asyncio.to_thread(redis_server.start)
+                await client.connection_pool.disconnect()  # the old connections died with it
             else:
                 await asyncio.to_thread(asterisk.stop)
                 await asyncio.to_thread(asterisk.start)

@@ -18,10 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 from panoramisk.message import Message
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from agents import http as seats_http
 from agents.feature_codes import FeatureCodes
@@ -132,11 +129,8 @@ class Hotline:
             stack.push_async_callback(asyncio.to_thread, server.stop)
             self._redis_server = server
         self._redis = aioredis.Redis.from_url(
-            redis_url(s), socket_timeout=s.network_timeout_s, socket_connect_timeout=2,
-            # a restarted Redis: the pool's old connections fail once each, then reconnect
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[RedisConnectionError],
-        )  # fmt: skip
+            redis_url(s), socket_timeout=s.network_timeout_s, socket_connect_timeout=2
+        )
         stack.push_async_callback(self._redis.aclose)
 
         if s.manage_asterisk:

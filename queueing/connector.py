@@ -331,6 +331,10 @@ class QueueRoute:
         except AcdError:
             log.exception("%s: seat %s answered but the ACD no longer offered the call", who,
                           a.seat)  # fmt: skip
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The conversation goes on regardless (and is recorded); the seat's state is put
+            # right when the call ends (release) or by the check against Asterisk.
+            log.warning("%s: seat %s answered; the ACD not told (Redis: %s)", who, a.seat, exc)
         log.info("%s connected to seat %s (%s)", who, a.seat, end.dest_channel)
         connected = ConnectedCall(
             call_id=a.call_id,
