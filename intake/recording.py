@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -27,15 +27,10 @@ from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from db.base import utcnow
 from intake.config import IntakeConfig
-from intake.files import (
-    RecordingFiles,
-    locate_recording,
-    recent_recordings,
-    wait_closed,
-    wav_duration,
-)
+from intake.files import RecordingFiles, locate_recording, wait_closed, wav_duration
 from intake.outbox import Outbox, PendingDraft
-from intake.store import CallRecording, RecordingStore
+from intake.recovery import CallLookup, live_calls, orphan_draft, unannounced
+from intake.store import RecordingStore
 from intake.transcription import SideTranscriber, transcribe_sides
 from pbx.ami import AmiActionError, AmiUnavailable
 from speech.pool import CallTranscript
@@ -47,17 +42,10 @@ KEEP_RESULTS = 256  # finished intakes remembered for :meth:`RecordingListener.w
 # Errors of a database (or disk) that is unreachable for now: retried until it answers.
 TRANSIENT = (DBAPIError, OSError, TimeoutError, ConnectionError)
 T = TypeVar("T")
-MIN_AUDIO_S = 0.5  # a recording shorter than this was never bridged to a seat
 
 
 class AmiActions(Protocol):
     async def action(self, action: dict[str, str], *, as_list: bool = False) -> Any: ...
-
-
-class CallLookup(Protocol):
-    """The call records (calls.store.CallStore): who called, which queue they chose."""
-
-    async def get(self, uniqueid: str) -> dict[str, Any] | None: ...
 
 
 class CallDrafter(Protocol):
@@ -132,7 +120,11 @@ class RecordingListener:
         if draft.ended_at is None:
             draft = PendingDraft.of_call(ConnectedCall(**{**call.__dict__, "ended_at": utcnow()}))
         if call.call_id not in self._running:
-            await asyncio.to_thread(self.outbox.put, draft)
+            try:
+                await asyncio.to_thread(self.outbox.put, draft)
+            except OSError as exc:  # e.g. a full disk: draft it anyway, without the safety net
+                log.error("call %s: draft not written to the outbox %s (%s): a crash before it "
+                          "lands loses it", call.call_id, self.outbox.folder, exc)  # fmt: skip
         self.schedule(draft)
 
     # -- the background jobs ----------------------------------------------------------------
@@ -162,13 +154,13 @@ class RecordingListener:
                 self.schedule(draft)
                 scheduled += 1
         settled = utcnow() - timedelta(seconds=settle_s)
-        orphans = [_orphan_draft(r) for r in await self.store.undrafted(before=settled)]
-        orphans += await self._unannounced(settled)
+        orphans = [orphan_draft(r) for r in await self.store.undrafted(before=settled)]
+        orphans += await unannounced(self.config.recordings_dir, self.store, self.calls, settled)
         orphans = [d for d in orphans if d.call_id not in self._running and d.call_id not in
                    self.outbox]  # fmt: skip
         if not orphans:
             return scheduled
-        live = await self._live_calls()
+        live = await live_calls(self.ami, self.config.network_timeout_s)
         if live is None:
             log.info("%d recordings without an order: Asterisk not reachable to tell whether "
                      "their calls ended; trying again later", len(orphans))  # fmt: skip
@@ -184,37 +176,6 @@ class RecordingListener:
             self.schedule(draft)
             scheduled += 1
         return scheduled
-
-    async def _unannounced(self, settled: datetime) -> list[PendingDraft]:
-        """Recordings no connected call announced (e.g. answered by the native ``Queue()``
-        fallback while the engine was unreachable): drafted from the call record."""
-        drafts: list[PendingDraft] = []
-        since = settled - timedelta(days=1)
-        found = await asyncio.to_thread(recent_recordings, self.config.recordings_dir, since)
-        ids = {files.mix.name.removesuffix("-mix.wav"): files for files in found}
-        known = await self.store.known(list(ids)) if ids else set()
-        for call_id, files in ids.items():
-            if call_id in self._running or call_id in known:
-                continue
-            try:
-                stat = await asyncio.to_thread(files.mix.stat)
-                seconds = await asyncio.to_thread(wav_duration, files.mix)
-            except (OSError, ValueError):
-                continue
-            changed = datetime.fromtimestamp(stat.st_mtime, UTC)
-            if changed > settled or seconds < MIN_AUDIO_S:  # still written, or never bridged
-                continue
-            record = await self.calls.get(call_id) if self.calls is not None else None
-            route = str((record or {}).get("route") or "")
-            drafts.append(PendingDraft(
-                call_id=call_id, caller_channel="",
-                caller_number=str((record or {}).get("caller_number") or ""),
-                seat="", seat_channel="",
-                skill=route.removeprefix("queue:") if route.startswith("queue:") else "",
-                connected_at=changed, ended_at=changed,
-                problems=("answered outside the engine's ACD: seat unknown",),
-            ))  # fmt: skip
-        return drafts
 
     async def run_recovery(self, stop: asyncio.Event) -> None:
         """:meth:`recover` at start and every ``recovery_interval_s`` until ``stop``."""
@@ -361,17 +322,6 @@ class RecordingListener:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.config.retry_max_s)
 
-    async def _live_calls(self) -> set[str] | None:
-        """Uniqueids of the channels Asterisk has now (AMI Status), or None if it cannot say."""
-        try:
-            async with asyncio.timeout(self.config.network_timeout_s):
-                answer = await self.ami.action({"Action": "Status"}, as_list=True)
-        except (AmiUnavailable, AmiActionError, TimeoutError) as exc:
-            log.debug("AMI Status failed: %s", exc)
-            return None
-        events = answer if isinstance(answer, list) else [answer]
-        return {str(e.get("Uniqueid")) for e in events if e.get("Event") == "Status"}
-
 
 def _status(draft: PendingDraft, *, transcribing: bool) -> str:
     """transcribed; recorded (no model configured); failed (see the row's error): no usable
@@ -381,19 +331,6 @@ def _status(draft: PendingDraft, *, transcribing: bool) -> str:
     if draft.transcript is not None:
         return "transcribed"
     return "failed" if transcribing else "recorded"
-
-
-def _orphan_draft(row: CallRecording) -> PendingDraft:
-    return PendingDraft(
-        call_id=row.call_id,
-        caller_channel="",  # gone: nothing to stop
-        caller_number=row.caller_number,
-        seat=row.seat,
-        seat_channel="",
-        skill=row.skill,
-        connected_at=row.connected_at,
-        ended_at=row.ended_at,
-    )
 
 
 def _short(exc: BaseException) -> str:
