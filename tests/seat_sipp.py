@@ -107,11 +107,20 @@ _HANG_UP = """
 """
 
 
-def uas_scenario(answer: bool, answer_after_ms: int, hangup_after_ms: int | None = None) -> str:
+def uas_scenario(
+    answer: bool, answer_after_ms: int, hangup_after_ms: int | None = None,
+    speak: Path | None = None,
+) -> str:  # fmt: skip
     """Ring (180), then answer after ``answer_after_ms`` (or never, until CANCEL); with
-    ``hangup_after_ms`` the phone hangs up itself, else it waits for the BYE."""
+    ``hangup_after_ms`` the phone hangs up itself, else it waits for the BYE. With ``speak``
+    (an 8 kHz µ-law WAV) the seat says it once the call is answered."""
     pause = f'  <pause milliseconds="{answer_after_ms}"/>' if answer else ""
     body = _ANSWER if answer else _NO_ANSWER
+    if answer and speak is not None:
+        ack = '  <recv request="ACK"/>\n'
+        body = body.replace(
+            ack, f'{ack}  <nop><action><exec rtp_stream="{speak},1,0"/></action></nop>\n', 1
+        )
     invite = '  <recv request="INVITE"/>'
     if answer and hangup_after_ms is not None:
         body = body[: body.index('  <recv request="ACK"/>')] + _HANG_UP.format(ms=hangup_after_ms)
@@ -218,14 +227,16 @@ async def start_seat(
     answer: bool = True,
     answer_after_ms: int = 300,
     hangup_after_ms: int | None = None,
+    speak: Path | None = None,
 ) -> Seat:
-    """Start the answering UAS and register the seat with its Contact."""
+    """Start the answering UAS (saying ``speak`` once answered, if given) and register the
+    seat with its Contact."""
     os.makedirs(workdir, exist_ok=True)
     port = free_udp_port()
     seat = Seat(ext, port, workdir)
     scenario = workdir / f"uas-{ext}-{port}.xml"
     scenario.write_text(
-        uas_scenario(answer, answer_after_ms, hangup_after_ms), encoding="ISO-8859-1"
+        uas_scenario(answer, answer_after_ms, hangup_after_ms, speak), encoding="ISO-8859-1"
     )
     cmd = [
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),

