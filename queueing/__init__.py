@@ -3,6 +3,10 @@
 * :mod:`queueing.rules` — routing rules as data (priority, level bands, relax steps), pure.
 * :mod:`queueing.acd` — the :class:`~queueing.acd.Acd` service; decisions run as Lua in Redis.
 * :mod:`queueing.events` — the event log the Lua scripts write (for statistics).
+* :mod:`queueing.ownership` — several engines on one Redis: leases, forwarded decisions.
+* :mod:`queueing.recovery` — seats and callers checked against Asterisk's channels
+  (:mod:`queueing.channels`) after a kill, a dead engine or a missed event.
+* :mod:`queueing.redis_server` — the hotline's own Redis (password, AOF, loopback).
 
 Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
 
