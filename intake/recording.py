@@ -180,7 +180,11 @@ class RecordingListener:
     async def run_recovery(self, stop: asyncio.Event) -> None:
         """:meth:`recover` at start and every ``recovery_interval_s`` until ``stop``."""
         while not stop.is_set():
-            await self.recover()
+            try:
+                await self.recover()
+            except TRANSIENT as exc:  # the outbox was resumed; orphans are looked at next time
+                log.warning("intake recovery: %s; trying again in %.0f s", _short(exc),
+                            self.config.recovery_interval_s)  # fmt: skip
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.config.recovery_interval_s)
             except TimeoutError:
