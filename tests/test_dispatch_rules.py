@@ -62,3 +62,17 @@ def test_longest_place_name_wins_and_addresses_are_trimmed(rules: DispatchRules)
 def test_rules_file_rejects_unknown_categories() -> None:
     with pytest.raises(ValueError, match="unknown categories"):
         DispatchRules.from_mapping({"category": [{"name": "gossip", "keywords": ["八卦"]}]})
+
+
+def test_the_queue_chosen_sets_the_kind_of_a_calls_order() -> None:
+    """rules.toml's [queue.*]: the one place where a menu queue becomes a kind of order."""
+    rules = DispatchRules.load()
+    assert rules.suggest("안녕하세요", "report").category == "complaint"  # key 1, no keyword
+    assert rules.suggest("我要举报偷排", "report").category == "report"  # the words pick
+    assert rules.suggest("我要举报偷排", "consultation").category == "consultation"
+    assert rules.suggest("停水了帮帮忙", "consultation").category == "help"
+    business = rules.suggest("请问公积金怎么办理", "business")
+    assert business.category == "consultation" and business.subject.startswith("[营商环境]")
+    assert rules.suggest("我要举报偷排").category == "report"  # no queue: keywords alone
+    with pytest.raises(ValueError, match="queue x"):
+        DispatchRules.from_mapping({"queue": {"x": {"categories": ["gossip"]}}})
