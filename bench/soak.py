@@ -274,7 +274,8 @@ async def run(args: argparse.Namespace) -> None:
         except TimeoutError:
             print("  citizens' sipp still running 5 min after the end: stopped")
         await asyncio.sleep(15)  # the last wrap-ups and drafts
-        await report(settings, acd, asterisk.log_file, trace, stats)
+        messages = asterisk.root / "var" / "log" / "asterisk" / "messages.log"
+        await report(settings, acd, messages, trace, stats)
     finally:
         for process in processes:
             if process.returncode is None:
