@@ -475,3 +475,30 @@ async def test_two_engines_share_the_acd(
 
 async def _gone(redis: aioredis.Redis, key: str) -> bool:
     return not await redis.exists(key)
+
+
+# -- item 10: the engine's queue has a longest wait -------------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_longest_wait_overflows_to_the_native_queue(
+    pbx: Pbx, redis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody is logged in to the ACD: after acd_max_wait_s the caller leaves the engine's
+    queue (its entry goes) for the dialplan's native Queue(), whose static member answers."""
+    caplog.set_level(logging.INFO, logger="queueing")
+    engine = Hotline(pbx.settings.replace(acd_max_wait_s=6.0))
+    phone = await seat_phone(pbx, "8001", hangup_after_ms=2000)
+    caller = new_caller()
+    try:
+        await engine.start()
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        call_id = await eventually(
+            lambda: waiting_id(redis, pbx.settings.acd_prefix, caller), 40, "the caller waits"
+        )
+        await finished(call)
+        assert caller in phone.callers()
+        assert "overflow to the native queue" in caplog.text
+        assert not await redis.exists(f"{pbx.settings.acd_prefix}call:{call_id}")
+    finally:
+        await engine.stop()
+        await drop_phone(pbx, phone)
