@@ -502,3 +502,40 @@ async def test_longest_wait_overflows_to_the_native_queue(
     finally:
         await engine.stop()
         await drop_phone(pbx, phone)
+
+
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_engine_killed_while_a_seat_rings(pbx: Pbx, redis: aioredis.Redis) -> None:
+    """kill -9 while seat 8005 rings (it never answers): the new engine does not pause it
+    for no answer (nobody watched that ring); it is available again once the ring ended."""
+    acd = pbx.acd(redis)
+    first = EngineProcess(pbx.settings, pbx.workdir / "engine-ring-1.log")
+    second = EngineProcess(pbx.settings, pbx.workdir / "engine-ring-2.log")
+    silent = await seat_phone(pbx, "8005", answer=False)
+    caller = new_caller()
+    try:
+        first.start()
+        await first.ready()
+        await acd.login("8005", PIN)
+        call = await start_call(pbx, caller, 15_000)
+        await eventually(lambda: _ringing(acd, "8005"), 40, "seat 8005 ringing")
+        first.kill()
+        second.start()
+        await second.ready()
+        await eventually(lambda: _available(acd, "8005"), 30, "seat 8005 available")
+        assert (await acd.seat("8005")).reason != "no-answer"
+        await finished(call)
+    finally:
+        first.stop()
+        second.stop()
+        await logout_all(acd)
+        await drop_phone(pbx, silent)
+
+
+async def _ringing(acd: Acd, ext: str) -> bool:
+    return await state(acd, ext) is SeatState.RINGING
+
+
+async def _available(acd: Acd, ext: str) -> bool:
+    return await state(acd, ext) is SeatState.AVAILABLE
