@@ -42,6 +42,10 @@ class RunningEngine:
     api_key: str
 
 
+#: keeps this engine off the e2e engine's ports when both run in one session
+FUZZ_PORT_SHIFT = 41
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     base = tmp_path_factory.mktemp("fuzz")
@@ -51,10 +55,11 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
         recordings_dir=base / "recordings",
         manage_asterisk=False,
         acd_prefix=prefix,
-        sip_port=5160 + PORT_OFFSET,
-        ami_port=5138 + PORT_OFFSET,  # nothing answers: the engine runs without Asterisk
-        agi_port=4673 + PORT_OFFSET,
-        web_port=8445 + PORT_OFFSET,
+        # ports of its own: the session's e2e engine and Asterisk hold the usual test ports
+        sip_port=5160 + PORT_OFFSET + FUZZ_PORT_SHIFT,
+        ami_port=5138 + PORT_OFFSET + FUZZ_PORT_SHIFT,  # nothing answers: no Asterisk here
+        agi_port=4673 + PORT_OFFSET + FUZZ_PORT_SHIFT,
+        web_port=8445 + PORT_OFFSET + FUZZ_PORT_SHIFT,
     )
     s.data_dir.mkdir(parents=True)
     s.effective_staff_file.write_text(
