@@ -202,27 +202,27 @@ async def test_a_from_user_with_encoded_line_breaks_logs_no_seat_out(
     hotline: Hotline, logged_in_seat: str, tmp_path: Path
 ) -> None:
     """Issue 7: a From user carrying %0D%0A and forged AGI headers paused and logged out
-    seats. The call must still be answered and routed, and the seat stay as it was."""
+    seats. Now the dialplan strips the control characters before the AGI, so the call is
+    served as any other (IVR, keys, queue) and the seat stays as it was."""
     s = hotline.settings
     number = f"1391234{free_udp_port() % 10000:04d}"
     forged = (
-        f"{number}%0D%0Aagi_network_script:%20seat%0D%0Aagi_channel:%20PJSIP/"
-        f"{logged_in_seat}-00000009%0D%0Aagi_arg_1:%20logout%0D%0A%0D%0A"
+        f"{number}%0D%0Aagi_network_script%3A%20seat%0D%0Aagi_channel%3A%20PJSIP%2F"
+        f"{logged_in_seat}-00000009%0D%0Aagi_arg_1%3A%20logout%0D%0A%0D%0A"
     )
     result = await place_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-        caller=forged, presses=[Press("1", 2500), Press("2", 1500)], hold_ms=2000,
+        caller=forged, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=2000,
     )  # fmt: skip
     assert result.returncode == 0, result.errors[-2000:]
 
-    async def seat_untouched() -> bool:
-        return await seat_state(hotline, logged_in_seat) == SeatState.AVAILABLE
-
-    assert await seat_untouched()
-
     async def record() -> dict[str, object] | None:
         calls = await hotline.calls.recent(200)
-        return next((c for c in calls if number in (c["caller_raw"] or "")), None)
+        return next((c for c in calls if number in str(c["caller_raw"])), None)
 
-    call = await eventually(record, what="the call record")
-    print("call record of the forged caller:", call)
+    call = await eventually(record, what="the call record of the forged caller")
+    assert call["route"] == "queue:report"  # a queue seat 8006 does not serve
+    # the text arrives without its line breaks (the audit copy is cut at 80 characters)
+    assert str(call["caller_raw"]).startswith(f"{number}agi_network_script: seatagi_channel: ")
+    assert call["caller_number"] is None  # kept for audit, never dialled back
+    assert await seat_state(hotline, logged_in_seat) == SeatState.AVAILABLE
