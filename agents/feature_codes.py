@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from agents.states import PAUSE_REASONS, SeatStateError
 from ivr.tree import Prompt
-from pbx.fastagi import AgiChannel, CallerHungUp
+from pbx.agi_channel import AgiChannel, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.models import AcdError, LoginRefused

@@ -17,7 +17,7 @@ from calls.callerid import mask_number
 from calls.store import CallStore, JourneyStep
 from ivr.menu import Menu
 from ivr.walk import Ask, Finish, Prompt, Route, Walk
-from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
+from pbx.agi_channel import AgiChannel, AgiCommandError, CallerHungUp
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 panoramisk's own connection handler loops forever on a client that closes before sending
 its headers, and its commands have no deadline; :class:`FastAgiServer` reads the headers
-itself (bounded, with a deadline) and hands routes a :class:`AgiChannel` whose commands
-raise :class:`CallerHungUp` or :class:`AgiCommandError` instead of returning error dicts.
+itself (bounded, with a deadline) and hands routes a :class:`pbx.agi_channel.AgiChannel`
+(the real one, :class:`~pbx.agi_channel.PanoramiskChannel`) whose commands raise
+``CallerHungUp`` or ``AgiCommandError`` instead of returning error dicts.
 
 Every request carries the instance's key in its URL (``agi://host:port/<route>?key=<key>``,
 see :func:`route_url`); a request without it is refused and logged. Asterisk copies the
@@ -18,19 +19,15 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from urllib.parse import parse_qs
+from collections.abc import Awaitable, Callable
 
 from panoramisk.fast_agi import Request
 
-from calls.callerid import CallerId, parse_caller_id
+from pbx.agi_channel import AgiCall, AgiChannel, PanoramiskChannel
 
 log = logging.getLogger(__name__)
 
 _MAX_HEADER_BYTES = 16 * 1024
-_KEYS = "0123456789*#"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: a key that needs no quoting in a dialplan or AGI URL
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
@@ -42,115 +39,6 @@ def route_url(host: str, port: int, route: str, key: str) -> str:
 
 class AgiRefused(Exception):
     """A FastAGI request that is not from our Asterisk (no or wrong key, forged headers)."""
-
-
-class CallerHungUp(Exception):
-    """The caller hung up while the IVR was talking to them."""
-
-
-class AgiCommandError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class AgiCall:
-    """The AGI environment Asterisk sends with each call, typed."""
-
-    uniqueid: str
-    channel: str
-    caller: CallerId
-    dialed: str
-    script: str
-    args: tuple[str, ...] = ()  # AGI(agi://host/route,arg1,arg2): agi_arg_1, agi_arg_2, ...
-    key: str = ""  # the instance key from the URL's ``?key=``
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> AgiCall:
-        headers = {name: _CONTROL.sub("", value) for name, value in headers.items()}
-        script, _, query = headers.get("agi_network_script", "").partition("?")
-        key = parse_qs(query).get("key", [""])[0]
-        raw_number = headers.get("agi_callerid", "")
-        if raw_number.lower() == "unknown":
-            raw_number = headers.get("agi_calleridname", "") or raw_number
-        return cls(
-            uniqueid=headers.get("agi_uniqueid", ""),
-            channel=headers.get("agi_channel", ""),
-            caller=parse_caller_id(raw_number),
-            dialed=headers.get("agi_extension", ""),
-            script=script.strip("/"),
-            args=tuple(
-                headers[f"agi_arg_{i}"]
-                for i in range(1, 33)
-                if f"agi_arg_{i}" in headers and headers[f"agi_arg_{i}"]
-            ),
-            key=key,
-        )
-
-
-class AgiChannel:
-    """AGI commands on one call, each with a deadline."""
-
-    def __init__(self, request: Request, call: AgiCall, deadline_s: float = 180.0) -> None:
-        self._request = request
-        self.call = call
-        self._deadline_s = deadline_s
-
-    async def command(self, command: str, deadline_s: float | None = None) -> tuple[str, str]:
-        """Send one command; return the (result, data) pair Asterisk answered."""
-        if _CONTROL.search(command):
-            # a CR/LF would end this command and start another one of the caller's choosing
-            raise AgiCommandError(f"{command!r}: refused, it holds a control character")
-        try:
-            answer = await asyncio.wait_for(
-                self._request.send_command(command), deadline_s or self._deadline_s
-            )
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            raise CallerHungUp(str(exc)) from exc
-        except ValueError as exc:  # panoramisk cannot parse the empty line of a closed socket
-            raise CallerHungUp("AGI connection closed") from exc
-        error = answer.get("error")
-        if error in {"AGIResultHangup", "AGIAppError"} or answer.get("status_code") == 511:
-            raise CallerHungUp(answer.get("msg", error))
-        if error:
-            raise AgiCommandError(f"{command!r}: {error} {answer.get('msg', '')}".strip())
-        result: tuple[str, str] = answer.get("result", ("", ""))
-        return result
-
-    async def get_data(self, files: list[str], timeout_s: float, max_digits: int) -> str:
-        """Play ``files`` (interrupted by a key) and collect up to ``max_digits`` digits.
-
-        ``#`` ends the entry; an empty string means the caller pressed nothing in time.
-        """
-        # GET DATA plays one file; the ones before it are streamed, interruptible by any key.
-        for file in files[:-1]:
-            code, _ = await self.command(f'STREAM FILE "{file}" "{_KEYS}"')
-            if code not in {"", "0"}:
-                return await self._more_digits(chr(int(code)), timeout_s, max_digits)
-        last = files[-1] if files else "silence/1"
-        digits, _ = await self.command(f'GET DATA "{last}" {int(timeout_s * 1000)} {max_digits}')
-        return digits
-
-    async def _more_digits(self, first: str, timeout_s: float, max_digits: int) -> str:
-        """Collect the rest of an entry begun by interrupting a prompt, as GET DATA would."""
-        digits = "" if first == "#" else first
-        while first != "#" and len(digits) < max_digits:
-            code, _ = await self.command(f"WAIT FOR DIGIT {int(timeout_s * 1000)}")
-            if code in {"", "0"} or chr(int(code)) == "#":
-                break
-            digits += chr(int(code))
-        return digits
-
-    async def stream(self, files: list[str]) -> None:
-        for file in files:
-            await self.command(f'STREAM FILE "{file}" ""')
-
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f'SET VARIABLE {name} "{value}"', deadline_s=10)
-
-    async def get_variable(self, name: str) -> str:
-        """The channel variable's value ("" if unset)."""
-        code, data = await self.command(f"GET VARIABLE {name}", deadline_s=10)
-        return data if code == "1" else ""
 
 
 Route = Callable[[AgiChannel], Awaitable[None]]
@@ -216,7 +104,7 @@ class FastAgiServer:
                 log.error("call %s asked for unknown FastAGI route %r", call.uniqueid, call.script)
                 return
             request = Request(app=None, headers=headers, reader=reader, writer=writer)
-            await route(AgiChannel(request, call))
+            await route(PanoramiskChannel(request, call))
         except AgiRefused as exc:
             log.warning("FastAGI request from %s refused: %s", peer, exc)
         except TimeoutError:

@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from intake.files import mixmonitor_args, recording_files
+from pbx.agi_channel import AgiChannel, CallerHungUp
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
-from pbx.fastagi import AgiChannel, CallerHungUp
 from queueing.acd import Acd
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher

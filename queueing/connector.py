@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from ivr.tree import Prompt
-from pbx.fastagi import AgiChannel, AgiCommandError, CallerHungUp
+from pbx.agi_channel import AgiChannel, AgiCommandError, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer, position_sentence, sentence
 from queueing.callback import may_call_back

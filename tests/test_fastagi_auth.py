@@ -22,7 +22,8 @@ from sipp import Press, free_udp_port, place_call
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.wiring import agi_key
-from pbx.fastagi import AgiChannel, AgiCommandError, FastAgiServer, route_url
+from pbx.agi_channel import AgiChannel, AgiCommandError
+from pbx.fastagi import FastAgiServer, route_url
 
 KEY = "k" * 16 + "-_0123456789abcdef"
 PIN = "2468"
