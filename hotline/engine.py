@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from queueing.channels import ami_channels
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
+from queueing.native import OPS as NATIVE_QUEUE_EVENTS
+from queueing.native import NativeQueue
 from queueing.ownership import Ownership, engine_id
 from queueing.recovery import Recovery
 from queueing.redis_server import RedisServer
@@ -90,6 +93,7 @@ class Hotline:
     calls: CallStore = field(init=False)
     work_orders: WorkOrderService = field(init=False)
     intake: Intake = field(init=False)
+    native_queue: NativeQueue = field(init=False)
     loops: Loops = field(default_factory=Loops)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -262,11 +266,19 @@ class Hotline:
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
         self.loops.start("acd-routing", lambda: self.dispatcher.run(self._stopping))
+        # Calls the dialplan's fallback (Asterisk's Queue()) took: call records, statistics
+        # and the seats' states from its AMI events.
+        self.native_queue = NativeQueue(self.acd, self.calls, self.dispatcher.kick,
+                                        clock=time.time)  # fmt: skip
+        for name in NATIVE_QUEUE_EVENTS:
+            self.ami.on(name, self.native_queue.on_event)
+        self.loops.start("native-queue", lambda: self.native_queue.run(self._stopping))
         # Seats and callers checked against Asterisk (after a kill, a dead engine, a missed
         # event); the lease that tells other engines this one holds its callers.
         self.recovery = Recovery(
             self.acd, self.dispatcher, self.ownership,
             ami_channels(self.ami, s.network_timeout_s), dials, self._hangup_channel,
+            native=self.native_queue.follows,
         )  # fmt: skip
         self.ami.on("Hangup", self.recovery.on_hangup)
         self.loops.start(

@@ -59,7 +59,9 @@ from queueing.snapshot import read_snapshot, seat_status
 
 log = logging.getLogger(__name__)
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-_SCRIPTS = ("enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register")
+_SCRIPTS = (
+    "enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register", "native",
+)  # fmt: skip
 
 
 def _s(value: Any) -> str:
@@ -401,6 +403,14 @@ class Acd:
                 raise CallStateError(f"call {call_id}: {exc}") from exc
             raise
         return _s(seat)
+
+    async def native(
+        self, op: str, call_id: str, *, seat: str = "", skill: str = "", at: float, data: str = ""
+    ) -> str:
+        """A call in Asterisk's own Queue() (``op``: join, abandon, connect, complete), logged
+        as the ACD's events and kept in the seat's state (queueing/lua/native.lua); returns
+        the seat's state before."""
+        return _s(await self._run("native", op, call_id, seat, skill, _ms(at), data))
 
     async def hangup(self, call_id: str, now: float | None = None) -> Released:
         """The caller's channel is gone, or the conversation ended: abandoned while waiting

@@ -8,6 +8,8 @@ Asterisk's channels. Entries no live session holds — left by this engine's pre
 * a waiting voice caller is removed (the FastAGI session died with its engine, so the
   caller hung up or the dialplan put it into the native queue); callbacks stay;
 * a seat whose call has no channel any more is freed: available, never paused;
+* a seat that Asterisk's own queue connected (:mod:`queueing.native`) is left to that
+  queue's events while its channel lives;
 * a seat still in the call stays ``on_call`` (a ringing one becomes ``on_call`` once
   Asterisk shows it answered) until that channel's ``Hangup`` (:meth:`on_hangup`), then
   enters its wrap-up as after any call.
@@ -56,8 +58,10 @@ class Recovery:
         *,
         ring_grace_s: float = 2.0,
         interval_s: float = 1.0,
+        native: Callable[[str], bool] = lambda _call_id: False,
     ) -> None:
         self.acd, self.dispatcher, self.ownership = acd, dispatcher, ownership
+        self.native = native  # calls Asterisk's own queue has connected (queueing.native)
         self.list_channels, self.dials, self.hangup = list_channels, dials, hangup
         self.ring_grace_s, self.interval_s = ring_grace_s, interval_s
         self.started_at = time.time()
@@ -121,6 +125,8 @@ class Recovery:
                         "seat is not paused", ext, call_id, released.outcome)  # fmt: skip
             self.dispatcher.kick()
             return
+        if entry is None and self.native(call_id):
+            return  # connected by Asterisk's queue: its AgentComplete ends the seat's call
         if entry is not None and entry.get("state") == "offered" and channel.talking:
             await self.acd.answered(call_id)
             log.warning("seat %s answered call %s while no engine watched", ext, call_id)

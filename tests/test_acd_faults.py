@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import PORT_OFFSET, eventually, fast_menu, fast_seats, new_caller
+from conftest import PORT_OFFSET, call_record, eventually, fast_menu, fast_seats, new_caller
 from seat_sipp import Seat, start_seat, unregister
 from sipp import Press, citizen_scenario, free_udp_port
 
@@ -540,3 +541,78 @@ async def _ringing(acd: Acd, ext: str) -> bool:
 
 async def _available(acd: Acd, ext: str) -> bool:
     return await state(acd, ext) is SeatState.AVAILABLE
+
+
+# -- item 12: calls Asterisk's own Queue() takes -----------------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_native_queue_call_is_counted_and_keeps_the_seat_busy(
+    pbx: Pbx, redis: aioredis.Redis
+) -> None:
+    """The engine's FastAGI is gone (dropped as in a crash) while its AMI and Redis stay: a
+    caller goes through the dialplan's fallback into Queue(hotline-operator), where seat 8005,
+    logged in and available in the ACD, answers. From AMI alone the engine keeps the call
+    record (opened there: the IVR never ran) with the native queue's steps and the hangup,
+    counts the call offered and answered with its talk time, and keeps the seat on_call in
+    the ACD while it talks (a caller waiting in the ACD is not offered to it), then in its
+    wrap-up."""
+    since = time.time()
+    engine = Hotline(pbx.settings)
+    acd = pbx.acd(redis)
+    phone = await seat_phone(pbx, "8005", hangup_after_ms=8000)
+    caller = new_caller()
+    try:
+        await engine.start()
+        await acd.login("8005", PIN)
+        await engine.agi.abort()
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        await eventually(lambda: _on_call(acd, "8005"), 40, "seat 8005 on the native call")
+        await acd.enqueue("native-probe", "operator", caller="13900000000")
+        engine.dispatcher.kick()
+        await asyncio.sleep(1.5)
+        assert await acd.position("native-probe") == 1, "the ACD offered the busy seat"
+        assert await state(acd, "8005") is SeatState.ON_CALL
+        await acd.cancel("native-probe")
+        await finished(call)
+        assert phone.callers() == [caller]
+
+        record = await call_record(engine, caller)
+        assert record["caller_number"] == caller
+        steps = [(step["kind"], step["node"]) for step in record["journey"]]
+        assert steps == [("join", "hotline-operator"), ("connect", "hotline-operator"),
+                         ("complete", "hotline-operator"), ("hangup", None)], steps  # fmt: skip
+        assert "seat 8005" in record["journey"][1]["detail"]
+        uniqueid = record["uniqueid"]
+
+        async def seat_states() -> list[str]:
+            events = await read_events(redis, pbx.settings.acd_prefix, count=100_000)
+            return [e.data.split()[0] for e in events
+                    if e.type == "seat" and e.seat == "8005" and e.at >= since]  # fmt: skip
+
+        states = await eventually(
+            lambda: _after(seat_states(), ["on_call", "wrap_up", "available"]), 20, "wrap-up"
+        )
+        assert states[states.index("on_call") + 1] == "wrap_up", states
+
+        async def counted() -> dict[str, Any] | None:
+            figures = await engine.stats(since=since)
+            queue = next((q for q in figures["queues"] if q["queue"] == "operator"), None)
+            return queue if queue and queue["answered"] == 1 else None
+
+        operator = await eventually(counted, 20, "the native call in the statistics")
+        assert (operator["offered"], operator["abandoned"]) == (2, 1)  # the probe abandoned
+        assert operator["aht_s"] is not None and operator["aht_s"] >= 5
+        kinds = [e.type for e in await read_events(redis, pbx.settings.acd_prefix, count=100_000)
+                 if e.call_id == uniqueid and e.type != "seat"]  # fmt: skip
+        assert kinds == ["enter", "connect", "complete"], kinds
+    finally:
+        await logout_all(acd)
+        await engine.stop()
+        await drop_phone(pbx, phone)
+
+
+async def _after(states: Any, expected: list[str]) -> list[str] | None:
+    """The seat's states once ``expected`` appeared in that order."""
+    seen: list[str] = await states
+    it = iter(seen)
+    return seen if all(state_ in it for state_ in expected) else None

@@ -1,0 +1,209 @@
+"""Calls in Asterisk's own ``Queue()`` (the dialplan's fallback when the engine, FastAGI or
+Redis is unreachable, or a caller waited the ACD's longest wait), learnt from AMI.
+
+Asterisk's queue events (read class ``agent``) become :class:`NativeQueueEvent`\\ s:
+``QueueCallerJoin`` (join), ``QueueCallerAbandon`` (abandon), ``AgentConnect`` (connect),
+``AgentComplete`` (complete). Each one goes two ways, each in arrival order and retried
+until it lands (a Redis or database outage delays it, never drops it while the engine runs):
+
+* into the call record (:class:`~calls.store.CallStore`): opened if the IVR never saw the
+  call (FastAGI down), then a journey step per event;
+* into the ACD (:meth:`queueing.acd.Acd.native`): the same ``enter``/``connect``/``abandon``/
+  ``complete`` events the statistics count, and the seat's state: on_call while the native
+  queue has it connected, wrap-up after, so the ACD never offers that seat meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from panoramisk.message import Message
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import SQLAlchemyError
+
+from agents.pjsip import QUEUE_PREFIX
+from calls.callerid import mask_number, parse_caller_id
+from calls.store import CallStore, JourneyStep
+from queueing.acd import Acd
+from queueing.models import AcdError
+
+log = logging.getLogger(__name__)
+
+#: AMI event -> what happened to the caller in the native queue
+OPS = {
+    "QueueCallerJoin": "join",
+    "QueueCallerAbandon": "abandon",
+    "AgentConnect": "connect",
+    "AgentComplete": "complete",
+}
+
+
+def _seconds(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class NativeQueueEvent:
+    op: str  # join | abandon | connect | complete
+    call_id: str  # the citizen channel's uniqueid (the call record's and the ACD's call id)
+    channel: str
+    caller_raw: str
+    queue: str  # e.g. hotline-report
+    skill: str
+    seat: str  # the member's extension (connect, complete)
+    at: float  # epoch seconds, when the engine heard of it
+    ms: int  # wait (abandon, connect) or talk time (complete)
+    reason: str = ""  # complete: who hung up (caller, agent, transfer)
+
+    @classmethod
+    def from_ami(cls, event: Message, at: float) -> NativeQueueEvent | None:
+        """None for events of queues that are not the hotline's, or without a caller."""
+        op = OPS.get(event.get("Event", ""))
+        queue = event.get("Queue", "")
+        call_id = event.get("Uniqueid", "")
+        if op is None or not queue.startswith(QUEUE_PREFIX) or not call_id:
+            return None
+        interface = event.get("Interface", "")
+        seat = interface.split("/", 1)[1] if interface.upper().startswith("PJSIP/") else ""
+        held = "TalkTime" if op == "complete" else "HoldTime"
+        return cls(
+            op=op,
+            call_id=call_id,
+            channel=event.get("Channel", ""),
+            caller_raw=event.get("CallerIDNum", ""),
+            queue=queue,
+            skill=queue[len(QUEUE_PREFIX) :],
+            seat=seat,
+            at=at,
+            ms=_seconds(event.get(held, "")) * 1000,
+            reason=event.get("Reason", ""),
+        )
+
+    def step(self) -> JourneyStep:
+        """This event as a step of the call record's journey."""
+        detail = {
+            "join": "waits in Asterisk's queue (fallback)",
+            "abandon": f"hung up after {self.ms // 1000} s in Asterisk's queue",
+            "connect": f"seat {self.seat} answered after {self.ms // 1000} s",
+            "complete": f"seat {self.seat}: talked {self.ms // 1000} s, ended by {self.reason}",
+        }[self.op]
+        return JourneyStep(self.op, self.queue, detail, datetime.fromtimestamp(self.at, UTC))
+
+
+class _Ordered:
+    """Events for one destination, applied in arrival order; the head is retried until it
+    lands. Bounded: past ``limit`` the oldest is dropped (and logged)."""
+
+    def __init__(self, name: str, apply: Callable[[NativeQueueEvent], Awaitable[None]],
+                 limit: int, retry_s: float) -> None:  # fmt: skip
+        self.name, self.apply, self.limit, self.retry_s = name, apply, limit, retry_s
+        self.pending: deque[NativeQueueEvent] = deque()
+        self.wake = asyncio.Event()
+
+    def add(self, event: NativeQueueEvent) -> None:
+        if len(self.pending) >= self.limit:
+            lost = self.pending.popleft()
+            log.error("native queue: %s of call %s not stored in the %s (backlog full)",
+                      lost.op, lost.call_id, self.name)  # fmt: skip
+        self.pending.append(event)
+        self.wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        failing = False
+        while not stopping.is_set():
+            if not self.pending:
+                self.wake.clear()
+                waiter = asyncio.create_task(self.wake.wait())
+                stop = asyncio.create_task(stopping.wait())
+                await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stop.cancel()
+                continue
+            event = self.pending[0]
+            try:
+                await self.apply(event)
+            except ResponseError as exc:  # refused by the script: retrying cannot help
+                log.error("native queue: %s of call %s refused by the %s (%s)", event.op,
+                          event.call_id, self.name, exc)  # fmt: skip
+            except (RedisError, SQLAlchemyError, AcdError, OSError, TimeoutError) as exc:
+                if not failing:
+                    log.warning("native queue: the %s is unreachable (%s); %d events wait",
+                                self.name, exc, len(self.pending))  # fmt: skip
+                failing = True
+                try:
+                    await asyncio.wait_for(stopping.wait(), self.retry_s)
+                except TimeoutError:
+                    pass
+                continue
+            if failing:
+                log.info("native queue: the %s is back; storing %d events", self.name,
+                         len(self.pending))  # fmt: skip
+                failing = False
+            self.pending.popleft()
+
+
+class NativeQueue:
+    """Follows the hotline's native queues from AMI (subscribe :meth:`on_event` to the
+    events in :data:`OPS`; run :meth:`run` as a supervised loop)."""
+
+    def __init__(
+        self,
+        acd: Acd,
+        calls: CallStore,
+        kick: Callable[[], None],
+        *,
+        clock: Callable[[], float],
+        limit: int = 10_000,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.acd, self.calls, self.kick, self.clock = acd, calls, kick, clock
+        self._records = _Ordered("call records", self._store_record, limit, retry_s)
+        self._acd = _Ordered("ACD", self._store_acd, limit, retry_s)
+        self._connected: dict[str, str] = {}  # call id -> seat, while connected natively
+
+    def on_event(self, message: Message) -> None:
+        event = NativeQueueEvent.from_ami(message, self.clock())
+        if event is None:
+            return
+        log.info("call %s from %s: %s in %s%s", event.call_id, mask_number(event.caller_raw),
+                 event.op, event.queue, f" (seat {event.seat})" if event.seat else "")  # fmt: skip
+        if event.op == "connect":
+            self._connected[event.call_id] = event.seat
+        elif event.op in ("complete", "abandon"):
+            self._connected.pop(event.call_id, None)
+        self._records.add(event)
+        self._acd.add(event)
+
+    def follows(self, call_id: str) -> bool:
+        """The native queue has this call connected now (its AgentComplete ends the seat's
+        call; :mod:`queueing.recovery` leaves it alone)."""
+        return call_id in self._connected
+
+    @property
+    def backlog(self) -> int:
+        return len(self._records.pending) + len(self._acd.pending)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await asyncio.gather(self._records.run(stopping), self._acd.run(stopping))
+
+    async def _store_record(self, event: NativeQueueEvent) -> None:
+        record = await self.calls.open(
+            event.call_id, event.channel, parse_caller_id(event.caller_raw)
+        )
+        await self.calls.add_steps(record, [event.step()])
+
+    async def _store_acd(self, event: NativeQueueEvent) -> None:
+        data = event.caller_raw if event.op == "join" else str(event.ms)
+        before = await self.acd.native(
+            event.op, event.call_id, seat=event.seat, skill=event.skill, at=event.at, data=data
+        )
+        if event.op == "connect" and before not in ("available", "wrap_up"):
+            log.info("call %s: seat %s answered in Asterisk's queue while %s in the ACD",
+                     event.call_id, event.seat, before or "unknown")  # fmt: skip
+        if event.op == "complete":
+            self.kick()  # the seat's wrap-up is timed; a seat without one is free now
