@@ -73,11 +73,17 @@ def command(
     return Step("command", text, reply=reply, repeat=repeat, then=then, delay_s=delay_s)
 
 
-def get_data(keys: str, files: Sequence[str] | None = None, *, then: Hook | None = None) -> Step:
+def get_data(
+    keys: str,
+    files: Sequence[str] | None = None,
+    *,
+    repeat: bool = False,
+    then: Hook | None = None,
+) -> Step:
     """Prompts played (``files``, in order; None: any) and the keys the caller presses
     (``""``: silence until the timeout)."""
     what = None if files is None else " ".join(files)
-    return Step("get_data", what, reply=keys, then=then)
+    return Step("get_data", what, reply=keys, repeat=repeat, then=then)
 
 
 def stream(files: Sequence[str] | None = None) -> Step:

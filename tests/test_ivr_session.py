@@ -192,16 +192,16 @@ async def test_three_wrong_keys_go_to_the_operator(menu: Menu, store: CallStore)
 
 
 async def test_a_silent_caller_reaches_the_operator(menu: Menu, store: CallStore) -> None:
+    """However many timeouts the menu allows, silence ends at the operator, never a hangup."""
     record, _ = await run_call(menu, store, [
         get_data("", START),  # the language choice's timeout keeps Mandarin
-        get_data("", ["main.zh"]),
-        get_data("", ["main.zh"]),
-        get_data("", ["main.zh"]),
+        get_data("", ["main.zh"], repeat=True),
         stream(["transfer.zh"]),
         *leaves_to("queue:operator", "zh"),
     ])  # fmt: skip
     assert (record["route"], record["route_reason"]) == ("queue:operator", "no-input")
-    assert [k for k, _, _ in keys(record)] == ["no-input"] * 4 + ["route"]
+    silences = [k for k, _, _ in keys(record)][:-1]
+    assert silences == ["no-input"] * len(silences) and 2 <= len(silences) <= menu.max_tries + 1
 
 
 async def test_english_is_chosen_once_and_kept(menu: Menu, store: CallStore) -> None:
