@@ -45,6 +45,7 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[ty
 
 def import_models() -> None:
     """Import every domain's tables so that they are registered on :class:`db.base.Base`."""
+    import accounts.models  # noqa: F401
     import calls.models  # noqa: F401
     import intake.models  # noqa: F401
     import queueing.tables  # noqa: F401

@@ -18,6 +18,9 @@ as_root() {
 
 packages=(python3 python3-venv python3-dev gcc redis-server redis-tools sip-tester espeak-ng
           libespeak-ng1 sox debootstrap iproute2 util-linux)
+# The browser tests drive Debian's chromium through Playwright (which downloads no browser);
+# the CJK fonts make the pages' Chinese readable in screenshots.
+[[ -n "$extras" ]] && packages+=(chromium fonts-noto-cjk)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -27,6 +27,10 @@ EXPECTED = {
     "work_order_counters",
     "call_recordings",
     "acd_events",
+    "users",
+    "api_tokens",
+    "web_sessions",
+    "audit_log",
 }
 
 
