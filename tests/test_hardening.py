@@ -21,7 +21,8 @@ from sipp import Press, place_call
 from hotline.engine import Hotline
 from hotline.private import private_dir
 from hotline.secrets import stored_secret
-from hotline.settings import Settings
+from hotline.settings import PROJECT_DIR, Settings
+from pbx.ami import AmiActionError
 from pbx.config import PbxConfig, render_all, write_config
 from queueing.callback import callback_number_rule, may_call_back
 
@@ -100,8 +101,31 @@ def test_rendered_configuration_is_0600(tmp_path: Path) -> None:
     agi_calls = re.findall(r"AGI\(([^)]+)\)", rendered["extensions.conf"])
     assert agi_calls and all(f"?key={'k' * 32}" in call for call in agi_calls)
     rights = dict(re.findall(r"^(read|write) = (.*)$", rendered["manager.conf"], re.M))
-    assert set(rights["write"].split(",")) == {"call", "originate", "system"}
+    assert set(rights["write"].split(",")) == {"call", "originate", "reporting"}
     assert "command" not in rights["read"] and "dialplan" not in rights["read"]
+
+
+def manager_write_classes(rendered: str, user: str) -> set[str]:
+    """The write classes manager.conf gives ``user``."""
+    section = rendered.split(f"[{user}]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r"^write = (.*)$", section, re.M)
+    assert found is not None
+    return {c.strip() for c in found.group(1).split(",")}
+
+
+ENGINE_PACKAGES = [
+    p for p in PROJECT_DIR.iterdir() if (p / "__init__.py").exists() and p.name != "bench"
+]
+
+
+def engine_ami_actions() -> set[str]:
+    """Every AMI action the engine's code sends (``{"Action": "<name>", ...}``)."""
+    actions = set()
+    for package in ENGINE_PACKAGES:
+        for source in package.rglob("*.py"):
+            text = source.read_text(encoding="utf-8")
+            actions |= set(re.findall(r"""["']Action["']:\s*["'](\w+)["']""", text))
+    return actions
 
 
 def test_folders_made_below_take_the_owner_of_their_parent(tmp_path: Path) -> None:
@@ -184,3 +208,42 @@ async def test_a_killed_asterisk_is_restarted_and_takes_calls(
     assert result.returncode == 0, result.errors[-2000:]
     call = await call_record(hotline, caller)
     assert call["route"] == "queue:consultation"
+
+
+@pytest.mark.e2e
+async def test_the_ami_user_may_send_exactly_what_the_engine_sends(hotline: Hotline) -> None:
+    """The write classes in the rendered manager.conf are exactly those the engine's actions
+    need, by the privileges the real Asterisk registers them with: each action the code
+    sends is allowed, and each class is the only one allowing some action. The engine's own
+    AMI user is refused an Originate into System() and the MixMonitor action (class
+    system), and gets answers to the actions it uses."""
+    asterisk = hotline.asterisk
+    assert asterisk is not None
+    s = hotline.settings
+    granted = manager_write_classes((asterisk.etc_dir / "manager.conf").read_text(), s.ami_user)
+    actions = engine_ami_actions()
+    assert {"Hangup", "Originate", "CoreShowChannels", "Status", "ControlPlayback"} <= actions
+    needs: dict[str, set[str]] = {}
+    for action in sorted(actions):
+        text = (await asyncio.to_thread(asterisk.cli, f"manager show command {action}")).stdout
+        privilege = text.split("[Privilege]", 1)[1].strip().splitlines()[0]
+        needs[action] = set() if "<none>" in privilege else set(privilege.split(",")) - {"all"}
+    for action, classes in needs.items():
+        assert not classes or classes & granted, f"{action} needs one of {classes}"
+    for granted_class in granted:
+        only = [a for a, classes in needs.items() if classes & granted == {granted_class}]
+        assert only, f"write class {granted_class} is needed by no action: {needs}"
+    assert "system" not in granted
+
+    with pytest.raises(AmiActionError, match="(?i)forbidden"):
+        await hotline.ami.action({
+            "Action": "Originate", "Channel": "Local/hangup@hotline-action",
+            "Application": "System", "Data": "touch /tmp/hotline-ami-system", "Async": "false",
+        })  # fmt: skip
+    with pytest.raises(AmiActionError, match="(?i)permission denied"):
+        await hotline.ami.action({"Action": "MixMonitor", "Channel": "PJSIP/none-0",
+                                  "File": "/tmp/hotline-ami.wav"})  # fmt: skip
+    assert not (asterisk.root / "tmp" / "hotline-ami-system").exists()
+    channels = await hotline.ami.action({"Action": "CoreShowChannels"}, as_list=True)
+    assert channels, "CoreShowChannels unanswered"
+    await hotline.ami.action({"Action": "Status"}, as_list=True)
