@@ -138,6 +138,12 @@ class DispatchRules:
         )
 
     @property
+    def departments(self) -> frozenset[str]:
+        """Every department the catalogue dispatches to: those in charge of a topic and the
+        districts' offices (a department account is bound to one of them)."""
+        return frozenset({t.department for t in self.topics} | {d.office for d in self.districts})
+
+    @property
     def place_names(self) -> tuple[str, ...]:
         return tuple(p for d in self.districts for p in (d.name, *d.places))
 
