@@ -1,5 +1,6 @@
 """The ACD's FastAGI routes driven by a scripted caller, no Asterisk: the queue wait
-(:class:`queueing.connector.QueueRoute`) and the callback (:meth:`CallbackRinger.run`).
+(:class:`queueing.connector.QueueRoute`), the callback (:meth:`CallbackRinger.run`) and the
+seats' feature codes (:class:`agents.feature_codes.FeatureCodes`).
 
 The routes run on :class:`fake_channel.FakeChannel` against the real test Redis
 (``conftest.TEST_REDIS_URL``, a key prefix of each test's own) and the engine's Lua, with
@@ -23,13 +24,16 @@ from fake_channel import (
     FakeChannel,
     agi_call,
     command,
+    get_data,
     get_variable,
     hang_up,
     polls,
     set_variable,
+    stream,
 )
 from redis.asyncio import Redis
 
+from agents.feature_codes import FeatureCodes
 from agents.seats import parse_seats
 from agents.states import NO_ANSWER_REASON, SeatState
 from calls.lifecycle import ConnectedCall
@@ -312,3 +316,40 @@ async def test_the_callback_route_dials_no_number_the_pattern_refuses(
     channel.check()
     assert channel.done == [] and parts.seen.bridged == []
     assert (await parts.acd.seat("8001")).state is SeatState.RINGING  # not answered for it
+
+
+def feature_code(args: tuple[str, ...]) -> AgiCall:
+    return agi_call("1800000004.1", channel="PJSIP/8001-0000000d", caller="8001",
+                    dialed="*21", script="seat", args=args)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pin", "said", "state"),
+    [
+        ("1111", "seat-login.zh", SeatState.AVAILABLE),
+        ("1357", "seat-refused.zh", SeatState.LOGGED_OUT),  # a wrong PIN
+    ],
+)
+async def test_a_seat_logs_in_with_its_pin_keyed_after_star_21(
+    parts: Parts, pin: str, said: str, state: SeatState
+) -> None:
+    channel = FakeChannel(feature_code(("login",)), [
+        command("ANSWER"),
+        get_data(pin, ["seat-pin.zh"]),
+        stream([said]),
+    ])  # fmt: skip
+    await asyncio.wait_for(FeatureCodes(parts.acd, Announcer(PromptNames())).run(channel), 5)
+    channel.check()
+    assert (await parts.acd.seat("8001")).state is state
+
+
+async def test_star_23_with_a_reason_pauses_the_seat(parts: Parts) -> None:
+    await parts.acd.login("8001", "1111")
+    channel = FakeChannel(feature_code(("pause", "2")), [
+        command("ANSWER"),
+        stream(["seat-pause.zh"]),
+    ])  # fmt: skip
+    await asyncio.wait_for(FeatureCodes(parts.acd, Announcer(PromptNames())).run(channel), 5)
+    channel.check()
+    seat = await parts.acd.seat("8001")
+    assert (seat.state, seat.reason) == (SeatState.PAUSED, "lunch")
