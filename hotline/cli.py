@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from accounts.cli import add_arguments as add_users_arguments
 from hotline.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("folder", type=Path)
     transcribe.add_argument("--workers", type=int, default=0, help="default: the setting")
     transcribe.set_defaults(func=_transcribe)
+
+    users = sub.add_parser(
+        "users", help="accounts: add, passwd, disable, enable, list, token, audit"
+    )
+    add_users_arguments(users)
+    users.set_defaults(func=_users)
 
     menu = sub.add_parser("menu", help="validate the IVR menu file and synthesise its prompts")
     menu.add_argument("--check-only", action="store_true", help="validate, make no prompts")
@@ -301,6 +308,28 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
             f"{call['language'] or '-':3} {call['route'] or '-':28} {ended}"
         )
     return 0
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from accounts.cli import users_command
+    from agents.seats import load_seats
+    from hotline.database import create_schema, make_engine, make_sessions
+    from hotline.wiring import accounts_web
+
+    settings, _running = _instance(settings)
+
+    async def run() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await create_schema(engine)
+            web = await accounts_web(
+                settings, make_sessions(engine), load_seats(settings.seats_file)
+            )
+            return await users_command(web.accounts, args)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _transcribe(settings: Settings, args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from aiohttp import web
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
+from accounts.http import AccountsWeb
 from agents import http as seats_http
 from agents.feature_codes import FeatureCodes
 from agents.registration import RegistrationWatch
@@ -34,6 +35,7 @@ from hotline.loops import Loops
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from hotline.wiring import (
+    accounts_web,
     agi_key,
     ami_secret,
     check_menu_queues,
@@ -92,6 +94,7 @@ class Hotline:
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
     work_orders: WorkOrderService = field(init=False)
+    accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
     native_queue: NativeQueue = field(init=False)
     loops: Loops = field(default_factory=Loops)
@@ -127,6 +130,7 @@ class Hotline:
         sessions = make_sessions(self._db)
         self.calls = CallStore(sessions)
         self.work_orders = work_orders(sessions)
+        self.accounts = await accounts_web(s, sessions, self.seats)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)
             await asyncio.to_thread(server.start)
@@ -199,8 +203,7 @@ class Hotline:
                     "database": lambda: ping(self._db),
                 }
             ),
-            supervisor_user="supervisor",
-            supervisor_password=supervisor_password(s),
+            accounts=self.accounts,
             timeout_s=s.network_timeout_s,
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
@@ -215,10 +218,9 @@ class Hotline:
         stack.callback(remove_instance, s)
         write_instance(s)
         log.info(
-            "web service on http://%s:%s (supervisor credentials in %s)",
+            "web service on http://%s:%s (log in at /login; accounts: `hotline users`)",
             s.web_host,
             s.web_port,
-            s.data_dir / "secrets.toml",
         )
         log.info(
             "hotline ready: dial %s at sip:%s@%s:%s",
@@ -379,7 +381,3 @@ class Hotline:
 
     async def _check_redis(self) -> None:
         await self._redis.ping()
-
-
-def supervisor_password(settings: Settings) -> str:
-    return stored_secret(settings.data_dir, "supervisor_password")

@@ -88,9 +88,13 @@ class Settings:
     # Open311 api keys, comma separated; empty: one key generated into data_dir/secrets.toml.
     open311_api_keys: str = ""
     open311_jurisdiction_id: str = ""
-    # Staff tokens for the work-order API ([[staff]] token/name/role/department); empty:
-    # data_dir/staff.toml if it exists.
+    # The hand-made staff tokens of earlier versions ([[staff]] token/name/role/department;
+    # empty: data_dir/staff.toml): imported once as accounts at start, then renamed *.imported.
     staff_file: str = ""
+    # Browser sessions (the login page): how long one lasts, and cookies for HTTPS only
+    # (set it when a TLS proxy serves the pages).
+    session_ttl_min: float = 480.0
+    session_cookie_secure: bool = False
     supervision_interval_s: float = 300.0
     # An SMS from a number with an order opened by SMS within this window is added to it.
     sms_followup_window_h: float = 72.0

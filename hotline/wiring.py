@@ -9,6 +9,9 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounts.http import AccountsWeb, actor_of
+from accounts.service import AccountService
+from accounts.staff_file import import_staff_file
 from agents.pjsip import render_pjsip, render_queuerules, render_queues
 from agents.seats import SeatsError, SeatsFile, load_seats
 from hotline.private import private_dir
@@ -23,7 +26,7 @@ from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
-from workorders.http import add_routes, load_staff
+from workorders.http import add_routes
 from workorders.service import WorkOrderService
 from workorders.timelimits import TimeLimits
 
@@ -163,20 +166,32 @@ def work_order_routes(settings: Settings, service: WorkOrderService) -> RouteMou
     """Mount the staff API, public status, Open311 and the SMS webhook."""
     keys = [k.strip() for k in settings.open311_api_keys.split(",") if k.strip()]
     api_keys = keys or [stored_secret(settings.data_dir, "open311_api_key")]
-    staff_file = settings.effective_staff_file
-    staff = load_staff(staff_file) if staff_file.is_file() else {}
-    if not staff:
-        log.warning("no staff tokens in %s: the work-order staff API refuses everyone", staff_file)
 
     def mount(app: web.Application) -> None:
         add_routes(
             app,
             service,
             api_keys=api_keys,
-            staff=staff,
+            staff=actor_of,
             sms_secret=stored_secret(settings.data_dir, "sms_gateway_secret"),
             sms_followup_window=timedelta(hours=settings.sms_followup_window_h),
             jurisdiction_id=settings.open311_jurisdiction_id,
         )
 
     return mount
+
+
+async def accounts_web(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], seats: SeatsFile
+) -> AccountsWeb:
+    """The accounts (users bound to the catalogue's departments and the seats file's
+    extensions), with the old staff file imported once if it is still there."""
+    service = AccountService(
+        sessions,
+        session_secret=stored_secret(settings.data_dir, "session_secret"),
+        session_ttl=timedelta(minutes=settings.session_ttl_min),
+        departments=DispatchRules.load().departments,
+        extensions=[seat.extension for seat in seats.seats],
+    )
+    await import_staff_file(service, settings.effective_staff_file)
+    return AccountsWeb(service, secure_cookie=settings.session_cookie_secure)

@@ -4,7 +4,6 @@ engine's ACD and reach sipp softphones registered as seats (see tests/seat_sipp.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest_asyncio
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
 from seat_sipp import Seat, dial_feature_code, start_seat, uas_scenario, unregister
 from sipp import Press, citizen_scenario, free_udp_port
+from staff import supervisor_auth
 
 from agents.states import SeatState
 from hotline.engine import Hotline
@@ -252,11 +252,8 @@ async def test_seat_states_through_the_web_api(
 ) -> None:
     phones = await seats("8001", "8005", login=False)
     s = hotline.settings
-    token = base64.b64encode(
-        f"supervisor:{stored_secret(s.data_dir, 'supervisor_password')}".encode()
-    ).decode()
     base = f"http://{s.web_host}:{s.web_port}/api/seats"
-    auth = {"Authorization": f"Basic {token}"}
+    auth = await supervisor_auth(hotline)
     async with aiohttp.ClientSession() as web:
         async with web.get(base) as r:
             assert r.status == 401
@@ -379,14 +376,9 @@ async def test_statistics_match_the_calls_placed(
     assert (by_queue["report"]["answered"], by_queue["report"]["abandoned"]) == (1, 1)
     assert by_queue["business"]["answered"] == 1
     s = hotline.settings
-    token = base64.b64encode(
-        f"supervisor:{stored_secret(s.data_dir, 'supervisor_password')}".encode()
-    ).decode()
     url = f"http://{s.web_host}:{s.web_port}/api/stats?since={since}"
-    async with (
-        aiohttp.ClientSession() as web,
-        web.get(url, headers={"Authorization": f"Basic {token}"}) as r,
-    ):
+    auth = await supervisor_auth(hotline)
+    async with aiohttp.ClientSession() as web, web.get(url, headers=auth) as r:
         assert r.status == 200
         assert (await r.json())["overall"]["answered"] == 2
 

@@ -10,7 +10,6 @@ own event loop because schemathesis calls it synchronously.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import threading
 import tomllib
@@ -30,6 +29,7 @@ from hotline.settings import Settings
 from web.openapi import openapi_document
 
 STAFF_TOKEN = "fuzz-operator-token"
+SUPERVISOR_TOKEN = "fuzz-supervisor-token"
 schema = schemathesis.openapi.from_dict(openapi_document())
 ONE_SHAPE = openapi_document()["components"]["schemas"]["Error"]
 GEOREPORT = openapi_document()["components"]["schemas"]["GeoReportErrors"]
@@ -38,7 +38,7 @@ GEOREPORT = openapi_document()["components"]["schemas"]["GeoReportErrors"]
 @dataclass(frozen=True)
 class RunningEngine:
     url: str
-    supervisor: str  # basic auth header value
+    supervisor: str  # a supervisor's Authorization header value
     api_key: str
 
 
@@ -63,7 +63,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     )
     s.data_dir.mkdir(parents=True)
     s.effective_staff_file.write_text(
-        f'[[staff]]\ntoken = "{STAFF_TOKEN}"\nname = "fuzz"\nrole = "operator"\n', "utf-8"
+        f'[[staff]]\ntoken = "{STAFF_TOKEN}"\nname = "fuzz"\nrole = "operator"\n'
+        f'[[staff]]\ntoken = "{SUPERVISOR_TOKEN}"\nname = "lead"\nrole = "supervisor"\n',
+        "utf-8",
     )
     hotline = Hotline(s)
     loop = asyncio.new_event_loop()
@@ -72,9 +74,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     asyncio.run_coroutine_threadsafe(hotline.start(), loop).result(timeout=120)
     try:
         secrets = tomllib.loads((s.data_dir / "secrets.toml").read_text("utf-8"))
-        basic = base64.b64encode(f"supervisor:{secrets['supervisor_password']}".encode())
         yield RunningEngine(
-            f"http://{s.web_host}:{s.web_port}", f"Basic {basic.decode()}",
+            f"http://{s.web_host}:{s.web_port}", f"Bearer {SUPERVISOR_TOKEN}",
             secrets["open311_api_key"],
         )  # fmt: skip
     finally:

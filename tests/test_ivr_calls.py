@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import wave
 from pathlib import Path
 
@@ -10,9 +9,9 @@ import aiohttp
 import pytest
 from conftest import AmiEvents, call_record, eventually, new_caller
 from sipp import Press, place_call
+from staff import supervisor_auth
 
 from hotline.engine import Hotline
-from hotline.secrets import stored_secret
 from ivr.prompts import PromptLibrary
 from ivr.walk import Prompt
 from queueing.events import read_events
@@ -186,7 +185,6 @@ async def test_engine_unreachable_falls_through_to_the_operator_queue(
 async def test_health_and_calls_api(hotline: Hotline) -> None:
     s = hotline.settings
     base = f"http://{s.web_host}:{s.web_port}"
-    password = stored_secret(s.data_dir, "supervisor_password")
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as response:
             body = await response.json()
@@ -197,13 +195,13 @@ async def test_health_and_calls_api(hotline: Hotline) -> None:
             assert all(p.startswith("loop:") for p in set(body["parts"]) - core), body
         async with http.get(f"{base}/api/calls") as response:
             assert response.status == 401
-        token = base64.b64encode(f"supervisor:{password}".encode()).decode()
-        auth = {"Authorization": f"Basic {token}"}
+        auth = await supervisor_auth(hotline)
         async with http.get(f"{base}/api/calls?limit=5", headers=auth) as response:
             assert response.status == 200
             assert len((await response.json())["calls"]) <= 5
-        async with http.get(f"{base}/supervisor") as response:
-            assert response.status == 401
+        async with http.get(f"{base}/supervisor", allow_redirects=False) as response:
+            assert response.status == 303  # a browser without a session: to the login page
+            assert response.headers["Location"] == "/login?next=/supervisor"
         async with http.get(f"{base}/supervisor", headers=auth) as response:
             assert response.status == 200
             assert "/api/calls" in await response.text()  # the screen reads the live API

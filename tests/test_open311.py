@@ -16,9 +16,6 @@ from aiohttp.test_utils import TestClient
 from sql_databases import fresh_database
 from web_client import KEY, signed, web_client, work_order_service, xml
 
-from hotline.settings import PROJECT_DIR
-from workorders.http import load_staff
-from workorders.orders import Role
 from workorders.sms import sign
 
 NOISE = {"api_key": KEY, "service_code": "noise", "lat": "34.22", "long": "108.95",
@@ -253,14 +250,3 @@ async def test_sms_json_body_must_be_an_object(client: TestClient, payload: byte
     resp = await client.post("/sms/inbound", data=payload, headers=headers)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "invalid_input"
-
-
-def test_readme_documents_the_staff_file(tmp_path: Path) -> None:
-    """The README's staff file example is the format load_staff reads (issue 8 item 10)."""
-    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Staff API set-up", 1)[1]
-    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "staff.toml").write_text(example, encoding="utf-8")
-    staff = load_staff(tmp_path / "staff.toml")
-    assert {actor.role for actor in staff.values()} == {Role.OPERATOR, Role.DEPARTMENT}
-    assert "雁塔区人民政府" in {actor.department for actor in staff.values()}

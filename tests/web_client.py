@@ -1,5 +1,6 @@
-"""The web service's own application (``web.app.make_app``: its error middleware, the work
-orders mounted as the engine mounts them) on a test database, for the API tests."""
+"""The web service's own application (``web.app.make_app``: its error middleware, the
+accounts' middleware, the work orders mounted as the engine mounts them) on a test database,
+for the API tests. The staff below are real accounts with these bearer tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accounts.http import AccountsWeb, actor_of
+from accounts.service import AccountService
+from accounts.users import AccountRole, UnknownUser
 from calls.store import CallStore
 from db.base import Base
 from hotline.database import import_models, make_sessions
@@ -27,13 +31,13 @@ from workorders.timelimits import TimeLimits
 
 KEY = "test-api-key"
 SMS_SECRET = "sms-secret"
-SUPERVISOR = ("supervisor", "supervisor-password")
 STAFF = {
     "op-token": Actor("王敏", Role.OPERATOR),
     "lead-token": Actor("李强", Role.SUPERVISOR),
     "yanta-token": Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府"),
 }
 OPERATOR = {"Authorization": "Bearer op-token"}
+LEAD = {"Authorization": "Bearer lead-token"}
 YANTA = {"Authorization": "Bearer yanta-token"}
 # Monday 23 November 2026, 10:00 in Beijing.
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -65,14 +69,38 @@ async def work_order_service(
     )
 
 
+async def staff_accounts(
+    service: WorkOrderService, clock: Callable[[], datetime] | None = None
+) -> AccountService:
+    """The accounts on the service's database, :data:`STAFF` among them with their tokens."""
+    accounts = AccountService(
+        service.sessions,
+        session_secret="test-session-secret",
+        departments=DispatchRules.load().departments,
+        extensions=("8001", "8002", "8005"),
+        **({"clock": clock} if clock else {}),
+    )
+    for token, actor in STAFF.items():
+        try:
+            await accounts.user(actor.name)
+        except UnknownUser:
+            role = AccountRole(actor.role.value)
+            await accounts.add_user(actor.name, role, department=actor.department, checked=False)
+            await accounts.issue_token(actor.name, actor="test", token=token)
+    return accounts
+
+
 @asynccontextmanager
 async def web_client(
-    service: WorkOrderService, sms_window: timedelta = timedelta(hours=72)
+    service: WorkOrderService,
+    sms_window: timedelta = timedelta(hours=72),
+    accounts: AccountService | None = None,
 ) -> AsyncIterator[TestClient]:
-    deps = WebDeps(CallStore(service.sessions), {}, *SUPERVISOR)
+    accounts = accounts or await staff_accounts(service)
+    deps = WebDeps(CallStore(service.sessions), {}, AccountsWeb(accounts))
 
     def mount(app: web.Application) -> None:
-        add_routes(app, service, api_keys=[KEY], staff=STAFF, sms_secret=SMS_SECRET,
+        add_routes(app, service, api_keys=[KEY], staff=actor_of, sms_secret=SMS_SECRET,
                    sms_followup_window=sms_window, jurisdiction_id="xian.gov.cn")  # fmt: skip
 
     async with TestClient(TestServer(make_app(deps, [mount]))) as client:

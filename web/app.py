@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from accounts.http import AccountsWeb
 from calls.store import CallStore
-from web.auth import basic_auth
 from web.errors import ERROR_FORMATS, errors
 from web.health import Check, check_parts
 from web.openapi import openapi_document
@@ -21,14 +21,12 @@ from web.params import query_int
 class WebDeps:
     calls: CallStore
     health_checks: Mapping[str, Check]
-    supervisor_user: str
-    supervisor_password: str
+    accounts: AccountsWeb  # who is asking, and what they may do (accounts.access)
     timeout_s: float = 5.0
 
 
 DEPS = web.AppKey("deps", WebDeps)
 
-SUPERVISOR_PATHS = ("/supervisor", "/api/calls", "/api/stats", "/api/seats")
 SUPERVISOR_PAGE = Path(__file__).with_name("supervisor.html")
 
 # Mounts a domain's routes (e.g. work orders) on the application.
@@ -58,20 +56,14 @@ async def openapi(_request: web.Request) -> web.Response:
 
 
 async def supervisor_page(_request: web.Request) -> web.FileResponse:
-    """The supervisors' screen: health, queues, seats and recent calls, refreshed live."""
+    """The supervisors' screen: health, queues, seats and recent calls, refreshed live
+    (supervisors and admins only: :mod:`accounts.access`)."""
     return web.FileResponse(SUPERVISOR_PAGE, headers={"Cache-Control": "no-store"})
-
-
-async def to_supervisor_page(_request: web.Request) -> web.Response:
-    raise web.HTTPFound("/supervisor")
 
 
 def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
     app = web.Application(
-        middlewares=[
-            errors,
-            basic_auth(deps.supervisor_user, deps.supervisor_password, protected=SUPERVISOR_PATHS),
-        ]
+        middlewares=[errors, deps.accounts.middleware]
     )
     app[DEPS] = deps
     app[ERROR_FORMATS] = {}
@@ -79,7 +71,7 @@ def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/supervisor", supervisor_page)
-    app.router.add_get("/", to_supervisor_page)
+    app.router.add_routes(deps.accounts.routes())
     for mount in mounts:
         mount(app)
     return app

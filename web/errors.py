@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from accounts.users import AccountError
 from agents.states import SeatStateError
 from queueing.models import AcdError, LoginRefused, UnknownSeat, UnknownSkill
 from workorders.errors import WorkOrderError, http_status
@@ -93,6 +94,8 @@ def refusal_of(exc: BaseException) -> Refusal | None:
         return exc.refusal
     if isinstance(exc, WorkOrderError):
         return Refusal(http_status(exc), exc.code, exc.message)
+    if isinstance(exc, AccountError):
+        return Refusal(exc.status, exc.code, exc.message)
     if isinstance(exc, AcdError):
         return Refusal(_ACD_STATUS.get(type(exc), 409), exc.code, str(exc))
     if isinstance(exc, SeatStateError):

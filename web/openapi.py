@@ -112,14 +112,22 @@ def openapi_document() -> dict[str, Any]:
         "/api/calls": {"get": _supervisor({
             "summary": "recent calls and their IVR journey",
             "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
-            "responses": _answers(_json(OBJECT), 400, 401)})},
+            "responses": _answers(_json(OBJECT), 400, 401, 403)})},
         "/api/stats": {"get": _supervisor({
             "summary": "queue figures since an epoch time (default: the last 24 h)",
             "parameters": [_query("since", {"type": "number"}, "epoch seconds")],
-            "responses": _answers(_json(OBJECT), 400, 401)})},
+            "responses": _answers(_json(OBJECT), 400, 401, 403)})},
         "/api/seats": {"get": _supervisor({
             "summary": "every seat and its state",
-            "responses": _answers(_json(OBJECT), 401)})},
+            "responses": _answers(_json(OBJECT), 401, 403)})},
+        "/api/me": {"get": _staff({
+            "summary": "the logged-in user, and the session's CSRF token for changes",
+            "tags": ["accounts"], "responses": _answers(_json(OBJECT), 401)})},
+        "/api/audit": {"get": {
+            "summary": "the audit log, newest first (admins)", "tags": ["accounts"],
+            "security": [{"supervisor": []}],
+            "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+            "responses": _answers(_json(OBJECT), 400, 401, 403)}},
         "/api/seats/{ext}/{change}": {"post": _supervisor({
             "summary": "log a seat in (pin), out, pause it (reason) or resume it",
             "parameters": [_path("ext"), _path("change", {"type": "string", "enum": [
@@ -219,8 +227,10 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "staff": {"type": "http", "scheme": "bearer",
-                          "description": "a token from the staff file (README)"},
-                "supervisor": {"type": "http", "scheme": "basic"},
+                          "description": "a user's token (`hotline users token NAME`), or the "
+                                         "session cookie of /login with X-CSRF-Token on changes"},
+                "supervisor": {"type": "http", "scheme": "bearer",
+                               "description": "a supervisor's or admin's token or session"},
                 "control": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {

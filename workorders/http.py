@@ -1,22 +1,19 @@
 """Work orders on the web: the staff API (operators, departments, supervisors), the public
 status lookup, and the mounting of Open311 and the SMS webhook.
 
-Staff authenticate with ``Authorization: Bearer <token>``; each token maps to an
-:class:`~workorders.orders.Actor` (name, role, department) in a staff file kept outside the
-repository (see :func:`load_staff` and the README). The service decides what each role may
-do; :meth:`~workorders.orders.WorkOrder.seen_by` what each role sees. Every field a client
+Staff are the hotline's accounts (a browser session or a bearer token, :mod:`accounts.http`);
+the composition root passes the function that turns a request into an
+:class:`~workorders.orders.Actor` (name, role, department). The service decides what each role
+may do; :meth:`~workorders.orders.WorkOrder.seen_by` what each role sees. Every field a client
 sends is checked for its JSON type and length here (400 in the one error shape otherwise).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import tomllib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +28,7 @@ from web.params import (
     text_list,
 )
 from workorders.catalog import ServiceCatalog
-from workorders.errors import InvalidInput, NotFound, Unauthenticated
+from workorders.errors import InvalidInput, NotFound
 from workorders.models import text_width
 from workorders.open311 import Open311
 from workorders.orders import Actor, NewWorkOrder, Role, Satisfaction, WorkOrder
@@ -41,6 +38,8 @@ from workorders.states import LABELS_ZH, State
 
 log = logging.getLogger(__name__)
 Action = Callable[[str, Actor, dict[str, Any]], Awaitable[WorkOrder]]
+#: who makes a staff request (raises the web's 401 for nobody)
+Identify = Callable[[web.Request], Actor]
 LIST_CAP = 1000
 NOTE_LIMIT = 2000
 #: what staff may give when registering an order (intake alone sets transcripts, recordings)
@@ -49,19 +48,6 @@ STAFF_FIELDS = frozenset(
      "confidential", "location_text", "lat", "long", "address_id", "zipcode", "call_id",
      "urgent", "lead_department", "assisting_departments", "email", "service_code"}
 )  # fmt: skip
-
-
-def load_staff(path: Path) -> dict[str, Actor]:
-    """Staff tokens from TOML: ``[[staff]] token = "…", name = "…", role = "operator",
-    department = "…"`` (department only for role "department")."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    staff: dict[str, Actor] = {}
-    for entry in data.get("staff", []):
-        actor = Actor(str(entry["name"]), Role(entry["role"]), str(entry.get("department", "")))
-        if actor.role is Role.DEPARTMENT and not actor.department:
-            raise ValueError(f"staff {actor.name}: a department actor needs its department")
-        staff[str(entry["token"])] = actor
-    return staff
 
 
 def order_fields(body: Mapping[str, Any], allowed: Collection[str]) -> dict[str, Any]:
@@ -104,18 +90,9 @@ def _note(body: Mapping[str, Any], name: str = "note", limit: int = NOTE_LIMIT) 
 
 
 class StaffApi:
-    def __init__(self, service: WorkOrderService, staff: Mapping[str, Actor]) -> None:
+    def __init__(self, service: WorkOrderService, identify: Identify) -> None:
         self.service = service
-        self.staff = dict(staff)
-
-    def actor(self, request: web.Request) -> Actor:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("send Authorization: Bearer <staff token>")
-        for known, actor in self.staff.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
-                return actor
-        raise Unauthenticated("unknown staff token")
+        self.actor = identify
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -232,7 +209,7 @@ def add_routes(
     service: WorkOrderService,
     *,
     api_keys: Collection[str],
-    staff: Mapping[str, Actor],
+    staff: Identify,
     sms_secret: str = "",
     sms_followup_window: timedelta = timedelta(hours=72),
     catalog: ServiceCatalog | None = None,

@@ -1,0 +1,45 @@
+"""Who may use which page and staff route: the one table of access rules (pure: the web
+middleware in :mod:`accounts.http` applies it, tests drive it without a network)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts.users import SUPERVISORS, AccountRole, User
+
+STAFF = frozenset(AccountRole)  # every role: what each sees is the work orders' own rule
+
+
+@dataclass(frozen=True)
+class Rule:
+    prefix: str
+    roles: frozenset[AccountRole]
+    page: bool = False  # a browser page: unauthenticated → the login page, not a 401
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("/supervisor", SUPERVISORS, page=True),
+    Rule("/api/calls", SUPERVISORS),
+    Rule("/api/stats", SUPERVISORS),
+    Rule("/api/seats", SUPERVISORS),
+    Rule("/api/workorders", STAFF),
+    Rule("/api/audit", frozenset({AccountRole.ADMIN})),
+    Rule("/api/me", STAFF),
+)
+
+
+def rule_for(path: str) -> Rule | None:
+    """The rule of the longest prefix that covers ``path`` (None: a public path)."""
+    rules = [r for r in RULES if path == r.prefix or path.startswith(r.prefix + "/")]
+    return max(rules, key=lambda r: len(r.prefix)) if rules else None
+
+
+def allowed(user: User, method: str, path: str, rule: Rule) -> bool:
+    """Whether ``user`` may make this request. An operator changes the state of their own
+    seat only (``POST /api/seats/<own extension>/<action>``)."""
+    if user.role in rule.roles:
+        return True
+    if user.role is AccountRole.OPERATOR and rule.prefix == "/api/seats" and method == "POST":
+        parts = path.split("/")  # "", "api", "seats", ext, action
+        return len(parts) == 5 and bool(user.extension) and parts[3] == user.extension
+    return False
