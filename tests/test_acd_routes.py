@@ -22,6 +22,7 @@ import pytest
 from conftest import TEST_REDIS_URL, eventually
 from fake_channel import (
     FakeChannel,
+    Step,
     agi_call,
     command,
     get_data,
@@ -147,6 +148,15 @@ def caller(uniqueid: str, number: str = CITIZEN) -> AgiCall:
     return agi_call(uniqueid, caller=number, dialed="report", script="queue")
 
 
+def waiting_with_music(language: str) -> list[Step]:
+    """The caller joins the queue, hears music and is polled for a key."""
+    return [
+        get_variable("HOTLINE_LANGUAGE", language),
+        command(MUSIC_ON),
+        command(POLL, repeat=True, delay_s=0.05),
+    ]
+
+
 def dial_seat(seat: str) -> re.Pattern[str]:
     return re.compile(rf"EXEC Dial PJSIP/{seat},\d+,m")
 
@@ -175,9 +185,7 @@ async def test_a_free_seat_is_dialled_at_once_and_the_call_completes(parts: Part
 async def test_a_caller_waits_with_music_until_a_seat_logs_in(parts: Parts) -> None:
     call = caller("1800000001.2")
     channel = FakeChannel(call, [
-        get_variable("HOTLINE_LANGUAGE", "en"),
-        command(MUSIC_ON),
-        command(POLL, repeat=True, delay_s=0.05),
+        *waiting_with_music("en"),
         command("SET MUSIC OFF"),
         command(dial_seat("8001"), then=parts.answers(call, "PJSIP/8001-00000003")),
         set_variable("HOTLINE_QUEUE_RESULT", "completed"),
@@ -229,9 +237,7 @@ async def test_a_seat_that_does_not_answer_is_paused_and_the_caller_keeps_the_he
 async def test_a_caller_who_presses_1_at_the_offer_books_a_callback(parts: Parts) -> None:
     call = caller("1800000001.4")
     channel = FakeChannel(call, [
-        get_variable("HOTLINE_LANGUAGE", "zh"),
-        command(MUSIC_ON),
-        command(POLL, repeat=True, delay_s=0.05),
+        *waiting_with_music("zh"),
         command("SET MUSIC OFF"),
         command('CONTROL STREAM FILE "acd-callback-offer.zh" "1"', ("49", "")),  # 1 pressed
         command(MUSIC_ON),
