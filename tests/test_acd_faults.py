@@ -579,8 +579,10 @@ async def test_native_queue_call_is_counted_and_keeps_the_seat_busy(
         record = await call_record(engine, caller)
         assert record["caller_number"] == caller
         steps = [(step["kind"], step["node"]) for step in record["journey"]]
-        assert steps == [("join", "hotline-operator"), ("connect", "hotline-operator"),
-                         ("complete", "hotline-operator"), ("hangup", None)], steps  # fmt: skip
+        native = [(kind, node) for kind, node in steps if kind != "hangup"]
+        assert native == [("join", "hotline-operator"), ("connect", "hotline-operator"),
+                          ("complete", "hotline-operator")], steps  # fmt: skip
+        assert ("hangup", None) in steps
         assert "seat 8005" in record["journey"][1]["detail"]
         uniqueid = record["uniqueid"]
 
