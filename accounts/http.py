@@ -89,7 +89,8 @@ class AccountsWeb:
         rule = rule_for(request.path)
         if rule is not None:
             if user is None:
-                if rule.page and not unsafe:
+                browser = "Authorization" not in request.headers  # a machine gets its 401
+                if rule.page and not unsafe and browser:
                     raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs)}")
                 raise HttpError(
                     401,

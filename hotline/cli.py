@@ -314,9 +314,11 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     from accounts.cli import users_command
     from agents.seats import load_seats
     from hotline.database import create_schema, make_engine, make_sessions
+    from hotline.private import private_dir
     from hotline.wiring import accounts_web
 
     settings, _running = _instance(settings)
+    private_dir(settings.data_dir)  # a fresh installation: accounts before the first start
 
     async def run() -> int:
         engine = make_engine(settings.effective_database_url)

@@ -1,0 +1,45 @@
+"""A real headless browser for page tests: Debian's chromium driven by Playwright (which
+downloads no browser of its own here; scripts/setup.sh --test installs chromium).
+
+Use it from a test module with ``from browser import browser  # noqa: F401`` and ask for the
+``browser`` fixture; each test opens its own context (cookies apart) with :func:`new_page`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, async_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root
+    "--disable-gpu",
+    "--disable-background-networking",  # nothing leaves the machine
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HAVE_CHROMIUM = CHROMIUM.is_file()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    assert HAVE_CHROMIUM, f"{CHROMIUM} missing: run scripts/setup.sh --test"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def new_context(browser: Browser, base_url: str) -> BrowserContext:
+    """A fresh context (its own cookies) whose relative URLs go to ``base_url``."""
+    context = await browser.new_context(base_url=base_url, locale="zh-CN")
+    context.set_default_timeout(10_000)
+    return context
