@@ -207,9 +207,8 @@ class Hotline:
             timeout_s=s.network_timeout_s,
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
-        app = make_app(
-            deps, mounts=[work_order_routes(s, self.work_orders), self._acd_routes, control]
-        )
+        orders = work_order_routes(s, self.work_orders, self._redis)
+        app = make_app(deps, mounts=[orders, self._acd_routes, control])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.http import AccountsWeb, actor_of
@@ -28,6 +29,7 @@ from web.app import RouteMount
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
 from workorders.service import WorkOrderService
+from workorders.sms import RedisSeen
 from workorders.timelimits import TimeLimits
 
 log = logging.getLogger(__name__)
@@ -162,8 +164,9 @@ def work_orders(sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
     return WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
 
 
-def work_order_routes(settings: Settings, service: WorkOrderService) -> RouteMount:
-    """Mount the staff API, public status, Open311 and the SMS webhook."""
+def work_order_routes(settings: Settings, service: WorkOrderService, redis: Redis) -> RouteMount:
+    """Mount the staff API, public status, Open311 and the SMS webhook (its replay check in
+    ``redis``, shared by every engine on it)."""
     keys = [k.strip() for k in settings.open311_api_keys.split(",") if k.strip()]
     api_keys = keys or [stored_secret(settings.data_dir, "open311_api_key")]
 
@@ -175,6 +178,7 @@ def work_order_routes(settings: Settings, service: WorkOrderService) -> RouteMou
             staff=actor_of,
             sms_secret=stored_secret(settings.data_dir, "sms_gateway_secret"),
             sms_followup_window=timedelta(hours=settings.sms_followup_window_h),
+            sms_seen=RedisSeen(redis, settings.acd_prefix, settings.network_timeout_s),
             jurisdiction_id=settings.open311_jurisdiction_id,
         )
 

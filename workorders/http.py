@@ -33,7 +33,7 @@ from workorders.models import text_width
 from workorders.open311 import Open311
 from workorders.orders import Actor, NewWorkOrder, Role, Satisfaction, WorkOrder
 from workorders.service import DESCRIPTION_LIMIT, EDITABLE, WorkOrderService
-from workorders.sms import SmsIntake
+from workorders.sms import SeenRequests, SmsIntake
 from workorders.states import LABELS_ZH, State
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ def add_routes(
     staff: Identify,
     sms_secret: str = "",
     sms_followup_window: timedelta = timedelta(hours=72),
+    sms_seen: SeenRequests | None = None,
     catalog: ServiceCatalog | None = None,
     jurisdiction_id: str = "",
 ) -> None:
@@ -221,6 +222,7 @@ def add_routes(
         app[ERROR_FORMATS] = {}
     Open311(service, catalog or ServiceCatalog.load(), api_keys, jurisdiction_id).mount(app)
     if sms_secret:
-        app.router.add_routes(SmsIntake(service, sms_secret, sms_followup_window).routes())
+        sms = SmsIntake(service, sms_secret, sms_followup_window, sms_seen)
+        app.router.add_routes(sms.routes())
     else:
         log.warning("no SMS gateway secret configured: the SMS webhook is not mounted")

@@ -5,11 +5,15 @@ The gateway POSTs ``from`` and ``text`` (JSON object or form) and signs each req
 ``X-Hotline-Timestamp`` (Unix seconds) and ``X-Hotline-Signature``, the hex HMAC-SHA256 of
 ``<timestamp>.<body>`` with the shared secret (``sms_gateway_secret`` in data_dir/secrets.toml).
 A request older (or newer) than :data:`MAX_SKEW_S` or seen before (a replay) is refused. The
-answer carries the reply text the gateway sends back to the citizen, on refusals too.
+signatures seen are kept in the hotline's Redis (:class:`RedisSeen`: ``SET NX`` expiring when
+the timestamp leaves the allowed skew), so every engine on that Redis refuses a request any of
+them took; a Redis that cannot be asked refuses the request with 503 (the gateway retries).
+The answer carries the reply text the gateway sends back to the citizen, on refusals too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,10 +22,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from calls.callerid import mask_number, parse_caller_id
 from web.errors import HttpError, error_body, refusal_of
@@ -45,15 +51,50 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-class Signatures:
-    """Checks a request's signature and freshness; remembers signatures to refuse replays."""
+class SeenRequests(Protocol):
+    async def first(self, signature: str, ttl_s: int) -> bool:
+        """True the first time ``signature`` is seen within ``ttl_s`` seconds."""
+        ...
 
-    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
-        self.secret = secret
+
+class RedisSeen:
+    """Signatures seen, shared by every engine on one Redis (one key each, expiring)."""
+
+    def __init__(self, redis: Redis, prefix: str, timeout_s: float = 5.0) -> None:
+        self.redis, self.prefix, self.timeout_s = redis, f"{prefix}sms:seen:", timeout_s
+
+    async def first(self, signature: str, ttl_s: int) -> bool:
+        async with asyncio.timeout(self.timeout_s):
+            return bool(await self.redis.set(self.prefix + signature, 1, nx=True, ex=ttl_s))
+
+
+class LocalSeen:
+    """Signatures seen by this process only: for a web service that runs without Redis."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it expires
 
-    def check(self, timestamp: str, signature: str, body: bytes) -> None:
+    async def first(self, signature: str, ttl_s: int) -> bool:
+        now = self.clock()
+        for old, until in list(self._seen.items()):
+            if until < now:
+                del self._seen[old]
+        if signature in self._seen:
+            return False
+        self._seen[signature] = now + ttl_s
+        return True
+
+
+class Signatures:
+    """Checks a request's signature and freshness; refuses replays (``seen``)."""
+
+    def __init__(
+        self, secret: str, seen: SeenRequests, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.secret, self.seen, self.clock = secret, seen, clock
+
+    async def check(self, timestamp: str, signature: str, body: bytes) -> None:
         now = self.clock()
         if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_SKEW_S:
             raise Unauthenticated(
@@ -62,11 +103,17 @@ class Signatures:
         expected = sign(self.secret, timestamp, body)
         if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             raise Unauthenticated("bad or missing X-Hotline-Signature")
-        while self._seen and next(iter(self._seen.values())) < now:
-            self._seen.popitem(last=False)
-        if expected in self._seen:
+        # remembered while its timestamp is within the allowed skew: a replay after that is
+        # refused as stale
+        ttl_s = max(1, int(int(timestamp) + MAX_SKEW_S - now) + 1)
+        try:
+            first = await self.seen.first(expected, ttl_s)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("SMS replay check unavailable (%s): request refused", exc)
+            raise HttpError(503, "unavailable", "the replay check is unavailable; retry later",
+                            {"Retry-After": "5"}) from exc  # fmt: skip
+        if not first:
             raise Unauthenticated("this signed request was already received (replay)")
-        self._seen[expected] = now + 2 * MAX_SKEW_S
 
 
 class SmsIntake:
@@ -75,9 +122,10 @@ class SmsIntake:
         service: WorkOrderService,
         secret: str,
         followup_window: timedelta = timedelta(hours=72),
+        seen: SeenRequests | None = None,
     ) -> None:
         self.service = service
-        self.signatures = Signatures(secret)
+        self.signatures = Signatures(secret, seen or LocalSeen())
         self.followup_window = followup_window
 
     def routes(self) -> list[web.RouteDef]:
@@ -117,7 +165,7 @@ class SmsIntake:
 
     async def _parse(self, request: web.Request) -> tuple[str, str]:
         body = await request.read()
-        self.signatures.check(
+        await self.signatures.check(
             request.headers.get("X-Hotline-Timestamp", ""),
             request.headers.get("X-Hotline-Signature", ""),
             body,
