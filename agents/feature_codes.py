@@ -3,12 +3,15 @@
 ``*21`` log in (the PIN is read by keypad, ``#`` ends it), ``*22`` log out, ``*23`` pause
 (``*23<n>``: reason n of :data:`agents.states.PAUSE_REASONS`, 1-based; default "break"),
 ``*24`` resume. The seat is the softphone's endpoint (the channel ``PJSIP/<ext>-...``).
-Each code answers with a short spoken confirmation or refusal.
+Each code answers with a short spoken confirmation or refusal. While the feature-code call
+lasts the seat is offered no caller (:mod:`queueing.busy`): a seat that resumes with *24 is
+rung once it has hung up, not during the confirmation.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -17,6 +20,7 @@ from ivr.tree import Prompt
 from pbx.agi_channel import AgiChannel, CallerHungUp
 from queueing.acd import Acd
 from queueing.announce import Announcer
+from queueing.channels import seat_of
 from queueing.models import AcdError, LoginRefused
 
 log = logging.getLogger(__name__)
@@ -33,15 +37,22 @@ _SAY = {
 
 
 class FeatureCodes:
-    def __init__(self, acd: Acd, announcer: Announcer, on_change: object = None) -> None:
+    def __init__(
+        self, acd: Acd, announcer: Announcer, on_change: Callable[[], None] | None = None
+    ) -> None:
         self.acd, self.announcer = acd, announcer
         self._on_change = on_change
 
     async def run(self, agi: AgiChannel) -> None:
         call = agi.call
-        seat = call.channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+        seat = seat_of(call.channel)
         action = call.args[0] if call.args else ""
         who = f"seat {seat} ({call.uniqueid})"
+        try:
+            # busy until this channel hangs up (AMI Hangup, queueing.busy), before any change
+            await self.acd.channel_up(seat, call.uniqueid)
+        except (RedisError, OSError, TimeoutError, AcdError) as exc:
+            log.warning("%s: the call not marked busy in the ACD (%s)", who, exc)
         try:
             await agi.command("ANSWER", deadline_s=10)
             outcome = await self._apply(agi, seat, action, who)
@@ -76,7 +87,7 @@ class FeatureCodes:
             log.exception("%s: %s failed (ACD unreachable)", who, action)
             return "failed"
         log.info("%s: %s done by feature code", who, action)
-        if callable(self._on_change):
+        if self._on_change is not None:
             self._on_change()
         return action
 

@@ -58,6 +58,7 @@ from pbx.watchdog import AsteriskWatchdog
 from queueing import http as stats_http
 from queueing.acd import Acd
 from queueing.announce import Announcer
+from queueing.busy import BusySeats
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
 from queueing.channels import ami_channels
 from queueing.connector import QueueOptions, QueueRoute
@@ -289,6 +290,16 @@ class Hotline:
             "acd-ownership", lambda: self.ownership.run(self._stopping, self.dispatcher.deliver)
         )
         self.loops.start("acd-event-log", lambda: self.event_log.run(self._stopping))
+        # A seat on any call of its own (a feature code such as *24 included) is offered no
+        # caller until that channel hangs up.
+        busy = BusySeats(
+            self.acd, self.dispatcher.kick, ami_channels(self.ami, s.network_timeout_s)
+        )
+        self.ami.on("Newchannel", busy.on_newchannel)
+        self.ami.on("Hangup", busy.on_hangup)
+        self.loops.start(
+            "acd-busy-seats", lambda: busy.run(self._stopping, lambda: self.ami.connected)
+        )
 
     async def _stop_playback(self, channel: str, who: str) -> None:
         """Cut an announcement short (the caller's seat is ringing)."""

@@ -4,6 +4,7 @@
 * :mod:`queueing.acd` — the :class:`~queueing.acd.Acd` service; decisions run as Lua in Redis.
 * :mod:`queueing.events` — the event log the Lua scripts write (for statistics).
 * :mod:`queueing.ownership` — several engines on one Redis: leases, forwarded decisions.
+* :mod:`queueing.busy` — a seat on a call of its own (e.g. *24) is offered no caller.
 * :mod:`queueing.recovery` — seats and callers checked against Asterisk's channels
   (:mod:`queueing.channels`) after a kill, a dead engine or a missed event.
 * :mod:`queueing.redis_server` — the hotline's own Redis (password, AOF, loopback).
@@ -16,6 +17,8 @@ Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
 ``seat:<ext>``                 HASH: state, reason, since, idle, call, ring_until,
                                wrap_until, langs, skills ("report:1 ..."), ring_ms, wrap_ms,
                                ``w:<skill>`` wrap-up per skill, name, retired
+``chans:<ext>``                SET the seat's own live channels (unique ids); while any
+                               lives the seat is in no ``avail*`` index (offered nothing)
 ``avail``                      ZSET available seats -> idle since (longest idle first)
 ``availlang:<lang>``           ZSET the same, per language
 ``avail:<skill>:<lang>:<lv>``  ZSET the same, per skill, language and level

@@ -60,7 +60,8 @@ from queueing.snapshot import read_snapshot, seat_status
 log = logging.getLogger(__name__)
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 _SCRIPTS = (
-    "enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register", "native",
+    "enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register",
+    "channel", "native",
 )  # fmt: skip
 
 
@@ -216,6 +217,25 @@ class Acd:
         status = await self.seat(extension)
         if status.state is SeatState.PAUSED and status.reason == UNREGISTERED_REASON:
             await self._transition(extension, SeatEvent.RESUME, now)
+
+    async def channel_up(self, extension: str, uniqueid: str, now: float | None = None) -> None:
+        """A channel of the seat's own is up (a feature-code call such as *24, a call it
+        dialled, a ring): no caller is offered to the seat until it hangs up."""
+        await self._run("channel", extension, uniqueid, "1", _ms(self._now(now)))
+
+    async def channel_down(self, extension: str, uniqueid: str, now: float | None = None) -> bool:
+        """That channel hung up; True if the seat is offerable again (routing should run)."""
+        return bool(await self._run("channel", extension, uniqueid, "0", _ms(self._now(now))))
+
+    async def seat_channels(self) -> dict[str, set[str]]:
+        """The seats' own live channels (unique ids) as the ACD holds them, per seat."""
+        exts = [seat.extension for seat in self.seats.seats]
+        async with asyncio.timeout(self.timeout_s):
+            pipe = self.redis.pipeline(transaction=False)
+            for ext in exts:
+                pipe.smembers(f"{self.prefix}chans:{ext}")
+            found = await pipe.execute()
+        return {ext: {_s(u) for u in uids} for ext, uids in zip(exts, found, strict=True) if uids}
 
     async def seat(self, extension: str) -> SeatStatus:
         async with asyncio.timeout(self.timeout_s):

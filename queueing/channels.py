@@ -58,6 +58,14 @@ def ami_channels(ami: AmiClient, timeout_s: float = 5.0) -> ListChannels:
     return list_channels
 
 
+def seat_of(channel: str) -> str:
+    """The seat (PJSIP endpoint) of a channel name: ``PJSIP/8001-00000002`` -> ``8001``;
+    "" for a channel that is not PJSIP."""
+    if not channel.startswith("PJSIP/"):
+        return ""
+    return channel.removeprefix("PJSIP/").rsplit("-", 1)[0]
+
+
 def seat_channel(channels: Sequence[Channel], extension: str, call_id: str = "") -> Channel | None:
     """The seat's channel (in the call ``call_id`` if given: linked to that caller)."""
     for channel in channels:

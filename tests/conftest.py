@@ -93,13 +93,16 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 class AmiEvents:
-    """AMI events seen during the test run, by the citizen's channel unique id."""
+    """AMI events seen during the test run, by the citizen's channel unique id, and all of
+    them in the order Asterisk sent them (``seen``)."""
 
     def __init__(self) -> None:
         self.by_call: dict[str, list[Message]] = defaultdict(list)
+        self.seen: list[Message] = []
 
     def record(self, event: Message) -> None:
         self.by_call[event.get("Uniqueid", "")].append(event)
+        self.seen.append(event)
 
     def of(self, uniqueid: str, name: str) -> list[Message]:
         return [e for e in self.by_call.get(uniqueid, []) if e.get("Event") == name]
@@ -131,7 +134,7 @@ async def _drop_acd_keys(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 def ami_events(hotline: Hotline) -> AmiEvents:
     events = AmiEvents()
-    for name in ("AGIExecStart", "QueueCallerJoin", "Hangup"):
+    for name in ("AGIExecStart", "QueueCallerJoin", "Hangup", "DialBegin", "BridgeEnter"):
         hotline.ami.on(name, events.record)
     return events
 

@@ -300,6 +300,37 @@ async def test_feature_codes_from_the_seats_softphone(
     assert await code("*22") is SeatState.LOGGED_OUT
 
 
+async def test_a_seat_resuming_with_star24_is_rung_after_that_call_hangs_up(
+    hotline: Hotline, seats: StartSeats, ami_events: AmiEvents, tmp_path: Path
+) -> None:
+    """Issue 8 item 4: a caller waits, the paused seat dials *24 (resume): the seat's phone
+    rings for the caller only after the *24 call's channel hung up (AMI order)."""
+    await seats("8005")
+    s = hotline.settings
+    await hotline.acd.pause("8005", "break")
+    caller = new_caller()
+    call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 15_000))
+    await eventually(lambda: waiting(hotline, caller), 30, "the caller to wait")
+    await dial_feature_code(tmp_path, "8005", stored_secret(s.data_dir, "seat-8005"), "*24",
+                            sip_port=s.sip_port)  # fmt: skip
+    assert await connected_seat(hotline, caller) == "8005"
+    await call
+    call_id = (await call_events(hotline, caller))[0].call_id
+    order = list(ami_events.seen)
+    star24 = [
+        i for i, e in enumerate(order)
+        if e.get("Event") == "Hangup" and e.get("Exten") == "*24"
+        and e.get("Channel", "").startswith("PJSIP/8005-")
+    ]  # fmt: skip
+    rings = [
+        i for i, e in enumerate(order)
+        if e.get("Event") == "DialBegin" and e.get("Uniqueid") == call_id
+        and e.get("DestChannel", "").startswith("PJSIP/8005-")
+    ]  # fmt: skip
+    assert star24 and rings, "AMI did not show the *24 hangup and the seat's ring"
+    assert star24[-1] < rings[0], "the seat was rung while still on its *24 call"
+
+
 async def test_callback_keeps_the_callers_place(
     hotline: Hotline, seats: StartSeats, ami_events: AmiEvents, tmp_path: Path
 ) -> None:

@@ -186,6 +186,38 @@ async def test_paused_seat_gets_nothing(acd: Acd) -> None:
     assert a.seat == "8001"
 
 
+async def test_a_seat_on_a_call_of_its_own_is_offered_nothing_until_it_hangs_up(
+    acd: Acd,
+) -> None:
+    """Issue 8 item 4: a seat that resumes with *24 is still on the *24 call."""
+    await _login(acd, ("8001", T0), ("8002", T0 + 1))
+    await acd.pause("8001", "break", now=T0 + 2)
+    await acd.enqueue("c1", "report", now=T0 + 3)
+    await acd.channel_up("8001", "fc-24", now=T0 + 4)  # 8001 dials *24 ...
+    await acd.resume("8001", now=T0 + 5)  # ... and resumes during that call
+    await acd.channel_up("8002", "fc-23", now=T0 + 5)  # 8002, available, dials *23
+    assert await acd.dispatch_once(now=T0 + 6) == []
+    assert (await acd.seat("8001")).state is SeatState.AVAILABLE
+    assert await acd.seat_channels() == {"8001": {"fc-24"}, "8002": {"fc-23"}}
+    assert await acd.channel_down("8001", "other", now=T0 + 7) is False  # not its channel
+    assert await acd.channel_down("8001", "fc-24", now=T0 + 8) is True
+    [a] = await acd.dispatch_once(now=T0 + 9)
+    assert (a.call_id, a.seat) == ("c1", "8001")
+    # a seat whose call ends while one of its channels lives stays out until it hangs up
+    await acd.answered("c1", now=T0 + 10)
+    await acd.channel_up("8001", "leg-c1", now=T0 + 10)
+    await acd.hangup("c1", now=T0 + 20)  # wrap-up 10 s
+    await acd.enqueue("c2", "report", now=T0 + 21)
+    assert await acd.channel_down("8002", "fc-23", now=T0 + 21) is True
+    [b] = await acd.dispatch_once(now=T0 + 22)
+    assert b.seat == "8002"
+    await acd.enqueue("c3", "report", now=T0 + 23)
+    assert await acd.dispatch_once(now=T0 + 40) == []  # wrap-up over, its leg still up
+    assert await acd.channel_down("8001", "leg-c1", now=T0 + 41) is True
+    [c] = await acd.dispatch_once(now=T0 + 42)
+    assert (c.call_id, c.seat) == ("c3", "8001")
+
+
 async def test_wrap_up_respected_until_it_expires(acd: Acd) -> None:
     await _login(acd, ("8001", T0))
     await acd.enqueue("c1", "report", now=T0)

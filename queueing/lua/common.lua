@@ -37,7 +37,10 @@ local function seat_skills(ext)
 end
 
 -- availskill:<skill> is scored by the seat's level: "is there any seat good enough?"
+-- A seat with a live channel of its own (chans:<ext>: a feature-code call, a call it dialled)
+-- stays out of the indexes: it is offered nothing until that channel hangs up (channel.lua).
 local function index_add(ext, idle)
+  if redis.call('SCARD', P .. 'chans:' .. ext) > 0 then return end
   for _, key in ipairs(seat_indexes(ext)) do redis.call('ZADD', key, idle, ext) end
   local s = redis.call('HGET', P .. 'seat:' .. ext, 'skills') or ''
   for skill, lvl in string.gmatch(s, '([^%s:]+):(%d+)') do

@@ -46,6 +46,7 @@ for _, ext in ipairs(redis.call('SMEMBERS', P .. 'seats')) do
       if state ~= 'logged_out' then set_state(ext, 'logged_out', now, '', {}) end
       redis.call('ZREM', P .. 'wrapup', ext)
       redis.call('DEL', P .. 'seat:' .. ext)
+      redis.call('DEL', P .. 'chans:' .. ext)
       redis.call('SREM', P .. 'seats', ext)
       removed = removed + 1
     end
