@@ -87,13 +87,13 @@ def queue_name(skill: str) -> str:
 
 def render_queues(
     seats: SeatsFile,
-    rules: RoutingRules | None = None,
+    rules: RoutingRules,
     *,
     musicclass: str = "default",
     announce_frequency_s: int = 60,
 ) -> str:
-    """``queues.conf`` with one queue per skill and the seats holding it as static members."""
-    rules = rules or RoutingRules()
+    """``queues.conf`` with one queue per skill and the seats holding it as static members
+    (penalty: the band of the seat's level in ``rules``, the ACD's own rules)."""
     out = ["; Fallback queues rendered from the seats file by agents/pjsip.py.\n"]
     out.append(
         "[general]\npersistentmembers=no\nautofill=yes\nshared_lastcall=yes\n"
@@ -132,9 +132,8 @@ def render_queues(
     return "\n".join(out)
 
 
-def render_queuerules(rules: RoutingRules | None = None) -> str:
+def render_queuerules(rules: RoutingRules) -> str:
     """``queuerules.conf``: the relax steps as QUEUE_MAX_PENALTY changes over the wait."""
-    rules = rules or RoutingRules()
     lines = ["; Rendered by agents/pjsip.py from the ACD's relax steps.", f"[{RELAX_RULE}]"]
     for step in rules.steps:
         if step.after_s == 0:

@@ -1,7 +1,8 @@
 """Seat states as pure rules: which event moves a seat from which state to which.
 
-The ACD in Redis (:mod:`queueing.acd`) enforces the same table inside its Lua scripts: it
-passes :func:`allowed_from` and the target state of each event, so the rules live here once.
+The ACD in Redis (:mod:`queueing.acd`) enforces this table inside its Lua scripts: it
+passes :func:`allowed_from` and the target state of each event, so the rules live here once
+and their effects (timers, idle order) in the Lua alone.
 
 ::
 
@@ -14,7 +15,7 @@ passes :func:`allowed_from` and the target state of each event, so the rules liv
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -85,13 +86,6 @@ def target(event: SeatEvent) -> SeatState:
     return TRANSITIONS[event][1]
 
 
-def next_state(extension: str, state: SeatState, event: SeatEvent) -> SeatState:
-    sources, to = TRANSITIONS[event]
-    if state not in sources:
-        raise SeatStateError(extension, state, event)
-    return to
-
-
 def check_reason(reason: str) -> str:
     if not REASON_PATTERN.match(reason):
         raise ValueError(f"pause reason {reason!r}: lower case code such as 'break' or 'lunch'")
@@ -110,38 +104,3 @@ class SeatStatus:
     idle_since: float = 0.0  # "longest idle" orders available seats by this
     ring_until: float = 0.0  # RONA deadline while ringing
     wrap_until: float = 0.0  # end of wrap-up
-
-    def apply(
-        self,
-        event: SeatEvent,
-        now: float,
-        *,
-        reason: str = "",
-        call_id: str = "",
-        ring_timeout_s: float = 15.0,
-        wrap_up_s: float = 0.0,
-    ) -> SeatStatus:
-        """The pure model of one transition, with the timers it starts."""
-        to = next_state(self.extension, self.state, event)
-        if event is E.PAUSE:
-            reason = check_reason(reason)
-        elif event is E.NO_ANSWER:
-            reason = NO_ANSWER_REASON
-        elif event is E.UNREGISTERED:
-            reason = UNREGISTERED_REASON
-        base = replace(self, state=to, since=now, reason=reason if to is S.PAUSED else "")
-        if event is E.OFFER:
-            return replace(base, call_id=call_id, ring_until=now + ring_timeout_s)
-        if event is E.ANSWER:
-            return replace(base, ring_until=0.0)
-        if event is E.HANGUP:
-            if wrap_up_s <= 0:
-                return replace(base, state=S.AVAILABLE, call_id="", idle_since=now)
-            return replace(base, call_id="", wrap_until=now + wrap_up_s)
-        if event is E.RING_CANCEL:
-            # The seat did not take a call: it keeps its place among idle seats.
-            return replace(base, call_id="", ring_until=0.0)
-        if to is S.AVAILABLE:
-            idle = self.wrap_until if event is E.WRAP_UP_DONE and self.wrap_until else now
-            return replace(base, call_id="", idle_since=min(idle, now), wrap_until=0.0)
-        return replace(base, call_id="", ring_until=0.0, wrap_until=0.0)

@@ -411,7 +411,8 @@ class Acd:
         ]
         for a in out:
             log.info("call %s from %s -> seat %s (%s, waited %.1fs, relax step %s)",
-                     a.call_id, a.caller, a.seat, a.skill, a.waited_s, a.relax_step)  # fmt: skip
+                     a.call_id, mask_number(a.caller), a.seat, a.skill, a.waited_s,
+                     a.relax_step)  # fmt: skip
         return out
 
     async def answered(self, call_id: str, now: float | None = None) -> str:

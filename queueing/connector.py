@@ -51,7 +51,6 @@ from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
 
-RING_FAILED = {"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
 # How long one WAIT FOR DIGIT lasts: the latency from a decision to the ring for a caller
 # who had to wait (one who finds a free seat is dialled at once).
 _POLL_MS = 100

@@ -1,4 +1,4 @@
-"""Routing rules as data, and the pure reference of how the ACD applies them.
+"""Routing rules as data; the ACD applies them in Redis (``queueing/lua/dispatch.lua``).
 
 * **Caller priority**: a higher number is served first; a repeat caller within 24 h and the
   elderly-care line rank higher. Within one priority, first come first served.
@@ -10,20 +10,20 @@
   acceptable (``max_level``), or that any available seat speaking the caller's language will
   do (``any_skill``). The caller's language is never relaxed.
 
-The Lua dispatch script receives these rules as JSON (:meth:`RoutingRules.to_json`) and
-applies them exactly as :func:`choose_seat` does here.
+The Lua dispatch script receives these rules as JSON with named fields
+(:meth:`RoutingRules.to_json`); the queue order (priority, then arrival) is the score
+``enqueue.lua`` gives each caller. The tests drive that Lua in a real Redis.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+#: the highest caller priority (``enqueue.lua`` orders callers by ``9 - priority``)
 PRIORITY_MAX = 9
-#: score = (PRIORITY_MAX - priority) * SEQ_SPAN + seq: lower scores first, exact in a double
-SEQ_SPAN = 10**12
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,17 @@ class PriorityRules:
         return last_call_at is not None and 0 <= now - last_call_at <= self.repeat_window_s
 
 
-DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 10))
-DEFAULT_STEPS: tuple[RelaxStep, ...] = (
-    RelaxStep(after_s=0, max_level=6),
-    RelaxStep(after_s=60, max_level=10),
-    RelaxStep(after_s=120, max_level=10, any_skill=True),
-)
-
-
 @dataclass(frozen=True)
 class RoutingRules:
-    bands: tuple[tuple[int, int], ...] = DEFAULT_BANDS
-    steps: tuple[RelaxStep, ...] = DEFAULT_STEPS
+    """The one default of the routing rules: the engine's ACD and Asterisk's fallback queues
+    (``agents/pjsip.py``) are given the same instance."""
+
+    bands: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 10))
+    steps: tuple[RelaxStep, ...] = (
+        RelaxStep(after_s=0, max_level=6),
+        RelaxStep(after_s=60, max_level=10),
+        RelaxStep(after_s=120, max_level=10, any_skill=True),
+    )
     priority: PriorityRules = PriorityRules()
     #: average handling time assumed for the estimated wait until the ACD has measured one
     default_aht_s: float = 180.0
@@ -76,14 +75,6 @@ class RoutingRules:
         if [lo for lo, _ in self.bands] != sorted(lo for lo, _ in self.bands):
             raise ValueError("routing rules: bands must be ordered from the best level")
 
-    def step_at(self, wait_s: float) -> int:
-        """Index of the relax step that applies after ``wait_s`` seconds of waiting."""
-        index = 0
-        for i, step in enumerate(self.steps):
-            if wait_s >= step.after_s:
-                index = i
-        return index
-
     def band_of(self, level: int) -> int:
         for i, (lo, hi) in enumerate(self.bands):
             if lo <= level <= hi:
@@ -91,11 +82,17 @@ class RoutingRules:
         raise ValueError(f"level {level} outside 1-10")
 
     def to_json(self) -> str:
+        """What ``dispatch.lua`` reads: ``bands`` as ``{lo, hi}``, ``steps`` as
+        ``{after_ms, max_level, any_skill}``."""
         return json.dumps(
             {
-                "bands": [list(b) for b in self.bands],
+                "bands": [{"lo": lo, "hi": hi} for lo, hi in self.bands],
                 "steps": [
-                    [int(s.after_s * 1000), s.max_level, 1 if s.any_skill else 0]
+                    {
+                        "after_ms": int(s.after_s * 1000),
+                        "max_level": s.max_level,
+                        "any_skill": s.any_skill,
+                    }
                     for s in self.steps
                 ],
             }
@@ -109,12 +106,10 @@ class RoutingRules:
         if "bands" in data:
             kwargs["bands"] = tuple((int(lo), int(hi)) for lo, hi in data["bands"])  # type: ignore[attr-defined]
         if "relax" in data:
+            # only the keys given: RelaxStep's own defaults fill the rest
+            casts = {"after_s": float, "max_level": int, "any_skill": bool}
             kwargs["steps"] = tuple(
-                RelaxStep(
-                    after_s=float(s["after_s"]),
-                    max_level=int(s.get("max_level", 10)),
-                    any_skill=bool(s.get("any_skill", False)),
-                )
+                RelaxStep(**{k: casts[k](v) for k, v in s.items() if k in casts})
                 for s in data["relax"]  # type: ignore[attr-defined]
             )
         if "priority" in data:
@@ -122,39 +117,6 @@ class RoutingRules:
         if "default_aht_s" in data:
             kwargs["default_aht_s"] = float(data["default_aht_s"])  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
-
-
-def queue_score(priority: int, seq: int) -> int:
-    """Order in a skill queue: higher priority first, then arrival (a global sequence)."""
-    if not 0 <= priority <= PRIORITY_MAX:
-        raise ValueError(f"priority {priority} outside 0-{PRIORITY_MAX}")
-    return (PRIORITY_MAX - priority) * SEQ_SPAN + seq
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An available seat as the ACD sees it for one call."""
-
-    extension: str
-    level: int | None  # the seat's level in the call's skill, None if it lacks the skill
-    idle_since: float
-    languages: frozenset[str]
-
-
-def choose_seat(
-    rules: RoutingRules, seats: Iterable[Candidate], *, language: str, wait_s: float
-) -> str | None:
-    """The seat a call should get (pure reference of the Lua dispatch), or None."""
-    step = rules.steps[rules.step_at(wait_s)]
-    speaking = [s for s in seats if language in s.languages]
-    for lo, hi in rules.bands:
-        top = min(hi, step.max_level)
-        band = [s for s in speaking if s.level is not None and lo <= s.level <= top]
-        if band:
-            return min(band, key=lambda s: (s.idle_since, s.extension)).extension
-    if step.any_skill and speaking:
-        return min(speaking, key=lambda s: (s.idle_since, s.extension)).extension
-    return None
 
 
 def estimated_wait_s(position: int, staffed_seats: int, aht_s: float) -> float:

@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import sys
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from panoramisk.message import Message
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/sipp.py and tests/dtmf_pcap.py
 
@@ -65,6 +67,34 @@ PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 TEST_REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: where the engine calls citizens back during the tests (a sipp UAS started by the test)
 CALLBACK_PORT = 15399 + PORT_OFFSET
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A client of the test Redis, for tests of the ACD's Lua itself (under ``prefix``)."""
+    client = Redis.from_url(TEST_REDIS_URL, socket_timeout=5)
+    try:
+        async with asyncio.timeout(5):
+            await client.ping()
+    except (OSError, TimeoutError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis at {TEST_REDIS_URL} is not reachable: {exc}")
+    yield client
+    await client.aclose()
+
+
+async def drop_keys(redis: Redis, prefix: str) -> None:
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await redis.delete(*keys[i : i + 500])
+
+
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    """A key prefix of the test's own in the test Redis, dropped afterwards."""
+    name = f"test-acd-{uuid.uuid4().hex[:10]}:"
+    yield name
+    await drop_keys(redis, name)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The ACD against the real Redis at 127.0.0.1:6379; each test under its own key prefix."""
+"""The ACD's Lua against the test Redis (``conftest.TEST_REDIS_URL``); each test under its own
+key prefix."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import TEST_REDIS_URL, drop_keys
 from redis.asyncio import Redis
 
 from agents.seats import SeatsFile, load_seats, parse_seats
@@ -22,7 +22,6 @@ from queueing.models import CallKind, LoginRefused
 from queueing.rules import RelaxStep, RoutingRules
 
 REPO = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_800_000_000.0  # injected "now": no sleeping
 
 SEATS = """
@@ -55,32 +54,6 @@ pin = "4444"
 languages = ["zh", "en"]
 skills = { english = 1, consultation = 3 }
 """
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        async with asyncio.timeout(5):
-            await client.ping()
-    except (OSError, TimeoutError) as exc:
-        await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    yield client
-    await client.aclose()
-
-
-async def _drop(redis: Redis, prefix: str) -> None:
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
-    for i in range(0, len(keys), 500):
-        await redis.delete(*keys[i : i + 500])
-
-
-@pytest.fixture
-async def prefix(redis: Redis) -> AsyncIterator[str]:
-    name = f"test-acd-{uuid.uuid4().hex[:10]}:"
-    yield name
-    await _drop(redis, name)
 
 
 @pytest.fixture
@@ -350,7 +323,7 @@ async def test_snapshot_and_estimated_wait(acd: Acd) -> None:
 async def test_redis_loss_reregisters_seats(acd: Acd, redis: Redis, prefix: str) -> None:
     await _login(acd, ("8001", T0))
     await acd.enqueue("c1", "report", now=T0)
-    await _drop(redis, prefix)  # what a Redis restart without persistence looks like
+    await drop_keys(redis, prefix)  # what a Redis restart without persistence looks like
     assert await acd.position("c1") is None
     assert await acd.enqueue("c1", "report", now=T0 + 1) == 1  # re-registers, then enqueues
     assert (await acd.seat("8001")).state is SeatState.LOGGED_OUT
@@ -424,7 +397,7 @@ async def test_two_engines_never_double_assign(redis: Redis, prefix: str) -> Non
             sys.executable,
             "-c",
             WORKER,
-            REDIS_URL,
+            TEST_REDIS_URL,
             prefix,
             "20",
             stdin=asyncio.subprocess.PIPE,

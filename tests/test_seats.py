@@ -8,6 +8,7 @@ import pytest
 
 from agents.pjsip import render_pjsip, render_queuerules, render_queues
 from agents.seats import SeatsError, hash_pin, load_seats, parse_seats, verify_pin
+from queueing.rules import RoutingRules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,12 +114,12 @@ def test_render_pjsip_one_endpoint_auth_and_aor_per_seat() -> None:
 
 
 def test_render_queues_members_per_skill_with_band_penalty() -> None:
-    conf = render_queues(parse_seats(BASE))
+    conf = render_queues(parse_seats(BASE), RoutingRules())
     report = conf.split("[hotline-report]")[1].split("[hotline-english]")[0]
     assert "member => PJSIP/8001,0,Wang Fang,PJSIP/8001" in report
     assert "member => PJSIP/8002,1,Seat 8002,PJSIP/8002" in report  # level 4: second band
     assert "wrapuptime=30" in report and "strategy=leastrecent" in report
     english = conf.split("[hotline-english]")[1]
     assert "PJSIP/8002,0" in english and "PJSIP/8001" not in english
-    rules = render_queuerules()
+    rules = render_queuerules(RoutingRules())
     assert "[hotline-relax]" in rules and "penaltychange => 60,2,0" in rules

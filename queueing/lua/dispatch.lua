@@ -1,4 +1,6 @@
 -- ARGV: prefix, now_ms, limit, scan, rules_json
+-- rules_json (queueing/rules.py RoutingRules.to_json): bands = [{lo, hi}], best first;
+-- steps = [{after_ms, max_level, any_skill}], by increasing after_ms, the first at 0.
 -- One atomic routing step: ends due wrap-ups, then walks the heads of the skill queues in
 -- (priority, arrival) order (at most `scan` callers deep per queue) and offers each caller the
 -- best available seat its relax step allows: lowest level band first, then longest idle.
@@ -7,6 +9,15 @@ local err = require_registered()
 if err then return err end
 local now, limit, scan = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rules = cjson.decode(ARGV[5])
+
+-- The relax step a caller who waited `wait` ms is at: the last one it has reached.
+local function step_at(wait)
+  local index = 1
+  for i, step in ipairs(rules.steps) do
+    if wait >= step.after_ms then index = i end
+  end
+  return index
+end
 
 local due = redis.call('ZRANGEBYSCORE', P .. 'wrapup', '-inf', now)
 for _, ext in ipairs(due) do
@@ -18,15 +29,13 @@ end
 local out = {}
 if redis.call('ZCARD', P .. 'avail') == 0 then return out end
 
--- Queues worth looking at: some available seat holds the skill, or the queue's oldest
--- caller waited long enough for "any seat with the language".
--- The oldest caller of a queue is its most relaxed one: if no available seat is good enough
--- for that caller, nobody in the queue can be served in this step.
--- With few seats free, only the queues of their skills can be served, unless somebody waited
--- long enough for "any seat with the language".
+-- Queues worth looking at. With few seats free, only the queues of their skills can be
+-- served, unless somebody waited long enough for "any seat with the language" (any_after).
+-- Of those, a queue whose oldest caller (its most relaxed one) no available seat is good
+-- enough for has nobody to serve in this step.
 local any_after = nil
 for _, s in ipairs(rules.steps) do
-  if s[3] == 1 and any_after == nil then any_after = s[1] end
+  if s.any_skill and any_after == nil then any_after = s.after_ms end
 end
 local skills = nil
 local free = redis.call('ZCARD', P .. 'avail')
@@ -52,12 +61,9 @@ for _, skill in ipairs(skills) do
   local oldest = redis.call('ZRANGE', P .. 'qt:' .. skill, 0, 0, 'WITHSCORES')
   local reachable = false
   if oldest[2] then
-    local step = rules.steps[1]
-    for _, s in ipairs(rules.steps) do
-      if now - tonumber(oldest[2]) >= s[1] then step = s end
-    end
-    reachable = step[3] == 1 or #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill,
-      '-inf', step[2], 'LIMIT', 0, 1) > 0
+    local step = rules.steps[step_at(now - tonumber(oldest[2]))]
+    reachable = step.any_skill or #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill,
+      '-inf', step.max_level, 'LIMIT', 0, 1) > 0
   end
   if reachable then
     queues[#queues + 1] = {skill = skill, key = P .. 'q:' .. skill, buf = {}, pos = 1,
@@ -88,7 +94,7 @@ end
 local function find_seat(skill, lang, step)
   for _, band in ipairs(rules.bands) do
     local best, best_idle, best_level = nil, nil, nil
-    for level = band[1], math.min(band[2], step[2]) do
+    for level = band.lo, math.min(band.hi, step.max_level) do
       local r = redis.call('ZRANGE', P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level,
         0, 0, 'WITHSCORES')
       if r[1] then
@@ -100,7 +106,7 @@ local function find_seat(skill, lang, step)
     end
     if best then return best, best_level end
   end
-  if step[3] == 1 then
+  if step.any_skill then
     local r = redis.call('ZRANGE', P .. 'availlang:' .. lang, 0, 0)
     if r[1] then return r[1], 0 end
   end
@@ -137,10 +143,7 @@ while #out < limit and #order > 0 and redis.call('ZCARD', P .. 'avail') > 0 do
   local lang = c[1]
   if redis.call('ZCARD', P .. 'availlang:' .. lang) > 0 then
     local wait = now - tonumber(c[2])
-    local si = 1
-    for i, step in ipairs(rules.steps) do
-      if wait >= step[1] then si = i end
-    end
+    local si = step_at(wait)
     local memo = skill .. '|' .. lang .. '|' .. si
     if not exhausted[memo] then
       local ext, level = find_seat(skill, lang, rules.steps[si])

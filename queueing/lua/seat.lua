@@ -23,6 +23,5 @@ elseif to == 'logged_out' or to == 'paused' then
   fields = {'call', '', 'wrap_until', 0, 'ring_until', 0}
 end
 if to ~= 'paused' then reason = '' end
--- a seat that ends its wrap-up in the same state change must leave its old "available" spot
 set_state(ext, to, now, reason, fields)
 return old
