@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import ApiTokenRow, AuditRow, UserRow, WebSessionRow
@@ -32,6 +32,11 @@ from accounts.users import (
 from db.base import utcnow
 
 log = logging.getLogger(__name__)
+
+#: failed logins of one name within :data:`THROTTLE_WINDOW` after which even the right
+#: password is refused until the window has passed (password guessing)
+THROTTLE_FAILURES = 10
+THROTTLE_WINDOW = timedelta(minutes=15)
 
 
 def sha256(value: str) -> str:
@@ -176,10 +181,17 @@ class AccountService:
         (the same answer for an unknown name, a wrong password and a disabled account)."""
         async with self.sessions() as db:
             row = await _row(db, name[:64])
+            failures = await db.scalar(
+                select(func.count()).select_from(AuditRow).where(
+                    AuditRow.actor == name[:64], AuditRow.action == "login_failed",
+                    AuditRow.at > self.clock() - THROTTLE_WINDOW)
+            )  # fmt: skip
+        throttled = (failures or 0) >= THROTTLE_FAILURES
         ok = await verify_password(row.password_hash if row else "", password[:1024])
         async with self.sessions.begin() as db:
-            if row is None or not ok or row.disabled:
-                why = "unknown user" if row is None else "disabled" if ok else "wrong password"
+            if row is None or not ok or row.disabled or throttled:
+                why = "unknown user" if row is None else "wrong password" if not ok else ""
+                why = why or ("throttled" if throttled else "disabled")
                 self._audit(db, name[:64], "login_failed", name[:64], why, remote)
                 return None
             if needs_rehash(row.password_hash):

@@ -1,4 +1,5 @@
-"""Seats on the web service (supervisor basic auth, see :data:`web.app.SUPERVISOR_PATHS`).
+"""Seats on the web service (supervisors and admins; an operator their own seat: see
+:mod:`accounts.access`).
 
 ``GET /api/seats`` lists every seat with its state; ``POST /api/seats/{ext}/login``
 (JSON ``{"pin": "2468"}``), ``/logout``, ``/pause`` (``{"reason": "lunch"}``), ``/resume``

@@ -25,7 +25,7 @@ from sqlalchemy import select, text, update
 from staff import staff_token
 
 from accounts.models import AuditRow, UserRow, WebSessionRow
-from accounts.service import AccountService
+from accounts.service import THROTTLE_FAILURES, THROTTLE_WINDOW, AccountService
 from accounts.users import AccountRole
 from db.base import utcnow
 from hotline.engine import Hotline
@@ -323,6 +323,25 @@ async def test_wrong_password_and_disabled_user_are_refused(staff: Staff) -> Non
         ("leaver", "disabled"),
     }
     assert all(e["at"] for e in failures)
+
+
+async def test_password_guessing_is_throttled(staff: Staff) -> None:
+    """After THROTTLE_FAILURES wrong passwords within the window, even the right one is
+    refused (and logged) until the window has passed; other users are not affected."""
+    await staff_token(staff.accounts, "guessed", AccountRole.SUPERVISOR, password=PASSWORD)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        for attempt in range(THROTTLE_FAILURES):
+            assert await login(http, staff, "guessed", f"guess number {attempt}") == 401
+        assert await login(http, staff, "guessed", PASSWORD) == 401
+        assert await login(http, staff, "lead", PASSWORD) == 303
+    failures = [e for e in await staff.accounts.audit_log(1000)
+                if e["action"] == "login_failed" and e["target"] == "guessed"]  # fmt: skip
+    assert [e["detail"] for e in failures][0] == "throttled"
+    async with staff.accounts.sessions.begin() as db:  # the window has passed
+        await db.execute(update(AuditRow).where(AuditRow.actor == "guessed")
+                         .values(at=utcnow() - THROTTLE_WINDOW))  # fmt: skip
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, staff, "guessed", PASSWORD) == 303
 
 
 async def test_passwords_are_stored_as_argon2id_hashes(staff: Staff) -> None:
