@@ -1,6 +1,6 @@
-"""``hotline users``: add, change the password of, disable, enable and list accounts, issue
-API tokens, read the audit log. Passwords come from a prompt (twice) or the first line of
-standard input, never from the command line."""
+"""``hotline users``: add, change the password of, bind (to a seat or a department), disable,
+enable and list accounts, issue API tokens, read the audit log. Passwords come from a prompt
+(twice) or the first line of standard input, never from the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TextIO
 from accounts.service import AccountService
 from accounts.users import AccountError, AccountRole
 
-ACTIONS = ("add", "passwd", "disable", "enable", "list", "token", "audit")
+ACTIONS = ("add", "passwd", "bind", "disable", "enable", "list", "token", "audit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +80,9 @@ async def _run(accounts: AccountService, args: argparse.Namespace) -> int:
     elif args.action == "passwd":
         await accounts.set_password(args.name, read_password())
         print(f"password of {args.name} changed; their sessions ended")
+    elif args.action == "bind":
+        user = await accounts.bind(args.name, department=args.department, extension=args.extension)
+        print(f"{user.name} bound to {user.extension or user.department}")
     elif args.action in ("disable", "enable"):
         await accounts.set_disabled(args.name, args.action == "disable")
         print(f"{args.name} {args.action}d")

@@ -127,6 +127,21 @@ class AccountService:
             await db.execute(delete(WebSessionRow).where(WebSessionRow.user_id == row.id))
             self._audit(db, actor, "user_passwd", name)
 
+    async def bind(
+        self, name: str, *, department: str = "", extension: str = "", actor: str = "cli"
+    ) -> User:
+        """Bind an operator to another seat, or a department user to another department
+        (e.g. an account imported from the old staff file, which had neither)."""
+        async with self.sessions.begin() as db:
+            row = await _existing(db, name)
+            check_account(row.name, AccountRole(row.role), department, extension,
+                          departments=self.departments, extensions=self.extensions)  # fmt: skip
+            row.department, row.extension, row.updated_at = department, extension, self.clock()
+            self._audit(
+                db, actor, "user_bind", name, f"department={department} extension={extension}"
+            )
+            return _user(row)
+
     async def set_disabled(self, name: str, disabled: bool = True, *, actor: str = "cli") -> None:
         """Disable (or enable again) an account; disabling ends its sessions and tokens."""
         async with self.sessions.begin() as db:

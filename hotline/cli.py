@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.set_defaults(func=_transcribe)
 
     users = sub.add_parser(
-        "users", help="accounts: add, passwd, disable, enable, list, token, audit"
+        "users", help="accounts: add, passwd, bind, disable, enable, list, token, audit"
     )
     add_users_arguments(users)
     users.set_defaults(func=_users)

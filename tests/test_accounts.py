@@ -119,4 +119,8 @@ def test_staff_file_with_bad_entries_imports_the_good_ones(tmp_path: Path) -> No
     listed = hotline_users(data, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [u["name"] for u in json.loads(listed.stdout)] == ["ok"]
+    # the imported operator had no seat: bound to one of the seats file now
+    assert hotline_users(data, "bind", "ok", "--extension", "9999").returncode == 1
+    assert hotline_users(data, "bind", "ok", "--extension", "8001").returncode == 0
+    assert json.loads(hotline_users(data, "list", "--json").stdout)[0]["extension"] == "8001"
     assert not (data / "staff.toml").exists() and (data / "staff.toml.imported").is_file()
