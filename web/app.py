@@ -62,9 +62,7 @@ async def supervisor_page(_request: web.Request) -> web.FileResponse:
 
 
 def make_app(deps: WebDeps, mounts: Sequence[RouteMount] = ()) -> web.Application:
-    app = web.Application(
-        middlewares=[errors, deps.accounts.middleware]
-    )
+    app = web.Application(middlewares=[errors, deps.accounts.middleware])
     app[DEPS] = deps
     app[ERROR_FORMATS] = {}
     app.router.add_get("/openapi.json", openapi)
