@@ -115,13 +115,16 @@ class QueueRoute:
         try:
             language = await agi.get_variable("HOTLINE_LANGUAGE") or "zh"
             priority = await self.acd.caller_priority(number)
+            self.dispatcher.expect(call.uniqueid)
             position = await self.acd.enqueue(
                 call.uniqueid, skill, caller=number, language=language, priority=priority
             )
         except CallerHungUp:
+            self.dispatcher.forget(call.uniqueid)
             log.info("%s hung up before joining queue %s", who, skill)
             return
         except (AcdError, RedisError, OSError, TimeoutError, AgiCommandError):
+            self.dispatcher.forget(call.uniqueid)
             log.exception("%s: the ACD cannot take the call; native queue fallback", who)
             return
         log.info("%s waits in queue %s at %s (priority %s, language %s)", who, skill, position,

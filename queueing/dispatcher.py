@@ -54,6 +54,11 @@ class Dispatcher:
         """Whether the caller's session runs here."""
         return call_id in self._held
 
+    def expect(self, call_id: str) -> None:
+        """Claim the caller before it enters the ACD: a routing step that decides for it
+        before its session waits keeps the decision here instead of cancelling it."""
+        self._held.add(call_id)
+
     def wait_for_seat(self, call_id: str) -> asyncio.Future[Assignment]:
         self._held.add(call_id)
         future: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()

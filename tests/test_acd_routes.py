@@ -182,6 +182,33 @@ async def test_a_free_seat_is_dialled_at_once_and_the_call_completes(parts: Part
     assert await parts.acd.entry(call.uniqueid) is None
 
 
+async def test_a_routing_step_between_enqueue_and_wait_keeps_the_decision(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's routing loop may decide for a caller as soon as the Lua enqueued it,
+    before the caller's session waits: the decision is kept for that session, not cancelled
+    as if the caller were held nowhere."""
+    await parts.acd.login("8001", "1111")
+    enqueue = parts.acd.enqueue
+
+    async def enqueue_then_route(*args: Any, **kwargs: Any) -> int:
+        position = await enqueue(*args, **kwargs)
+        assert await parts.dispatcher.step() == 1  # the loop's tick lands here
+        return position
+
+    monkeypatch.setattr(parts.acd, "enqueue", enqueue_then_route)
+    call = caller("1800000001.9")
+    channel = FakeChannel(call, [
+        get_variable("HOTLINE_LANGUAGE", "zh"),
+        command("SET MUSIC OFF"),
+        command(dial_seat("8001"), then=parts.answers(call, "PJSIP/8001-00000009")),
+        set_variable("HOTLINE_QUEUE_RESULT", "completed"),
+    ])  # fmt: skip
+    await asyncio.wait_for(parts.queue_route().run(channel), 5)
+    channel.check()
+    assert [c.seat for c in parts.seen.bridged] == ["8001"]
+
+
 async def test_a_caller_waits_with_music_until_a_seat_logs_in(parts: Parts) -> None:
     call = caller("1800000001.2")
     channel = FakeChannel(call, [
