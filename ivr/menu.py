@@ -15,10 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ivr.recorded import load_recording
 from ivr.toml_lines import LineIndex
 from ivr.tree import (
     BACK_KEY,
     DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_NO_INPUT,
     OPERATOR_KEY,
     OPTION_KEYS,
     REPEAT_KEY,
@@ -30,6 +32,7 @@ from ivr.tree import (
     Option,
     Prompt,
     PromptText,
+    Recording,
     Route,
 )
 
@@ -44,6 +47,7 @@ __all__ = [
     "Option",
     "Prompt",
     "PromptText",
+    "Recording",
     "Route",
     "load_menu",
     "parse_menu",
@@ -56,38 +60,50 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 _MENU_FIELDS = {"start", "main", "intro", "invalid_prompt", "transfer_prompt", "languages"}
 _MENU_FIELDS |= {"default_language", "timeout_s", "max_tries", "max_depth", "operator_route"}
+_MENU_FIELDS |= {"max_no_input"}
+_FILE_SUFFIX = "_file"  # zh_file = "prompts/zh/welcome.wav": a recording replaces the text
 _NODE_FIELDS = {"options", "timeout_s", "on_no_input", "all_languages", "route", "max_digits"}
 _NODE_FIELDS |= {"terminator"}
 _OPTION_FIELDS = {"key", "route", "goto", "language"}
 
 
 def load_menu(path: Path, *, max_depth: int | None = None) -> Menu:
-    """Read and validate a menu file; ``max_depth`` overrides the file's ``[menu] max_depth``."""
+    """Read and validate a menu file; ``max_depth`` overrides the file's ``[menu] max_depth``.
+    Recordings (``zh_file = ...``) are found relative to the menu file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MenuError(str(path), [(None, f"cannot read the menu file: {exc}")]) from exc
-    return parse_menu(text, str(path), max_depth=max_depth)
+    return parse_menu(text, str(path), max_depth=max_depth, base_dir=path.parent)
 
 
-def parse_menu(text: str, source: str = "<menu>", *, max_depth: int | None = None) -> Menu:
+def parse_menu(
+    text: str,
+    source: str = "<menu>",
+    *,
+    max_depth: int | None = None,
+    base_dir: Path | None = None,
+) -> Menu:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"at line (\d+)", str(exc))
         line = int(found[1]) if found else None
         raise MenuError(source, [(line, f"not valid TOML: {exc}")]) from exc
-    return _Builder(data, source, LineIndex(text), max_depth).build()
+    return _Builder(data, source, LineIndex(text), max_depth, base_dir or Path.cwd()).build()
 
 
 class _Builder:
     """Collects every problem while building, then raises one MenuError."""
 
-    def __init__(self, data: dict[str, Any], source: str, lines: LineIndex, depth: int | None):
+    def __init__(
+        self, data: dict[str, Any], source: str, lines: LineIndex, depth: int | None, base: Path
+    ):
         self.data = data
         self.source = source
         self.lines = lines
         self.max_depth_override = depth
+        self.base = base
         self.problems: list[tuple[int | None, str]] = []
 
     def problem(self, line: int | None, reason: str) -> None:
@@ -159,12 +175,32 @@ class _Builder:
                 self.problem(self.lines.find(path), f"{path}: missing prompt text for {lang!r}")
             else:
                 texts[lang] = value.strip()
-        for name in sorted(table.keys() - set(languages) - fields):
+        recordings = self._recordings(table, path, languages)
+        files = {f"{lang}{_FILE_SUFFIX}" for lang in languages}
+        for name in sorted(table.keys() - set(languages) - fields - files):
             self.problem(
                 self.lines.find(path, key=name),
                 f"{path}: unknown field {name!r} (neither a setting nor a declared language)",
             )
-        return PromptText(pid, texts)
+        return PromptText(pid, texts, recordings)
+
+    def _recordings(
+        self, table: dict[str, Any], path: str, languages: tuple[str, ...]
+    ) -> dict[str, Recording]:
+        found: dict[str, Recording] = {}
+        for lang in languages:
+            name = f"{lang}{_FILE_SUFFIX}"
+            if name not in table:
+                continue
+            value = table[name]
+            if not isinstance(value, str) or not value.strip():
+                self.problem(self.lines.find(path, key=name), f"{path}: {name} must be a path")
+                continue
+            try:
+                found[lang] = load_recording(self.base / value.strip())
+            except ValueError as exc:
+                self.problem(self.lines.find(path, key=name), f"{path}: {name}: {exc}")
+        return found
 
     def _node(self, nid: str, raw: object, languages: tuple[str, ...]) -> MenuNode:
         path = f"nodes.{nid}"
@@ -306,6 +342,9 @@ class _Builder:
         max_tries = settings.get("max_tries", 3)
         if not isinstance(max_tries, int) or isinstance(max_tries, bool) or max_tries < 1:
             self.problem(at("max_tries"), "[menu] max_tries must be a whole number >= 1")
+        max_no_input = settings.get("max_no_input", DEFAULT_MAX_NO_INPUT)
+        if not isinstance(max_no_input, int) or isinstance(max_no_input, bool) or max_no_input < 1:
+            self.problem(at("max_no_input"), "[menu] max_no_input must be a whole number >= 1")
         max_depth = self.max_depth_override or settings.get("max_depth", DEFAULT_MAX_DEPTH)
         if not isinstance(max_depth, int) or max_depth < 1:
             self.problem(at("max_depth"), "[menu] max_depth must be a whole number >= 1")
@@ -331,6 +370,7 @@ class _Builder:
             default_language=default_language,
             timeout_s=float(timeout_s),
             max_tries=max_tries,
+            max_no_input=max_no_input,
             max_depth=max_depth,
             operator_route=operator,
             source=self.source,

@@ -1,9 +1,12 @@
 """The menu's prompts as sound files Asterisk plays: pyttsx3 on espeak-ng, 8 kHz mono WAV.
 
 Each file is named after the prompt id and a hash of (voice, rate, text), so changing one
-text regenerates only that prompt and an unchanged one is reused. pyttsx3 is blocking and
-keeps espeak state per process, so synthesis runs in a fresh worker process per batch
-(``python -c 'from ivr.prompts import _worker_main; ...'``) and ``sox`` converts its output.
+text regenerates only that prompt and an unchanged one is reused. A prompt the menu gives a
+studio recording (``zh_file = ...``) is not synthesised: the recording is copied in, named
+after a hash of its bytes, because Asterisk only sees the prompts folder (bind-mounted).
+pyttsx3 is blocking and keeps espeak state per process, so synthesis runs in a fresh worker
+process per batch (``python -c 'from ivr.prompts import _worker_main; ...'``) and ``sox``
+converts its output.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class PromptLibrary:
             raise PromptError(f"no TTS voice configured for language {language!r}") from None
 
     def digest(self, prompt: Prompt) -> str:
+        if prompt.recording is not None:
+            return f"rec-{prompt.recording.digest}"
         key = "\0".join((FORMAT, self.voice_for(prompt.language), str(self.rate), prompt.text))
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
@@ -116,8 +121,12 @@ class PromptLibrary:
                 raise PromptError(f"prompt id {prompt.id!r} cannot name a file")
         wanted = tuple(dict.fromkeys(prompts))
         missing = tuple(p for p in wanted if not self.wav_for(p).is_file())
-        if missing:
-            self._synthesise(missing)
+        for prompt in missing:
+            if prompt.recording is not None:
+                self._copy_recording(prompt)
+        spoken = tuple(p for p in missing if p.recording is None)
+        if spoken:
+            self._synthesise(spoken)
         report = SynthesisReport(made=missing, reused=tuple(p for p in wanted if p not in missing))
         log.info("prompts in %s: %s", self.directory, report)
         return report
@@ -136,6 +145,18 @@ class PromptLibrary:
             path.unlink()
             log.info("removed unused prompt file %s", path)
         return removed
+
+    def _copy_recording(self, prompt: Prompt) -> None:
+        assert prompt.recording is not None
+        target = self.wav_for(prompt)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        try:
+            shutil.copyfile(prompt.recording.path, partial)
+        except OSError as exc:
+            raise PromptError(f"cannot copy the recording {prompt.recording.path}: {exc}") from exc
+        os.replace(partial, target)
+        log.info("recorded prompt %s (%s): %s", prompt.id, prompt.language, target)
 
     # -- synthesis ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 # Global keys: they act on every menu node and cannot be bound to an option.
@@ -14,6 +15,7 @@ BACK_KEY = "*"
 RESERVED_KEYS = {OPERATOR_KEY: "the operator", REPEAT_KEY: "repeat", BACK_KEY: "back"}
 OPTION_KEYS = frozenset("12345678")
 DEFAULT_MAX_DEPTH = 2
+DEFAULT_MAX_NO_INPUT = 2
 
 _ROUTE = re.compile(r"^(queue|action):([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 
@@ -53,23 +55,35 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """A studio recording that replaces a prompt's synthesised text in one language: an
+    8 kHz mono 16-bit WAV, checked when the menu is loaded; ``digest`` names its copy."""
+
+    path: Path
+    digest: str
+
+
+@dataclass(frozen=True)
 class Prompt:
-    """One playable prompt: a text in one language, with the stable id from the menu file."""
+    """One playable prompt: a text in one language, with the stable id from the menu file,
+    and the recording played instead of the synthesised text, if the menu names one."""
 
     id: str
     language: str
     text: str
+    recording: Recording | None = None
 
 
 @dataclass(frozen=True)
 class PromptText:
-    """A prompt's text in every declared language."""
+    """A prompt's text in every declared language (and any recordings that replace it)."""
 
     id: str
     texts: Mapping[str, str]
+    recordings: Mapping[str, Recording] = field(default_factory=dict)
 
     def prompt(self, language: str) -> Prompt:
-        return Prompt(self.id, language, self.texts[language])
+        return Prompt(self.id, language, self.texts[language], self.recordings.get(language))
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,7 @@ class Menu:
     default_language: str = "zh"
     timeout_s: float = 5.0
     max_tries: int = 3
+    max_no_input: int = DEFAULT_MAX_NO_INPUT  # timeouts in a row, anywhere, before the operator
     max_depth: int = DEFAULT_MAX_DEPTH
     operator_route: Route = field(default_factory=lambda: Route("queue", "operator"))
     source: str = "<menu>"

@@ -3,7 +3,8 @@
 The FastAGI adapter plays each :class:`Ask`'s prompts, collects digits with its timeout,
 feeds them to :meth:`Walk.answer`, and stops at a :class:`Finish`, whose route the dialplan
 acts on. Every way out of the menu ends on a route: a silent or confused caller reaches the
-operator, never a hangup.
+operator, never a hangup — a silent one after ``max_no_input`` timeouts in a row (two by
+default), wherever they fall, so nobody hears the main menu over and over.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Walk:
         self.language = menu.default_language
         self.node = menu.start
         self.tries = 0  # failed tries (no input or invalid) at the current node
+        self.silences = 0  # timeouts in a row, across nodes; a key resets it
         self.finished: Finish | None = None
         self._path: list[str] = []  # nodes to go back to with *
         self._started = False
@@ -71,12 +73,13 @@ class Walk:
         if self.finished is not None:
             raise WalkError("the walk has finished")
         node = self.menu.nodes[self.node]
+        if not digits:
+            return self._silence(node)
+        self.silences = 0
         if node.entry is not None:
             return self._number_entry(node, digits)
         key = digits.rstrip("#")
         if not key:
-            if node.on_no_input is not None:
-                return self._enter(node.on_no_input)
             return self._fail("no-input")
         if key == OPERATOR_KEY:
             return self._finish(self.menu.operator_route, "operator")
@@ -120,6 +123,14 @@ class Walk:
             self.node = self._path.pop()
             self.tries = 0
         return self._ask()
+
+    def _silence(self, node: MenuNode) -> Step:
+        self.silences += 1
+        if self.silences >= self.menu.max_no_input:
+            return self._finish(self.menu.operator_route, "no-input")
+        if node.on_no_input is not None:
+            return self._enter(node.on_no_input)
+        return self._fail("no-input")
 
     def _fail(self, reason: str) -> Step:
         self.tries += 1

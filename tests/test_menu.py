@@ -76,8 +76,8 @@ def test_default_menu_loads_with_the_tree_the_issue_asks_for() -> None:
     assert menu.languages == ("zh", "en") and menu.default_language == "zh"
     assert menu.timeout_s == 5 and menu.max_tries == 3
     assert menu.voices == {"zh": "cmn", "en": "en"}
-    assert menu.prompts["welcome"].texts["zh"] == "欢迎致电12345政务服务便民热线。"
-    assert "110、119或120" in menu.prompts["emergency"].texts["zh"]
+    assert menu.prompts["welcome"].texts["zh"] == "欢迎致电一二三四五热线。"
+    assert "幺幺零、幺幺九、幺二零" in menu.prompts["emergency"].texts["zh"]  # 110 119 120
     assert max(n.depth or 0 for n in menu.nodes.values()) <= 2
     for text in menu.texts():
         assert set(text.texts) == {"zh", "en"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.menu import Menu, Prompt, PromptText, load_menu
+from ivr.menu import Menu, MenuError, Prompt, PromptText, load_menu, parse_menu
 from ivr.prompts import PromptError, PromptLibrary
 
 DEFAULT_MENU = Path(__file__).resolve().parent.parent / "ivr" / "menu.toml"
@@ -127,3 +127,110 @@ def test_missing_sox_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PromptError, match="sox not found"):
         PromptLibrary(tmp_path, menu.voices).ensure(menu)
+
+
+def write_tone(path: Path, *, rate: int = 8000, channels: int = 1, seconds: float = 0.5) -> Path:
+    """A small generated recording: a 440 Hz tone, 16-bit PCM."""
+    import math
+    import struct
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = int(rate * seconds)
+    samples = (int(8000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(frames))
+    data = b"".join(struct.pack("<h", s) * channels for s in samples)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(data)
+    return path
+
+
+RECORDED_MENU = """\
+[menu]
+start = "main"
+intro = ["welcome"]
+[voices]
+zh = "cmn"
+en = "en"
+[prompts.welcome]
+zh = "欢迎"
+en = "Welcome"
+zh_file = "studio/zh/welcome.wav"
+en_file = "studio/en/welcome.wav"
+[prompts.invalid]
+zh = "输入有误"
+en = "Invalid"
+zh_file = "studio/zh/invalid.wav"
+en_file = "studio/en/invalid.wav"
+[nodes.main]
+zh = "主菜单"
+en = "Main menu"
+zh_file = "studio/zh/main.wav"
+en_file = "studio/en/main.wav"
+[[nodes.main.options]]
+key = "1"
+route = "queue:report"
+"""
+
+
+def test_a_recorded_prompt_replaces_the_synthesised_one(tmp_path: Path) -> None:
+    for lang in ("zh", "en"):
+        for name in ("welcome", "invalid", "main"):
+            write_tone(tmp_path / "studio" / lang / f"{name}.wav", seconds=0.6)
+    menu_file = tmp_path / "menu.toml"
+    menu_file.write_text(RECORDED_MENU, encoding="utf-8")
+    menu = load_menu(menu_file)
+    welcome = menu.prompts["welcome"].prompt("en")
+    assert welcome.recording is not None
+    assert welcome.recording.path == tmp_path / "studio" / "en" / "welcome.wav"
+    assert welcome.text == "Welcome"  # kept as the transcript
+
+    library = PromptLibrary(tmp_path / "prompts", menu.voices)
+    # every prompt is recorded: nothing is synthesised (no espeak run), each file copied in
+    report = library.ensure(menu)
+    assert report.made_count == 6
+    played = library.wav_for(welcome)
+    assert played.parent == tmp_path / "prompts" / "en"  # inside the folder Asterisk sees
+    assert played.read_bytes() == (tmp_path / "studio" / "en" / "welcome.wav").read_bytes()
+    assert library.ensure(menu).reused_count == 6
+
+    # a new take of the recording is a new file; the text-only prompt is not the recording
+    write_tone(tmp_path / "studio" / "en" / "welcome.wav", seconds=0.8)
+    retaken = load_menu(menu_file).prompts["welcome"].prompt("en")
+    assert library.path_for(retaken) != library.path_for(welcome)
+    assert library.path_for(Prompt("welcome", "en", "Welcome")) != library.path_for(welcome)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: write_tone(p, rate=44100, channels=2), "44100 Hz, 2 channel"),
+        (lambda p: p.write_bytes(b"ID3\x03 not a wav at all"), "not a WAV file"),
+        (lambda p: None, "no such file"),
+        (lambda p: write_tone(p, seconds=0.01), "too short"),
+    ],
+)
+def test_a_recording_asterisk_cannot_play_is_refused_at_load(
+    tmp_path: Path, make: object, reason: str
+) -> None:
+    for lang in ("zh", "en"):
+        for name in ("welcome", "invalid", "main"):
+            write_tone(tmp_path / "studio" / lang / f"{name}.wav")
+    bad = tmp_path / "studio" / "zh" / "main.wav"
+    bad.unlink()
+    make(bad)  # type: ignore[operator]
+    menu_file = tmp_path / "menu.toml"
+    menu_file.write_text(RECORDED_MENU, encoding="utf-8")
+    with pytest.raises(MenuError) as caught:
+        load_menu(menu_file)
+    line = RECORDED_MENU.splitlines().index('zh_file = "studio/zh/main.wav"') + 1
+    assert caught.value.line == line
+    assert "nodes.main: zh_file" in caught.value.reason and reason in caught.value.reason
+    assert len(caught.value.problems) == 1
+
+
+def test_a_recording_must_be_a_wav(tmp_path: Path) -> None:
+    text = RECORDED_MENU.replace("studio/zh/main.wav", "studio/zh/main.mp3")
+    with pytest.raises(MenuError, match=r"must be a \.wav file"):
+        parse_menu(text, "menu.toml", base_dir=tmp_path)

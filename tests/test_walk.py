@@ -46,7 +46,7 @@ def test_start_plays_welcome_and_emergency_before_the_language_choice(menu: Menu
         ("language", "zh"),
         ("language", "en"),
     ]
-    assert first.prompts[0].text == "欢迎致电12345政务服务便民热线。"
+    assert first.prompts[0].text == "欢迎致电一二三四五热线。"
     assert first.node == "language"
     assert first.timeout_s == 5 and first.max_digits == 1 and first.terminator is None
 
@@ -82,14 +82,30 @@ def test_timeout_at_language_choice_keeps_mandarin(menu: Menu) -> None:
     assert walk.language == "zh"
 
 
-def test_three_no_inputs_end_on_the_operator(menu: Menu) -> None:
+def test_two_no_inputs_in_a_row_end_on_the_operator(menu: Menu) -> None:
     walk = at_main(menu)
-    assert ids(walk.answer("")) == [("main", "zh")]
     assert ids(walk.answer("")) == [("main", "zh")]
     done = finish(walk.answer(""))
     assert done.route == menu.operator_route
     assert done.reason == "no-input"
     assert [p.id for p in done.prompts] == ["transfer"]
+
+
+def test_a_silent_caller_hears_the_main_menu_once(menu: Menu) -> None:
+    """The timeout at the language choice counts: the second timeout reaches a human."""
+    walk = Walk(menu)
+    walk.start()
+    assert ask(walk.answer("")).node == "main"
+    done = finish(walk.answer(""))
+    assert (str(done.route), done.reason, done.node) == ("queue:operator", "no-input", "main")
+
+
+def test_a_key_resets_the_count_of_timeouts(menu: Menu) -> None:
+    walk = at_main(menu)
+    walk.answer("")
+    walk.answer("9")  # repeat: the caller is there
+    assert ask(walk.answer("")).node == "main"
+    assert finish(walk.answer("")).reason == "no-input"
 
 
 def test_invalid_key_plays_invalid_then_repeats_and_valid_key_still_works(menu: Menu) -> None:
@@ -139,7 +155,7 @@ def test_english_makes_every_later_prompt_english(menu: Menu) -> None:
     main = ask(walk.answer("2"))
     assert walk.language == "en"
     assert ids(main) == [("main", "en")]
-    assert main.prompts[0].text.startswith("To report a problem")
+    assert main.prompts[0].text.startswith("For an operator, press 0")
     assert ids(walk.answer("6")) == [("invalid", "en"), ("main", "en")]
     assert ids(walk.answer("3")) == [("workorder", "en")]
     done = finish(walk.answer("123#"))
@@ -190,13 +206,13 @@ def test_bad_number_entry_is_invalid(menu: Menu) -> None:
 
 def test_tries_reset_on_entering_another_node(menu: Menu) -> None:
     walk = at_main(menu)
-    walk.answer("")
-    walk.answer("")
+    walk.answer("7")
+    walk.answer("7")
     walk.answer("3")
-    walk.answer("")
-    walk.answer("")
+    walk.answer("12*3#")
+    walk.answer("12*3#")
     assert ask(walk.answer("*")).node == "main"
-    assert ask(walk.answer("")).node == "main"
+    assert ask(walk.answer("7")).node == "main"
 
 
 def test_walk_must_start_once(menu: Menu) -> None:
@@ -213,6 +229,7 @@ def test_language_option_without_goto_repeats_the_node_in_the_new_language() -> 
         """
 [menu]
 max_tries = 2
+max_no_input = 3
 [voices]
 zh = "cmn"
 en = "en"
@@ -234,6 +251,6 @@ route = "queue:report"
     assert ids(walk.start()) == [("main", "zh")]
     assert ids(walk.answer("8")) == [("main", "en")]
     assert ids(walk.answer("")) == [("main", "en")]
-    done = finish(walk.answer(""))  # max_tries = 2 from the file
+    done = finish(walk.answer(""))  # max_tries = 2 from the file, before max_no_input
     assert (str(done.route), done.reason, done.language) == ("queue:operator", "no-input", "en")
     assert done.prompts == ()  # no transfer prompt declared
