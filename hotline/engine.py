@@ -49,6 +49,7 @@ from hotline.wiring import (
 )
 from intake.service import Intake
 from ivr.menu import Menu, load_menu
+from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
@@ -73,6 +74,7 @@ from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
 from web.app import WebDeps, make_app
 from workorders.service import WorkOrderService
+from workorders.states import State
 from workorders.supervision import run_supervision
 
 log = logging.getLogger(__name__)
@@ -177,9 +179,9 @@ class Hotline:
             log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
 
         self.agi = FastAgiServer(agi_key(s))
-        session = IvrSession(
-            self.menu, prompts, self.calls, self.work_orders.status_for_phone_lookup
-        )
+        texts = StatusTexts.load(DEFAULT_FILE, languages=self.menu.languages, states=State)
+        order_status = OrderStatusReader(self.work_orders.phone_status, texts)
+        session = IvrSession(self.menu, prompts, self.calls, order_status)
         self.agi.add_route("ivr", session.run)
         self.agi.add_route("queue", self.queue_route.run)
         self.agi.add_route("callback", self._callbacks.run)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from calls.callerid import mask_number
 from calls.store import CallStore, JourneyStep
+from db.base import utcnow
 from ivr.menu import Menu
 from ivr.walk import Ask, Finish, Prompt, Route, Walk
 from pbx.agi_channel import AgiChannel, AgiCommandError, CallerHungUp
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 WORKORDER_STATUS = Route("action", "workorder-status")
 HANGUP = Route("action", "hangup")
 
-# Answers a work-order number with a short speakable status, or None if there is no such order.
-StatusLookup = Callable[[str], Awaitable[str | None]]
+# Answers a work-order number with a short speakable status in the language given (the
+# caller's), or None if there is no such order (ivr.order_status.OrderStatusReader).
+StatusLookup = Callable[[str, str], Awaitable[str | None]]
 
 
 class PromptFiles(Protocol):
@@ -36,7 +38,7 @@ class PromptFiles(Protocol):
         ...
 
 
-async def no_work_orders(_number: str) -> str | None:
+async def no_work_orders(_number: str, _language: str) -> str | None:
     return None
 
 
@@ -67,30 +69,35 @@ class IvrSession:
         try:
             step = walk.start()
             while isinstance(step, Ask):
-                journey.append(JourneyStep("menu", step.node, walk.language))
+                journey.append(JourneyStep("menu", step.node, walk.language, utcnow()))
                 digits = await agi.get_data(
                     [self._file(p) for p in step.prompts], step.timeout_s, step.max_digits
                 )
-                journey.append(JourneyStep("key" if digits else "no-input", step.node, digits))
+                # the moment the key was pressed (GET DATA returns on it), or the timeout
+                kind = "key" if digits else "no-input"
+                journey.append(JourneyStep(kind, step.node, digits, utcnow()))
                 step = walk.answer(digits)
             finish = step
             if finish.prompts:
                 await agi.stream([self._file(p) for p in finish.prompts])
             route = finish.route
             if route == WORKORDER_STATUS:
-                route = await self._tell_status(agi, finish, who)
-            journey.append(JourneyStep("route", finish.node, f"{route} ({finish.reason})"))
+                route = await self._tell_status(agi, finish, who, journey)
+            detail = f"{route} ({finish.reason})"
+            journey.append(JourneyStep("route", finish.node, detail, utcnow()))
             await agi.set_variable("HOTLINE_ROUTE_KIND", route.kind)
             await agi.set_variable("HOTLINE_ROUTE_NAME", route.name)
             await agi.set_variable("HOTLINE_LANGUAGE", walk.language)  # the ACD matches seats
             log.info("%s leaves the IVR to %s (%s)", who, route, finish.reason)
         except CallerHungUp:
             log.info("%s hung up in the IVR at node %s", who, walk.node)
-            journey.append(JourneyStep("hangup", walk.node, "caller hung up in the IVR"))
+            journey.append(JourneyStep("hangup", walk.node, "caller hung up in the IVR", utcnow()))
         except (AgiCommandError, TimeoutError):
             # The dialplan's default route (operator) stays set: the caller still gets a human.
             log.exception("%s: IVR failed; the dialplan sends the caller to the operator", who)
-            journey.append(JourneyStep("error", walk.node, "IVR failed; operator fallback"))
+            journey.append(
+                JourneyStep("error", walk.node, "IVR failed; operator fallback", utcnow())
+            )
         finally:
             await self._store.add_steps(call_id, journey)
             await self._store.finish_ivr(
@@ -104,11 +111,14 @@ class IvrSession:
     def _file(self, prompt: Prompt) -> str:
         return str(self._prompts.path_for(prompt))
 
-    async def _tell_status(self, agi: AgiChannel, finish: Finish, who: str) -> Route:
-        """Read out the status of the work order the caller keyed in (3 + number + #)."""
+    async def _tell_status(
+        self, agi: AgiChannel, finish: Finish, who: str, journey: list[JourneyStep]
+    ) -> Route:
+        """Read out the status of the work order the caller keyed in (3 + number + #), in
+        the caller's language; the words spoken go to the call record."""
         number = finish.collected or ""
-        status = await self._status_lookup(number) if number else None
         language = finish.language
+        status = await self._status_lookup(number, language) if number else None
         if status is None:
             log.info("%s asked for unknown work order %r: to the operator", who, number)
             text = self._menu.prompts.get("order-unknown")
@@ -117,5 +127,6 @@ class IvrSession:
             return self._menu.operator_route
         log.info("%s hears the status of work order %s", who, number)
         spoken = await self._prompts.speak(Prompt(f"order-{number}", language, status))
+        journey.append(JourneyStep("status", finish.node, status, utcnow()))
         await agi.stream([str(spoken)])
         return HANGUP

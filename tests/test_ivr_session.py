@@ -129,7 +129,7 @@ async def run_call(
 ) -> tuple[dict[str, Any], PromptNames]:
     """Run the engine's IVR route on one scripted call; its call record and prompts."""
 
-    async def lookup(number: str) -> str | None:
+    async def lookup(number: str, language: str) -> str | None:
         return (orders or {}).get(number)
 
     prompts = PromptNames()

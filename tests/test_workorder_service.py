@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from workorders.dispatch import DispatchRules
 from workorders.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from workorders.models import TABLES
 from workorders.orders import Actor, NewWorkOrder, Role, Satisfaction
-from workorders.service import WorkOrderService
+from workorders.service import PhoneStatus, WorkOrderService
 from workorders.states import State
 from workorders.supervision import SupervisionReport, supervise
 from workorders.timelimits import TimeLimits
@@ -118,7 +118,7 @@ async def test_full_loop_with_history(service: WorkOrderService, clock: Clock) -
     ]  # fmt: skip
     assert order.history[2].actor == "雁塔区值班员" and order.history[2].role == "department"
     assert order.history[2].from_state == "dispatched" and order.history[2].to_state == "signed"
-    assert await service.status_for_phone_lookup(n) == "已办结归档"
+    assert await service.phone_status(n) == PhoneStatus(State.ARCHIVED, None, None)
 
 
 async def test_return_reassign_and_rework(service: WorkOrderService) -> None:
@@ -161,8 +161,8 @@ async def test_answer_directly_update_and_merge(service: WorkOrderService) -> No
         await service.update(dup.number, OPERATOR, {"state": "archived"})
     merged = await service.merge(dup.number, first.number, OPERATOR)
     assert merged.state is State.MERGED and merged.merged_into == first.number
-    status = await service.status_for_phone_lookup(dup.number)
-    assert status == f"已合并办理，并入工单{first.number}"
+    status = await service.phone_status(dup.number)
+    assert status == PhoneStatus(State.MERGED, first.number, None)
     target = await service.get(first.number)
     assert target.history[-1].action == "merged"
     q = await service.create(
@@ -175,9 +175,10 @@ async def test_answer_directly_update_and_merge(service: WorkOrderService) -> No
 async def test_phone_status_lookup(service: WorkOrderService) -> None:
     n = (await service.create(NewWorkOrder(channel="phone", description=NOISE), OPERATOR)).number
     await service.dispatch(n, OPERATOR)
-    assert await service.status_for_phone_lookup(n) == "已派单，待部门签收，期限2026年11月30日"
-    assert await service.status_for_phone_lookup("20990101000001") is None
-    assert await service.status_for_phone_lookup("abc") is None
+    status = await service.phone_status(n)
+    assert status == PhoneStatus(State.DISPATCHED, None, date(2026, 11, 30))
+    assert await service.phone_status("20990101000001") is None
+    assert await service.phone_status("abc") is None
 
 
 async def test_supervision_urges_then_escalates(service: WorkOrderService, clock: Clock) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -29,7 +29,7 @@ from workorders.orders import (
     WorkOrder,
     snapshot,
 )
-from workorders.states import CLOSED, LABELS_ZH, SUPERVISED, TERMINAL, Action, State
+from workorders.states import CLOSED, SUPERVISED, TERMINAL, Action, State
 from workorders.store import WorkOrderStore, authorize
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ EDITABLE = frozenset(
      "location_text", "lat", "long", "urgent", "lead_department", "assisting_departments"}
 )  # fmt: skip
 DESCRIPTION_LIMIT = 4000
+
+
+@dataclass(frozen=True)
+class PhoneStatus:
+    """An order as a caller may hear it by phone: no names, no text, only where it stands."""
+
+    state: State
+    merged_into: str | None  # the order a duplicate was merged into
+    due: date | None  # local day of the time limit, while a department owes an answer
 
 
 class WorkOrderService(WorkOrderStore):
@@ -158,8 +167,9 @@ class WorkOrderService(WorkOrderStore):
 
         return await self._act(number, actor, "follow-up", text, change)
 
-    async def status_for_phone_lookup(self, number: str) -> str | None:
-        """A short speakable status for IVR 3 + number + #; None for an unknown number."""
+    async def phone_status(self, number: str) -> PhoneStatus | None:
+        """What the IVR tells a caller after 3 + number + # (the words are the IVR's, in the
+        caller's language); None for an unknown number."""
         number = number.strip()
         if not number.isdigit():
             return None
@@ -167,12 +177,10 @@ class WorkOrderService(WorkOrderStore):
             order = await self.get(number)
         except NotFound:
             return None
-        text = LABELS_ZH[order.state]
-        if order.state is State.MERGED and order.merged_into:
-            text += f"，并入工单{order.merged_into}"
-        if order.due_at is not None and order.state not in (State.REPLIED, *CLOSED):
-            text += f"，期限{self.limits.format_day(order.due_at)}"
-        return text
+        owed = order.due_at is not None and order.state not in (State.REPLIED, *CLOSED)
+        due = self.limits.local_date(order.due_at) if owed and order.due_at else None
+        merged = order.merged_into if order.state is State.MERGED else None
+        return PhoneStatus(order.state, merged or None, due)
 
     # -- the centre -------------------------------------------------------------------------
     async def update(
