@@ -26,6 +26,7 @@ from agents import http as seats_http
 from agents.feature_codes import FeatureCodes
 from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
+from calls.hangups import HangupCauses
 from calls.lifecycle import CallListener
 from calls.store import CallStore
 from hotline.control import CONTROL_TOKEN, control_routes
@@ -104,6 +105,7 @@ class Hotline:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
+    _hangup_causes: HangupCauses = field(default_factory=HangupCauses)
 
     async def start(self) -> None:
         """Bring every part up; a failure midway takes down what was already started."""
@@ -155,6 +157,8 @@ class Hotline:
             s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
         )
         stack.push_async_callback(self.ami.close)
+        for request in ("HangupRequest", "SoftHangupRequest"):
+            self.ami.on(request, self._hangup_causes.requested)
         self.ami.on("Hangup", self._on_hangup)
         # Recording, transcription and drafting of every connected call; fax intake.
         self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
@@ -362,13 +366,9 @@ class Hotline:
         uniqueid = event.get("Uniqueid", "")
         if not uniqueid or uniqueid != event.get("Linkedid", uniqueid):
             return  # only the citizen's own channel closes the call record
-        cause = event.get("Cause", "")
+        cause = self._hangup_causes.final(event)
         task = asyncio.create_task(
-            self.calls.close(
-                uniqueid,
-                cause=int(cause) if cause.isdigit() else None,
-                cause_text=event.get("Cause-txt") or None,
-            )
+            self.calls.close(uniqueid, cause=cause.code, cause_text=cause.text)
         )
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)
