@@ -30,8 +30,11 @@ class CallStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def open(self, uniqueid: str, channel: str, caller: CallerId) -> int:
-        """Create the record when the call reaches the IVR (or return the existing one)."""
+    async def open(
+        self, uniqueid: str, channel: str, caller: CallerId, *, started_at: datetime | None = None
+    ) -> int:
+        """Create the record when the call reaches the IVR (or return the existing one);
+        ``started_at`` when the call began before the engine heard of it."""
         async with self._sessions.begin() as session:
             existing = await session.scalar(
                 select(CallRecord.id).where(CallRecord.uniqueid == uniqueid)
@@ -43,7 +46,7 @@ class CallStore:
                 channel=channel[:128],
                 caller_number=caller.number,
                 caller_raw=caller.raw,
-                started_at=utcnow(),
+                started_at=started_at or utcnow(),
             )
             session.add(record)
             await session.flush()

@@ -26,7 +26,6 @@ from agents import http as seats_http
 from agents.feature_codes import FeatureCodes
 from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
-from calls.hangups import HangupCauses
 from calls.lifecycle import CallListener
 from calls.store import CallStore
 from hotline.control import CONTROL_TOKEN, control_routes
@@ -50,7 +49,6 @@ from hotline.wiring import (
 )
 from intake.service import Intake
 from ivr.menu import Menu, load_menu
-from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
@@ -75,7 +73,6 @@ from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
 from web.app import WebDeps, make_app
 from workorders.service import WorkOrderService
-from workorders.states import State
 from workorders.supervision import run_supervision
 
 log = logging.getLogger(__name__)
@@ -105,7 +102,6 @@ class Hotline:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
-    _hangup_causes: HangupCauses = field(default_factory=HangupCauses)
 
     async def start(self) -> None:
         """Bring every part up; a failure midway takes down what was already started."""
@@ -157,8 +153,6 @@ class Hotline:
             s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
         )
         stack.push_async_callback(self.ami.close)
-        for request in ("HangupRequest", "SoftHangupRequest"):
-            self.ami.on(request, self._hangup_causes.requested)
         self.ami.on("Hangup", self._on_hangup)
         # Recording, transcription and drafting of every connected call; fax intake.
         self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
@@ -183,9 +177,9 @@ class Hotline:
             log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
 
         self.agi = FastAgiServer(agi_key(s))
-        texts = StatusTexts.load(DEFAULT_FILE, languages=self.menu.languages, states=State)
-        order_status = OrderStatusReader(self.work_orders.phone_status, texts)
-        session = IvrSession(self.menu, prompts, self.calls, order_status)
+        session = IvrSession(
+            self.menu, prompts, self.calls, self.work_orders.status_for_phone_lookup
+        )
         self.agi.add_route("ivr", session.run)
         self.agi.add_route("queue", self.queue_route.run)
         self.agi.add_route("callback", self._callbacks.run)
@@ -274,12 +268,13 @@ class Hotline:
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
         self.loops.start("acd-routing", lambda: self.dispatcher.run(self._stopping))
-        # Calls the dialplan's fallback (Asterisk's Queue()) took: call records, statistics
-        # and the seats' states from its AMI events.
-        self.native_queue = NativeQueue(self.acd, self.calls, self.dispatcher.kick,
+        # Calls the dialplan's fallback (Asterisk's Queue()) took: call records, statistics,
+        # the seats' states and intake (recording, drafting) from its AMI events.
+        self.native_queue = NativeQueue(self.acd, self.calls, listeners, self.dispatcher.kick,
                                         clock=time.time)  # fmt: skip
         for name in NATIVE_QUEUE_EVENTS:
             self.ami.on(name, self.native_queue.on_event)
+        self.ami.on("Hangup", self.native_queue.on_hangup)
         self.loops.start("native-queue", lambda: self.native_queue.run(self._stopping))
         # Seats and callers checked against Asterisk (after a kill, a dead engine, a missed
         # event); the lease that tells other engines this one holds its callers.
@@ -366,9 +361,13 @@ class Hotline:
         uniqueid = event.get("Uniqueid", "")
         if not uniqueid or uniqueid != event.get("Linkedid", uniqueid):
             return  # only the citizen's own channel closes the call record
-        cause = self._hangup_causes.final(event)
+        cause = event.get("Cause", "")
         task = asyncio.create_task(
-            self.calls.close(uniqueid, cause=cause.code, cause_text=cause.text)
+            self.calls.close(
+                uniqueid,
+                cause=int(cause) if cause.isdigit() else None,
+                cause_text=event.get("Cause-txt") or None,
+            )
         )
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)

@@ -10,7 +10,12 @@ until it lands (a Redis or database outage delays it, never drops it while the e
   call (FastAGI down), then a journey step per event;
 * into the ACD (:meth:`queueing.acd.Acd.native`): the same ``enter``/``connect``/``abandon``/
   ``complete`` events the statistics count, and the seat's state: on_call while the native
-  queue has it connected, wrap-up after, so the ACD never offers that seat meanwhile.
+  queue has it connected, wrap-up after, so the ACD never offers that seat meanwhile;
+* to the connected-call listeners (:mod:`calls.lifecycle`: recording and work-order intake),
+  as the engine's own queue announces its calls: connected, then finished, with the seat.
+
+The caller's ``Hangup`` closes the call record after those steps, in the same order, so a
+call the engine first heard of from the native queue does not keep an open record.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agents.pjsip import QUEUE_PREFIX
 from calls.callerid import mask_number, parse_caller_id
+from calls.lifecycle import ConnectedCall
 from calls.store import CallStore, JourneyStep
 from queueing.acd import Acd
+from queueing.dialing import Listeners
 from queueing.models import AcdError
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,12 @@ def _seconds(value: str) -> int:
     return int(value) if value.isdigit() else 0
 
 
+def channel_created(uniqueid: str) -> datetime | None:
+    """When Asterisk made the channel: its uniqueid is ``[<systemname>-]<epoch>.<n>``."""
+    seconds = uniqueid.rsplit("-", 1)[-1].split(".", 1)[0]
+    return datetime.fromtimestamp(int(seconds), UTC) if seconds.isdigit() else None
+
+
 @dataclass(frozen=True)
 class NativeQueueEvent:
     op: str  # join | abandon | connect | complete
@@ -58,7 +71,9 @@ class NativeQueueEvent:
     seat: str  # the member's extension (connect, complete)
     at: float  # epoch seconds, when the engine heard of it
     ms: int  # wait (abandon, connect) or talk time (complete)
-    reason: str = ""  # complete: who hung up (caller, agent, transfer)
+    reason: str = ""  # complete: who hung up (caller, agent, transfer); hangup: the cause
+    seat_channel: str = ""  # connect, complete: the member's channel
+    cause: int | None = None  # hangup: Asterisk's hangup cause
 
     @classmethod
     def from_ami(cls, event: Message, at: float) -> NativeQueueEvent | None:
@@ -82,7 +97,29 @@ class NativeQueueEvent:
             at=at,
             ms=_seconds(event.get(held, "")) * 1000,
             reason=event.get("Reason", ""),
+            seat_channel=event.get("DestChannel", ""),
         )
+
+    @classmethod
+    def hangup(cls, event: Message, at: float) -> NativeQueueEvent:
+        cause = event.get("Cause", "")
+        return cls(
+            op="hangup", call_id=event.get("Uniqueid", ""), channel=event.get("Channel", ""),
+            caller_raw=event.get("CallerIDNum", ""), queue="", skill="", seat="", at=at, ms=0,
+            reason=event.get("Cause-txt", ""), cause=int(cause) if cause.isdigit() else None,
+        )  # fmt: skip
+
+    def connected_call(self) -> ConnectedCall:
+        """The call as the connected-call listeners know it (``complete``: ended now)."""
+        at = datetime.fromtimestamp(self.at, UTC)
+        ended = self.op == "complete"
+        return ConnectedCall(
+            call_id=self.call_id, caller_channel=self.channel,
+            caller_number=parse_caller_id(self.caller_raw).number, seat=self.seat,
+            seat_channel=self.seat_channel, skill=self.skill,
+            connected_at=datetime.fromtimestamp(self.at - self.ms / 1000, UTC) if ended else at,
+            ended_at=at if ended else None,
+        )  # fmt: skip
 
     def step(self) -> JourneyStep:
         """This event as a step of the call record's journey."""
@@ -155,16 +192,20 @@ class NativeQueue:
         self,
         acd: Acd,
         calls: CallStore,
+        listeners: Listeners,
         kick: Callable[[], None],
         *,
         clock: Callable[[], float],
         limit: int = 10_000,
         retry_s: float = 1.0,
     ) -> None:
-        self.acd, self.calls, self.kick, self.clock = acd, calls, kick, clock
+        self.acd, self.calls, self.listeners = acd, calls, listeners
+        self.kick, self.clock, self.limit = kick, clock, limit
         self._records = _Ordered("call records", self._store_record, limit, retry_s)
         self._acd = _Ordered("ACD", self._store_acd, limit, retry_s)
+        self._intake = _Ordered("intake", self._announce, limit, retry_s)
         self._connected: dict[str, str] = {}  # call id -> seat, while connected natively
+        self._known: dict[str, None] = {}  # calls seen in a native queue, until their hangup
 
     def on_event(self, message: Message) -> None:
         event = NativeQueueEvent.from_ami(message, self.clock())
@@ -176,8 +217,21 @@ class NativeQueue:
             self._connected[event.call_id] = event.seat
         elif event.op in ("complete", "abandon"):
             self._connected.pop(event.call_id, None)
+        self._known[event.call_id] = None
+        while len(self._known) > self.limit:
+            del self._known[next(iter(self._known))]
         self._records.add(event)
         self._acd.add(event)
+        if event.op in ("connect", "complete"):
+            self._intake.add(event)
+
+    def on_hangup(self, message: Message) -> None:
+        """AMI Hangup: the caller of a native-queue call hung up; its record is closed after
+        the queue's steps (the engine's own Hangup handler may have found no record yet)."""
+        call_id = message.get("Uniqueid", "")
+        if call_id in self._known and call_id == message.get("Linkedid", call_id):
+            del self._known[call_id]
+            self._records.add(NativeQueueEvent.hangup(message, self.clock()))
 
     def follows(self, call_id: str) -> bool:
         """The native queue has this call connected now (its AgentComplete ends the seat's
@@ -186,15 +240,31 @@ class NativeQueue:
 
     @property
     def backlog(self) -> int:
-        return len(self._records.pending) + len(self._acd.pending)
+        return sum(len(sink.pending) for sink in (self._records, self._acd, self._intake))
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await asyncio.gather(self._records.run(stopping), self._acd.run(stopping))
+        await asyncio.gather(
+            self._records.run(stopping), self._acd.run(stopping), self._intake.run(stopping)
+        )
+
+    async def _announce(self, event: NativeQueueEvent) -> None:
+        call = event.connected_call()
+        if event.op == "connect":
+            await self.listeners.connected(call)
+        else:
+            await self.listeners.finished(call)
 
     async def _store_record(self, event: NativeQueueEvent) -> None:
+        if event.op == "hangup":
+            ended = datetime.fromtimestamp(event.at, UTC)
+            await self.calls.close(
+                event.call_id, cause=event.cause, cause_text=event.reason or None, at=ended
+            )
+            return
         record = await self.calls.open(
-            event.call_id, event.channel, parse_caller_id(event.caller_raw)
-        )
+            event.call_id, event.channel, parse_caller_id(event.caller_raw),
+            started_at=channel_created(event.call_id),
+        )  # fmt: skip
         await self.calls.add_steps(record, [event.step()])
 
     async def _store_acd(self, event: NativeQueueEvent) -> None:

@@ -553,9 +553,9 @@ async def test_native_queue_call_is_counted_and_keeps_the_seat_busy(
     caller goes through the dialplan's fallback into Queue(hotline-operator), where seat 8005,
     logged in and available in the ACD, answers. From AMI alone the engine keeps the call
     record (opened there: the IVR never ran) with the native queue's steps and the hangup,
-    counts the call offered and answered with its talk time, and keeps the seat on_call in
-    the ACD while it talks (a caller waiting in the ACD is not offered to it), then in its
-    wrap-up."""
+    counts the call offered and answered with its talk time, keeps the seat on_call in the
+    ACD while it talks (a caller waiting in the ACD is not offered to it), then in its
+    wrap-up, and drafts the call's work order with the seat that answered."""
     since = time.time()
     engine = Hotline(pbx.settings)
     acd = pbx.acd(redis)
@@ -607,6 +607,13 @@ async def test_native_queue_call_is_counted_and_keeps_the_seat_busy(
         kinds = [e.type for e in await read_events(redis, pbx.settings.acd_prefix, count=100_000)
                  if e.call_id == uniqueid and e.type != "seat"]  # fmt: skip
         assert kinds == ["enter", "connect", "complete"], kinds
+
+        async def drafted() -> Any:  # announced to intake like the ACD's own calls
+            return await engine.work_orders.by_call(uniqueid)
+
+        await eventually(drafted, 30, "the native call's work order")
+        stored = await engine.intake.recordings.store.get(uniqueid)
+        assert stored is not None and (stored.seat, stored.skill) == ("8005", "operator")
     finally:
         await logout_all(acd)
         await engine.stop()
