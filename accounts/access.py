@@ -23,6 +23,7 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/stats", SUPERVISORS),
     Rule("/api/seats", SUPERVISORS),
     Rule("/api/workorders", STAFF),
+    Rule("/api/revisits", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),
     Rule("/api/audit", frozenset({AccountRole.ADMIN})),
     Rule("/api/me", STAFF),
 )

@@ -49,6 +49,7 @@ def import_models() -> None:
     import calls.models  # noqa: F401
     import intake.models  # noqa: F401
     import queueing.tables  # noqa: F401
+    import revisit.models  # noqa: F401
     import workorders.models  # noqa: F401
 
 

@@ -44,6 +44,7 @@ from hotline.wiring import (
     redis_server,
     redis_url,
     reload_asterisk,
+    revisits,
     work_order_routes,
     work_orders,
 )
@@ -71,7 +72,14 @@ from queueing.recovery import Recovery
 from queueing.redis_server import RedisServer
 from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
-from web.app import WebDeps, make_app
+from revisit import http as revisit_http
+from revisit.dialer import DialOptions, RevisitDialer
+from revisit.route import RevisitRoute
+from revisit.service import RevisitService
+from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
+from revisit.texts import RevisitTexts
+from web.app import RouteMount, WebDeps, make_app
+from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
 from workorders.supervision import run_supervision
 
@@ -98,6 +106,8 @@ class Hotline:
     accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
     native_queue: NativeQueue = field(init=False)
+    revisits: RevisitService = field(init=False)
+    revisit_dialer: RevisitDialer = field(init=False)
     loops: Loops = field(default_factory=Loops)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -131,6 +141,7 @@ class Hotline:
         sessions = make_sessions(self._db)
         self.calls = CallStore(sessions)
         self.work_orders = work_orders(sessions)
+        self.revisits = revisits(s, sessions, self.work_orders)
         self.accounts = await accounts_web(s, sessions, self.seats)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)
@@ -186,6 +197,7 @@ class Hotline:
         self.agi.add_route(
             "seat", FeatureCodes(self.acd, self._announcer, self.dispatcher.kick).run
         )
+        revisit_routes = await self._start_revisits(prompts)
         await self.agi.start(s.agi_host, s.agi_port)
         stack.push_async_callback(self.agi.stop)
         self.loops.start(
@@ -209,7 +221,7 @@ class Hotline:
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
         orders = work_order_routes(s, self.work_orders, self._redis)
-        app = make_app(deps, mounts=[orders, self._acd_routes, control])
+        app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -301,6 +313,24 @@ class Hotline:
         self.loops.start(
             "acd-busy-seats", lambda: busy.run(self._stopping, lambda: self.ami.connected)
         )
+
+    async def _start_revisits(self, prompts: PromptLibrary) -> RouteMount:
+        """Revisit calls: their words checked and synthesised, the FastAGI route, the one
+        outbound dialer (a supervised loop) and its staff API."""
+        s = self.settings
+        texts = RevisitTexts.load(REVISIT_TEXTS, languages=self.menu.languages,
+                                  categories=CATEGORIES)  # fmt: skip
+        await asyncio.to_thread(prompts.synthesise, texts.all_fixed())
+        self.agi.add_route("revisit", RevisitRoute(self.revisits, texts, prompts).run)
+        dialer = self.revisit_dialer = RevisitDialer(
+            self.revisits, self.ami, prompts, texts,
+            DialOptions(dial=s.callback_dial, hotline_number=s.hotline_number,
+                        tick_s=s.revisit_tick_s),
+            engine_id(s.data_dir),
+        )  # fmt: skip
+        self.ami.on("Hangup", dialer.on_hangup)
+        self.loops.start("revisit-dialer", lambda: dialer.run(self._stopping))
+        return lambda app: revisit_http.add_routes(app, self.revisits)
 
     async def _stop_playback(self, channel: str, who: str) -> None:
         """Cut an announcement short (the caller's seat is ringing)."""

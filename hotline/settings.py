@@ -57,6 +57,17 @@ class Settings:
     # Numbers a caller may be called back on (a regular expression matching the whole
     # number): mainland mobiles and fixed lines, never international (00, +) or premium.
     callback_number_pattern: str = r"(?!1900)1[3-9]\d{9}|(?:0[1-9]\d{1,2})?[2-8]\d{6,7}"
+    # Revisit calls (revisit/): the first call the next working day (or at once: as soon as
+    # calling hours allow), local calling hours and days ("working": the holiday calendar's
+    # working days, or "all"), retries, and how many revisit calls may ring at one time.
+    revisit_at_once: bool = False
+    revisit_calling_hours: str = "09:00-20:00"
+    revisit_calling_days: str = "working"
+    revisit_max_attempts: int = 3
+    revisit_retry_interval_s: float = 7200.0
+    revisit_concurrency: int = 4
+    revisit_ring_s: int = 30
+    revisit_tick_s: float = 2.0
     # Statistics: "answered within" for the service level (GB/T 33358: 15 s).
     service_level_s: float = 15.0
     # How often (s) Asterisk checks a seat's softphone (0: never; registration alone counts).

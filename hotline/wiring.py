@@ -23,8 +23,11 @@ from ivr.menu import Menu, Route
 from pbx.config import PbxConfig, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root, is_built
+from queueing.callback import callback_number_rule, may_call_back
 from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
+from revisit.rules import CallingHours, RevisitPolicy
+from revisit.service import RevisitService
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
@@ -199,3 +202,26 @@ async def accounts_web(
     )
     await import_staff_file(service, settings.effective_staff_file)
     return AccountsWeb(service, secure_cookie=settings.session_cookie_secure)
+
+
+def revisit_policy(settings: Settings, limits: TimeLimits) -> RevisitPolicy:
+    """The revisit schedule's rules from the settings, in the time limits' time zone."""
+    s = settings
+    return RevisitPolicy(
+        hours=CallingHours.parse(s.revisit_calling_hours, s.revisit_calling_days),
+        timezone=limits.timezone, at_once=s.revisit_at_once,
+        max_attempts=max(1, s.revisit_max_attempts),
+        retry_interval=timedelta(seconds=s.revisit_retry_interval_s),
+        concurrency=max(1, s.revisit_concurrency), ring_s=max(5, s.revisit_ring_s),
+    )  # fmt: skip
+
+
+def revisits(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], orders: WorkOrderService
+) -> RevisitService:
+    """The revisit schedule: citizens whose number the callback may dial are called."""
+    numbers = callback_number_rule(settings.callback_number_pattern)
+    return RevisitService(
+        sessions, orders, revisit_policy(settings, orders.limits),
+        may_dial=lambda number: may_call_back(number, numbers),
+    )  # fmt: skip

@@ -31,6 +31,8 @@ EXPECTED = {
     "api_tokens",
     "web_sessions",
     "audit_log",
+    "revisits",
+    "revisit_attempts",
 }
 
 

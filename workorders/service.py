@@ -267,14 +267,16 @@ class WorkOrderService(WorkOrderStore):
         resolved: bool,
         note: str = "",
     ) -> WorkOrder:
-        """Store the revisit's result; a dissatisfied citizen sends the order back for rework."""
+        """Store the revisit's result; a matter not resolved, or a dissatisfied citizen, sends
+        a dispatched order back for rework."""
 
         def change(row: WorkOrderRow, now: datetime) -> None:
             row.satisfaction, row.resolved = satisfaction.value, resolved
 
         order = await self._act(number, actor, Action.REVISIT, note or satisfaction, change)
-        if satisfaction is Satisfaction.DISSATISFIED and order.lead_department:
-            order = await self.rework(number, actor, note=f"dissatisfied revisit: {note}")
+        if (satisfaction is Satisfaction.DISSATISFIED or not resolved) and order.lead_department:
+            why = "dissatisfied" if satisfaction is Satisfaction.DISSATISFIED else "not resolved"
+            order = await self.rework(number, actor, note=f"{why} revisit: {note}")
         return order
 
     async def rework(self, number: str, actor: Actor, note: str = "") -> WorkOrder:

@@ -1,0 +1,425 @@
+"""The revisit schedule in SQL: scheduling closed orders, claiming due revisits atomically
+(two engines never place one twice), each attempt's end, results on the work order (by call
+or entered by an operator), the manual list and the day's figures."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from calls.callerid import mask_number
+from calls.models import CallRecord
+from db.base import utcnow
+from revisit.models import RevisitAttemptRow, RevisitRow
+from revisit.rules import (
+    Outcome,
+    RevisitPolicy,
+    RevisitState,
+    after_attempt,
+    first_due,
+    in_hours,
+    manual_reason,
+    open_at,
+    retry_due,
+)
+from workorders.errors import InvalidInput, NotFound
+from workorders.models import WorkOrderRow
+from workorders.orders import Actor, Role, Satisfaction
+from workorders.service import WorkOrderService
+from workorders.states import State
+
+log = logging.getLogger(__name__)
+
+REVISIT_CALL = Actor("revisit-call", Role.SYSTEM)
+#: orders that are revisited once they reach these states: reviewed, or answered directly
+REVISITED_FROM = (State.REVIEWED, State.ANSWERED)
+SATISFACTION_KEYS = {
+    "1": Satisfaction.VERY_SATISFIED,
+    "2": Satisfaction.SATISFIED,
+    "3": Satisfaction.DISSATISFIED,
+}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One attempt this engine placed: the call to make."""
+
+    revisit_id: int
+    channel_id: str
+    order_number: str
+    phone: str
+    language: str
+
+
+class RevisitService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        work_orders: WorkOrderService,
+        policy: RevisitPolicy,
+        *,
+        may_dial: Callable[[str], bool],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions, self.work_orders = sessions, work_orders
+        self.policy, self.may_dial, self.clock = policy, may_dial, clock
+        self.working_day = work_orders.limits.calendar.is_working_day
+
+    # -- scheduling ---------------------------------------------------------------------------
+    async def schedule_closed(self, limit: int = 200) -> int:
+        """A revisit for every reviewed (or directly answered) order without one for its
+        current round; citizens who are not to be called go straight to the manual list."""
+        missing = (
+            select(WorkOrderRow, CallRecord.language)
+            .outerjoin(
+                RevisitRow,
+                and_(
+                    RevisitRow.order_number == WorkOrderRow.number,
+                    RevisitRow.round == WorkOrderRow.rework_count,
+                ),
+            )
+            .outerjoin(
+                CallRecord,
+                and_(WorkOrderRow.call_id != "", CallRecord.uniqueid == WorkOrderRow.call_id),
+            )
+            .where(
+                WorkOrderRow.state.in_([s.value for s in REVISITED_FROM]), RevisitRow.id.is_(None)
+            )
+            .limit(limit)
+        )
+        made = 0
+        async with self.sessions() as session:
+            rows = (await session.execute(missing)).all()
+        for order, language in rows:
+            why = manual_reason(
+                phone=order.caller_phone,
+                confidential=order.confidential,
+                attributes=dict(order.attributes or {}),
+                may_dial=self.may_dial,
+            )
+            now = self.clock()
+            row = RevisitRow(
+                order_number=order.number,
+                round=order.rework_count,
+                state=(RevisitState.MANUAL if why else RevisitState.DUE).value,
+                manual_reason=why.value if why else "",
+                phone=order.caller_phone,
+                language=language or "",
+                due_at=first_due(order.updated_at, self.policy, self.working_day),
+                attempts=0,
+                owner="",
+                satisfaction="",
+                result_by="",
+                created_at=now,
+            )
+            try:
+                async with self.sessions.begin() as session:
+                    session.add(row)
+            except IntegrityError:
+                continue  # scheduled meanwhile by another engine
+            made += 1
+            log.info(
+                "revisit of work order %s (%s): %s",
+                order.number,
+                mask_number(order.caller_phone),
+                why or f"due {row.due_at.isoformat()}",
+            )
+        return made
+
+    # -- the dialer's side ---------------------------------------------------------------------
+    async def claim(self, owner: str) -> list[Claimed]:
+        """Due revisits for this engine to call now, within calling hours and the limit of
+        simultaneous calls; each taken by a conditional UPDATE, so only one engine gets it."""
+        now = self.clock()
+        if not in_hours(now, self.policy, self.working_day):
+            return []
+        async with self.sessions() as session:
+            busy = await session.scalar(
+                select(func.count()).where(RevisitRow.state == RevisitState.DIALING.value)
+            )
+            slots = self.policy.concurrency - int(busy or 0)
+            if slots <= 0:
+                return []
+            ids = list(
+                await session.scalars(
+                    select(RevisitRow.id)
+                    .where(RevisitRow.state == RevisitState.DUE.value, RevisitRow.due_at <= now)
+                    .order_by(RevisitRow.due_at, RevisitRow.id)
+                    .limit(slots)
+                )
+            )
+        claimed: list[Claimed] = []
+        for revisit_id in ids:
+            async with self.sessions.begin() as session:
+                taken = await session.execute(
+                    update(RevisitRow)
+                    .where(RevisitRow.id == revisit_id, RevisitRow.state == RevisitState.DUE.value)
+                    .values(
+                        state=RevisitState.DIALING.value,
+                        owner=owner,
+                        lease_until=now + self.policy.lease,
+                    )
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another engine took it
+                row = await session.get_one(RevisitRow, revisit_id)
+                channel_id = f"rv-{revisit_id}-{secrets.token_hex(6)}"
+                session.add(
+                    RevisitAttemptRow(
+                        revisit_id=revisit_id,
+                        channel_id=channel_id,
+                        owner=owner,
+                        started_at=now,
+                        outcome="",
+                    )
+                )
+                claimed.append(
+                    Claimed(revisit_id, channel_id, row.order_number, row.phone, row.language)
+                )
+        return claimed
+
+    async def recover(self, owner: str, *, at_start: bool = False) -> int:
+        """Attempts left in flight by a dead engine (this one, at its start; any, once their
+        lease ran out) are recorded as interrupted and their revisits tried again later."""
+        now = self.clock()
+        stale = RevisitRow.lease_until < now
+        if at_start:
+            stale = stale | (RevisitRow.owner == owner)
+        async with self.sessions() as session:
+            channels = list(
+                await session.scalars(
+                    select(RevisitAttemptRow.channel_id)
+                    .join(RevisitRow)
+                    .where(
+                        RevisitRow.state == RevisitState.DIALING.value,
+                        stale,
+                        RevisitAttemptRow.outcome == "",
+                    )
+                )
+            )
+        for channel_id in channels:
+            log.warning("revisit attempt %s was in flight when its engine stopped", channel_id)
+            await self.finish(channel_id, Outcome.INTERRUPTED)
+        return len(channels)
+
+    async def answered(self, channel_id: str) -> Claimed | None:
+        """The citizen answered attempt ``channel_id`` (the route starts): None if unknown or
+        already ended."""
+        async with self.sessions.begin() as session:
+            attempt = await self._attempt(session, channel_id)
+            if attempt is None or attempt.outcome:
+                return None
+            attempt.answered_at = attempt.answered_at or self.clock()
+            r = attempt.revisit
+            return Claimed(r.id, channel_id, r.order_number, r.phone, r.language)
+
+    async def finish(
+        self, channel_id: str, outcome: Outcome, *, unanswered_only: bool = False
+    ) -> bool:
+        """Record how attempt ``channel_id`` ended, once (a later report of the same end is
+        ignored), and move its revisit on: done, due again later, or manual."""
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            attempt = await self._attempt(session, channel_id, lock=True)
+            if attempt is None or attempt.outcome:
+                return False
+            if unanswered_only and attempt.answered_at is not None:
+                return False  # the route reports the end of an answered call itself
+            attempt.outcome, attempt.ended_at = outcome.value, now
+            revisit = attempt.revisit
+            if outcome is not Outcome.INTERRUPTED:
+                revisit.attempts += 1
+            state = after_attempt(revisit.attempts, outcome, self.policy)
+            revisit.state, revisit.owner, revisit.lease_until = state.value, "", None
+            if state is RevisitState.DUE:
+                revisit.due_at = retry_due(now, self.policy, self.working_day)
+            elif state is RevisitState.MANUAL:
+                revisit.manual_reason = (
+                    "no_survey" if outcome is Outcome.NO_SURVEY else "attempts_exhausted"
+                )
+            elif state is RevisitState.DONE:
+                revisit.done_at = now
+            log.info(
+                "revisit of %s, attempt %s: %s (%d attempts) -> %s",
+                revisit.order_number,
+                channel_id,
+                outcome,
+                revisit.attempts,
+                state,
+            )
+            return True
+
+    async def complete(self, channel_id: str, resolved: bool, satisfaction: Satisfaction) -> None:
+        """The citizen answered both questions: the result goes on the work order (the work
+        orders' revisit rule sends it back for rework when needed), then the attempt ends."""
+        async with self.sessions() as session:
+            attempt = await self._attempt(session, channel_id)
+            if attempt is None:
+                raise NotFound(f"no revisit attempt {channel_id}")
+            number = attempt.revisit.order_number
+        await self.work_orders.record_revisit(
+            number, REVISIT_CALL, satisfaction=satisfaction, resolved=resolved, note="revisit call"
+        )
+        async with self.sessions.begin() as session:
+            attempt = await self._attempt(session, channel_id, lock=True)
+            assert attempt is not None
+            attempt.revisit.resolved = resolved
+            attempt.revisit.satisfaction = satisfaction.value
+            attempt.revisit.result_by = "call"
+        await self.finish(channel_id, Outcome.COMPLETED)
+
+    async def _attempt(
+        self, session: AsyncSession, channel_id: str, *, lock: bool = False
+    ) -> RevisitAttemptRow | None:
+        query = select(RevisitAttemptRow).where(RevisitAttemptRow.channel_id == channel_id)
+        if lock:
+            query = query.with_for_update()
+        attempt = await session.scalar(query)
+        if attempt is not None:
+            await session.refresh(attempt, ["revisit"])
+        return attempt
+
+    # -- staff ----------------------------------------------------------------------------------
+    async def record_by_hand(
+        self, number: str, actor: Actor, *, resolved: bool, satisfaction: Satisfaction, note: str
+    ) -> dict[str, Any]:
+        """An operator called the citizen (the manual list) and records the result."""
+        async with self.sessions() as session:
+            row = await self._latest(session, number)
+            if row.state in (RevisitState.DONE, RevisitState.DIALING):
+                raise InvalidInput(f"the revisit of {number} is {row.state}")
+        await self.work_orders.record_revisit(
+            number, actor, satisfaction=satisfaction, resolved=resolved, note=note or "by hand"
+        )
+        async with self.sessions.begin() as session:
+            row = await self._latest(session, number)
+            row.state, row.done_at = RevisitState.DONE.value, self.clock()
+            row.resolved, row.satisfaction, row.result_by = resolved, satisfaction.value, actor.name
+        return await self.show(number)
+
+    async def run_now(self) -> int:
+        """Every due revisit due now (calling hours and the line limit still apply)."""
+        async with self.sessions.begin() as session:
+            moved = await session.execute(
+                update(RevisitRow)
+                .where(RevisitRow.state == RevisitState.DUE.value)
+                .values(due_at=self.clock())
+            )
+            return int(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def listing(self, state: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        query = select(RevisitRow).order_by(RevisitRow.due_at.desc()).limit(limit)
+        if state:
+            if state not in set(RevisitState):
+                raise InvalidInput(
+                    f"unknown revisit state {state!r}; one of {', '.join(RevisitState)}"
+                )
+            query = query.where(RevisitRow.state == state)
+        async with self.sessions() as session:
+            return [_view(row) for row in await session.scalars(query)]
+
+    async def show(self, number: str) -> dict[str, Any]:
+        async with self.sessions() as session:
+            return _view(await self._latest(session, number), history=True)
+
+    async def _latest(self, session: AsyncSession, number: str) -> RevisitRow:
+        row = await session.scalar(
+            select(RevisitRow)
+            .where(RevisitRow.order_number == number)
+            .order_by(RevisitRow.round.desc())
+            .limit(1)
+        )
+        if row is None:
+            raise NotFound(f"no revisit of work order {number}")
+        return row
+
+    async def figures(self, day_start: datetime | None = None) -> dict[str, Any]:
+        """The day's figures: reach rate (revisits called today whose citizen answered),
+        resolved and satisfaction rates (of results stored today), and the counts by state."""
+        now = self.clock()
+        if day_start is None:
+            local = now.astimezone(self.policy.timezone)
+            day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        async with self.sessions() as session:
+            called = await session.execute(
+                select(
+                    RevisitAttemptRow.revisit_id,
+                    func.max(case((RevisitAttemptRow.answered_at.is_not(None), 1), else_=0)),
+                )
+                .where(RevisitAttemptRow.started_at >= day_start)
+                .group_by(RevisitAttemptRow.revisit_id)
+            )
+            reached = [bool(r[1]) for r in called]
+            results = (
+                await session.execute(
+                    select(RevisitRow.resolved, RevisitRow.satisfaction).where(
+                        RevisitRow.state == RevisitState.DONE.value, RevisitRow.done_at >= day_start
+                    )
+                )
+            ).all()
+            counts = dict(
+                (
+                    await session.execute(
+                        select(RevisitRow.state, func.count()).group_by(RevisitRow.state)
+                    )
+                ).all()
+            )
+        happy = {Satisfaction.VERY_SATISFIED.value, Satisfaction.SATISFIED.value}
+        return {
+            "since": day_start.isoformat(),
+            "called": len(reached),
+            "reached": sum(reached),
+            "reach_rate": _rate(sum(reached), len(reached)),
+            "results": len(results),
+            "resolved_rate": _rate(sum(1 for r in results if r.resolved), len(results)),
+            "satisfaction_rate": _rate(
+                sum(1 for r in results if r.satisfaction in happy), len(results)
+            ),
+            "by_state": {state.value: int(counts.get(state.value, 0)) for state in RevisitState},
+        }
+
+    def next_open(self) -> datetime:
+        return open_at(self.clock(), self.policy, self.working_day)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _view(row: RevisitRow, *, history: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "order_number": row.order_number,
+        "round": row.round,
+        "state": row.state,
+        "manual_reason": row.manual_reason or None,
+        "phone": mask_number(row.phone),
+        "language": row.language or None,
+        "due_at": row.due_at.isoformat(),
+        "attempts": row.attempts,
+        "resolved": row.resolved,
+        "satisfaction": row.satisfaction or None,
+        "result_by": row.result_by or None,
+        "done_at": row.done_at.isoformat() if row.done_at else None,
+        # not resolved or dissatisfied: reworked, and on the supervisor's list
+        "attention": row.resolved is False or row.satisfaction == Satisfaction.DISSATISFIED,
+    }
+    if history:
+        view["history"] = [
+            {
+                "started_at": a.started_at.isoformat(),
+                "answered": a.answered_at is not None,
+                "ended_at": a.ended_at.isoformat() if a.ended_at else None,
+                "outcome": a.outcome or "in_flight",
+                "engine": a.owner,
+            }
+            for a in row.history
+        ]
+    return view
