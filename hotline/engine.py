@@ -26,6 +26,7 @@ from agents import http as seats_http
 from agents.feature_codes import FeatureCodes
 from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
+from calls.hangups import HangupCauses
 from calls.lifecycle import CallListener
 from calls.store import CallStore
 from hotline.control import CONTROL_TOKEN, control_routes
@@ -50,6 +51,7 @@ from hotline.wiring import (
 )
 from intake.service import Intake
 from ivr.menu import Menu, load_menu
+from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
@@ -81,6 +83,7 @@ from revisit.texts import RevisitTexts
 from web.app import RouteMount, WebDeps, make_app
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
+from workorders.states import State
 from workorders.supervision import run_supervision
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,7 @@ class Hotline:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
+    _hangup_causes: HangupCauses = field(default_factory=HangupCauses)
 
     async def start(self) -> None:
         """Bring every part up; a failure midway takes down what was already started."""
@@ -164,6 +168,8 @@ class Hotline:
             s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
         )
         stack.push_async_callback(self.ami.close)
+        for request in ("HangupRequest", "SoftHangupRequest"):
+            self.ami.on(request, self._hangup_causes.requested)
         self.ami.on("Hangup", self._on_hangup)
         # Recording, transcription and drafting of every connected call; fax intake.
         self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
@@ -188,9 +194,9 @@ class Hotline:
             log.warning("AMI not connected yet; the engine keeps trying (see /healthz)")
 
         self.agi = FastAgiServer(agi_key(s))
-        session = IvrSession(
-            self.menu, prompts, self.calls, self.work_orders.status_for_phone_lookup
-        )
+        texts = StatusTexts.load(DEFAULT_FILE, languages=self.menu.languages, states=State)
+        order_status = OrderStatusReader(self.work_orders.phone_status, texts)
+        session = IvrSession(self.menu, prompts, self.calls, order_status)
         self.agi.add_route("ivr", session.run)
         self.agi.add_route("queue", self.queue_route.run)
         self.agi.add_route("callback", self._callbacks.run)
@@ -391,13 +397,9 @@ class Hotline:
         uniqueid = event.get("Uniqueid", "")
         if not uniqueid or uniqueid != event.get("Linkedid", uniqueid):
             return  # only the citizen's own channel closes the call record
-        cause = event.get("Cause", "")
+        cause = self._hangup_causes.final(event)
         task = asyncio.create_task(
-            self.calls.close(
-                uniqueid,
-                cause=int(cause) if cause.isdigit() else None,
-                cause_text=event.get("Cause-txt") or None,
-            )
+            self.calls.close(uniqueid, cause=cause.code, cause_text=cause.text)
         )
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)
