@@ -79,7 +79,7 @@ class IvrSession:
                 step = walk.answer(digits)
             finish = step
             if finish.prompts:
-                await agi.stream([self._file(p) for p in finish.prompts])
+                await agi.stream([self._file(p) for p in finish.prompts], barge_in=True)
             route = finish.route
             if route == WORKORDER_STATUS:
                 route = await self._tell_status(agi, finish, who, journey)
@@ -123,10 +123,10 @@ class IvrSession:
             log.info("%s asked for unknown work order %r: to the operator", who, number)
             text = self._menu.prompts.get("order-unknown")
             if text is not None:
-                await agi.stream([self._file(text.prompt(language))])
+                await agi.stream([self._file(text.prompt(language))], barge_in=True)
             return self._menu.operator_route
         log.info("%s hears the status of work order %s", who, number)
         spoken = await self._prompts.speak(Prompt(f"order-{number}", language, status))
         journey.append(JourneyStep("status", finish.node, status, utcnow()))
-        await agi.stream([str(spoken)])
+        await agi.stream([str(spoken)], barge_in=True)
         return HANGUP

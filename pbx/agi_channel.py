@@ -86,8 +86,9 @@ class AgiChannel(Protocol):
         ``#`` ends the entry, ``""`` means nothing was pressed in time."""
         ...
 
-    async def stream(self, files: list[str]) -> None:
-        """Play ``files`` to the end, no key interrupts them."""
+    async def stream(self, files: list[str], *, barge_in: bool = False) -> None:
+        """Play ``files`` to the end, no key interrupts them; with ``barge_in`` a key stops
+        the playback (the rest of the files too) and is discarded."""
         ...
 
     async def set_variable(self, name: str, value: str) -> None: ...
@@ -149,9 +150,12 @@ class PanoramiskChannel:
             digits += chr(int(code))
         return digits
 
-    async def stream(self, files: list[str]) -> None:
+    async def stream(self, files: list[str], *, barge_in: bool = False) -> None:
+        escape = KEYS if barge_in else ""
         for file in files:
-            await self.command(f'STREAM FILE "{file}" ""')
+            code, _ = await self.command(f'STREAM FILE "{file}" "{escape}"')
+            if code not in {"", "0"}:
+                return  # a key: "result" is its code (only with escape digits)
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command(f'SET VARIABLE {name} "{value}"', deadline_s=10)

@@ -154,7 +154,7 @@ class FakeChannel:
             self._fail(f"get_data(max_digits={max_digits}) cannot return {keys!r}")
         return keys
 
-    async def stream(self, files: list[str]) -> None:
+    async def stream(self, files: list[str], *, barge_in: bool = False) -> None:
         await self._perform("stream", " ".join(files))
 
     async def set_variable(self, name: str, value: str) -> None:

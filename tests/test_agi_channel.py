@@ -132,3 +132,12 @@ async def test_asterisks_refusals_become_the_protocols_errors(
 ) -> None:
     sent, raised = await converse(lambda agi: agi.stream(["menu", "never"]), [answer])
     assert sent == ['STREAM FILE "menu" ""'] and isinstance(raised, error)
+
+
+async def test_stream_with_barge_in_stops_at_a_key() -> None:
+    """The IVR's last prompts (transfer, a work order's status): a key ends them."""
+    play = lambda agi: agi.stream(["transfer", "never"], barge_in=True)  # noqa: E731
+    sent, _ = await converse(play, ["200 result=49 endpos=800"])  # 1 pressed
+    assert sent == [f'STREAM FILE "transfer" "{KEYS}"']
+    sent, _ = await converse(play, ["200 result=0 endpos=8000", "200 result=0 endpos=8000"])
+    assert sent == [f'STREAM FILE "transfer" "{KEYS}"', f'STREAM FILE "never" "{KEYS}"']

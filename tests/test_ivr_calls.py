@@ -21,6 +21,7 @@ from hotline.settings import PROJECT_DIR
 from ivr.menu import load_menu
 from ivr.prompts import PromptLibrary
 from ivr.walk import Prompt
+from pbx.agi_channel import KEYS
 from queueing.events import read_events
 from workorders.orders import Actor, NewWorkOrder, Role
 
@@ -115,6 +116,13 @@ async def test_silent_caller_reaches_the_operator_after_two_timeouts(
     assert [s["node"] for s in steps(call, "no-input")] == ["language", "main"]
     assert [s["node"] for s in steps(call, "menu")] == ["language", "main"], "menu read twice"
     assert await acd_queues(hotline, call["uniqueid"]) == ["operator"]
+    # every prompt the caller heard listened for keys (barge-in), the transfer notice too
+    menu_prompts = re.compile(r"/(welcome|emergency|language|main|transfer)-")
+    commands = [c for c in played(ami_events, call["uniqueid"]) if menu_prompts.search(c)]
+    assert any("/transfer-" in c for c in commands), commands
+    streams = [c for c in commands if c.upper().startswith("STREAM FILE")]
+    assert streams and all(f'"{KEYS}"' in c for c in streams), commands
+    assert all(c.upper().startswith(("STREAM FILE", "GET DATA")) for c in commands), commands
 
     events = await read_events(hotline.acd.redis, hotline.settings.acd_prefix, count=100_000)
     entered = next(e for e in events if e.type == "enter" and e.call_id == call["uniqueid"])
