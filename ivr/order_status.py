@@ -7,12 +7,13 @@ merged into, the day it is due); the words for them, per language, are data in
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from ivr.text_tables import TextTables
 
 DEFAULT_FILE = Path(__file__).with_name("order_status.toml")
 _PARTS = ("sentence", "merged", "due", "date")
@@ -50,40 +51,26 @@ class StatusTexts:
     def load(cls, path: Path, *, languages: Iterable[str], states: Iterable[str]) -> StatusTexts:
         """Read and check the file: every part and state in every language, or one error
         naming each gap."""
-        try:
-            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise StatusTextError(f"{path}: {exc}") from exc
-        languages, states = tuple(languages), tuple(states)
-        problems: list[str] = []
-
-        def table(raw: object, name: str) -> dict[str, str]:
-            found = raw if isinstance(raw, dict) else {}
-            for lang in languages:
-                if not isinstance(found.get(lang), str) or not found[lang].strip():
-                    problems.append(f"[{name}] has no text for {lang!r}")
-            return {k: v for k, v in found.items() if isinstance(v, str)}
-
-        parts = {part: table(data.get(part), part) for part in _PARTS}
-        raw_states = data.get("states", {})
-        names = {s: table(raw_states.get(s), f"states.{s}") for s in states}
-        unknown = raw_states.keys() - set(states)
-        problems += [f"[states.{s}]: no such work-order state" for s in sorted(unknown)]
+        states = tuple(states)
+        file = TextTables(path, languages, StatusTextError)
+        parts = {part: file.table(part) for part in _PARTS}
+        names = file.named("states", states, "work-order state")
         months = {
             lang: tuple(str(m) for m in value)
-            for lang, value in data.get("month_names", {}).items()
+            for lang, value in file.data.get("month_names", {}).items()
             if isinstance(value, list)
         }
-        problems += [f"[month_names] {x}: not twelve" for x, m in months.items() if len(m) != 12]
+        file.problems += [
+            f"[month_names] {x}: not twelve" for x, m in months.items() if len(m) != 12
+        ]
         texts = cls(parts, names, months)
-        if not problems:
+        if not file.problems:
             try:  # every template filled once, so a misspelt placeholder fails at start
-                for lang in languages:
+                for lang in file.languages:
                     texts.speak(_Example(states[0], "1", date(2026, 1, 31)), lang)
             except (KeyError, IndexError) as exc:
-                problems.append(f"unknown placeholder {exc}")
-        if problems:
-            raise StatusTextError(f"{path}: " + "; ".join(problems))
+                file.problems.append(f"unknown placeholder {exc}")
+        file.check()
         return texts
 
     def speak(self, facts: OrderFacts, language: str) -> str:
