@@ -33,14 +33,15 @@ class CallRecord(Base):
 
 
 class CallEvent(Base):
-    """One step of the journey: a prompt node offered, a key pressed, a timeout, the route."""
+    """One step of the journey, at the moment it happened: a prompt node offered, a key
+    pressed, a timeout, the status read out, the route, the hangup."""
 
     __tablename__ = "call_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("call_records.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    kind: Mapped[str] = mapped_column(String(16))  # menu | key | no-input | route | hangup
+    kind: Mapped[str] = mapped_column(String(16))  # menu key no-input status route hangup error
     node: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(255))
 

@@ -344,11 +344,15 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
 
 def _menu(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.menu import MenuError, load_menu
+    from ivr.order_status import DEFAULT_FILE, StatusTextError, StatusTexts
     from ivr.prompts import PromptLibrary
+    from workorders.states import State
 
     try:
         menu = load_menu(settings.menu_file)
-    except MenuError as exc:
+        # the words of 3 + number + #, in every menu language, as the engine checks at start
+        StatusTexts.load(DEFAULT_FILE, languages=menu.languages, states=State)
+    except (MenuError, StatusTextError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     print(f"{settings.menu_file}: {len(menu.nodes)} nodes, languages {', '.join(menu.languages)}")

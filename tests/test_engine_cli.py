@@ -458,3 +458,30 @@ async def test_seats_reload_refusals(tmp_path: Path) -> None:
     finally:
         await engine.stop()
         await _drop_keys(settings)
+
+
+KOREAN_MENU = """\
+[menu]
+start = "main"
+languages = ["zh", "ko"]
+[voices]
+zh = "cmn"
+ko = "ko"
+[prompts.invalid]
+zh = "输入有误"
+ko = "잘못된 선택입니다"
+[nodes.main]
+zh = "投诉按1"
+ko = "민원은 1번"
+[[nodes.main.options]]
+key = "1"
+route = "queue:report"
+"""
+
+
+def test_a_menu_language_without_order_status_words_is_refused(tmp_path: Path) -> None:
+    menu = tmp_path / "menu.toml"
+    menu.write_text(KOREAN_MENU, encoding="utf-8")
+    result = run(["menu", "--check-only"], hotline_env(tmp_path, HOTLINE_MENU_FILE=str(menu)))
+    assert result.returncode == 2, result.stderr
+    assert "order_status.toml: [sentence] has no text for 'ko'" in result.stderr
