@@ -17,8 +17,13 @@ class Rule:
     page: bool = False  # a browser page: unauthenticated → the login page, not a 401
 
 
+OPERATORS = frozenset({AccountRole.OPERATOR})
+
 RULES: tuple[Rule, ...] = (
     Rule("/supervisor", SUPERVISORS, page=True),
+    Rule("/desk", OPERATORS, page=True),  # the operator's desk: the seat bound to the account
+    Rule("/api/desk", OPERATORS),
+    Rule("/api/live", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),  # each sees their own
     Rule("/api/calls", SUPERVISORS),
     Rule("/api/stats", SUPERVISORS),
     Rule("/api/seats", SUPERVISORS),

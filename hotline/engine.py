@@ -80,7 +80,9 @@ from revisit.route import RevisitRoute
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
+from web import live as live_http
 from web.app import RouteMount, WebDeps, make_app
+from web.live import LiveHub
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
 from workorders.states import State
@@ -112,6 +114,8 @@ class Hotline:
     revisits: RevisitService = field(init=False)
     revisit_dialer: RevisitDialer = field(init=False)
     loops: Loops = field(default_factory=Loops)
+    # Live events for the staff's pages (the operator's desk, the wallboard): web.live
+    live: LiveHub = field(default_factory=LiveHub)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
@@ -175,7 +179,8 @@ class Hotline:
         self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
         stack.push_async_callback(self.intake.close, 30)
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
-        self.listeners = (*self.listeners, self.intake.recordings)
+        self.listeners = (*self.listeners, self.intake.recordings, self.live)
+        self.work_orders.on_drafted = self.live.order_drafted
         # Background loops: supervised (restarted when they die, reported by /healthz), told
         # to stop by _stopping, cancelled after a grace period.
         stack.push_async_callback(self.loops.close)
@@ -227,10 +232,12 @@ class Hotline:
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
         orders = work_order_routes(s, self.work_orders, self._redis)
-        app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes])
+        live = self._live_routes
+        app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
+        stack.push_async_callback(self.live.close)  # open streams end before the web stops
         await web.TCPSite(runner, s.web_host, s.web_port).start()
         # `hotline seats|stats|calls` find this instance (and its control endpoint) here.
         stack.callback(remove_instance, s)
@@ -309,6 +316,8 @@ class Hotline:
             "acd-ownership", lambda: self.ownership.run(self._stopping, self.dispatcher.deliver)
         )
         self.loops.start("acd-event-log", lambda: self.event_log.run(self._stopping))
+        self.loops.start("live-acd-events", lambda: self.live.follow_acd(
+            self._redis, s.acd_prefix, self._stopping, s.network_timeout_s))  # fmt: skip
         # A seat on any call of its own (a feature code such as *24 included) is offered no
         # caller until that channel hangs up.
         busy = BusySeats(
@@ -362,6 +371,9 @@ class Hotline:
     def _acd_routes(self, app: web.Application) -> None:
         seats_http.add_routes(app, self.acd, self.dispatcher.kick)
         stats_http.add_routes(app, self.stats)
+
+    def _live_routes(self, app: web.Application) -> None:
+        live_http.add_routes(app, self.live)
 
     async def stats(self, since: float | None = None) -> dict[str, Any]:
         """Queue figures for supervisors (``GET /api/stats``, ``hotline stats``)."""

@@ -57,7 +57,7 @@ def order_fields(body: Mapping[str, Any], allowed: Collection[str]) -> dict[str,
         raise InvalidInput(f"unknown or not allowed field(s): {', '.join(unknown)[:200]}")
     fields: dict[str, Any] = {}
     for name in body:
-        if name in ("confidential", "urgent"):
+        if name in ("confidential", "urgent", "no_revisit"):
             fields[name] = bool_field(body, name)
         elif name in ("lat", "long"):
             fields[name] = _coordinate(body, name, 90 if name == "lat" else 180)

@@ -131,6 +131,7 @@ class WorkOrder:
     seat: str = ""  # the seat that took the call (phone orders)
     public_id: str | None = None
     published: bool = False
+    no_revisit: bool | None = None  # the citizen's wish (None: not asked), see revisit.rules
 
     def seen_by(self, role: Role) -> dict[str, Any]:
         """The order as JSON for ``role``: the centre (who calls back) sees everything; a
@@ -213,4 +214,5 @@ def snapshot(row: WorkOrderRow) -> WorkOrder:
         seat=row.seat,
         public_id=row.public_id,
         published=row.published,
+        no_revisit=(row.attributes or {}).get("no_revisit"),
     )

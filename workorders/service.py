@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -38,7 +38,8 @@ CALL_DRAFTER = replace(SYSTEM, name="call-drafter")
 
 EDITABLE = frozenset(
     {"category", "subject", "description", "caller_name", "caller_phone", "confidential",
-     "location_text", "lat", "long", "urgent", "lead_department", "assisting_departments"}
+     "location_text", "lat", "long", "urgent", "lead_department", "assisting_departments",
+     "no_revisit"}
 )  # fmt: skip
 DESCRIPTION_LIMIT = 4000
 
@@ -54,6 +55,9 @@ class PhoneStatus:
 
 class WorkOrderService(WorkOrderStore):
     """Every action of the closed loop; role checks and history come from the store."""
+
+    #: told of a call's order drafted or given its transcript (the operator's live desk)
+    on_drafted: Callable[[WorkOrder], None] | None = None
 
     # -- intake -------------------------------------------------------------------------
     async def create(
@@ -102,7 +106,12 @@ class WorkOrderService(WorkOrderStore):
             raise InvalidInput("a call's draft needs the call's uniqueid")
         existing = await self.by_call(call_id)
         if existing is not None:
-            log.info("call %s already drafted as %s", call_id, existing.number)
+            if transcript_text and not existing.transcript:  # opened at the desk during the call
+                existing = await self._transcribed(existing.number, transcript_text,
+                                                   recording_path)  # fmt: skip
+            else:
+                log.info("call %s already drafted as %s", call_id, existing.number)
+            self._drafted(existing)
             return existing
         new = NewWorkOrder(
             channel="phone",
@@ -123,7 +132,26 @@ class WorkOrderService(WorkOrderStore):
         log.info("call %s from %s (at %s, queue %s, seat %s) drafted as %s: %s",
                  call_id, mask_number(caller_phone), started_at.isoformat(), queue or "-",
                  seat or "-", order.number, order.category)  # fmt: skip
+        self._drafted(order)
         return order
+
+    async def _transcribed(self, number: str, transcript: str, recording_path: str) -> WorkOrder:
+        """The transcript of a call whose order was opened before the call ended; what the
+        operator wrote meanwhile stays."""
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.transcript = transcript
+            row.recording_path = recording_path or row.recording_path
+            row.description = row.description or transcript[:DESCRIPTION_LIMIT]
+
+        return await self._act(number, CALL_DRAFTER, "transcript", "", change)
+
+    def _drafted(self, order: WorkOrder) -> None:
+        if self.on_drafted is not None:
+            try:
+                self.on_drafted(order)
+            except Exception:  # the draft is stored; a live page missing it is not fatal
+                log.exception("work order %s: drafted-order listener failed", order.number)
 
     async def by_call(self, call_id: str) -> WorkOrder | None:
         """The order drafted from the call (or fax) with this uniqueid, if any."""
@@ -199,6 +227,9 @@ class WorkOrderService(WorkOrderStore):
             if State(row.state) in TERMINAL:
                 raise IllegalTransition("update", row.state)
             for name, value in changes.items():
+                if name == "no_revisit":  # the citizen's wish, read by the revisit schedule
+                    row.attributes = {**(row.attributes or {}), "no_revisit": value}
+                    continue
                 setattr(row, name, list(value) if name == "assisting_departments" else value)
 
         note = note or "changed " + ", ".join(sorted(changes))

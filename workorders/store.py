@@ -49,6 +49,7 @@ PERMISSIONS: dict[str, set[Role]] = {
     Action.MERGE: _CENTRE,
     "merged": _CENTRE,  # the history line on the order a duplicate was merged into
     "follow-up": {R.SYSTEM},  # the citizen adds to an open order (an SMS follow-up)
+    "transcript": {R.SYSTEM},  # a call's transcript reaches the order opened during the call
     "supervise": {R.SUPERVISOR, R.SYSTEM},
     "urge": {R.SUPERVISOR, R.SYSTEM},
     "escalate": {R.SUPERVISOR, R.SYSTEM},
