@@ -33,6 +33,26 @@ def free_udp_port() -> int:
         return port
 
 
+def free_media_port() -> int:
+    """An even local port for sipp's ``-mp`` whose next three are free too: sipp binds the
+    audio RTP port and the video one two above it (and each one's RTCP port), and a busy
+    video port fails the call ("Unable to bind video RTP socket")."""
+    for _ in range(100):
+        base = free_udp_port() & ~1
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + 4):
+                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                sockets[-1].bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no four free UDP ports in a row for sipp's media")
+
+
 def audio_sdp(user: str) -> str:
     """The SDP every emulated phone offers or answers: PCMU, with RFC 4733 telephone events."""
     return f"""      v=0
@@ -163,7 +183,7 @@ async def place_call(
         "sipp", f"{sip_host}:{sip_port}",
         "-sf", str(scenario), "-s", service, "-m", "1", "-l", "1",
         "-i", "127.0.0.1", "-p", str(free_udp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()),
         "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err", "-error_file", str(errors),
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(

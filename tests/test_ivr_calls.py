@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import FAST_MENU_TIMEOUT_S, AmiEvents, call_record, eventually, new_caller
-from sipp import Press, free_udp_port, place_call
+from sipp import Press, free_media_port, free_udp_port, place_call
 from staff import supervisor_auth
 
 from hotline.engine import Hotline
@@ -167,7 +167,7 @@ async def test_the_readme_call_walks_the_menu(hotline: Hotline, ami_events: AmiE
     s = hotline.settings
     command = shlex.split(found[0].replace("127.0.0.1:5060", f"{s.sip_host}:{s.sip_port}"))
     command += ["-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1"]
-    command += ["-mp", str(free_udp_port() & ~1), "-timeout", "90s", "-nostdin"]
+    command += ["-mp", str(free_media_port()), "-timeout", "90s", "-nostdin"]
     process = await asyncio.create_subprocess_exec(
         *command, cwd=PROJECT_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
