@@ -108,6 +108,17 @@ class CallStore:
                 )
             return True
 
+    async def open_before(self, before: datetime, limit: int = 1000) -> list[str]:
+        """Uniqueids of the records not closed yet that started before ``before``."""
+        async with self._sessions() as session:
+            found = await session.scalars(
+                select(CallRecord.uniqueid)
+                .where(CallRecord.ended_at.is_(None), CallRecord.started_at < before)
+                .order_by(CallRecord.started_at)
+                .limit(limit)
+            )
+            return list(found)
+
     async def get(self, uniqueid: str) -> dict[str, Any] | None:
         async with self._sessions() as session:
             record = await session.scalar(

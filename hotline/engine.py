@@ -28,6 +28,7 @@ from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
 from calls.hangups import HangupCauses
 from calls.lifecycle import CallListener
+from calls.reconcile import run as check_call_records
 from calls.store import CallStore
 from hotline.control import CONTROL_TOKEN, control_routes
 from hotline.database import create_schema, make_engine, make_sessions, ping
@@ -301,6 +302,14 @@ class Hotline:
             self.ami.on(name, self.native_queue.on_event)
         self.ami.on("Hangup", self.native_queue.on_hangup)
         self.loops.start("native-queue", lambda: self.native_queue.run(self._stopping))
+        # Call records whose Hangup the engine never heard (it was down, Asterisk restarted).
+        list_channels = ami_channels(self.ami, s.network_timeout_s)
+
+        async def live_calls() -> set[str]:
+            return {channel.uniqueid for channel in await list_channels()}
+
+        self.loops.start("call-records", lambda: check_call_records(
+            self.calls, live_calls, self._stopping, lambda: self.ami.connected))  # fmt: skip
         # Seats and callers checked against Asterisk (after a kill, a dead engine, a missed
         # event); the lease that tells other engines this one holds its callers.
         self.recovery = Recovery(

@@ -31,6 +31,9 @@ from sipp import Press, citizen_scenario, free_udp_port
 
 from agents.seats import load_seats
 from agents.states import SeatState
+from calls.reconcile import UNHEARD
+from calls.store import CallStore
+from hotline.database import make_engine, make_sessions
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
@@ -625,3 +628,47 @@ async def _after(states: Any, expected: list[str]) -> list[str] | None:
     seen: list[str] = await states
     it = iter(seen)
     return seen if all(state_ in it for state_ in expected) else None
+
+
+# -- item 17: a call that ends while no engine listens ----------------------------------------
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_a_call_ending_while_the_engine_is_down_has_its_record_closed(
+    pbx: Pbx, redis: aioredis.Redis
+) -> None:
+    """kill -9 of the engine while seat 8001 talks; the seat hangs up before another engine
+    runs, so no engine hears the Hangup: the next engine closes the call's record (Asterisk
+    no longer has the call) instead of leaving it open."""
+    acd = pbx.acd(redis)
+    first = EngineProcess(pbx.settings, pbx.workdir / "engine-records-1.log")
+    second = EngineProcess(pbx.settings, pbx.workdir / "engine-records-2.log")
+    talking = await seat_phone(pbx, "8001", hangup_after_ms=4000)
+    caller = new_caller()
+    db = make_engine(pbx.settings.effective_database_url)
+    calls = CallStore(make_sessions(db))
+
+    async def record(closed: bool) -> dict[str, Any] | None:
+        for call in await calls.recent(200):
+            if call["caller_raw"] == caller and bool(call["ended_at"]) is closed:
+                return call
+        return None
+
+    try:
+        first.start()
+        await first.ready()
+        await acd.login("8001", PIN)
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        await eventually(lambda: _on_call(acd, "8001"), 40, "seat 8001 on the call")
+        first.kill()
+        await finished(call)  # the seat hung up while no engine ran
+        assert await record(closed=False), "the record should still be open"
+        second.start()
+        await second.ready()
+        closed = await eventually(lambda: record(closed=True), 60, "the record closed")
+        assert closed["hangup_cause_text"] == UNHEARD
+    finally:
+        first.stop()
+        second.stop()
+        await logout_all(acd)
+        await drop_phone(pbx, talking)
+        await db.dispose()
