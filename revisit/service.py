@@ -113,7 +113,7 @@ class RevisitService:
                 manual_reason=why.value if why else "",
                 phone=order.caller_phone,
                 language=language or "",
-                due_at=first_due(order.updated_at, self.policy, self.working_day),
+                due_at=first_due(now, self.policy, self.working_day),
                 attempts=0,
                 owner="",
                 satisfaction="",

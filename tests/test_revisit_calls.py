@@ -1,0 +1,222 @@
+"""Revisit calls end to end: the engine's own dialer places them through the real Asterisk
+(AMI Originate with the callback's dial string into [hotline-revisit]) to a sipp UAS playing
+the citizen's phone, whose answered call runs the FastAGI ``revisit`` route; the phone sends
+its keys as RFC 4733 DTMF. Calling hours run on a test clock (no waiting for the morning), and
+retries on a short interval."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from conftest import CALLBACK_PORT, eventually, new_caller
+from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+from seat_sipp import Seat, uas_scenario
+from sipp import audio_sdp, free_udp_port
+from staff import staff_token, supervisor_auth
+
+from accounts.users import AccountRole
+from hotline.engine import Hotline
+from revisit.rules import CallingHours
+from workorders.errors import NotFound
+from workorders.orders import Actor, NewWorkOrder, Role
+from workorders.states import State
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+LEAD = Actor("e2e-supervisor", Role.SUPERVISOR)  # acts for the department too
+KEYS = "1" * 90  # the phone keeps pressing 1 (lost while the summary plays): 1, then 1
+
+
+def answering_phone(pcap: Path) -> str:
+    """A phone that rings, answers, keeps pressing 1 and waits for the hotline's BYE."""
+    body = uas_scenario(True, 300)
+    ack = '  <recv request="ACK"/>\n'
+    play = f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+    assert ack in body and audio_sdp("seat") in body
+    return body.replace(ack, ack + play, 1)
+
+
+async def start_phone(workdir: Path, scenario: str, name: str) -> Seat:
+    phone = Seat(name, CALLBACK_PORT, workdir)
+    path = workdir / f"{name}.xml"
+    path.write_text(scenario, encoding="ISO-8859-1")
+    phone.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-trace_msg", "-message_file", str(phone.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.5)
+    return phone
+
+
+def dialled(phone: Seat) -> list[str]:
+    """The numbers in the Request-URI of each INVITE the phone received."""
+    numbers = []
+    for invite in phone.invites():
+        match = re.match(r"INVITE sip:([^@]+)@", invite.lstrip())
+        numbers.append(match.group(1) if match else "")
+    return numbers
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def revisiting(hotline: Hotline) -> AsyncIterator[Hotline]:
+    """The engine's revisits at once, retried 3 s apart, ringing 6 s, on a clock that stands
+    at 10:00 on a working Monday in Beijing and runs on from there."""
+    service = hotline.revisits
+    policy, clock = service.policy, service.clock
+    shift = datetime(2026, 11, 23, 2, 0, tzinfo=UTC) - datetime.now(UTC)
+    service.clock = lambda: datetime.now(UTC) + shift
+    service.policy = replace(
+        policy, at_once=True, retry_interval=timedelta(seconds=3), ring_s=6,
+        hours=CallingHours.parse("09:00-20:00", "working"),
+    )  # fmt: skip
+    try:
+        yield hotline
+    finally:
+        service.policy, service.clock = policy, clock
+
+
+async def reviewed_order(hotline: Hotline, phone: str, **fields: Any) -> str:
+    orders = hotline.work_orders
+    new = NewWorkOrder(
+        channel="phone", caller_phone=phone, category="complaint", description="路灯坏了",
+        lead_department="市城管局", **fields,
+    )  # fmt: skip
+    number = (await orders.create(new, LEAD)).number
+    await orders.dispatch(number, LEAD)
+    await orders.sign(number, LEAD)
+    await orders.reply(number, LEAD, "已更换路灯。")
+    await orders.review(number, LEAD, passed=True)
+    return number
+
+
+async def revisit_state(hotline: Hotline, number: str) -> dict[str, Any]:
+    hotline.revisit_dialer.kick()
+    try:
+        return await hotline.revisits.show(number)
+    except NotFound:  # not scheduled yet: the dialer's next round
+        return {"state": "", "attempts": 0}
+
+
+async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    hotline = revisiting
+    pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
+    assert sequence_duration_ms(KEYS) > 30_000
+    phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen)
+
+        async def done() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "done" else None
+
+        view = await eventually(done, 90, "the revisit's result")
+    finally:
+        await phone.stop()
+    assert dialled(phone) == [citizen]
+    assert view["attempts"] == 1 and view["result_by"] == "call"
+    assert view["resolved"] is True and view["satisfaction"] == "very_satisfied"
+    assert [h["outcome"] for h in view["history"]] == ["completed"]
+    order = await hotline.work_orders.get(number)
+    assert order.state is State.REVISITED and order.resolved is True
+    assert order.satisfaction == "very_satisfied" and order.history[-1].actor == "revisit-call"
+    # The supervisors' view, through the engine's web service and its access table.
+    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+    async with aiohttp.ClientSession() as web:
+        async with web.get(url, headers=await supervisor_auth(hotline)) as response:
+            assert response.status == 200
+            body = await response.json()
+        assert body["figures"]["reach_rate"] > 0 and body["figures"]["results"] >= 1
+        assert number in [r["order_number"] for r in body["revisits"]]
+        async with web.get(url) as response:
+            assert response.status == 401
+
+
+async def test_no_answer_is_retried_then_answered(revisiting: Hotline, tmp_path: Path) -> None:
+    hotline = revisiting
+    silent = await start_phone(tmp_path, uas_scenario(False, 0), "silent")
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen)
+
+        async def retried() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["attempts"] >= 1 and view["state"] == "due" else None
+
+        view = await eventually(retried, 60, "the unanswered attempt to end")
+        assert view["history"][0]["outcome"] in ("no_answer", "failed")
+        assert not view["history"][0]["answered"]
+    finally:
+        await silent.stop()
+    assert dialled(silent) == [citizen]
+    pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
+    phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
+    try:
+
+        async def done() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "done" else None
+
+        view = await eventually(done, 90, "the second attempt's result")
+    finally:
+        await phone.stop()
+    assert dialled(phone) == [citizen]
+    assert view["attempts"] == 2
+    assert [h["outcome"] for h in view["history"]][1:] == ["completed"]
+    assert (await hotline.work_orders.get(number)).state is State.REVISITED
+
+
+async def test_opted_out_citizen_is_never_called(revisiting: Hotline, tmp_path: Path) -> None:
+    hotline = revisiting
+    pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
+    phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen, confidential=True)
+
+        async def listed() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "manual" else None
+
+        view = await eventually(listed, 30, "the order on the manual list")
+        assert view["manual_reason"] == "opted_out" and view["attempts"] == 0
+        for _ in range(3):  # several rounds of the dialer: still nobody is called
+            await hotline.revisit_dialer.tick()
+        await asyncio.sleep(3)
+        assert citizen not in dialled(phone)
+        # An operator records the result by hand from the manual list.
+        base = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+        token = await staff_token(hotline.accounts.accounts, "e2e-operator", AccountRole.OPERATOR,
+                                  extension="8001")  # fmt: skip
+        auth = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession() as web:
+            async with web.get(f"{base}?state=manual", headers=auth) as response:
+                assert response.status == 200
+                manual = [r["order_number"] for r in (await response.json())["revisits"]]
+                assert number in manual
+            async with web.get(base, headers=auth) as response:
+                assert response.status == 403  # the full view and figures: supervisors
+            result = {"resolved": True, "satisfaction": "satisfied", "note": "回电"}
+            async with web.post(f"{base}/{number}/result", json=result, headers=auth) as response:
+                assert response.status == 200, await response.text()
+            async with web.post(f"{base}/{number}/result", json={"resolved": "yes"},
+                                headers=auth) as response:  # fmt: skip
+                assert response.status == 400
+                assert (await response.json())["error"]["code"] == "invalid_input"
+    finally:
+        await phone.stop()
+    order = await hotline.work_orders.get(number)
+    assert order.state is State.REVISITED and order.history[-1].actor == "e2e-operator"
