@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from accounts.cli import add_arguments as add_users_arguments
 from hotline.settings import Settings, SettingsError
+from revisit.cli import add_arguments as add_revisits_arguments
 
 if TYPE_CHECKING:
     from hotline.instance import RunningInstance
@@ -80,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_users_arguments(users)
     users.set_defaults(func=_users)
+
+    revisits = sub.add_parser("revisits", help="revisit calls: list, show N, run-now")
+    add_revisits_arguments(revisits)
+    revisits.set_defaults(func=_revisits)
 
     menu = sub.add_parser("menu", help="validate the IVR menu file and synthesise its prompts")
     menu.add_argument("--check-only", action="store_true", help="validate, make no prompts")
@@ -328,6 +333,27 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 settings, make_sessions(engine), load_seats(settings.seats_file)
             )
             return await users_command(web.accounts, args)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _revisits(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.database import create_schema, make_engine, make_sessions
+    from hotline.private import private_dir
+    from hotline.wiring import revisits, work_orders
+    from revisit.cli import revisits_command
+
+    settings, _running = _instance(settings)
+    private_dir(settings.data_dir)
+
+    async def run() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await create_schema(engine)
+            sessions = make_sessions(engine)
+            return await revisits_command(revisits(settings, sessions, work_orders(sessions)), args)
         finally:
             await engine.dispose()
 

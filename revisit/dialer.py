@@ -105,6 +105,10 @@ class RevisitDialer:
             log.error("%s: summary not synthesised (%s); tried again later", who, exc)
             await self.service.finish(call.channel_id, Outcome.INTERRUPTED)
             return
+        except Exception:  # the order vanished, the database failed: never a silent hold
+            log.exception("%s: not placed; tried again later", who)
+            await self.service.finish(call.channel_id, Outcome.INTERRUPTED)
+            return
         ring_s = self.service.policy.ring_s
         action = {
             "Action": "Originate",
@@ -143,4 +147,10 @@ class RevisitDialer:
         outcome = outcome_of_hangup(int(cause) if cause.isdigit() else None, answered=False)
         task = asyncio.create_task(self.service.finish(channel_id, outcome, unanswered_only=True))
         self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[bool]) -> None:
+        self._endings.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("revisit attempt's end not recorded (%s); its lease runs out and it is "
+                      "tried again", task.exception())  # fmt: skip

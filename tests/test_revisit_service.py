@@ -335,3 +335,34 @@ async def test_an_unknown_channel_is_ignored(
 
 def test_policy_is_frozen() -> None:
     assert replace(RevisitPolicy(), concurrency=1).concurrency == 1
+
+
+async def test_the_revisits_command(
+    orders: WorkOrderService,
+    revisits: RevisitService,
+    clock: Clock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from argparse import Namespace
+
+    from revisit.cli import revisits_command
+
+    def args(action: str, number: str = "", state: str | None = None) -> Namespace:
+        return Namespace(action=action, number=number, state=state, json=False)
+
+    clock.now = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 21:00 in Beijing: closed
+    number = await reviewed(orders)
+    listed = await reviewed(orders, "13900002222", confidential=True)
+    await revisits.schedule_closed()
+    assert await revisits_command(revisits, args("list")) == 0
+    out = capsys.readouterr().out
+    assert f"{number}  due" in out and "(opted_out)" in out and "manual 1" in out
+    assert await revisits_command(revisits, args("list", state="manual")) == 0
+    out = capsys.readouterr().out
+    assert listed in out and number not in out
+    assert await revisits_command(revisits, args("run-now")) == 0
+    assert "1 due revisit(s) due now" in capsys.readouterr().out
+    assert (await revisits.show(number))["due_at"] == clock.now.isoformat()
+    assert await revisits_command(revisits, args("show", number)) == 0
+    assert "attempts: 0" in capsys.readouterr().out
+    assert await revisits_command(revisits, args("show", "1")) == 1
