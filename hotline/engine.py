@@ -56,7 +56,7 @@ from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
-from pbx.fastagi import FastAgiServer, route_url
+from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
 from pbx.watchdog import AsteriskWatchdog
 from queueing import http as stats_http
@@ -282,8 +282,7 @@ class Hotline:
         )  # fmt: skip
         self._callbacks = CallbackRinger(
             self.acd, self.ami, self.dispatcher, dials, listeners,
-            CallbackOptions(agi_url=route_url(s.agi_host, s.agi_port, "callback", agi_key(s)),
-                            dial=s.callback_dial, numbers=numbers,
+            CallbackOptions(dial=s.callback_dial, numbers=numbers,
                             hotline_number=s.hotline_number,
                             recordings_dir=s.recordings_dir),
         )  # fmt: skip

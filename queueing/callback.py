@@ -1,8 +1,10 @@
 """Callbacks: when a callback's turn comes, ring a free seat first, then call the citizen.
 
 The dispatcher hands a callback's decision to :meth:`CallbackRinger.ring`, which rings the
-seat by AMI ``Originate`` (no citizen channel exists to dial from). When the seat answers,
-its channel runs the FastAGI ``callback`` route (:meth:`CallbackRinger.run`): the ACD marks
+seat by AMI ``Originate`` (no citizen channel exists to dial from) into the dialplan's
+``hotline-callback`` context: AMI may not Originate into ``AGI()`` itself without the system
+class, which the engine's AMI user does not hold. When the seat answers, its channel runs
+the FastAGI ``callback`` route there (:meth:`CallbackRinger.run`): the ACD marks
 the call answered, and the seat's channel dials the citizen (``callback_dial``, e.g. a
 trunk) showing the hotline's number. If the seat does not answer, the Originate fails (or
 the ring deadline passes) and the call goes back to the head of its queue, the seat paused.
@@ -51,11 +53,13 @@ def may_call_back(number: str | None, rule: re.Pattern[str]) -> bool:
 
 @dataclass(frozen=True)
 class CallbackOptions:
-    agi_url: str  # the callback route's URL, key included (pbx.fastagi.route_url)
     dial: str  # e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
     numbers: re.Pattern[str]  # numbers that may be called back (callback_number_rule)
     hotline_number: str = "12345"
     recordings_dir: Path | None = None  # set: the call is recorded for its work order
+    # where the seat's answered channel goes: asterisk-config/extensions.conf runs the
+    # callback route there with the variables ring() sets
+    context: str = "hotline-callback"
 
 
 class CallbackRinger:
@@ -82,8 +86,11 @@ class CallbackRinger:
         action = {
             "Action": "Originate",
             "Channel": f"PJSIP/{a.seat}",
-            "Application": "AGI",
-            "Data": f"{self.options.agi_url},{a.call_id},{a.caller},{a.skill}",
+            "Context": self.options.context,
+            "Exten": "ring",
+            "Priority": "1",
+            "Variable": f"HOTLINE_CALLBACK={a.call_id},HOTLINE_CALLBACK_NUMBER={a.caller},"
+            f"HOTLINE_CALLBACK_SKILL={a.skill}",
             "Timeout": str(ring_ms),
             "CallerID": f'"callback {a.caller}" <{a.caller}>',
             "Async": "true",

@@ -115,8 +115,7 @@ class Parts:
         return CallbackRinger(
             self.acd, cast(AmiClient, NoAmi()), self.dispatcher, self.dials,
             Listeners([self.seen]),
-            CallbackOptions(agi_url="agi://127.0.0.1:1/callback?key=" + "k" * 16,
-                            dial=CITIZEN_DIAL, numbers=callback_number_rule(NUMBERS),
+            CallbackOptions(dial=CITIZEN_DIAL, numbers=callback_number_rule(NUMBERS),
                             hotline_number="12345", recordings_dir=recordings),
         )  # fmt: skip
 
