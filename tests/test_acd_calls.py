@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -361,6 +362,13 @@ async def test_callback_keeps_the_callers_place(
         assert await connected_seat(hotline, second) == "8005"
         assert phones["8005"].callers()[:2] == [first, second]
         await eventually(lambda: _called_back(citizen), 10, "the citizen's phone to ring")
+        # the number dialled is the caller's own (Request-URI and To of the INVITE received)
+        [invite] = citizen.invites()
+        assert _sip_user(invite.splitlines()[0]) == first, invite
+        to = next(line for line in invite.splitlines() if line.lower().startswith("to:"))
+        assert _sip_user(to) == first, invite
+        # the seat's channel dialled that number and both channels met in one bridge
+        await eventually(lambda: _bridged(ami_events, first, "8005"), 10, "the callback bridge")
         # the second caller waited long enough to hear the callback offer and its position
         call_id = (await call_events(hotline, second))[0].call_id
         heard = " ".join(
@@ -375,6 +383,27 @@ async def test_callback_keeps_the_callers_place(
 
 async def _called_back(citizen: Seat) -> bool:
     return bool(citizen.invites())
+
+
+def _sip_user(text: str) -> str:
+    match = re.search(r"sip:([^@;>\s]+)@", text)
+    return match.group(1) if match else ""
+
+
+async def _bridged(events: AmiEvents, number: str, seat: str) -> bool:
+    """AMI: seat ``seat``'s channel dialled ``number`` (DialBegin), and BridgeEnter put the
+    seat's channel and the dialled one into the same bridge."""
+    bridges: dict[str, set[str]] = {}
+    for e in events.seen:
+        if e.get("Event") == "BridgeEnter":
+            bridges.setdefault(e.get("Uniqueid", ""), set()).add(e.get("BridgeUniqueid", ""))
+    return any(
+        bridges.get(e.get("Uniqueid", ""), set()) & bridges.get(e.get("DestUniqueid", ""), set())
+        for e in events.seen
+        if e.get("Event") == "DialBegin"
+        and f"sip:{number}@" in e.get("DialString", "")
+        and e.get("Channel", "").startswith(f"PJSIP/{seat}-")
+    )
 
 
 async def test_statistics_match_the_calls_placed(
