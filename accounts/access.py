@@ -27,6 +27,8 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/calls", SUPERVISORS),
     Rule("/api/stats", SUPERVISORS),
     Rule("/api/seats", SUPERVISORS),
+    Rule("/api/wallboard", SUPERVISORS),
+    # /metrics: a supervisor or admin, or a scraper with the metrics token (web.metrics)
     Rule("/api/workorders", STAFF),
     Rule("/api/revisits", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),
     Rule("/api/audit", frozenset({AccountRole.ADMIN})),

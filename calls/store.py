@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -118,6 +118,21 @@ class CallStore:
                 .limit(limit)
             )
             return list(found)
+
+    async def count_by_route(self, since: datetime) -> dict[tuple[str, str], int]:
+        """Calls started since ``since`` by (route, outcome): the route the IVR chose
+        (``none``: it chose none) and why it ended there (the IVR's reason: ``key``,
+        ``timeout``, ``hangup``..., or ``in_ivr`` while the caller is still in the menu)."""
+        query = (
+            select(CallRecord.route, CallRecord.route_reason, func.count())
+            .where(CallRecord.started_at >= since)
+            .group_by(CallRecord.route, CallRecord.route_reason)
+        )
+        async with self._sessions() as session:
+            return {
+                (route or "none", reason or "in_ivr"): int(n)
+                for route, reason, n in (await session.execute(query)).all()
+            }
 
     async def get(self, uniqueid: str) -> dict[str, Any] | None:
         async with self._sessions() as session:

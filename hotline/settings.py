@@ -70,6 +70,12 @@ class Settings:
     revisit_tick_s: float = 2.0
     # Statistics: "answered within" for the service level (GB/T 33358: 15 s).
     service_level_s: float = 15.0
+    # The supervisor's wallboard colours a queue and raises an alert past these thresholds.
+    wallboard_longest_wait_alert_s: float = 60.0
+    wallboard_service_level_alert: float = 0.80  # service level below this (0..1)
+    # The bearer token a Prometheus scraper sends to /metrics (empty: generated once and
+    # kept in data_dir/secrets.toml as metrics_token).
+    metrics_token: str = ""
     # How often (s) Asterisk checks a seat's softphone (0: never; registration alone counts).
     seat_qualify_s: int = 30
     # Reach a seat where its REGISTER came from (softphones behind NAT), not at its Contact.

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +29,8 @@ from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
 from revisit.rules import CallingHours, RevisitPolicy
 from revisit.service import RevisitService
+from web import metrics as metrics_http
+from web import wallboard
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
@@ -165,6 +168,27 @@ def intake_config(settings: Settings) -> IntakeConfig:
 
 def work_orders(sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
     return WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
+
+
+def metrics_token(settings: Settings) -> str:
+    """The bearer token a Prometheus scraper sends to /metrics."""
+    return settings.metrics_token or stored_secret(settings.data_dir, "metrics_token")
+
+
+def supervisor_routes(
+    settings: Settings, read: metrics_http.ReadingsRead, collectors: list[Collector]
+) -> RouteMount:
+    """Mount ``/metrics`` and the wallboard's figures, both read from ``read`` when asked."""
+    thresholds = wallboard.Thresholds(settings.wallboard_longest_wait_alert_s,
+                                      settings.wallboard_service_level_alert)  # fmt: skip
+
+    def mount(app: web.Application) -> None:
+        metrics_http.add_routes(
+            app, metrics_http.MetricsDeps(read, metrics_token(settings), tuple(collectors))
+        )
+        wallboard.add_routes(app, wallboard.WallboardDeps(read, thresholds))
+
+    return mount
 
 
 def work_order_routes(settings: Settings, service: WorkOrderService, redis: Redis) -> RouteMount:

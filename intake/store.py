@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.models import CallRecordingRow
@@ -118,6 +118,12 @@ class RecordingStore:
                 select(CallRecordingRow.call_id).where(CallRecordingRow.call_id.in_(call_ids))
             )
             return set(rows)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Recordings per status: ``recorded`` ones wait for transcription (the backlog)."""
+        query = select(CallRecordingRow.status, func.count()).group_by(CallRecordingRow.status)
+        async with self.sessions() as session:
+            return {status: int(n) for status, n in (await session.execute(query)).all()}
 
     async def get(self, call_id: str) -> CallRecording | None:
         async with self.sessions() as session:

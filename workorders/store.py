@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -153,6 +153,25 @@ class WorkOrderStore:
             query = query.where(WorkOrderRow.lead_department == department)
         async with self.sessions() as session:
             return [snapshot(row) for row in (await session.execute(query)).scalars()]
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many orders stand in each state (states with none are left out)."""
+        query = select(WorkOrderRow.state, func.count()).group_by(WorkOrderRow.state)
+        async with self.sessions() as session:
+            return {state: int(n) for state, n in (await session.execute(query)).all()}
+
+    async def due_before(
+        self, until: datetime, states: Collection[State], limit: int = 50
+    ) -> tuple[int, list[WorkOrder]]:
+        """Orders in ``states`` whose time limit ends before ``until``: how many, and the
+        first ``limit`` of them, earliest deadline first (near or past their deadline)."""
+        where = (WorkOrderRow.state.in_([s.value for s in states]), WorkOrderRow.due_at < until)
+        async with self.sessions() as session:
+            count = await session.scalar(select(func.count(WorkOrderRow.id)).where(*where))
+            rows = await session.scalars(
+                select(WorkOrderRow).where(*where).order_by(WorkOrderRow.due_at).limit(limit)
+            )
+            return int(count or 0), [snapshot(row) for row in rows]
 
     async def _load(self, session: AsyncSession, number: str, *, lock: bool) -> WorkOrderRow:
         query = select(WorkOrderRow).where(WorkOrderRow.number == number)

@@ -1,0 +1,177 @@
+"""``/metrics`` through the engine's own web service (``Hotline.start`` without Asterisk: real
+SQLite, the ACD's Lua in the test Redis under a private prefix): seats logged in and paused
+and callers queued through the ACD, work orders dispatched with deadlines past and near; the
+scrape, parsed with the Prometheus client's own parser, agrees with the ACD's snapshot and
+the orders. Never public: the metrics token or a supervisor, nobody else."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+from staff import staff_token
+
+from accounts.users import AccountRole
+from db.base import utcnow
+from hotline.engine import Hotline
+from hotline.settings import Settings
+from hotline.wiring import metrics_token
+from workorders.models import WorkOrderRow
+
+pytestmark = pytest.mark.slow
+
+METRICS_PORT_SHIFT = 61  # off the e2e engine's, the fuzz engine's and the accounts engine's
+PIN = "2468"
+YANTA = "雁塔区人民政府"
+
+
+@dataclass
+class Engine:
+    hotline: Hotline
+    url: str
+    tokens: dict[str, str]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engine]:
+    base = tmp_path_factory.mktemp("metrics")
+    shift = PORT_OFFSET + METRICS_PORT_SHIFT
+    prefix = f"hotline-metrics-{os.getpid()}:acd:"
+    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
+        acd_prefix=prefix, sip_port=5160 + shift, ami_port=5138 + shift,
+        agi_port=4673 + shift, web_port=8445 + shift,
+    )  # fmt: skip
+    hotline = Hotline(s)
+    await hotline.start()
+    try:
+        accounts = hotline.accounts.accounts
+        tokens = {
+            "lead": await staff_token(accounts, "lead", AccountRole.SUPERVISOR),
+            "op": await staff_token(accounts, "op", AccountRole.OPERATOR, extension="8001"),
+            "scraper": metrics_token(s),
+        }
+        yield Engine(hotline, f"http://{s.web_host}:{s.web_port}", tokens)
+    finally:
+        await hotline.stop()
+        redis = aioredis.Redis.from_url(TEST_REDIS_URL)
+        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def scrape(engine: Engine, who: str = "scraper") -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {engine.tokens[who]}"} if who else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(engine.url + "/metrics", headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the scrape by (name, sorted labels), read by Prometheus' own parser."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+          **labels: str) -> float | None:  # fmt: skip
+    return found.get((name, tuple(sorted(labels.items()))))
+
+
+async def test_metrics_never_public(engine: Engine) -> None:
+    assert (await scrape(engine, ""))[0] == 401
+    engine.tokens["wrong"] = "not-the-metrics-token"
+    assert (await scrape(engine, "wrong"))[0] == 401
+    status, body = await scrape(engine, "op")
+    assert status == 403 and '"forbidden"' in body
+    assert (await scrape(engine, "lead"))[0] == 200
+    assert (await scrape(engine, "scraper"))[0] == 200
+
+
+async def an_order(engine: Engine, due_in: timedelta) -> str:
+    auth = {"Authorization": f"Bearer {engine.tokens['op']}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.post(engine.url + "/api/workorders", json={
+            "channel": "phone", "category": "complaint", "subject": "噪音扰民",
+            "description": "工地夜间施工", "lead_department": YANTA}) as r:  # fmt: skip
+            assert r.status == 201, await r.text()
+            number = str((await r.json())["number"])
+        async with http.post(f"{engine.url}/api/workorders/{number}/dispatch", json={}) as r:
+            assert r.status == 200, await r.text()
+    async with engine.hotline.work_orders.sessions.begin() as session:
+        await session.execute(
+            update(WorkOrderRow).where(WorkOrderRow.number == number)
+            .values(due_at=utcnow() + due_in)
+        )  # fmt: skip
+    return number
+
+
+async def test_scrape_agrees_with_the_acd_and_the_orders(engine: Engine) -> None:
+    acd = engine.hotline.acd
+    for ext in ("8001", "8002", "8004"):
+        await acd.login(ext, PIN)
+    await acd.pause("8001", "lunch")
+    await acd.pause("8002", "training")
+    now = time.time()
+    # business: only 8003 (logged out) holds it; 8004 takes any skill only after 120 s
+    await acd.enqueue("metrics-b1", "business", caller="13900000001", now=now - 30)
+    await acd.enqueue("metrics-b2", "business", caller="13900000002", now=now - 5)
+    await acd.enqueue("metrics-r1", "report", caller="13900000003", now=now - 12)
+    await an_order(engine, timedelta(hours=-3))  # overdue
+    await an_order(engine, timedelta(hours=2))  # near its deadline (urged 24 h before)
+    await an_order(engine, timedelta(days=4))  # neither
+
+    async def offered_logged() -> dict[Any, float] | None:
+        status, text = await scrape(engine)
+        assert status == 200, text
+        found = samples(text)
+        offered = value(found, "hotline_queue_calls_today", queue="business", outcome="offered")
+        return found if offered == 2 else None
+
+    found = await eventually(offered_logged, 15, "the ACD's enter events in today's figures")
+    snapshot = await acd.snapshot()
+    by_skill = {q.skill: q for q in snapshot.queues}
+    assert value(found, "hotline_queue_waiting", queue="business") == 2
+    assert value(found, "hotline_queue_waiting", queue="report") == 1
+    for q in snapshot.queues:
+        assert value(found, "hotline_queue_waiting", queue=q.skill) == q.waiting
+        assert value(found, "hotline_queue_seats_staffed", queue=q.skill) == q.staffed
+        assert value(found, "hotline_queue_seats_available", queue=q.skill) == q.available
+    longest = value(found, "hotline_queue_longest_wait_seconds", queue="business")
+    assert longest is not None and 30 <= longest <= by_skill["business"].longest_wait_s
+    assert value(found, "hotline_queue_calls_today", queue="report", outcome="offered") == 1
+    assert value(found, "hotline_seats", state="paused") == 2
+    assert value(found, "hotline_seats", state="available") == 1
+    for state, n in snapshot.seats_by_state.items():
+        assert value(found, "hotline_seats", state=state) == n
+    # nobody answered or gave up today: no ratio rather than a made-up zero
+    assert value(found, "hotline_queue_service_level_ratio", queue="business") is None
+
+    assert value(found, "hotline_work_orders", state="dispatched") == 3
+    assert value(found, "hotline_work_orders", state="archived") == 0
+    assert value(found, "hotline_work_orders_overdue") == 1
+    assert value(found, "hotline_work_orders_near_deadline") == 1
+    assert value(found, "hotline_transcription_backlog") == 0
+
+    steps = value(found, "hotline_acd_decision_seconds_count")
+    assert steps is not None and steps > 0  # the routing loop's steps, observed
+    assert value(found, "hotline_acd_decision_seconds_bucket", le="+Inf") == steps
+    assert value(found, "process_resident_memory_bytes")  # the client's default collectors
+    assert any(name == "python_info" for name, _ in found)
