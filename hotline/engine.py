@@ -43,8 +43,6 @@ from hotline.wiring import (
     ami_secret,
     check_menu_queues,
     intake_config,
-    knowledge_base,
-    knowledge_routes,
     provision_asterisk,
     redis_server,
     redis_url,
@@ -59,7 +57,6 @@ from ivr.menu import Menu, load_menu
 from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
-from knowledge.service import KnowledgeService
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
@@ -86,10 +83,8 @@ from revisit.route import RevisitRoute
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
-from web import desk as desk_http
 from web import live as live_http
 from web.app import RouteMount, WebDeps, make_app
-from web.desk import Desk
 from web.live import LiveHub
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
@@ -120,7 +115,6 @@ class Hotline:
     intake: Intake = field(init=False)
     native_queue: NativeQueue = field(init=False)
     revisits: RevisitService = field(init=False)
-    knowledge: KnowledgeService = field(init=False)
     revisit_dialer: RevisitDialer = field(init=False)
     loops: Loops = field(default_factory=Loops)
     # Live events for the staff's pages (the operator's desk, the wallboard): web.live
@@ -160,7 +154,6 @@ class Hotline:
         self.work_orders = work_orders(sessions)
         self.revisits = revisits(s, sessions, self.work_orders)
         self.accounts = await accounts_web(s, sessions, self.seats)
-        self.knowledge = await knowledge_base(self.work_orders)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)
             await asyncio.to_thread(server.start)
@@ -242,13 +235,12 @@ class Hotline:
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
         orders = work_order_routes(s, self.work_orders, self._redis)
-        knowledge = knowledge_routes(self.knowledge, self.work_orders)
         live = self._live_routes
         readings = ReadingsSource(self.acd, sessions, self.calls, self.intake.store,
                                   self.work_orders, s.service_level_s)  # fmt: skip
         supervisor = supervisor_routes(s, readings.read, [self.dispatcher.decision_seconds])
         app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live,
-                                     supervisor, knowledge])  # fmt: skip
+                                     supervisor])  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -328,7 +320,7 @@ class Hotline:
         self.recovery = Recovery(
             self.acd, self.dispatcher, self.ownership,
             ami_channels(self.ami, s.network_timeout_s), dials, self._hangup_channel,
-            native=self.native_queue.follows, listeners=listeners,
+            native=self.native_queue.follows,
         )  # fmt: skip
         self.ami.on("Hangup", self.recovery.on_hangup)
         self.loops.start(
@@ -395,11 +387,7 @@ class Hotline:
         stats_http.add_routes(app, self.stats)
 
     def _live_routes(self, app: web.Application) -> None:
-        """Live events, and the operator's desk that pops with each call put through."""
         live_http.add_routes(app, self.live)
-        desk = Desk(self.calls, self.work_orders, self.acd)
-        self.live.call_context = desk.connected
-        desk_http.add_routes(app, desk)
 
     async def stats(self, since: float | None = None) -> dict[str, Any]:
         """Queue figures for supervisors (``GET /api/stats``, ``hotline stats``)."""
