@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from accounts.cli import add_arguments as add_users_arguments
 from hotline.settings import Settings, SettingsError
+from knowledge.cli import add_arguments as add_knowledge_arguments
 from revisit.cli import add_arguments as add_revisits_arguments
 
 if TYPE_CHECKING:
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_users_arguments(users)
     users.set_defaults(func=_users)
+
+    knowledge = sub.add_parser(
+        "knowledge", help="the knowledge base: import FILE (.json, .csv) or export"
+    )
+    add_knowledge_arguments(knowledge)
+    knowledge.set_defaults(func=_knowledge)
 
     revisits = sub.add_parser("revisits", help="revisit calls: list, show N, run-now")
     add_revisits_arguments(revisits)
@@ -333,6 +340,27 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 settings, make_sessions(engine), load_seats(settings.seats_file)
             )
             return await users_command(web.accounts, args)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _knowledge(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.database import create_schema, make_engine, make_sessions
+    from hotline.private import private_dir
+    from hotline.wiring import knowledge_base, work_orders
+    from knowledge.cli import knowledge_command
+
+    settings, _running = _instance(settings)
+    private_dir(settings.data_dir)  # a fresh installation: the knowledge before the first start
+
+    async def run() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await create_schema(engine)
+            service = await knowledge_base(work_orders(make_sessions(engine)))
+            return await knowledge_command(service, args)
         finally:
             await engine.dispose()
 

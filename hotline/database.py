@@ -48,9 +48,19 @@ def import_models() -> None:
     import accounts.models  # noqa: F401
     import calls.models  # noqa: F401
     import intake.models  # noqa: F401
+    import knowledge.models  # noqa: F401
     import queueing.tables  # noqa: F401
     import revisit.models  # noqa: F401
     import workorders.models  # noqa: F401
+
+
+def in_models(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name``: whether a database object is compared with the models.
+    The knowledge base's search index (an FTS5 table with its shadow tables and triggers,
+    or a GIN index) is made by its migration, not declared on the models."""
+    from knowledge.models import is_search_index
+
+    return not is_search_index(name)
 
 
 def alembic_config(connection: Connection) -> Config:

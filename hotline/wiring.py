@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,9 @@ from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.config import IntakeConfig
 from ivr.menu import Menu, Route
+from knowledge import http as knowledge_http
+from knowledge import search as knowledge_search
+from knowledge.service import KnowledgeService
 from pbx.config import PbxConfig, ensure_hold_music, render_all, write_config
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root, is_built
@@ -249,3 +253,15 @@ def revisits(
         sessions, orders, revisit_policy(settings, orders.limits),
         may_dial=lambda number: may_call_back(number, numbers),
     )  # fmt: skip
+
+
+async def knowledge_base(orders: WorkOrderService) -> KnowledgeService:
+    """The knowledge base on the work orders' database, its entries valid by the centre's
+    local day; jieba's dictionary loaded off the event loop."""
+    await asyncio.to_thread(knowledge_search.warm_up)
+    return KnowledgeService(orders.sessions, lambda: orders.limits.local_date(orders.clock()))
+
+
+def knowledge_routes(service: KnowledgeService, orders: WorkOrderService) -> RouteMount:
+    """Mount ``/api/knowledge`` (suggestions for the orders ``orders`` holds) and the page."""
+    return lambda app: knowledge_http.add_routes(app, service, orders)

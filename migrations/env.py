@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.base import Base, UTCDateTime
-from hotline.database import import_models
+from hotline.database import import_models, in_models
 
 config = context.config
 import_models()
@@ -37,6 +37,7 @@ def run_with(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copy
         render_item=render_item,
         compare_type=True,
+        include_name=in_models,  # the knowledge base's search index is the migration's own
     )
     with context.begin_transaction():
         context.run_migrations()
