@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from accounts.users import SUPERVISORS, AccountRole, User
 
 STAFF = frozenset(AccountRole)  # every role: what each sees is the work orders' own rule
+READS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods that change nothing
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Rule:
     prefix: str
     roles: frozenset[AccountRole]
     page: bool = False  # a browser page: unauthenticated → the login page, not a 401
+    writers: frozenset[AccountRole] | None = None  # who may change things (None: roles)
 
 
 OPERATORS = frozenset({AccountRole.OPERATOR})
@@ -33,6 +35,8 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/revisits", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),
     Rule("/api/audit", frozenset({AccountRole.ADMIN})),
     Rule("/api/me", STAFF),
+    Rule("/knowledge", STAFF, page=True),
+    Rule("/api/knowledge", STAFF, writers=SUPERVISORS),
 )
 
 
@@ -45,7 +49,8 @@ def rule_for(path: str) -> Rule | None:
 def allowed(user: User, method: str, path: str, rule: Rule) -> bool:
     """Whether ``user`` may make this request. An operator changes the state of their own
     seat only (``POST /api/seats/<own extension>/<action>``)."""
-    if user.role in rule.roles:
+    roles = rule.roles if rule.writers is None or method in READS else rule.writers
+    if user.role in roles:
         return True
     if user.role is AccountRole.OPERATOR and rule.prefix == "/api/seats" and method == "POST":
         parts = path.split("/")  # "", "api", "seats", ext, action

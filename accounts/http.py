@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from accounts.access import allowed, rule_for
+from accounts.access import READS, allowed, rule_for
 from accounts.pages import account_page, login_page
 from accounts.service import AccountService, WebSession
 from accounts.users import SUPERVISORS, User
@@ -36,7 +36,7 @@ SESSION_COOKIE = "hotline_session"
 LOGIN_COOKIE = "hotline_login"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAFE_METHODS = READS
 LOGIN_PATH = "/login"
 
 

@@ -43,6 +43,8 @@ from hotline.wiring import (
     ami_secret,
     check_menu_queues,
     intake_config,
+    knowledge_base,
+    knowledge_routes,
     provision_asterisk,
     redis_server,
     redis_url,
@@ -57,6 +59,7 @@ from ivr.menu import Menu, load_menu
 from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
+from knowledge.service import KnowledgeService
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
@@ -115,6 +118,7 @@ class Hotline:
     intake: Intake = field(init=False)
     native_queue: NativeQueue = field(init=False)
     revisits: RevisitService = field(init=False)
+    knowledge: KnowledgeService = field(init=False)
     revisit_dialer: RevisitDialer = field(init=False)
     loops: Loops = field(default_factory=Loops)
     # Live events for the staff's pages (the operator's desk, the wallboard): web.live
@@ -154,6 +158,7 @@ class Hotline:
         self.work_orders = work_orders(sessions)
         self.revisits = revisits(s, sessions, self.work_orders)
         self.accounts = await accounts_web(s, sessions, self.seats)
+        self.knowledge = await knowledge_base(self.work_orders)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)
             await asyncio.to_thread(server.start)
@@ -235,12 +240,13 @@ class Hotline:
         )
         control = control_routes(stored_secret(s.data_dir, CONTROL_TOKEN), self.reload_seats)
         orders = work_order_routes(s, self.work_orders, self._redis)
+        knowledge = knowledge_routes(self.knowledge, self.work_orders)
         live = self._live_routes
         readings = ReadingsSource(self.acd, sessions, self.calls, self.intake.store,
                                   self.work_orders, s.service_level_s)  # fmt: skip
         supervisor = supervisor_routes(s, readings.read, [self.dispatcher.decision_seconds])
         app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live,
-                                     supervisor])  # fmt: skip
+                                     supervisor, knowledge])  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

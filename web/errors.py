@@ -19,6 +19,7 @@ from aiohttp import web
 
 from accounts.users import AccountError
 from agents.states import SeatStateError
+from knowledge.entries import KnowledgeError
 from queueing.models import AcdError, LoginRefused, UnknownSeat, UnknownSkill
 from workorders.errors import WorkOrderError, http_status
 
@@ -95,6 +96,8 @@ def refusal_of(exc: BaseException) -> Refusal | None:
     if isinstance(exc, WorkOrderError):
         return Refusal(http_status(exc), exc.code, exc.message)
     if isinstance(exc, AccountError):
+        return Refusal(exc.status, exc.code, exc.message)
+    if isinstance(exc, KnowledgeError):
         return Refusal(exc.status, exc.code, exc.message)
     if isinstance(exc, AcdError):
         return Refusal(_ACD_STATUS.get(type(exc), 409), exc.code, str(exc))
