@@ -110,6 +110,7 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         acd_prefix=f"hotline-test-{os.getpid()}:acd:",
         queue_announce_interval_s=8.0,
         callback_offer_after_s=4.0,
+        wallboard_longest_wait_alert_s=4.0,  # the wallboard's alert shows within a test call
         callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{CALLBACK_PORT}",
         seat_qualify_s=0,
         seat_rewrite_contact=False,  # sipp seats register from one port, answer on another
