@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, case, func, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from calls.callerid import mask_number
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 REVISIT_CALL = Actor("revisit-call", Role.SYSTEM)
 #: orders that are revisited once they reach these states: reviewed, or answered directly
 REVISITED_FROM = (State.REVIEWED, State.ANSWERED)
+_CLAIMS = 0x12345_0009  # the advisory lock that serialises claims between engines (PostgreSQL)
 SATISFACTION_KEYS = {
     "1": Satisfaction.VERY_SATISFIED,
     "2": Satisfaction.SATISFIED,
@@ -137,44 +138,59 @@ class RevisitService:
     # -- the dialer's side ---------------------------------------------------------------------
     async def claim(self, owner: str) -> list[Claimed]:
         """Due revisits for this engine to call now, within calling hours and the limit of
-        simultaneous calls; each taken by a conditional UPDATE, so only one engine gets it."""
+        simultaneous calls. Counting the calls in flight and taking the due ones is one
+        transaction, serialised between engines (PostgreSQL: an advisory lock; SQLite: its
+        one writer, a conflicting engine takes nothing this round); each is taken by a
+        conditional UPDATE as well, so only one engine ever places it."""
         now = self.clock()
         if not in_hours(now, self.policy, self.working_day):
             return []
-        async with self.sessions() as session:
+        try:
+            return await self._claim(owner, now)
+        except OperationalError as exc:  # SQLite: another engine was claiming at that moment
+            log.debug("revisit claim skipped this round: %s", exc)
+            return []
+
+    async def _claim(self, owner: str, now: datetime) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        async with self.sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIMS})
+            else:  # take SQLite's write lock first, so the count below cannot go stale
+                await session.execute(
+                    update(RevisitRow).where(RevisitRow.id == -1).values(owner="")
+                )
             busy = await session.scalar(
                 select(func.count()).where(RevisitRow.state == RevisitState.DIALING.value)
             )
             slots = self.policy.concurrency - int(busy or 0)
             if slots <= 0:
                 return []
-            ids = list(
+            rows = list(
                 await session.scalars(
-                    select(RevisitRow.id)
+                    select(RevisitRow)
                     .where(RevisitRow.state == RevisitState.DUE.value, RevisitRow.due_at <= now)
                     .order_by(RevisitRow.due_at, RevisitRow.id)
                     .limit(slots)
                 )
             )
-        claimed: list[Claimed] = []
-        for revisit_id in ids:
-            async with self.sessions.begin() as session:
+            for row in rows:
                 taken = await session.execute(
                     update(RevisitRow)
-                    .where(RevisitRow.id == revisit_id, RevisitRow.state == RevisitState.DUE.value)
+                    .where(RevisitRow.id == row.id, RevisitRow.state == RevisitState.DUE.value)
                     .values(
                         state=RevisitState.DIALING.value,
                         owner=owner,
                         lease_until=now + self.policy.lease,
                     )
+                    .execution_options(synchronize_session=False)
                 )
                 if taken.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another engine took it
-                row = await session.get_one(RevisitRow, revisit_id)
-                channel_id = f"rv-{revisit_id}-{secrets.token_hex(6)}"
+                channel_id = f"rv-{row.id}-{secrets.token_hex(6)}"
                 session.add(
                     RevisitAttemptRow(
-                        revisit_id=revisit_id,
+                        revisit_id=row.id,
                         channel_id=channel_id,
                         owner=owner,
                         started_at=now,
@@ -182,7 +198,7 @@ class RevisitService:
                     )
                 )
                 claimed.append(
-                    Claimed(revisit_id, channel_id, row.order_number, row.phone, row.language)
+                    Claimed(row.id, channel_id, row.order_number, row.phone, row.language)
                 )
         return claimed
 
