@@ -24,7 +24,7 @@ from aiohttp import web
 from accounts.access import READS, allowed, rule_for
 from accounts.pages import account_page, login_page
 from accounts.service import AccountService, WebSession
-from accounts.users import SUPERVISORS, User
+from accounts.users import SUPERVISORS, AccountRole, User
 from web.errors import HttpError, refusal_of
 from web.params import query_int
 from workorders.orders import Actor
@@ -64,7 +64,9 @@ def actor_of(request: web.Request) -> Actor:
 
 
 def landing(user: User) -> str:
-    return "/supervisor" if user.role in SUPERVISORS else "/account"
+    if user.role in SUPERVISORS:
+        return "/supervisor"
+    return "/desk" if user.role is AccountRole.OPERATOR else "/account"
 
 
 def _local(path: str) -> str:

@@ -2,8 +2,9 @@
 :mod:`accounts.access`).
 
 ``GET /api/seats`` lists every seat with its state; ``POST /api/seats/{ext}/login``
-(JSON ``{"pin": "2468"}``), ``/logout``, ``/pause`` (``{"reason": "lunch"}``), ``/resume``
-change one. Refusals are the web service's one error shape (:mod:`web.errors`).
+(JSON ``{"pin": "2468"}``), ``/logout``, ``/pause`` (``{"reason": "lunch"}``), ``/resume``,
+``/ready`` (wrap-up ended early) change one. Refusals are the web service's one error
+shape (:mod:`web.errors`).
 """
 
 from __future__ import annotations
@@ -79,10 +80,14 @@ async def _resume(acd: Acd, ext: str, _body: dict[str, Any]) -> None:
     await acd.resume(ext)
 
 
+async def _ready(acd: Acd, ext: str, _body: dict[str, Any]) -> None:
+    await acd.end_wrap_up(ext)
+
+
 def add_routes(app: web.Application, acd: Acd, kick: Callable[[], None]) -> None:
     app[ACD] = acd
     app[KICK] = kick
     app.router.add_get("/api/seats", list_seats)
     for name, act in (("login", _login), ("logout", _logout), ("pause", _pause),
-                      ("resume", _resume)):  # fmt: skip
+                      ("resume", _resume), ("ready", _ready)):  # fmt: skip
         app.router.add_post(f"/api/seats/{{ext}}/{name}", _seat_action(act))

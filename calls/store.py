@@ -143,6 +143,18 @@ class CallStore:
             )
             return None if record is None else _as_dict(record)
 
+    async def of_number(self, number: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest calls from one caller number, newest first (the operator's desk)."""
+        async with self._sessions() as session:
+            records = await session.scalars(
+                select(CallRecord)
+                .where(CallRecord.caller_number == number)
+                .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+                .limit(limit)
+                .options(selectinload(CallRecord.events))
+            )
+            return [_as_dict(r) for r in records]
+
     async def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         async with self._sessions() as session:
             records = await session.scalars(

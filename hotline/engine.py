@@ -86,8 +86,10 @@ from revisit.route import RevisitRoute
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
+from web import desk as desk_http
 from web import live as live_http
 from web.app import RouteMount, WebDeps, make_app
+from web.desk import Desk
 from web.live import LiveHub
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
@@ -393,7 +395,11 @@ class Hotline:
         stats_http.add_routes(app, self.stats)
 
     def _live_routes(self, app: web.Application) -> None:
+        """Live events, and the operator's desk that pops with each call put through."""
         live_http.add_routes(app, self.live)
+        desk = Desk(self.calls, self.work_orders, self.acd)
+        self.live.call_context = desk.connected
+        desk_http.add_routes(app, desk)
 
     async def stats(self, since: float | None = None) -> dict[str, Any]:
         """Queue figures for supervisors (``GET /api/stats``, ``hotline stats``)."""

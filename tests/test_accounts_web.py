@@ -416,7 +416,8 @@ async def test_browser_operator_cannot_open_the_supervisor_page(
         await page.fill("#name", "op")
         await page.fill("#password", PASSWORD)
         await page.click("button[type=submit]")
-        await expect(page).to_have_url(staff.url + "/account")
+        await expect(page).to_have_url(staff.url + "/desk")  # an operator lands on the desk
+        await page.goto("/account")
         await expect(page.locator("#role")).to_have_text("operator")
         response = await page.goto("/supervisor")
         assert response is not None and response.status == 403

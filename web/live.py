@@ -205,9 +205,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if event is None:  # the hub cut this stream off, or the engine stops
                 break
             await response.write(_frame(event))
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the browser went away (seen at the next write)
         log.debug("live events: %s went away", user.name)
-        raise
     finally:
         hub.unsubscribe(subscription)
     return response

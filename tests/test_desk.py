@@ -1,0 +1,176 @@
+"""The operator's desk (web/desk.py, web/static/desk.js, web/live.py) in real headless
+Chromium against the engine with a real Asterisk: an operator logs in and goes available on
+the desk, a sipp citizen calls 12345 and chooses the report queue, a sipp softphone
+registered as the operator's seat answers, and the desk pops (server-sent events) with the
+caller's number, the IVR path and the earlier order of that number; the operator corrects
+the subject (saved as typed) and dispatches; SQL has the corrected, dispatched order. A
+second operator's desk shows nothing of it; a department user is refused the desk (403).
+The desk's screenshot goes to docs/desk.png (shown in the README)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import pytest
+from browser import browser, new_context  # noqa: F401
+from conftest import eventually, new_caller
+from playwright.async_api import Browser, Page, expect
+from seat_sipp import start_seat, unregister
+from sipp import Press, place_call
+from sqlalchemy import select
+from staff import staff_token
+
+from accounts.users import AccountRole
+from agents.states import SeatState
+from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+from hotline.settings import PROJECT_DIR
+from workorders.models import WorkOrderRow
+from workorders.orders import Actor, NewWorkOrder, Role
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PIN = "2468"
+PASSWORD = "desk test password 1"
+REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
+YANTA = "雁塔区人民政府"
+SCREENSHOT = PROJECT_DIR / "docs" / "desk.png"
+
+
+async def sign_in(browser: Browser, url: str, name: str) -> tuple[Page, object]:  # noqa: F811
+    context = await new_context(browser, url)
+    page = await context.new_page()
+    await page.set_viewport_size({"width": 1400, "height": 900})
+    await page.goto("/login")
+    await page.fill("#name", name)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    return page, context
+
+
+@pytest.mark.timeout(240)
+async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    s = hotline.settings
+    url = f"http://{s.web_host}:{s.web_port}"
+    accounts = hotline.accounts.accounts
+    for name, role, ext, dept in (("desk-op1", AccountRole.OPERATOR, "8001", ""),
+                                  ("desk-op2", AccountRole.OPERATOR, "8002", ""),
+                                  ("desk-yanta", AccountRole.DEPARTMENT, "", YANTA)):  # fmt: skip
+        await staff_token(accounts, name, role, password=PASSWORD, extension=ext, department=dept)
+    caller = new_caller()
+    earlier = await hotline.work_orders.create(
+        NewWorkOrder(channel="phone", caller_phone=caller, category="report",
+                     subject="小区路灯不亮", description="路灯坏了一周"),
+        Actor("desk-op1", Role.OPERATOR),
+    )  # fmt: skip
+    password = stored_secret(s.data_dir, "seat-8001")
+    seat = await start_seat(tmp_path, "8001", password, sip_port=s.sip_port)
+    contexts = []
+    try:
+        # a department user may not open the desk
+        page3, context3 = await sign_in(browser, url, "desk-yanta")
+        contexts.append(context3)
+        response = await page3.goto("/desk")
+        assert response is not None and response.status == 403
+        assert (await response.json())["error"]["code"] == "forbidden"
+
+        # both operators land on their desks, live
+        op2, context2 = await sign_in(browser, url, "desk-op2")
+        contexts.append(context2)
+        await expect(op2).to_have_url(url + "/desk")
+        op1, context1 = await sign_in(browser, url, "desk-op1")
+        contexts.append(context1)
+        await expect(op1).to_have_url(url + "/desk")
+        for page in (op1, op2):
+            await expect(page.locator("body")).to_have_attribute("data-live", "open")
+        await expect(op1.locator("#seat")).to_have_text("8001")
+
+        # the operator logs the seat in from the desk: the ACD has it available
+        await op1.fill("#pin", PIN)
+        await op1.click("#seat-login")
+        await expect(op1.locator("#seat-state")).to_have_attribute("data-state", "available")
+        assert (await hotline.acd.seat("8001")).state is SeatState.AVAILABLE
+        hotline.dispatcher.kick()
+
+        started = time.monotonic()
+        citizen = asyncio.create_task(place_call(
+            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=caller, presses=REPORT, hold_ms=25_000, timeout_s=90,
+        ))  # fmt: skip
+        # the desk pops with the caller, the IVR path and the earlier order
+        await expect(op1.locator("#caller-number")).to_have_text(caller, timeout=40_000)
+        popped = time.monotonic() - started
+        status = await hotline.acd.seat("8001")
+        assert status.state is SeatState.ON_CALL and seat.callers() == [caller]
+        await expect(op1.locator("#ivr-keys")).to_have_text("1 1")
+        await expect(op1.locator("#ivr-queue")).to_have_text("report")
+        row = op1.locator(f"#earlier-orders tr[data-number='{earlier.number}']")
+        await expect(row).to_contain_text("小区路灯不亮")
+        await expect(row).to_have_attribute("data-state", "registered")
+        number = (await op1.locator("#order-number").text_content() or "").strip()
+        assert number and number != earlier.number
+        await expect(op1.locator("#order-state")).to_have_text("registered")
+
+        # the operator corrects the subject (saved as typed) and the department
+        await op1.fill("#subject", "小区路灯不亮（第二次反映）")
+        await op1.select_option("#lead_department", YANTA)
+        await op1.check("#no_revisit")
+        await expect(op1.locator("#saved")).to_contain_text("已保存")
+        saved = await hotline.work_orders.get(number)
+        assert saved.subject == "小区路灯不亮（第二次反映）" and saved.lead_department == YANTA
+        assert saved.no_revisit is True and saved.call_id == status.call_id
+        await expect(op1.locator("#time-limit")).not_to_have_text("—")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        await op1.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        await op1.click("#dispatch")
+        await expect(op1.locator("#order-state")).to_have_text("dispatched")
+
+        # the second operator saw nothing of it
+        assert await op2.locator("#call").is_hidden()
+        assert (await op2.locator("#caller-number").text_content() or "") == ""
+
+        result = await citizen
+        assert result.returncode == 0, result.errors
+        async with hotline._sessions() as session:
+            stored = await session.scalar(select(WorkOrderRow).where(WorkOrderRow.number == number))
+            assert stored is not None
+            assert stored.state == "dispatched" and stored.lead_department == YANTA
+            assert stored.subject == "小区路灯不亮（第二次反映）" and stored.due_at is not None
+            assert stored.caller_phone == caller and stored.seat == "8001"
+            assert stored.attributes.get("no_revisit") is True
+            actions = [(e.actor, e.action) for e in stored.history]
+            assert ("desk-op1", "update") in actions and ("desk-op1", "dispatch") in actions
+        # the call's end reaches the desk; wrap-up ends, then pause and log out from the desk
+        await expect(op1.locator("#call-ended")).to_be_visible(timeout=20_000)
+        await expect(op1.locator("#seat-state")).to_have_attribute(
+            "data-state", re.compile("wrap_up|available"))  # fmt: skip
+        await eventually(lambda: _state(hotline, "8001", SeatState.AVAILABLE), 30, "wrap-up end")
+        await expect(op1.locator("#seat-state")).to_have_attribute("data-state", "available")
+        await op1.select_option("#pause-reason", "lunch")
+        await op1.click("#seat-pause")
+        await expect(op1.locator("#seat-reason")).to_have_text("lunch")
+        await op1.click("#seat-logout")
+        await expect(op1.locator("#seat-state")).to_have_attribute("data-state", "logged_out")
+        assert (await hotline.acd.seat("8001")).state is SeatState.LOGGED_OUT
+        print(f"desk popped {popped:.1f} s after the citizen's sipp started (IVR keys included)")
+    finally:
+        for context in contexts:
+            await context.close()  # type: ignore[attr-defined]
+        if (await hotline.acd.seat("8001")).state is not SeatState.LOGGED_OUT:
+            await eventually(lambda: _state(hotline, "8001", SeatState.AVAILABLE, SeatState.PAUSED,
+                                            SeatState.WRAP_UP), 30, "seat 8001 idle")  # fmt: skip
+            await hotline.acd.logout("8001")
+        await unregister(seat, password, sip_port=s.sip_port)
+        await seat.stop()
+
+
+async def _state(hotline: Hotline, ext: str, *states: SeatState) -> bool:
+    return (await hotline.acd.seat(ext)).state in states
