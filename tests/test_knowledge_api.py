@@ -7,6 +7,8 @@ session's change needs its CSRF token; suggestions for a work order's words."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from browser import browser, new_context  # noqa: F401
+from playwright.async_api import Browser, expect
 from sql_databases import KINDS, fresh_database
 from web_client import KEY, LEAD, OPERATOR, SMS_SECRET, YANTA, Clock, staff_accounts
 
@@ -66,6 +70,8 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
         await accounts.issue_token("admin", actor="test", token="admin-token")
         await accounts.add_user("lead-web", AccountRole.SUPERVISOR, password=PASSWORD,
                                 actor="test")  # fmt: skip
+        await accounts.add_user("op-web", AccountRole.OPERATOR, password=PASSWORD,
+                                extension="8002", actor="test")  # fmt: skip
         kb = await knowledge_base(orders)
         await kb.import_entries(files.read(PROJECT_DIR / "knowledge" / "seed.json"), "test")
 
@@ -203,3 +209,67 @@ async def test_suggestions_for_a_work_order(api: Api) -> None:
     assert status == 403 and body["error"]["code"] == "forbidden"
     status, body = await _json(api.client, "GET", "/api/knowledge/suggest?order=X1", OPERATOR)
     assert status == 404
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
+async def test_the_knowledge_page_in_chromium(api: Api, browser: Browser) -> None:  # noqa: F811
+    """An operator logs in, searches in Chinese, sees the entry; expired entries only when
+    asked; an entry's text is shown as text, never as HTML."""
+    tagged = {**ENTRY, "title": "<img src=x onerror=alert(1)>标签测试", "content": "<b>不粗</b>"}
+    status, _ = await _json(api.client, "POST", "/api/knowledge", LEAD, json=tagged)
+    assert status == 201
+    base = str(api.client.make_url("")).rstrip("/")
+    context = await new_context(browser, base)
+    try:
+        page = await context.new_page()
+        await page.goto("/knowledge")
+        await expect(page).to_have_url(re.compile(r"/login\?next=/knowledge$"))
+        await page.fill("#name", "op-web")
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await expect(page).to_have_url(base + "/knowledge")
+        await expect(page.locator("#who")).to_have_text("op-web (operator)")
+        await expect(page.locator("li.entry")).to_have_count(20)  # every valid entry, by title
+
+        await page.fill("#q", "社保卡补办")
+        await page.press("#q", "Enter")
+        await expect(page.locator("#status")).to_contain_text("检索词 社保卡 补办")
+        first = page.locator("li.entry").first
+        await expect(first.locator(".title")).to_have_text(
+            "社保卡补办流程 (Social security card replacement)"
+        )
+        await expect(first.locator(".content")).to_contain_text("12333")
+        await expect(first.locator(".meta")).to_contain_text("市人力资源和社会保障局")
+
+        await page.fill("#q", "供暖期")
+        await page.press("#q", "Enter")
+        await expect(page.locator("li.entry")).to_have_count(1)
+        await page.check("#all")
+        await page.click("button[type=submit]")
+        await expect(page.locator("li.entry")).to_have_count(2)
+        await expect(page.locator("li.entry .expired")).to_have_count(1)
+
+        await page.fill("#q", "标签测试")
+        await page.press("#q", "Enter")
+        await expect(page.locator("li.entry")).to_have_count(1)
+        await expect(page.locator("li.entry .title")).to_have_text(
+            "<img src=x onerror=alert(1)>标签测试"
+        )
+        await expect(page.locator("li.entry img, li.entry b")).to_have_count(0)
+
+        await page.fill("#q", "字" * 300)
+        assert len(await page.input_value("#q")) == 200  # the API's limit: maxlength
+        await page.fill("#q", "请问怎么办")
+        await page.press("#q", "Enter")
+        await expect(page.locator("#status")).to_contain_text("0 条")
+        shot = os.environ.get("KNOWLEDGE_SCREENSHOT")
+        if shot:  # the README's picture: KNOWLEDGE_SCREENSHOT=docs/knowledge.png
+            await page.fill("#q", "噪音扰民")
+            await page.uncheck("#all")
+            await page.press("#q", "Enter")
+            await expect(page.locator("#status")).to_contain_text("检索词")
+            await page.set_viewport_size({"width": 1100, "height": 900})
+            await page.screenshot(path=shot, full_page=False)
+    finally:
+        await context.close()
