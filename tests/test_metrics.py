@@ -6,7 +6,9 @@ the orders. Never public: the metrics token or a supervisor, nobody else."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from staff import staff_token
 from accounts.users import AccountRole
 from db.base import utcnow
 from hotline.engine import Hotline
-from hotline.settings import Settings
+from hotline.settings import PROJECT_DIR, Settings
 from hotline.wiring import metrics_token
 from workorders.models import WorkOrderRow
 
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.slow
 METRICS_PORT_SHIFT = 61  # off the e2e engine's, the fuzz engine's and the accounts engine's
 PIN = "2468"
 YANTA = "雁塔区人民政府"
+DASHBOARD = PROJECT_DIR / "docs" / "grafana" / "hotline.json"
 
 
 @dataclass
@@ -175,3 +178,15 @@ async def test_scrape_agrees_with_the_acd_and_the_orders(engine: Engine) -> None
     assert value(found, "hotline_acd_decision_seconds_bucket", le="+Inf") == steps
     assert value(found, "process_resident_memory_bytes")  # the client's default collectors
     assert any(name == "python_info" for name, _ in found)
+
+
+async def test_the_grafana_dashboard_queries_metrics_the_engine_exports(engine: Engine) -> None:
+    status, text = await scrape(engine)
+    assert status == 200
+    families = list(text_string_to_metric_families(text))  # a family may have no sample yet
+    exported = {f.name for f in families} | {s.name for f in families for s in f.samples}
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\b(?:hotline|process)_[a-z_]+", e)}
+    assert len(used) >= 15
+    assert used <= exported, f"the dashboard queries metrics /metrics lacks: {used - exported}"
