@@ -33,6 +33,7 @@ RULES: tuple[Rule, ...] = (
     # /metrics: a supervisor or admin, or a scraper with the metrics token (web.metrics)
     Rule("/api/workorders", STAFF),
     Rule("/api/revisits", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),
+    Rule("/api/callbacks", SUPERVISORS),
     Rule("/api/audit", frozenset({AccountRole.ADMIN})),
     Rule("/api/me", STAFF),
     Rule("/knowledge", STAFF, page=True),

@@ -64,11 +64,13 @@ from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
 from pbx.watchdog import AsteriskWatchdog
+from queueing import callback_retries
 from queueing import http as stats_http
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.busy import BusySeats
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
+from queueing.callback_retries import CallbackRetries, CallbackRetryOptions
 from queueing.channels import ami_channels
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
@@ -294,12 +296,19 @@ class Hotline:
                          max_wait_s=s.acd_max_wait_s),
             self._stop_playback,
         )  # fmt: skip
+        self.callback_retries = CallbackRetries(
+            self._redis, s.acd_prefix, self.acd, self.dispatcher.kick,
+            CallbackRetryOptions(retries=max(0, s.callback_retries),
+                                 interval_s=s.callback_retry_interval_s),
+        )  # fmt: skip
         self._callbacks = CallbackRinger(
             self.acd, self.ami, self.dispatcher, dials, listeners,
             CallbackOptions(dial=s.callback_dial, numbers=numbers,
                             hotline_number=s.hotline_number,
                             recordings_dir=s.recordings_dir),
+            not_answered=self.callback_retries.not_answered,
         )  # fmt: skip
+        self.loops.start("callback-retries", lambda: self.callback_retries.run(self._stopping))
         self.dispatcher.on_callback(self._callbacks.ring)
         self.registrations = RegistrationWatch(self.acd, self._end_ring)
         self.ami.on("DialEnd", dials.on_dial_end)
@@ -393,6 +402,7 @@ class Hotline:
     def _acd_routes(self, app: web.Application) -> None:
         seats_http.add_routes(app, self.acd, self.dispatcher.kick)
         stats_http.add_routes(app, self.stats)
+        callback_retries.add_routes(app, self.callback_retries)
 
     def _live_routes(self, app: web.Application) -> None:
         """Live events, and the operator's desk that pops with each call put through."""

@@ -54,6 +54,10 @@ class Settings:
     callback_offer_after_s: float = 90.0
     # How the engine calls a citizen back: {number} is the caller's number.
     callback_dial: str = "PJSIP/citizens/sip:{number}@127.0.0.1"
+    # A callback the citizen does not answer is booked again this many times, so far apart,
+    # then listed as failed for the supervisors (GET /api/callbacks/failed).
+    callback_retries: int = 2
+    callback_retry_interval_s: float = 600.0
     # Numbers a caller may be called back on (a regular expression matching the whole
     # number): mainland mobiles and fixed lines, never international (00, +) or premium.
     callback_number_pattern: str = r"(?!1900)1[3-9]\d{9}|(?:0[1-9]\d{1,2})?[2-8]\d{6,7}"

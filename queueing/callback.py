@@ -8,6 +8,7 @@ the FastAGI ``callback`` route there (:meth:`CallbackRinger.run`): the ACD marks
 the call answered, and the seat's channel dials the citizen (``callback_dial``, e.g. a
 trunk) showing the hotline's number. If the seat does not answer, the Originate fails (or
 the ring deadline passes) and the call goes back to the head of its queue, the seat paused.
+A citizen who does not answer is tried again later (:mod:`queueing.callback_retries`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +64,10 @@ class CallbackOptions:
     context: str = "hotline-callback"
 
 
+#: told (call id, number, skill, Asterisk's DIALSTATUS) of a callback the citizen did not answer
+NotAnswered = Callable[[str, str, str, str], Awaitable[None]]
+
+
 class CallbackRinger:
     def __init__(
         self,
@@ -71,9 +77,12 @@ class CallbackRinger:
         dials: DialWatch,
         listeners: Listeners,
         options: CallbackOptions,
+        *,
+        not_answered: NotAnswered | None = None,
     ) -> None:
         self.acd, self.ami, self.dispatcher = acd, ami, dispatcher
         self.dials, self.listeners, self.options = dials, listeners, options
+        self.not_answered = not_answered  # the citizen did not answer: tried again later
 
     async def ring(self, a: Assignment) -> None:
         """Ring the seat chosen for callback ``a.call_id`` (runs as a task per decision)."""
@@ -166,6 +175,8 @@ class CallbackRinger:
                 await self.listeners.connected(connected)
             elif end is not None:
                 log.warning("%s: the citizen did not answer (%s)", who, end.status)
+                if self.not_answered is not None:
+                    await self.not_answered(call_id, number, skill, end.status)
             await task
         except CallerHungUp:
             log.info("%s: seat hung up", who)
