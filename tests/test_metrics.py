@@ -11,15 +11,18 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from browser import browser  # noqa: F401
 from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually
+from playwright.async_api import Browser, expect
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from staff import staff_token
@@ -35,6 +38,7 @@ pytestmark = pytest.mark.slow
 
 METRICS_PORT_SHIFT = 61  # off the e2e engine's, the fuzz engine's and the accounts engine's
 PIN = "2468"
+PASSWORD = "metrics lead password"
 YANTA = "雁塔区人民政府"
 DASHBOARD = PROJECT_DIR / "docs" / "grafana" / "hotline.json"
 
@@ -44,6 +48,7 @@ class Engine:
     hotline: Hotline
     url: str
     tokens: dict[str, str]
+    orders: dict[str, str] = field(default_factory=dict)  # made by the scrape test
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -61,7 +66,7 @@ async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engi
     try:
         accounts = hotline.accounts.accounts
         tokens = {
-            "lead": await staff_token(accounts, "lead", AccountRole.SUPERVISOR),
+            "lead": await staff_token(accounts, "lead", AccountRole.SUPERVISOR, password=PASSWORD),
             "op": await staff_token(accounts, "op", AccountRole.OPERATOR, extension="8001"),
             "scraper": metrics_token(s),
         }
@@ -137,9 +142,9 @@ async def test_scrape_agrees_with_the_acd_and_the_orders(engine: Engine) -> None
     await acd.enqueue("metrics-b1", "business", caller="13900000001", now=now - 30)
     await acd.enqueue("metrics-b2", "business", caller="13900000002", now=now - 5)
     await acd.enqueue("metrics-r1", "report", caller="13900000003", now=now - 12)
-    await an_order(engine, timedelta(hours=-3))  # overdue
-    await an_order(engine, timedelta(hours=2))  # near its deadline (urged 24 h before)
-    await an_order(engine, timedelta(days=4))  # neither
+    engine.orders["overdue"] = await an_order(engine, timedelta(hours=-3))
+    engine.orders["near"] = await an_order(engine, timedelta(hours=2))  # urged 24 h before
+    engine.orders["later"] = await an_order(engine, timedelta(days=4))
 
     async def offered_logged() -> dict[Any, float] | None:
         status, text = await scrape(engine)
@@ -190,3 +195,36 @@ async def test_the_grafana_dashboard_queries_metrics_the_engine_exports(engine: 
     used = {name for e in exprs for name in re.findall(r"\b(?:hotline|process)_[a-z_]+", e)}
     assert len(used) >= 15
     assert used <= exported, f"the dashboard queries metrics /metrics lacks: {used - exported}"
+
+
+async def test_wallboard_shows_the_same_state(engine: Engine, browser: Browser) -> None:  # noqa: F811
+    """The board of the seats, queues and orders the scrape test made, in a browser whose own
+    time zone is London: every time is written in the hotline's (Asia/Shanghai)."""
+    assert engine.orders, "runs after test_scrape_agrees_with_the_acd_and_the_orders"
+    context = await browser.new_context(base_url=engine.url, locale="zh-CN",
+                                        timezone_id="Europe/London")  # fmt: skip
+    try:
+        page = await context.new_page()
+        await page.goto("/login?next=/supervisor")
+        await page.fill("#name", "lead")
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await expect(page.locator("#live")).to_contain_text("live")
+        waiting = page.locator('.tile[data-queue="business"] dd[data-k="waiting"]')
+        await expect(waiting).to_have_text("2")
+        state = page.locator('tr[data-seat="8001"] td.state')
+        await expect(state).to_have_attribute("data-state", "paused")
+        await expect(state).to_contain_text("暂停 Paused (lunch)")
+        row = {name: page.locator(f'tr[data-order="{n}"]') for name, n in engine.orders.items()}
+        overdue, near = row["overdue"], row["near"]
+        await expect(overdue).to_contain_text("超期 overdue")
+        await expect(near).to_contain_text("临期 due soon")
+        await expect(row["later"]).to_have_count(0)
+        await expect(page.locator("#order-summary")).to_have_text("超期 overdue 1 · 临期 near 1")
+        order = await engine.hotline.work_orders.get(engine.orders["near"])
+        assert order.due_at is not None
+        local = order.due_at.astimezone(ZoneInfo("Asia/Shanghai"))
+        await expect(near).to_contain_text(local.strftime("%Y/%m/%d %H:%M:%S"))
+        assert datetime.now(ZoneInfo("Europe/London")).utcoffset() != local.utcoffset()
+    finally:
+        await context.close()
