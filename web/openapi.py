@@ -99,8 +99,23 @@ def _open311(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
             "responses": answers}  # fmt: skip
 
 
+_DAY = {"type": "string", "format": "date", "nullable": True}
+KNOWLEDGE_ENTRY: dict[str, Any] = {
+    "type": "object", "required": ["title", "category", "content"], "properties": {
+        "title": {"type": "string", "maxLength": 128},
+        "category": {"type": "string", "maxLength": 200, "description": "a path: 供水/停水"},
+        "kind": {"type": "string", "enum": ["guide", "law", "qa"]},
+        "content": {"type": "string", "maxLength": 20000},
+        "issuing_unit": {"type": "string", "maxLength": 128},
+        "valid_from": _DAY, "valid_to": _DAY,
+        "keywords": {"type": "array", "items": {"type": "string", "maxLength": 32}},
+    }, "additionalProperties": False,
+}  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     number = _path("number", {"type": "string", "pattern": "^[0-9]{1,20}$"})
+    entry_id = _path("id", {"type": "integer", "minimum": 1})
     jurisdiction = _query("jurisdiction_id", TEXT)
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "readiness of every part", "responses": {
@@ -120,6 +135,14 @@ def openapi_document() -> dict[str, Any]:
         "/api/seats": {"get": _supervisor({
             "summary": "every seat and its state",
             "responses": _answers(_json(OBJECT), 401, 403)})},
+        "/api/wallboard": {"get": _supervisor({
+            "summary": "the supervisor's wallboard: queues today, seats, orders near deadline",
+            "responses": _answers(_json(OBJECT), 401, 403, 503)})},
+        "/metrics": {"get": _supervisor({
+            "summary": "Prometheus metrics (a supervisor, or the metrics token as bearer)",
+            "responses": {**_answers({}, 401, 403, 503),
+                          "200": {"description": "Prometheus text format",
+                                  "content": {"text/plain": {"schema": TEXT}}}}})},
         "/api/me": {"get": _staff({
             "summary": "the logged-in user, and the session's CSRF token for changes",
             "tags": ["accounts"], "responses": _answers(_json(OBJECT), 401)})},
@@ -166,6 +189,42 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [number, _path("action", {"type": "string", "enum": list(ACTIONS)})],
             "requestBody": _body(ACTION_BODY),
             "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)})},
+        "/api/knowledge": {
+            "get": _staff({
+                "summary": "knowledge entries for words (ranked) or a category (by title)",
+                "tags": ["knowledge"],
+                "parameters": [
+                    _query("q", {"type": "string", "maxLength": 200}, "words, Chinese or not"),
+                    _query("category", {"type": "string", "maxLength": 200}, "a path: a/b"),
+                    _query("all", {"type": "boolean"}, "expired and future entries too"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                ],
+                "responses": _answers(_json(OBJECT), 400, 401, 403)}),
+            "post": _supervisor({
+                "summary": "add an entry (supervisors, admins)", "tags": ["knowledge"],
+                "requestBody": _body(KNOWLEDGE_ENTRY, required=True),
+                "responses": _answers(_json(OBJECT), 400, 401, 403, 409, 415,
+                                      ok_status="201")}),
+        },
+        "/api/knowledge/suggest": {"get": _staff({
+            "summary": "entries for a work order's topic and words", "tags": ["knowledge"],
+            "parameters": [{**_query("order", TEXT), "required": True},
+                           _query("limit", {"type": "integer", "minimum": 1, "maximum": 20})],
+            "responses": _answers(_json(OBJECT), 400, 401, 403, 404)})},
+        "/api/knowledge/{id}": {
+            "get": _staff({"summary": "one entry", "tags": ["knowledge"],
+                           "parameters": [entry_id],
+                           "responses": _answers(_json(OBJECT), 400, 401, 403, 404)}),
+            "patch": _supervisor({
+                "summary": "change the fields given (supervisors, admins)", "tags": ["knowledge"],
+                "parameters": [entry_id],
+                "requestBody": _body({**KNOWLEDGE_ENTRY, "required": []}, required=True),
+                "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)}),
+            "delete": _supervisor({
+                "summary": "delete an entry (supervisors, admins)", "tags": ["knowledge"],
+                "parameters": [entry_id],
+                "responses": _answers({}, 400, 401, 403, 404, ok_status="204")}),
+        },
         "/api/status/{number}": {"get": {
             "tags": ["citizens"], "summary": "the state of a work order, nothing else",
             "parameters": [_path("number")],
