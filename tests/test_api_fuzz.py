@@ -94,8 +94,9 @@ def credentials(path: str, engine: RunningEngine) -> dict[str, str]:
     """What a legitimate client sends, so the fuzzer reaches past authentication."""
     if path.startswith("/api/workorders"):
         return {"Authorization": f"Bearer {STAFF_TOKEN}"}
-    if path.startswith(("/api/calls", "/api/stats", "/api/seats", "/api/knowledge",
-                        "/api/wallboard", "/metrics")):
+    if path.startswith(
+        ("/api/calls", "/api/stats", "/api/seats", "/api/knowledge", "/api/wallboard", "/metrics")
+    ):
         return {"Authorization": engine.supervisor}
     return {}
 
