@@ -16,6 +16,7 @@ import pytest
 from fake_channel import FakeChannel, agi_call, get_data, hang_up, stream
 from sql_databases import KINDS, fresh_database
 from sqlalchemy.ext.asyncio import AsyncEngine
+from test_workorder_service import Clock
 
 from hotline.database import create_schema, make_sessions
 from ivr.menu import load_menu
@@ -36,14 +37,6 @@ OPERATOR = Actor("王敏", Role.OPERATOR)
 YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
 NOISE = "我要投诉，小寨附近的工地晚上施工噪音太吵了，我家住在长安南路88号"
 REPLY = "已责令施工方夜间停工，并安排城管队员每晚巡查，发现违规施工将依法处罚，请您继续监督。"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(params=KINDS)
@@ -249,6 +242,15 @@ def asks(texts: RevisitTexts, prompts: PromptLibrary, part: str, keys: str) -> A
     return get_data(keys, [str(prompts.path_for(texts.fixed(part, "zh")))])
 
 
+def survey(texts: RevisitTexts, prompts: PromptLibrary, resolved: str, satisfied: str) -> list[Any]:
+    """Both questions answered at once, then the thanks."""
+    return [
+        asks(texts, prompts, "resolved", resolved),
+        asks(texts, prompts, "satisfaction", satisfied),
+        stream([str(prompts.path_for(texts.fixed("thanks", "zh")))]),
+    ]
+
+
 async def test_resolved_and_very_satisfied_closes_the_order(
     orders: WorkOrderService, revisits: RevisitService, texts: RevisitTexts,
     prompts: PromptLibrary,
@@ -278,11 +280,7 @@ async def test_not_resolved_goes_back_for_rework(
     orders: WorkOrderService, revisits: RevisitService, texts: RevisitTexts,
     prompts: PromptLibrary,
 ) -> None:  # fmt: skip
-    script = [
-        asks(texts, prompts, "resolved", "2"),
-        asks(texts, prompts, "satisfaction", "2"),
-        stream([str(prompts.path_for(texts.fixed("thanks", "zh")))]),
-    ]
+    script = survey(texts, prompts, "2", "2")
     number, channel = await answered_call(orders, revisits, texts, prompts, script)
     channel.check()
     order = await orders.get(number)
@@ -374,11 +372,7 @@ async def test_dissatisfied_goes_back_for_rework(
     texts: RevisitTexts,
     prompts: PromptLibrary,
 ) -> None:
-    script = [
-        asks(texts, prompts, "resolved", "1"),
-        asks(texts, prompts, "satisfaction", "3"),
-        stream([str(prompts.path_for(texts.fixed("thanks", "zh")))]),
-    ]
+    script = survey(texts, prompts, "1", "3")
     number, channel = await answered_call(orders, revisits, texts, prompts, script)
     channel.check()
     order = await orders.get(number)
