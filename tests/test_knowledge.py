@@ -10,27 +10,19 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sql_databases import KINDS, fresh_database
+from knowledge_db import KnowledgeDb, knowledge_db
+from sql_databases import KINDS
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine
-from web_client import Clock
 
-from hotline.database import create_schema, make_sessions
 from hotline.settings import PROJECT_DIR
-from hotline.wiring import knowledge_base
 from knowledge import files
 from knowledge.entries import MAX_TITLE, DuplicateTitle, InvalidEntry, UnknownEntry
 from knowledge.search import Match
-from knowledge.service import KnowledgeService
-from workorders.dispatch import DispatchRules
-from workorders.service import WorkOrderService
-from workorders.timelimits import TimeLimits
 
 SEED = PROJECT_DIR / "knowledge" / "seed.json"
 TODAY = date(2026, 11, 23)  # web_client.NOW in Beijing
@@ -70,30 +62,17 @@ WATER_BODY = {
 }
 
 
-@dataclass
-class Base:
-    engine: AsyncEngine
-    clock: Clock
-    service: KnowledgeService
-    kind: str
-
-
 @pytest.fixture(params=KINDS)
-async def kb(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Base]:
-    async with fresh_database(request.param, tmp_path) as engine:
-        await create_schema(engine)
-        clock = Clock()
-        orders = WorkOrderService(
-            make_sessions(engine), DispatchRules.load(), TimeLimits.load(), clock=clock
-        )
-        yield Base(engine, clock, await knowledge_base(orders), request.param)
+async def kb(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KnowledgeDb]:
+    async with knowledge_db(request.param, tmp_path) as db:
+        yield db
 
 
 def titles(hits: Any) -> list[str]:
     return [hit.entry.title for hit in hits]
 
 
-async def test_the_search_index_is_the_migrations(kb: Base) -> None:
+async def test_the_search_index_is_the_migrations(kb: KnowledgeDb) -> None:
     """SQLite: the FTS5 table and its triggers; PostgreSQL: the GIN index, which the search
     query uses (the expression must be the index's own)."""
     await kb.service.create(SOCIAL_CARD, "lead")
@@ -122,7 +101,7 @@ async def test_the_search_index_is_the_migrations(kb: Base) -> None:
             assert any("knowledge_search_gin" in line for line in plan), plan
 
 
-async def test_chinese_queries_find_the_entry(kb: Base) -> None:
+async def test_chinese_queries_find_the_entry(kb: KnowledgeDb) -> None:
     for entry in (PENSION, ID_CARD, SOCIAL_CARD, NOISE):
         await kb.service.create(entry, "lead")
     found = await kb.service.search("社保卡补办")
@@ -144,7 +123,7 @@ async def test_chinese_queries_find_the_entry(kb: Base) -> None:
     assert titles((await kb.service.search('补办" OR NOT "x')).hits) == ["社保卡补办流程"]
 
 
-async def test_ranking(kb: Base) -> None:
+async def test_ranking(kb: KnowledgeDb) -> None:
     for entry in (WATER_BODY, WATER_TITLE, ID_CARD):
         await kb.service.create(entry, "lead")
     # the word in the title ranks above the word in the body
@@ -156,7 +135,7 @@ async def test_ranking(kb: Base) -> None:
     assert titles(hits)[0] == "供水服务热线说明"
 
 
-async def test_only_valid_entries_unless_asked(kb: Base) -> None:
+async def test_only_valid_entries_unless_asked(kb: KnowledgeDb) -> None:
     await kb.service.create({**SOCIAL_CARD, "valid_to": TODAY.isoformat()}, "lead")
     await kb.service.create(
         {**PENSION, "valid_from": "2026-11-24", "content": "2027年度社保缴费标准。"}, "lead"
@@ -176,7 +155,7 @@ async def test_only_valid_entries_unless_asked(kb: Base) -> None:
         await kb.service.update(entry.id, {"valid_to": "2000-01-01"}, "lead")
 
 
-async def test_titles_unique_and_at_most_128_characters(kb: Base) -> None:
+async def test_titles_unique_and_at_most_128_characters(kb: KnowledgeDb) -> None:
     first = await kb.service.create(SOCIAL_CARD, "lead")
     with pytest.raises(DuplicateTitle):
         await kb.service.create({**PENSION, "title": "社保卡补办流程"}, "lead")
@@ -198,7 +177,7 @@ async def test_titles_unique_and_at_most_128_characters(kb: Base) -> None:
     assert (await kb.service.get(first.id)).title == "社保卡补办流程"
 
 
-async def test_edits_and_deletes_reach_the_index(kb: Base) -> None:
+async def test_edits_and_deletes_reach_the_index(kb: KnowledgeDb) -> None:
     entry = await kb.service.create(NOISE, "lead")
     changed = await kb.service.update(
         entry.id, {"content": "广场舞音响声音太大的，由街道劝导。", "keywords": ["广场舞"]}, "李强"
@@ -212,7 +191,7 @@ async def test_edits_and_deletes_reach_the_index(kb: Base) -> None:
         await kb.service.get(entry.id)
 
 
-async def test_import_export_round_trip(kb: Base, tmp_path: Path) -> None:
+async def test_import_export_round_trip(kb: KnowledgeDb, tmp_path: Path) -> None:
     report = await kb.service.import_entries(files.read(SEED), "test")
     assert (report.created, report.updated) == (20, 0)
     found = await kb.service.search("社保卡补办")

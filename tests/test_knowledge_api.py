@@ -18,24 +18,22 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from browser import browser, new_context  # noqa: F401
+from knowledge_db import knowledge_db
 from playwright.async_api import Browser, expect
-from sql_databases import KINDS, fresh_database
-from web_client import KEY, LEAD, OPERATOR, SMS_SECRET, YANTA, Clock, staff_accounts
+from sql_databases import KINDS
+from web_client import KEY, LEAD, OPERATOR, SMS_SECRET, YANTA, staff_accounts
 
 from accounts.http import AccountsWeb, actor_of
 from accounts.service import AccountService
 from accounts.users import AccountRole
 from calls.store import CallStore
-from hotline.database import create_schema, make_sessions
 from hotline.settings import PROJECT_DIR
-from hotline.wiring import knowledge_base, knowledge_routes
+from hotline.wiring import knowledge_routes
 from knowledge import files
 from web.app import WebDeps, make_app
-from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
 from workorders.orders import Actor, NewWorkOrder, Role
 from workorders.service import WorkOrderService
-from workorders.timelimits import TimeLimits
 
 PASSWORD = "correct horse battery"
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -60,11 +58,8 @@ class Api:
 
 @pytest.fixture(params=KINDS)
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with fresh_database(request.param, tmp_path) as engine:
-        await create_schema(engine)
-        orders = WorkOrderService(
-            make_sessions(engine), DispatchRules.load(), TimeLimits.load(), clock=Clock()
-        )
+    async with knowledge_db(request.param, tmp_path) as db:
+        orders, kb = db.orders, db.service
         accounts = await staff_accounts(orders)
         await accounts.add_user("admin", AccountRole.ADMIN, actor="test")
         await accounts.issue_token("admin", actor="test", token="admin-token")
@@ -72,7 +67,6 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
                                 actor="test")  # fmt: skip
         await accounts.add_user("op-web", AccountRole.OPERATOR, password=PASSWORD,
                                 extension="8002", actor="test")  # fmt: skip
-        kb = await knowledge_base(orders)
         await kb.import_entries(files.read(PROJECT_DIR / "knowledge" / "seed.json"), "test")
 
         def work_order_mount(app: web.Application) -> None:
