@@ -122,6 +122,30 @@ function showCall(context) {
   $("#answer-text").value = "";
   $("#saved").textContent = "";
   showOrder(context.order);
+  $("#kb-q").value = "";
+  knowledge(`/api/knowledge/suggest?order=${encodeURIComponent(context.order.number)}`);
+}
+
+function showKnowledge(entries) {
+  $("#kb-results").replaceChildren(...entries.map((entry) => {
+    const item = document.createElement("li");
+    const title = document.createElement("b");
+    title.textContent = entry.title;
+    const use = document.createElement("button");
+    use.type = "button"; use.className = "kb-use"; use.textContent = "引用 Use";
+    use.addEventListener("click", () => {  // the answer cites the entry it gives
+      $("#answer-text").value = `【知识库：${entry.title}】${entry.content}`;
+    });
+    const content = document.createElement("p");
+    content.textContent = `${entry.category} · ${entry.content}`;
+    item.append(title, " ", use, content);
+    return item;
+  }));
+}
+
+async function knowledge(path) {
+  try { showKnowledge((await api("GET", path)).entries); }
+  catch (error) { $("#kb-results").replaceChildren(); say(`知识库 knowledge: ${error.message}`); }
 }
 
 function typed(event) {
@@ -193,6 +217,11 @@ async function start() {
     $(`#${name}`).addEventListener(name === "confidential" || name === "no_revisit" ? "change" : "input", typed);
   }
   $("#order").addEventListener("submit", (event) => event.preventDefault());
+  $("#kb").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = $("#kb-q").value.trim();
+    if (q) knowledge(`/api/knowledge?q=${encodeURIComponent(q)}&limit=5`);
+  });
   $("#dispatch").addEventListener("click", () =>
     act("dispatch", { lead_department: $("#lead_department").value }));
   $("#answer").addEventListener("click", () => act("answer", { answer: $("#answer-text").value }));
