@@ -337,7 +337,7 @@ class Hotline:
         self.recovery = Recovery(
             self.acd, self.dispatcher, self.ownership,
             ami_channels(self.ami, s.network_timeout_s), dials, self._hangup_channel,
-            native=self.native_queue.follows,
+            native=self.native_queue.follows, listeners=listeners,
         )  # fmt: skip
         self.ami.on("Hangup", self.recovery.on_hangup)
         self.loops.start(

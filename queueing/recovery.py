@@ -10,6 +10,9 @@ Asterisk's channels. Entries no live session holds — left by this engine's pre
 * a seat whose call has no channel any more is freed: available, never paused;
 * a seat that Asterisk's own queue connected (:mod:`queueing.native`) is left to that
   queue's events while its channel lives;
+* a call a seat answered while no engine watched (or whose engine died mid-conversation)
+  is announced to the connected-call listeners (recording, drafting) with its seat: connected
+  when found, finished at its Hangup;
 * a seat still in the call stays ``on_call`` (a ringing one becomes ``on_call`` once
   Asterisk shows it answered) until that channel's ``Hangup`` (:meth:`on_hangup`), then
   enters its wrap-up as after any call.
@@ -27,14 +30,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
+from calls.lifecycle import ConnectedCall
 from pbx.ami import AmiActionError, AmiUnavailable
 from queueing.acd import Acd
 from queueing.channels import Channel, ListChannels, seat_channel
-from queueing.dialing import DialEnd, DialWatch
+from queueing.dialing import DialEnd, DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
 from queueing.models import AcdError, CallKind
 from queueing.ownership import Ownership
@@ -59,6 +65,7 @@ class Recovery:
         ring_grace_s: float = 2.0,
         interval_s: float = 1.0,
         native: Callable[[str], bool] = lambda _call_id: False,
+        listeners: Listeners | None = None,
     ) -> None:
         self.acd, self.dispatcher, self.ownership = acd, dispatcher, ownership
         self.native = native  # calls Asterisk's own queue has connected (queueing.native)
@@ -66,6 +73,8 @@ class Recovery:
         self.ring_grace_s, self.interval_s = ring_grace_s, interval_s
         self.started_at = time.time()
         self._watched: dict[str, tuple[str, str]] = {}  # seat channel -> (seat, call id)
+        self.listeners = listeners
+        self._announced: dict[str, ConnectedCall] = {}  # orphaned calls told to the listeners
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who holds a call -------------------------------------------------------------------
@@ -130,10 +139,22 @@ class Recovery:
         if entry is not None and entry.get("state") == "offered" and channel.talking:
             await self.acd.answered(call_id)
             log.warning("seat %s answered call %s while no engine watched", ext, call_id)
+            await self._announce(_connected_call(call_id, entry, ext, channel, channels), True)
+        elif entry is not None and entry.get("state") == "connected":
+            await self._announce(_connected_call(call_id, entry, ext, channel, channels), False)
         if channel.name not in self._watched:
             log.warning("seat %s: call %s goes on in Asterisk (%s); the seat stays busy until "
                         "that channel hangs up", ext, call_id or "-", channel.name)  # fmt: skip
         self._watched[channel.name] = (ext, call_id if entry is not None else "")
+
+    async def _announce(self, call: ConnectedCall, connected_now: bool) -> None:
+        """Tell the listeners of an orphaned call (connected, unless its engine did); they
+        hear that it finished at its Hangup."""
+        if self.listeners is None or call.call_id in self._announced:
+            return
+        self._announced[call.call_id] = call
+        if connected_now:
+            await self.listeners.connected(call)
 
     def on_hangup(self, event: Message) -> None:
         """AMI Hangup: a watched seat channel ended, so did its call."""
@@ -150,6 +171,9 @@ class Recovery:
                 released = await self.acd.hangup(call_id)
                 log.info("seat %s: call %s ended (%s); the seat is released", ext, call_id,
                          released.outcome)  # fmt: skip
+                announced = self._announced.pop(call_id, None)
+                if announced is not None and self.listeners is not None:
+                    await self.listeners.finished(replace(announced, ended_at=datetime.now(UTC)))
             else:
                 await self.acd.free_seat(ext)
                 log.info("seat %s: its last call ended; the seat is free", ext)
@@ -191,3 +215,16 @@ class Recovery:
                 if channel is not None:
                     await self.hangup(channel.name)
                 self.dispatcher.kick()
+
+
+def _connected_call(
+    call_id: str, entry: dict[str, str], ext: str, seat: Channel, channels: Sequence[Channel]
+) -> ConnectedCall:
+    """An orphaned ACD call as the connected-call listeners know it."""
+    caller = next((c.name for c in channels if c.uniqueid == call_id), "")
+    answered = int(entry.get("answered_at") or 0) / 1000
+    return ConnectedCall(
+        call_id=call_id, caller_channel=caller, caller_number=entry.get("caller") or None,
+        seat=ext, seat_channel=seat.name, skill=entry.get("skill", ""),
+        connected_at=datetime.fromtimestamp(answered, UTC) if answered else datetime.now(UTC),
+    )  # fmt: skip

@@ -37,7 +37,8 @@ from hotline.database import make_engine, make_sessions
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
-from hotline.wiring import provision_asterisk
+from hotline.wiring import provision_asterisk, work_orders
+from intake.store import RecordingStore
 from ivr.menu import load_menu
 from pbx.ami import AmiClient, EventHandler
 from pbx.instance import AsteriskInstance
@@ -671,4 +672,44 @@ async def test_a_call_ending_while_the_engine_is_down_has_its_record_closed(
         second.stop()
         await logout_all(acd)
         await drop_phone(pbx, talking)
+        await db.dispose()
+
+
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_a_ring_answered_while_the_engine_is_down_is_drafted_with_its_seat(
+    pbx: Pbx, redis: aioredis.Redis
+) -> None:
+    """kill -9 while seat 8001 rings; it answers while no engine runs. The next engine finds
+    the call answered (ACD: connected), tells intake (the recording's row names seat 8001) and,
+    at the seat's hangup, drafts its work order."""
+    acd = pbx.acd(redis)
+    first = EngineProcess(pbx.settings, pbx.workdir / "engine-answer-1.log")
+    second = EngineProcess(pbx.settings, pbx.workdir / "engine-answer-2.log")
+    late = await seat_phone(pbx, "8001", answer_after_ms=2500, hangup_after_ms=9000)
+    caller = new_caller()
+    db = make_engine(pbx.settings.effective_database_url)
+    sessions = make_sessions(db)
+    calls, orders, recordings = CallStore(sessions), work_orders(sessions), RecordingStore(sessions)
+    try:
+        first.start()
+        await first.ready()
+        await acd.login("8001", PIN)
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        await eventually(lambda: _ringing(acd, "8001"), 40, "seat 8001 ringing")
+        first.kill()
+        second.start()
+        await second.ready()
+        await finished(call)
+        uniqueid = next(c["uniqueid"] for c in await calls.recent(200)
+                        if c["caller_raw"] == caller)  # fmt: skip
+        await eventually(lambda: orders.by_call(uniqueid), 40, "the call's work order")
+        row = await recordings.get(uniqueid)
+        assert row is not None and (row.seat, row.skill) == ("8001", "report")
+        assert "answered call" in second.text()
+    finally:
+        first.stop()
+        second.stop()
+        await logout_all(acd)
+        await drop_phone(pbx, late)
         await db.dispose()
