@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,30 @@ async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
     finally:
         await engine.stop()
         await _drop_acd_keys(e2e_settings)
+
+
+def web_engine_settings(base: Path, name: str, shift: int) -> Settings:
+    """Settings of a test module's own engine without Asterisk (real SQLite in ``base``, the
+    test Redis under a prefix of its own, ports shifted by ``PORT_OFFSET + shift``): every
+    route and loop the engine mounts, for tests of the web service."""
+    shift += PORT_OFFSET
+    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
+        acd_prefix=f"hotline-{name}-{os.getpid()}:acd:", sip_port=5160 + shift,
+        ami_port=5138 + shift, agi_port=4673 + shift, web_port=8445 + shift,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Hotline]:
+    """The engine of ``settings``, started; stopped and its ACD keys dropped afterwards."""
+    engine = Hotline(settings)
+    try:
+        await engine.start()
+        yield engine
+    finally:
+        await engine.stop()
+        await _drop_acd_keys(settings)
 
 
 async def _drop_acd_keys(settings: Settings) -> None:

@@ -7,7 +7,6 @@ out, a wrong password refused."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from browser import browser, new_context  # noqa: F401
-from conftest import PORT_OFFSET, TEST_REDIS_URL
+from conftest import running, web_engine_settings
 from playwright.async_api import Browser, expect
 from sqlalchemy import select, text, update
 from staff import staff_token
@@ -29,7 +27,6 @@ from accounts.service import THROTTLE_FAILURES, THROTTLE_WINDOW, AccountService
 from accounts.users import AccountRole
 from db.base import utcnow
 from hotline.engine import Hotline
-from hotline.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +53,7 @@ class Staff:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def staff(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Staff]:
-    base = tmp_path_factory.mktemp("accounts")
-    shift = PORT_OFFSET + ACCOUNTS_PORT_SHIFT
-    prefix = f"hotline-accounts-{os.getpid()}:acd:"
-    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
-        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
-        acd_prefix=prefix, sip_port=5160 + shift, ami_port=5138 + shift,
-        agi_port=4673 + shift, web_port=8445 + shift,
-    )  # fmt: skip
+    s = web_engine_settings(tmp_path_factory.mktemp("accounts"), "accounts", ACCOUNTS_PORT_SHIFT)
     s.data_dir.mkdir(parents=True)
     # an installation from before accounts: its staff file becomes accounts at start
     s.effective_staff_file.write_text(
@@ -71,9 +61,7 @@ async def staff(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Staff
         f'department = "{YANTA}"\n',
         "utf-8",
     )
-    hotline = Hotline(s)
-    await hotline.start()
-    try:
+    async with running(s) as hotline:
         accounts = hotline.accounts.accounts
         tokens = {"yanta": IMPORTED_TOKEN}
         for name, role, extension in (("op", AccountRole.OPERATOR, "8001"),
@@ -83,13 +71,6 @@ async def staff(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Staff
                                              password=PASSWORD)  # fmt: skip
         await accounts.set_password("yanta", PASSWORD, actor="test")
         yield Staff(hotline, f"http://{s.web_host}:{s.web_port}", tokens)
-    finally:
-        await hotline.stop()
-        redis = aioredis.Redis.from_url(TEST_REDIS_URL)
-        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
 
 
 async def call(
@@ -242,7 +223,7 @@ async def test_session_cookie_csrf_and_logout(staff: Staff) -> None:
             cookie = r.cookies["hotline_session"]
             assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["max-age"]
         async with http.get(staff.url + "/supervisor") as r:
-            assert r.status == 200 and "/api/calls" in await r.text()
+            assert r.status == 200 and "/api/wallboard" in await r.text()
         async with http.get(staff.url + "/api/me") as r:
             me = await r.json()
         assert (me["name"], me["role"]) == ("lead", "supervisor") and me["csrf_token"]

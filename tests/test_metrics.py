@@ -7,7 +7,6 @@ the orders. Never public: the metrics token or a supervisor, nobody else."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -19,9 +18,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from browser import browser  # noqa: F401
-from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually
+from conftest import eventually, running, web_engine_settings
 from playwright.async_api import Browser, expect
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
@@ -30,7 +28,7 @@ from staff import staff_token
 from accounts.users import AccountRole
 from db.base import utcnow
 from hotline.engine import Hotline
-from hotline.settings import PROJECT_DIR, Settings
+from hotline.settings import PROJECT_DIR
 from hotline.wiring import metrics_token
 from workorders.models import WorkOrderRow
 
@@ -53,17 +51,8 @@ class Engine:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engine]:
-    base = tmp_path_factory.mktemp("metrics")
-    shift = PORT_OFFSET + METRICS_PORT_SHIFT
-    prefix = f"hotline-metrics-{os.getpid()}:acd:"
-    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
-        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
-        acd_prefix=prefix, sip_port=5160 + shift, ami_port=5138 + shift,
-        agi_port=4673 + shift, web_port=8445 + shift,
-    )  # fmt: skip
-    hotline = Hotline(s)
-    await hotline.start()
-    try:
+    s = web_engine_settings(tmp_path_factory.mktemp("metrics"), "metrics", METRICS_PORT_SHIFT)
+    async with running(s) as hotline:
         accounts = hotline.accounts.accounts
         tokens = {
             "lead": await staff_token(accounts, "lead", AccountRole.SUPERVISOR, password=PASSWORD),
@@ -71,13 +60,6 @@ async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engi
             "scraper": metrics_token(s),
         }
         yield Engine(hotline, f"http://{s.web_host}:{s.web_port}", tokens)
-    finally:
-        await hotline.stop()
-        redis = aioredis.Redis.from_url(TEST_REDIS_URL)
-        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
 
 
 async def scrape(engine: Engine, who: str = "scraper") -> tuple[int, str]:
