@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from browser import browser, new_context  # noqa: F401
 from knowledge_db import knowledge_db
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Dialog, expect
 from sql_databases import KINDS
 from web_client import KEY, LEAD, OPERATOR, SMS_SECRET, YANTA, staff_accounts
 
@@ -265,5 +265,80 @@ async def test_the_knowledge_page_in_chromium(api: Api, browser: Browser) -> Non
             await expect(page.locator("#status")).to_contain_text("检索词")
             await page.set_viewport_size({"width": 1100, "height": 900})
             await page.screenshot(path=shot, full_page=False)
+    finally:
+        await context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
+async def test_a_supervisor_edits_on_the_page(api: Api, browser: Browser) -> None:  # noqa: F811
+    """The page's editor goes through the API with the session's CSRF token: add, refused
+    duplicate shown, change, delete; an operator gets no editor."""
+    base = str(api.client.make_url("")).rstrip("/")
+    context = await new_context(browser, base)
+    try:
+        page = await context.new_page()
+
+        async def accept(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await page.goto("/login?next=/knowledge")
+        await page.fill("#name", "lead-web")
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await expect(page).to_have_url(base + "/knowledge")
+        await expect(page.locator("li.entry .edit").first).to_be_visible()
+        await page.click("#new")
+        await page.fill("#e-title", "电动车进楼充电")
+        await page.fill("#e-category", "消防安全/电动车")
+        await page.select_option("#e-kind", "law")
+        await page.fill("#e-unit", "市消防救援支队")
+        await page.fill("#e-from", "2026-01-01")
+        await page.fill("#e-keywords", "电动车; 飞线充电")
+        await page.fill("#e-content", "禁止在楼道、楼梯间停放电动自行车或为其充电。")
+        await page.click("#editor button[type=submit]")
+        await expect(page.locator("#editor")).to_be_hidden()
+        await page.fill("#q", "飞线充电")
+        await page.press("#q", "Enter")
+        await expect(page.locator("li.entry")).to_have_count(1)
+        entry = page.locator("li.entry").first
+        await expect(entry.locator(".title")).to_have_text("电动车进楼充电")
+        await expect(entry.locator(".meta")).to_contain_text("有效期 2026-01-01 – …")
+
+        await page.click("#new")  # a title taken: the API's refusal on the form
+        await page.fill("#e-title", "电动车进楼充电")
+        await page.fill("#e-category", "消防安全")
+        await page.fill("#e-content", "重复")
+        await page.click("#editor button[type=submit]")
+        await expect(page.locator("#e-error")).to_contain_text("exists already")
+        await page.click("#e-cancel")
+
+        await entry.locator(".edit").click()
+        await expect(page.locator("#e-keywords")).to_have_value("电动车; 飞线充电")
+        await page.fill("#e-content", "电动自行车应在集中充电桩充电，禁止入户。")
+        await page.click("#editor button[type=submit]")
+        await expect(page.locator("#editor")).to_be_hidden()
+        await page.fill("#q", "充电桩")
+        await page.press("#q", "Enter")
+        await expect(page.locator("li.entry .title")).to_have_text("电动车进楼充电")
+        await page.locator("li.entry .delete").click()
+        await expect(page.locator("li.entry")).to_have_count(0)
+        _, left = await _json(api.client, "GET", "/api/knowledge?q=电动车&all=true", LEAD)
+        assert left["entries"] == []
+
+        operator = await new_context(browser, base)
+        try:
+            page = await operator.new_page()
+            await page.goto("/login?next=/knowledge")
+            await page.fill("#name", "op-web")
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await expect(page.locator("li.entry")).to_have_count(19)  # the seed's valid ones
+            await expect(page.locator("#new")).to_be_hidden()
+            await expect(page.locator("#editor")).to_be_hidden()
+            await expect(page.locator("li.entry .edit")).to_have_count(0)
+        finally:
+            await operator.close()
     finally:
         await context.close()
