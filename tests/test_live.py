@@ -1,14 +1,30 @@
 """The live-event hub (web/live.py): who receives what. An operator only the events of their
 own seat, supervisors and admins every event, a department nothing; topics filter; a
-subscriber that falls behind is cut off; closing the hub ends every stream."""
+subscriber that falls behind is cut off; closing the hub ends every stream. Through the
+engine's own web service: the desk's and the stream's routes for every role, and seat
+changes made through the seat API reaching each stream from the ACD's event log."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from conftest import PORT_OFFSET, TEST_REDIS_URL
+from staff import staff_token
 
 from accounts.users import AccountRole, User
 from calls.lifecycle import ConnectedCall
+from hotline.engine import Hotline
+from hotline.settings import Settings
 from queueing.events import AcdEvent
 from web.live import QUEUE_SIZE, LiveEvent, LiveHub
 
@@ -17,10 +33,11 @@ def user(name: str, role: AccountRole, extension: str = "", department: str = ""
     return User(id=0, name=name, role=role, extension=extension, department=department)
 
 
+YANTA = "雁塔区人民政府"
 OP1 = user("op1", AccountRole.OPERATOR, "8001")
 OP2 = user("op2", AccountRole.OPERATOR, "8002")
 LEAD = user("lead", AccountRole.SUPERVISOR)
-DEPT = user("yanta", AccountRole.DEPARTMENT, department="雁塔区人民政府")
+DEPT = user("yanta", AccountRole.DEPARTMENT, department=YANTA)
 
 
 def drained(hub_sub: object) -> list[LiveEvent]:
@@ -63,3 +80,139 @@ async def test_a_slow_subscriber_is_cut_off_and_close_ends_streams() -> None:
     assert drained(slow)[-1] is None
     await hub.close()
     assert await asyncio.wait_for(other.queue.get(), 1) is None
+
+
+# -- through the engine's own web service (no Asterisk: real Redis and SQLite) ---------------
+LIVE_PORT_SHIFT = 61  # off the other web-engine tests' ports
+
+
+@dataclass
+class Web:
+    hotline: Hotline
+    url: str
+    tokens: dict[str, str]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Web]:
+    base = tmp_path_factory.mktemp("live")
+    shift = PORT_OFFSET + LIVE_PORT_SHIFT
+    prefix = f"hotline-live-{os.getpid()}:acd:"
+    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
+        acd_prefix=prefix, sip_port=5160 + shift, ami_port=5138 + shift,
+        agi_port=4673 + shift, web_port=8445 + shift,
+    )  # fmt: skip
+    hotline = Hotline(s)
+    await hotline.start()
+    try:
+        tokens = {}
+        for name, role, ext, dept in (("op1", AccountRole.OPERATOR, "8001", ""),
+                                      ("op2", AccountRole.OPERATOR, "8002", ""),
+                                      ("lead", AccountRole.SUPERVISOR, "", ""),
+                                      ("admin", AccountRole.ADMIN, "", ""),
+                                      ("yanta", AccountRole.DEPARTMENT, "", YANTA)):  # fmt: skip
+            tokens[name] = await staff_token(hotline.accounts.accounts, name, role,
+                                             extension=ext, department=dept)  # fmt: skip
+        yield Web(hotline, f"http://{s.web_host}:{s.web_port}", tokens)
+    finally:
+        await hotline.stop()
+        redis = aioredis.Redis.from_url(TEST_REDIS_URL)
+        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def answer(web: Web, method: str, path: str, who: str = "", **kw: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http, http.request(
+        method, web.url + path, headers=web.auth(who), allow_redirects=False, **kw
+    ) as response:  # fmt: skip
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
+
+
+async def test_desk_routes_for_every_role(engine: Web) -> None:
+    status, body = await answer(engine, "GET", "/api/desk", "op1")
+    assert status == 200 and body["seat"] == "8001" and body["state"] == "logged_out"
+    assert body["call"] is None and "complaint" in body["categories"]
+    assert YANTA in body["departments"] and "lunch" in body["pause_reasons"]
+    for who in ("lead", "admin", "yanta"):
+        for path in ("/api/desk", "/desk"):
+            status, body = await answer(engine, "GET", path, who)
+            assert status == 403 and body["error"]["code"] == "forbidden", (who, path)
+    status, body = await answer(engine, "GET", "/api/desk")
+    assert status == 401 and body["error"]["code"] == "unauthenticated"
+    status, page = await answer(engine, "GET", "/desk", "op1")
+    assert status == 200 and "/desk/desk.js" in page
+    status, _ = await answer(engine, "GET", "/desk")  # a browser without a session
+    assert status == 303
+    # ready (wrap-up ended early): the operator's own seat only; not in wrap-up is the ACD's 409
+    status, body = await answer(engine, "POST", "/api/seats/8002/ready", "op1", json={})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await answer(engine, "POST", "/api/seats/8001/ready", "op1", json={})
+    assert status == 409 and body["error"]["code"] == "seat_state", body
+
+
+async def test_live_stream_refuses_departments_and_nobody(engine: Web) -> None:
+    status, body = await answer(engine, "GET", "/api/live", "yanta")
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await answer(engine, "GET", "/api/live")
+    assert status == 401 and body["error"]["code"] == "unauthenticated"
+
+
+async def next_acd(stream: aiohttp.ClientResponse) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        while True:
+            line = (await stream.content.readline()).decode()
+            if line.startswith("data: "):
+                data: dict[str, Any] = json.loads(line[6:])
+                return data
+
+
+async def test_seat_changes_reach_their_operator_and_the_supervisors_only(engine: Web) -> None:
+    """Seat API -> the ACD's Lua -> its event log in Redis -> the engine's live-acd-events
+    loop -> each user's stream, filtered by seat and role."""
+    url = engine.url + "/api/live?topics=acd"
+    async with aiohttp.ClientSession() as http:
+        streams = {}
+        for who in ("op1", "op2", "lead"):
+            streams[who] = await http.get(url, headers=engine.auth(who))
+            assert streams[who].status == 200
+            assert streams[who].headers["Content-Type"] == "text/event-stream"
+            assert (await streams[who].content.readline()).decode() == "retry: 1000\n"
+        try:
+            for ext, who in (("8001", "op1"), ("8002", "op2")):
+                status, body = await answer(engine, "POST", f"/api/seats/{ext}/login", who,
+                                            json={"pin": "2468"})  # fmt: skip
+                assert status == 200 and body["state"] == "available", body
+            first = await next_acd(streams["op1"])
+            assert (first["seat"], first["type"], first["state"]) == ("8001", "seat", "available")
+            other = await next_acd(streams["op2"])
+            assert other["seat"] == "8002"  # 8001's login never reached op2
+            seen = [(await next_acd(streams["lead"]))["seat"] for _ in range(2)]
+            assert seen == ["8001", "8002"]
+            await engine.hotline.acd.pause("8001", "lunch")  # as *23 2 would
+            paused = await next_acd(streams["op1"])
+            assert (paused["state"], paused["reason"]) == ("paused", "lunch")
+        finally:
+            for stream in streams.values():
+                stream.close()
+            for ext in ("8001", "8002"):
+                await engine.hotline.acd.logout(ext)
+    assert await _eventually_no_subscribers(engine)
+
+
+async def _eventually_no_subscribers(engine: Web) -> bool:
+    """Streams whose browser went away are dropped at the next write (keep-alive at most)."""
+    hub = engine.hotline.live
+    for _ in range(5):
+        hub.publish(LiveEvent("acd", {"ping": True}))
+        await asyncio.sleep(0.2)
+        if hub.subscribers == 0:
+            return True
+    return False
