@@ -340,7 +340,7 @@ async def test_health_and_calls_api(hotline: Hotline) -> None:
             assert response.headers["Location"] == "/login?next=/supervisor"
         async with http.get(f"{base}/supervisor", headers=auth) as response:
             assert response.status == 200
-            assert "/api/calls" in await response.text()  # the screen reads the live API
+            assert "/api/wallboard" in await response.text()  # the screen reads the live API
         async with http.get(f"{base}/api/calls?limit=abc", headers=auth) as response:
             assert response.status == 400
             assert "whole number" in (await response.json())["error"]["message"]
