@@ -56,8 +56,8 @@ async def openapi(_request: web.Request) -> web.Response:
 
 
 async def supervisor_page(_request: web.Request) -> web.FileResponse:
-    """The supervisors' screen: health, queues, seats and recent calls, refreshed live
-    (supervisors and admins only: :mod:`accounts.access`)."""
+    """The supervisor's wallboard (:mod:`web.wallboard`): queues, seats and orders near their
+    deadline, live from the engine's events (supervisors and admins: :mod:`accounts.access`)."""
     return web.FileResponse(SUPERVISOR_PAGE, headers={"Cache-Control": "no-store"})
 
 
