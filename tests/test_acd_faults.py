@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -632,6 +632,25 @@ async def _after(states: Any, expected: list[str]) -> list[str] | None:
 
 
 # -- item 17: a call that ends while no engine listens ----------------------------------------
+async def call_then_kill(
+    pbx: Pbx,
+    acd: Acd,
+    engine: EngineProcess,
+    caller: str,
+    busy: Callable[[Acd, str], Awaitable[bool]],
+    what: str,
+) -> asyncio.subprocess.Process:
+    """The engine up, seat 8001 logged in, a call from ``caller`` until ``busy(acd, "8001")``,
+    then kill -9 of the engine; returns the running call."""
+    engine.start()
+    await engine.ready()
+    await acd.login("8001", PIN)
+    call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+    await eventually(lambda: busy(acd, "8001"), 40, what)
+    engine.kill()
+    return call
+
+
 @pytest.mark.fault
 @pytest.mark.e2e
 async def test_a_call_ending_while_the_engine_is_down_has_its_record_closed(
@@ -655,12 +674,7 @@ async def test_a_call_ending_while_the_engine_is_down_has_its_record_closed(
         return None
 
     try:
-        first.start()
-        await first.ready()
-        await acd.login("8001", PIN)
-        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
-        await eventually(lambda: _on_call(acd, "8001"), 40, "seat 8001 on the call")
-        first.kill()
+        call = await call_then_kill(pbx, acd, first, caller, _on_call, "seat 8001 on the call")
         await finished(call)  # the seat hung up while no engine ran
         assert await record(closed=False), "the record should still be open"
         second.start()
@@ -692,12 +706,7 @@ async def test_a_ring_answered_while_the_engine_is_down_is_drafted_with_its_seat
     sessions = make_sessions(db)
     calls, orders, recordings = CallStore(sessions), work_orders(sessions), RecordingStore(sessions)
     try:
-        first.start()
-        await first.ready()
-        await acd.login("8001", PIN)
-        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
-        await eventually(lambda: _ringing(acd, "8001"), 40, "seat 8001 ringing")
-        first.kill()
+        call = await call_then_kill(pbx, acd, first, caller, _ringing, "seat 8001 ringing")
         second.start()
         await second.ready()
         await finished(call)

@@ -74,6 +74,21 @@ local function set_state(ext, state, now, reason, fields)
   return old
 end
 
+-- The seat's call of `skill` ended: its wrap-up (per skill, else the seat's), or available at
+-- once without one. Returns the wrap-up in ms (0: none).
+local function end_call(ext, skill, now)
+  local sk = P .. 'seat:' .. ext
+  local wrap = tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
+  if wrap and wrap > 0 then
+    set_state(ext, 'wrap_up', now, '', {'call', '', 'wrap_until', now + wrap})
+    redis.call('ZADD', P .. 'wrapup', now + wrap, ext)
+    return wrap
+  end
+  redis.call('HSET', sk, 'idle', now)
+  set_state(ext, 'available', now, '', {'call', '', 'wrap_until', 0})
+  return 0
+end
+
 local function queue_add(id, skill, score, enq)
   redis.call('ZADD', P .. 'q:' .. skill, score, id)
   redis.call('ZADD', P .. 'qt:' .. skill, enq, id)

@@ -25,16 +25,7 @@ elseif op == 'connect' then
   end
   event(now, 'connect', id, ext, skill, data)
 elseif op == 'complete' then
-  if old == 'on_call' and redis.call('HGET', sk, 'call') == id then
-    local wrap = tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
-    if wrap and wrap > 0 then
-      set_state(ext, 'wrap_up', now, '', {'call', '', 'wrap_until', now + wrap})
-      redis.call('ZADD', P .. 'wrapup', now + wrap, ext)
-    else
-      redis.call('HSET', sk, 'idle', now)
-      set_state(ext, 'available', now, '', {'call', '', 'wrap_until', 0})
-    end
-  end
+  if old == 'on_call' and redis.call('HGET', sk, 'call') == id then end_call(ext, skill, now) end
   event(now, 'complete', id, ext, skill, data)
 else
   return redis.error_reply('HOTLINE_NATIVE_OP ' .. op)

@@ -30,15 +30,7 @@ else
   local sk = P .. 'seat:' .. ext
   local talk = now - tonumber(c[5] or now)
   if redis.call('HGET', sk, 'state') == 'on_call' and redis.call('HGET', sk, 'call') == id then
-    local wrap = tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
-    if wrap and wrap > 0 then
-      set_state(ext, 'wrap_up', now, '', {'call', '', 'wrap_until', now + wrap})
-      redis.call('ZADD', P .. 'wrapup', now + wrap, ext)
-    else
-      redis.call('HSET', sk, 'idle', now)
-      set_state(ext, 'available', now, '', {'call', '', 'wrap_until', 0})
-    end
-    local handled = talk + (wrap or 0)
+    local handled = talk + end_call(ext, skill, now)
     local old = tonumber(redis.call('HGET', P .. 'aht', skill))
     if old then handled = old + alpha * (handled - old) end
     redis.call('HSET', P .. 'aht', skill, handled)
