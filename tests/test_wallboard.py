@@ -32,6 +32,7 @@ PIN = "2468"
 PASSWORD = "wallboard lead password"
 BUSINESS = [Press("1", 2500), Press("4", 1500)]  # Mandarin, then 4: business environment
 SEAT = "8003"  # the business queue's best seat (level 1)
+PAUSED = "8001"  # takes no business calls (nor any, paused)
 SCREENSHOT = PROJECT_DIR / "docs" / "wallboard.png"
 
 
@@ -51,8 +52,8 @@ def tile(page: Page, queue: str, key: str):  # type: ignore[no-untyped-def]
 
 async def test_wallboard_follows_a_call_live(
     hotline: Hotline,
-    browser: Browser,
-    tmp_path: Path,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     s = hotline.settings
     assert s.wallboard_longest_wait_alert_s < 10, "the test settings lower the threshold"
@@ -61,6 +62,8 @@ async def test_wallboard_follows_a_call_live(
     for seat in hotline.seats.seats:  # nobody takes business calls until the test says so
         if (await hotline.acd.seat(seat.extension)).state is not SeatState.LOGGED_OUT:
             await hotline.acd.logout(seat.extension)
+    await hotline.acd.login(PAUSED, PIN)  # a seat on a break, for the screenshot
+    await hotline.acd.pause(PAUSED, "lunch")
     secret = stored_secret(s.data_dir, f"seat-{SEAT}")
     seat = await start_seat(tmp_path, SEAT, secret, sip_port=s.sip_port)
     context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
@@ -71,6 +74,8 @@ async def test_wallboard_follows_a_call_live(
         await page.evaluate("window.sameDocument = true")  # gone if the page reloaded
         answered_before = int(await tile(page, "business", "answered").inner_text())
         await expect(tile(page, "business", "waiting")).to_have_text("0")
+        paused = page.locator(f'tr[data-seat="{PAUSED}"]')
+        await expect(paused).to_contain_text("暂停 Paused (lunch)")
         row = page.locator(f'tr[data-seat="{SEAT}"] td.state')
         await expect(row).to_have_attribute("data-state", "logged_out")
 
@@ -117,6 +122,7 @@ async def test_wallboard_follows_a_call_live(
         if call is not None:
             call.cancel()
         await context.close()
+        await hotline.acd.logout(PAUSED)
         if (await hotline.acd.seat(SEAT)).state is not SeatState.LOGGED_OUT:
             await eventually(lambda: _not_on_call(hotline), 30, "the seat to be free")
             await hotline.acd.logout(SEAT)
