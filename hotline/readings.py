@@ -11,9 +11,10 @@ wallboard (:mod:`web.wallboard`) both read them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,8 +56,12 @@ def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
     return now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReadingsSource:
+    """Reads the figures, one read at a time: a request waits for the read under way and
+    takes the next one, which began after it was made, unless another waiter began it
+    already (a burst of ACD events on many open pages costs two reads, never a stale one)."""
+
     acd: Acd
     sessions: async_sessionmaker[AsyncSession]  # the ACD event log's (queueing.stats)
     calls: CallStore
@@ -65,8 +70,18 @@ class ReadingsSource:
     service_level_s: float
     clock: Callable[[], float] = time.time
     deadline_rows: int = 50
+    _last: Readings | None = field(default=None, init=False, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def read(self) -> Readings:
+        asked = self.clock()
+        async with self._lock:
+            last = self._last
+            if last is None or last.at < asked:  # read before the request: may miss its news
+                last = self._last = await self._read()
+            return last
+
+    async def _read(self) -> Readings:
         now_s = self.clock()
         now = datetime.fromtimestamp(now_s, UTC)
         limits = self.work_orders.limits
