@@ -27,6 +27,7 @@ from hotline.engine import Hotline
 from hotline.settings import Settings
 from queueing.events import AcdEvent
 from web.live import QUEUE_SIZE, LiveEvent, LiveHub
+from workorders.orders import Actor, NewWorkOrder, Role
 
 
 def user(name: str, role: AccountRole, extension: str = "", department: str = "") -> User:
@@ -216,3 +217,66 @@ async def _eventually_no_subscribers(engine: Web) -> bool:
         if hub.subscribers == 0:
             return True
     return False
+
+
+async def next_event(stream: aiohttp.ClientResponse, topic: str) -> dict[str, Any]:
+    name = ""
+    async with asyncio.timeout(10):
+        while True:
+            line = (await stream.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name == topic:
+                data: dict[str, Any] = json.loads(line[6:])
+                return data
+
+
+async def test_a_call_pops_on_its_desk_and_its_transcript_follows(engine: Web) -> None:
+    """The engine's call listeners announce a caller put through to 8001 (as the ACD
+    connector does): op1's stream gets the call with the order opened for it and the
+    number's earlier order; the operator corrects the subject; intake's draft of the ended
+    call brings the transcript to that order (the subject stays the operator's) and an
+    ``order`` event to op1."""
+    hotline = engine.hotline
+    number = "13912340001"
+    earlier = await hotline.work_orders.create(
+        NewWorkOrder(channel="phone", caller_phone=number, subject="噪音扰民"),
+        Actor("op1", Role.OPERATOR),
+    )
+    call = ConnectedCall(f"live-{os.getpid()}.1", "PJSIP/citizens-1", number, "8001",
+                         "PJSIP/8001-1", "report", datetime.now(UTC))  # fmt: skip
+    url = engine.url + "/api/live?topics=call,order"
+    async with aiohttp.ClientSession() as http:
+        op1 = await http.get(url, headers=engine.auth("op1"))
+        op2 = await http.get(url, headers=engine.auth("op2"))
+        try:
+            await hotline.live.connected(call)
+            popped = await next_event(op1, "call")
+            assert popped["caller_number"] == number and popped["queue"] == "report"
+            assert [o["number"] for o in popped["earlier_orders"]] == [earlier.number]
+            order = popped["order"]
+            assert order["call_id"] == call.call_id and order["seat"] == "8001"
+            assert set(popped["time_limits"]) >= {"complaint", "consultation"}
+            status, body = await answer(engine, "PATCH", f"/api/workorders/{order['number']}",
+                                        "op1", json={"subject": "路灯不亮"})  # fmt: skip
+            assert status == 200 and body["subject"] == "路灯不亮"
+            text = "你好 小寨东路的路灯一直不亮"
+            drafted = await hotline.work_orders.draft_from_call(
+                number, call.connected_at, text, "/recordings/x.wav", call.call_id,
+                seat="8001", queue="report",
+            )  # fmt: skip
+            assert drafted.number == order["number"]
+            event = await next_event(op1, "order")
+            while event["transcript"] != text:  # the order opened at the pop came first
+                event = await next_event(op1, "order")
+            assert event["number"] == order["number"] and event["subject"] == "路灯不亮"
+            assert event["description"] == text
+            with pytest.raises(TimeoutError):  # nothing of it on another seat's desk
+                async with asyncio.timeout(1):
+                    await next_event(op2, "call")
+        finally:
+            op1.close()
+            op2.close()
+    stored = await hotline.work_orders.get(order["number"])
+    assert stored.transcript == text and stored.subject == "路灯不亮"
+    assert [e.action for e in stored.history][-1] == "transcript"

@@ -124,7 +124,11 @@ class LiveHub:
                                 "caller_number": call.caller_number or "", "queue": call.skill,
                                 "connected_at": call.connected_at.isoformat()}  # fmt: skip
         if self.call_context is not None:
-            data.update(await self.call_context(call))
+            try:
+                data.update(await self.call_context(call))
+            except Exception:  # e.g. the database is down: the caller is still shown
+                log.exception("call %s from %s at seat %s: the desk's context not gathered",
+                              call.call_id, mask_number(call.caller_number), call.seat)  # fmt: skip
         sent = self.publish(LiveEvent("call", data, seat=call.seat))
         log.info("call %s from %s at seat %s: shown on %d live page(s)", call.call_id,
                  mask_number(call.caller_number), call.seat, sent)  # fmt: skip

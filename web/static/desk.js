@@ -106,6 +106,8 @@ function showCall(context) {
   text($("#ivr-keys"), (ivr.keys || []).join(" "));
   text($("#ivr-queue"), context.queue || ivr.route);
   text($("#ivr-wait"), ivr.wait_s == null ? "" : `${ivr.wait_s} s`);
+  context.earlier_orders = context.earlier_orders || [];
+  context.earlier_calls = context.earlier_calls || [];
   $("#earlier-orders tbody").replaceChildren(...context.earlier_orders.map((o) => {
     const pick = document.createElement("input");
     pick.type = "radio"; pick.name = "earlier"; pick.value = o.number;
@@ -121,6 +123,8 @@ function showCall(context) {
   $("#transcript").textContent = "（通话结束后生成 / when the call is over）";
   $("#answer-text").value = "";
   $("#saved").textContent = "";
+  $("#order").hidden = !context.order;
+  if (!context.order) { say("工单未能打开，请刷新 / the call's order could not be opened: reload"); return; }
   showOrder(context.order);
   $("#kb-q").value = "";
   knowledge(`/api/knowledge/suggest?order=${encodeURIComponent(context.order.number)}`);
