@@ -179,6 +179,45 @@ async def test_no_answer_is_retried_then_answered(revisiting: Hotline, tmp_path:
     assert (await hotline.work_orders.get(number)).state is State.REVISITED
 
 
+async def test_due_outside_calling_hours_waits_until_they_open(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    hotline = revisiting
+    service = hotline.revisits
+    running = service.clock
+    evening = datetime(2026, 11, 23, 13, 0, tzinfo=UTC) - datetime.now(UTC)  # 21:00 Beijing
+    service.clock = lambda: datetime.now(UTC) + evening
+    pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
+    phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen)
+
+        async def scheduled() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "due" else None
+
+        view = await eventually(scheduled, 30, "the revisit to be scheduled")
+        assert view["due_at"] == "2026-11-24T01:00:00+00:00"  # Tuesday 09:00 in Beijing
+        for _ in range(3):
+            await hotline.revisit_dialer.tick()
+        await asyncio.sleep(2)
+        assert citizen not in dialled(phone)  # the line is closed
+        # The test clock reaches the next morning's opening: the call goes out.
+        morning = datetime(2026, 11, 24, 1, 0, 5, tzinfo=UTC) - datetime.now(UTC)
+        service.clock = lambda: datetime.now(UTC) + morning
+
+        async def done() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "done" else None
+
+        view = await eventually(done, 90, "the morning's revisit call")
+    finally:
+        service.clock = running
+        await phone.stop()
+    assert dialled(phone) == [citizen] and view["attempts"] == 1
+
+
 async def test_opted_out_citizen_is_never_called(revisiting: Hotline, tmp_path: Path) -> None:
     hotline = revisiting
     pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
