@@ -1,8 +1,9 @@
 """The work-order status a caller hears after 3 + number + #, in the caller's language.
 
 The work-order domain answers with facts (:class:`OrderFacts`: the state, the order it was
-merged into, the day it is due); the words for them, per language, are data in
-``ivr/order_status.toml``, checked at start against the menu's languages and the states.
+merged into, the day it is due); the words for them, per language, are data: the sentence in
+``ivr/order_status.toml``, the states' names in the work orders' ``state_labels.toml`` (the
+ones the web pages show), both checked at start against the menu's languages and the states.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ivr.text_tables import TextTables
+from workorders.states import LABELS_FILE
 
 DEFAULT_FILE = Path(__file__).with_name("order_status.toml")
 _PARTS = ("sentence", "merged", "due", "date")
@@ -48,13 +50,21 @@ class StatusTexts:
     month_names: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def load(cls, path: Path, *, languages: Iterable[str], states: Iterable[str]) -> StatusTexts:
-        """Read and check the file: every part and state in every language, or one error
-        naming each gap."""
+    def load(
+        cls,
+        path: Path,
+        *,
+        languages: Iterable[str],
+        states: Iterable[str],
+        labels: Path = LABELS_FILE,
+    ) -> StatusTexts:
+        """Read and check the files (the sentence's ``path``, the states' names in ``labels``):
+        every part and state in every language, or one error naming each gap."""
         states = tuple(states)
         file = TextTables(path, languages, StatusTextError)
         parts = {part: file.table(part) for part in _PARTS}
-        names = file.named("states", states, "work-order state")
+        label_file = TextTables(labels, languages, StatusTextError)
+        names = label_file.named("states", states, "work-order state")
         months = {
             lang: tuple(str(m) for m in value)
             for lang, value in file.data.get("month_names", {}).items()
@@ -64,13 +74,13 @@ class StatusTexts:
             f"[month_names] {x}: not twelve" for x, m in months.items() if len(m) != 12
         ]
         texts = cls(parts, names, months)
-        if not file.problems:
+        if not file.problems and not label_file.problems:
             try:  # every template filled once, so a misspelt placeholder fails at start
                 for lang in file.languages:
                     texts.speak(_Example(states[0], "1", date(2026, 1, 31)), lang)
             except (KeyError, IndexError) as exc:
                 file.problems.append(f"unknown placeholder {exc}")
-        file.check()
+        file.check(label_file)
         return texts
 
     def speak(self, facts: OrderFacts, language: str) -> str:

@@ -1,6 +1,7 @@
-"""Words per language, read from a TOML file of tables (``ivr/order_status.toml``; the
-revisit call's texts can use it too): each table holds one text per language. Every gap is
-collected, so an administrator fixes the file in one pass, then raised as one error."""
+"""Words per language, read from a TOML file of tables (``ivr/order_status.toml``,
+``workorders/state_labels.toml``; the revisit call's texts can use it too): each table holds
+one text per language. Every gap is collected, so an administrator fixes the file in one
+pass, then raised as one error."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class TextTables:
         self.problems += [f"[{group}.{name}]: no such {what}" for name in unknown]
         return {name: self.table(f"{group}.{name}") for name in names}
 
-    def check(self) -> None:
-        if self.problems:
-            raise self.error(f"{self.path}: " + "; ".join(self.problems))
+    def check(self, *others: TextTables) -> None:
+        """One error naming every gap of this file and of ``others`` read with it."""
+        found = [f"{t.path}: " + "; ".join(t.problems) for t in (self, *others) if t.problems]
+        if found:
+            raise self.error("; ".join(found))

@@ -485,3 +485,4 @@ def test_a_menu_language_without_order_status_words_is_refused(tmp_path: Path) -
     result = run(["menu", "--check-only"], hotline_env(tmp_path, HOTLINE_MENU_FILE=str(menu)))
     assert result.returncode == 2, result.stderr
     assert "order_status.toml: [sentence] has no text for 'ko'" in result.stderr
+    assert "state_labels.toml: [states.registered] has no text for 'ko'" in result.stderr

@@ -11,7 +11,7 @@ import pytest
 from ivr.menu import load_menu
 from ivr.order_status import DEFAULT_FILE, StatusTextError, StatusTexts
 from workorders.service import PhoneStatus
-from workorders.states import State
+from workorders.states import LABELS_FILE, LABELS_ZH, State
 
 MENU = Path(__file__).resolve().parent.parent / "ivr" / "menu.toml"
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
@@ -30,6 +30,12 @@ def test_english_callers_hear_no_chinese_for_any_state(texts: StatusTexts) -> No
         assert CJK.search(texts.speak(facts, "zh"))
 
 
+def test_callers_hear_the_state_names_the_web_pages_show(texts: StatusTexts) -> None:
+    for state in State:
+        facts = PhoneStatus(state, None, None)
+        assert texts.speak(facts, "zh") == f"您查询的工单{LABELS_ZH[state]}。"
+
+
 def test_a_dispatched_order_with_its_time_limit(texts: StatusTexts) -> None:
     facts = PhoneStatus(State.DISPATCHED, None, date(2026, 11, 30))
     assert texts.speak(facts, "zh") == "您查询的工单已派单，待部门签收，办理期限2026年11月30日。"
@@ -46,11 +52,15 @@ def test_a_merged_order_names_the_other_digit_by_digit(texts: StatusTexts) -> No
 
 
 def test_a_language_or_state_without_words_is_refused_at_start(tmp_path: Path) -> None:
+    labels = tmp_path / "state_labels.toml"
+    labels.write_text(
+        LABELS_FILE.read_text(encoding="utf-8").replace('en = "being handled"\n', ""),
+        encoding="utf-8",
+    )
+    with pytest.raises(StatusTextError, match=r"\[states.in_progress\] has no text for 'en'"):
+        StatusTexts.load(DEFAULT_FILE, languages=("zh", "en"), states=State, labels=labels)
     text = DEFAULT_FILE.read_text(encoding="utf-8")
     broken = tmp_path / "order_status.toml"
-    broken.write_text(text.replace('en = "being handled"\n', ""), encoding="utf-8")
-    with pytest.raises(StatusTextError, match=r"\[states.in_progress\] has no text for 'en'"):
-        StatusTexts.load(broken, languages=("zh", "en"), states=State)
     with pytest.raises(StatusTextError, match=r"\[sentence\] has no text for 'ko'"):
         StatusTexts.load(DEFAULT_FILE, languages=("zh", "ko"), states=State)
     with pytest.raises(StatusTextError, match="no such work-order state"):

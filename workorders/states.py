@@ -1,4 +1,4 @@
-"""The work order's state machine: pure data, no I/O.
+"""The work order's state machine: pure data (the states' names read from state_labels.toml).
 
 ``registered → answered`` (answered directly by the operator) or ``→ dispatched → signed →
 in_progress (⇄ extension_requested) → replied → reviewed → revisited → archived``. A department
@@ -10,7 +10,9 @@ A duplicate is merged into another order and stops there.
 
 from __future__ import annotations
 
+import tomllib
 from enum import StrEnum
+from pathlib import Path
 
 from workorders.errors import IllegalTransition
 
@@ -82,20 +84,18 @@ SUPERVISED = frozenset({S.DISPATCHED, S.SIGNED, S.IN_PROGRESS, S.EXTENSION_REQUE
 # Open311's two statuses: closed once the citizen has an answer.
 CLOSED = frozenset({S.ANSWERED, S.REVIEWED, S.REVISITED, S.ARCHIVED, S.MERGED})
 
-LABELS_ZH: dict[State, str] = {
-    S.REGISTERED: "已受理，待派单",
-    S.ANSWERED: "已直接答复",
-    S.DISPATCHED: "已派单，待部门签收",
-    S.SIGNED: "部门已签收，办理中",
-    S.RETURNED: "已退回，正在重新派单",
-    S.IN_PROGRESS: "办理中",
-    S.EXTENSION_REQUESTED: "办理中，已申请延期",
-    S.REPLIED: "部门已答复，审核中",
-    S.REVIEWED: "已办结，待回访",
-    S.REVISITED: "已办结，已回访",
-    S.ARCHIVED: "已办结归档",
-    S.MERGED: "已合并办理",
-}
+LABELS_FILE = Path(__file__).with_name("state_labels.toml")
+
+
+def _labels(language: str) -> dict[State, str]:
+    """Each state's name in ``language`` (``[states.<state>]`` of state_labels.toml); the IVR
+    checks the file against the menu's languages at start (ivr/order_status.py)."""
+    names = tomllib.loads(LABELS_FILE.read_text(encoding="utf-8"))["states"]
+    return {state: names[state.value][language] for state in State}
+
+
+# the names the web pages and Open311 show
+LABELS_ZH = _labels("zh")
 
 
 def next_state(state: State, action: Action) -> State:
