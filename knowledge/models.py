@@ -1,7 +1,8 @@
 """The knowledge base's table. Its search index is made by migration 0007 beside it, not
 declared here: on SQLite the FTS5 table ``knowledge_search`` (external content over the
-segmented columns, kept in step by triggers), on PostgreSQL the GIN index
-``knowledge_search_gin`` over their ``to_tsvector('simple', ...)``. A later migration that
+segmented columns, kept in step by triggers), on PostgreSQL the stored generated column
+``knowledge_search_vector`` (their weighted ``to_tsvector('simple', ...)``) with the GIN
+index ``knowledge_search_gin``. A later migration that
 rebuilds ``knowledge_entries`` on SQLite (batch mode copies the table) must make the
 triggers again."""
 
@@ -19,7 +20,7 @@ SEARCH_INDEX = "knowledge_search"
 
 
 def is_search_index(name: str | None) -> bool:
-    """Whether a table, index or trigger belongs to the search index (kept out of the schema
+    """Whether a table, column, index or trigger belongs to the search index (kept out of the schema
     comparison of the models with the database: it is not declared on the models)."""
     return bool(name) and str(name).startswith(SEARCH_INDEX)
 

@@ -2,7 +2,7 @@
 cuts each entry into words (search mode: a long word and the shorter words inside it, so
 "社保卡" is found by "社保" too); the words, space-separated, are what the database indexes:
 SQLite's FTS5 table ``knowledge_search`` (ranked by BM25) or PostgreSQL's
-``to_tsvector('simple', ...)`` with its GIN index (ranked by ts_rank), the title weighing
+stored ``to_tsvector('simple', ...)`` with its GIN index (ranked by ts_rank), the title weighing
 more than the body. A query is cut the same way; stop words (请问, 怎么办, 的 ...) are dropped.
 """
 
@@ -70,16 +70,10 @@ def fts_query(terms: Sequence[str], match: Match) -> str:
     return joiner.join(_fts_phrase(t) for t in terms)
 
 
-def _simple(column: Any) -> ColumnElement[Any]:
-    return func.to_tsvector(literal_column("'simple'"), column)
-
-
 def pg_document() -> ColumnElement[Any]:
-    """The expression the GIN index of migration 0007 holds (the same text, or the index is
-    not used): title words weighted A, body words B."""
-    row = KnowledgeEntryRow
-    title = func.setweight(_simple(row.search_title), literal_column("'A'"))
-    return title.op("||")(func.setweight(_simple(row.search_body), literal_column("'B'")))
+    """The entry's words as PostgreSQL's tsvector, title words weighted A and body words B:
+    the column migration 0007 generates and indexes."""
+    return literal_column(f"{KnowledgeEntryRow.__tablename__}.{SEARCH_INDEX}_vector")
 
 
 def _pg_query(terms: Sequence[str], match: Match) -> ColumnElement[Any]:
