@@ -28,6 +28,7 @@ from calls.lifecycle import ConnectedCall
 from calls.store import CallStore
 from db.base import utcnow
 from queueing.acd import Acd
+from web.errors import HttpError
 from workorders.dispatch import CATEGORIES
 from workorders.orders import Role
 from workorders.service import WorkOrderService
@@ -111,6 +112,9 @@ class Desk:
         """The operator's seat, its state, and the call at it (if one is connected)."""
         user = current_user(request)
         assert user is not None  # the access rules let operators only through
+        if not user.extension:
+            raise HttpError(409, "no_seat", f"operator {user.name} has no seat: "
+                            "hotline users bind NAME --extension EXT")  # fmt: skip
         status = await self.acd.seat(user.extension)
         body: dict[str, Any] = {
             "user": user.name, "seat": user.extension, "state": status.state.value,

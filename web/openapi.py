@@ -152,12 +152,16 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
             "responses": _answers(_json(OBJECT), 400, 401, 403)}},
         "/api/seats/{ext}/{change}": {"post": _supervisor({
-            "summary": "log a seat in (pin), out, pause it (reason) or resume it",
+            "summary": "log a seat in (pin), out, pause it (reason), resume it, end its wrap-up",
             "parameters": [_path("ext"), _path("change", {"type": "string", "enum": [
-                "login", "logout", "pause", "resume"]})],
+                "login", "logout", "pause", "resume", "ready"]})],
             "requestBody": _body({"type": "object", "properties": {"pin": TEXT,
                                                                    "reason": TEXT}}),
             "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)})},
+        "/api/desk": {"get": {
+            "summary": "the operator's seat, its state, and the call at it with its context",
+            "tags": ["desk"], "security": [{"staff": []}],
+            "responses": _answers(_json(OBJECT), 401, 403, 409)}},
         "/api/workorders": {
             "post": _staff({
                 "summary": "register a work order",
@@ -181,7 +185,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "correct an open order's fields (and a note)",
                 "parameters": [number],
                 "requestBody": _body({"type": "object", "properties": {
-                    **ORDER_FIELDS, "note": TEXT}}),
+                    **ORDER_FIELDS, "no_revisit": {"type": "boolean"}, "note": TEXT}}),
                 "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)}),
         },
         "/api/workorders/{number}/{action}": {"post": _staff({
