@@ -1,6 +1,6 @@
 """Words per language, read from a TOML file of tables (``ivr/order_status.toml``,
-``workorders/state_labels.toml``; the revisit call's texts can use it too): each table holds
-one text per language. Every gap is collected, so an administrator fixes the file in one
+``workorders/state_labels.toml``, ``ivr/revisit.toml``): each table holds one text per
+language. Every gap is collected, so an administrator fixes the file in one
 pass, then raised as one error."""
 
 from __future__ import annotations

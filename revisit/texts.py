@@ -5,12 +5,11 @@ are synthesised by :class:`ivr.prompts.PromptLibrary` like the IVR's."""
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ivr.text_tables import TextTables
 from ivr.tree import Prompt
 from revisit.rules import cut, digits
 
@@ -33,32 +32,19 @@ class RevisitTexts:
     def load(
         cls, path: Path, *, languages: Iterable[str], categories: Iterable[str]
     ) -> RevisitTexts:
-        try:
-            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise RevisitTextError(f"{path}: {exc}") from exc
-        languages = tuple(languages)
-        problems: list[str] = []
-
-        def table(raw: object, name: str) -> dict[str, str]:
-            found = raw if isinstance(raw, dict) else {}
-            for lang in languages:
-                if not isinstance(found.get(lang), str) or not found[lang].strip():
-                    problems.append(f"[{name}] has no text for {lang!r}")
-            return {k: v for k, v in found.items() if isinstance(v, str)}
-
-        parts = {part: table(data.get(part), part) for part in _PARTS}
-        raw_categories = data.get("categories", {})
-        names = {c: table(raw_categories.get(c), f"categories.{c}") for c in categories}
-        texts = cls(parts, names, languages)
-        if not problems:
-            try:
-                for lang in languages:
+        """Read and check the file: every part and category in every language, or one error
+        naming each gap (:class:`ivr.text_tables.TextTables`, as the IVR's status texts)."""
+        file = TextTables(path, languages, RevisitTextError)
+        parts = {part: file.table(part) for part in _PARTS}
+        names = file.named("categories", categories, "order category")
+        texts = cls(parts, names, file.languages)
+        if not file.problems:
+            try:  # every template filled once, so a misspelt placeholder fails at start
+                for lang in file.languages:
                     texts.summary(lang, "1", next(iter(names)), "x")
             except (KeyError, IndexError, StopIteration) as exc:
-                problems.append(f"unknown placeholder {exc}")
-        if problems:
-            raise RevisitTextError(f"{path}: " + "; ".join(problems))
+                file.problems.append(f"unknown placeholder {exc}")
+        file.check()
         return texts
 
     def language(self, wanted: str | None) -> str:
