@@ -123,11 +123,13 @@ class StaffApi:
         department = request.query.get("department")
         if department is not None and len(department) > text_width("lead_department"):
             raise InvalidInput("department is too long")
-        if actor.role is Role.DEPARTMENT:
-            department = actor.department
+        involving = None
+        if actor.role is Role.DEPARTMENT:  # what it leads or assists in, nothing else
+            department, involving = None, actor.department
         orders = await self.service.find(
             states=[State(state)] if state else None,
             department=department,
+            involving=involving,
             limit=query_int(request, "limit", 100, 1, LIST_CAP),
         )
         return web.json_response([o.seen_by(actor.role) for o in orders], dumps=_dumps)
@@ -175,6 +177,9 @@ class StaffApi:
             "approve-extension": lambda n, a, b: s.approve_extension(n, a, _note(b)),
             "refuse-extension": lambda n, a, b: s.refuse_extension(n, a, _note(b)),
             "reply": lambda n, a, b: s.reply(n, a, _note(b, "text", DESCRIPTION_LIMIT)),
+            "note": lambda n, a, b: s.add_note(n, a, _note(b, "text")),
+            "assist-reply": lambda n, a, b: s.assist_reply(
+                n, a, _note(b, "text", DESCRIPTION_LIMIT)),
             "review": lambda n, a, b: s.review(
                 n, a, passed=bool_field(b, "passed"), note=_note(b)),
             "revisit": lambda n, a, b: s.record_revisit(

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from calls.callerid import mask_number
 from workorders.dispatch import CATEGORIES
-from workorders.errors import IllegalTransition, InvalidInput, NotFound
+from workorders.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from workorders.models import WorkOrderRow
 from workorders.orders import (
     CHANNELS,
@@ -58,6 +58,9 @@ class WorkOrderService(WorkOrderStore):
 
     #: told of a call's order drafted or given its transcript (the operator's live desk)
     on_drafted: Callable[[WorkOrder], None] | None = None
+    #: told of news for the departments of an order: ``dispatched`` (dispatch, reassign),
+    #: ``reworked``, ``urged``, ``escalated`` (the department portal: live page and e-mail)
+    on_department_news: Callable[[WorkOrder, str], None] | None = None
 
     # -- intake -------------------------------------------------------------------------
     async def create(
@@ -145,6 +148,14 @@ class WorkOrderService(WorkOrderStore):
             row.description = row.description or transcript[:DESCRIPTION_LIMIT]
 
         return await self._act(number, CALL_DRAFTER, "transcript", "", change)
+
+    def _tell_departments(self, order: WorkOrder, news: str) -> WorkOrder:
+        if self.on_department_news is not None:
+            try:
+                self.on_department_news(order, news)
+            except Exception:  # the action is stored; a notice not sent is logged
+                log.exception("work order %s: departments not told (%s)", order.number, news)
+        return order
 
     def _drafted(self, order: WorkOrder) -> None:
         if self.on_drafted is not None:
@@ -281,7 +292,8 @@ class WorkOrderService(WorkOrderStore):
             row.due_at = self.limits.due_for(now, row.category, row.urgent)
             row.supervision_level = 0
 
-        return await self._act(number, actor, action, note or lead, change)
+        order = await self._act(number, actor, action, note or lead, change)
+        return self._tell_departments(order, "dispatched")
 
     async def review(self, number: str, actor: Actor, *, passed: bool, note: str = "") -> WorkOrder:
         """Check a department's reply: passed closes it, otherwise it goes back to handling."""
@@ -320,7 +332,9 @@ class WorkOrderService(WorkOrderStore):
             row.supervision_level = 0
             row.reply = ""
 
-        return await self._act(number, actor, Action.REWORK, note, change)
+        return self._tell_departments(
+            await self._act(number, actor, Action.REWORK, note, change), "reworked"
+        )
 
     async def archive(self, number: str, actor: Actor, note: str = "") -> WorkOrder:
         return await self._act(number, actor, Action.ARCHIVE, note)
@@ -397,6 +411,32 @@ class WorkOrderService(WorkOrderStore):
 
         return await self._act(number, actor, Action.REPLY, text, change)
 
+    async def add_note(self, number: str, actor: Actor, note: str) -> WorkOrder:
+        """A progress note (办理进度) by the lead or an assisting department, or the centre:
+        a history line, no state change."""
+        if not note.strip():
+            raise InvalidInput("a progress note needs its text")
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if State(row.state) in TERMINAL:
+                raise IllegalTransition("note", row.state)
+
+        return await self._act(number, actor, "note", note, change)
+
+    async def assist_reply(self, number: str, actor: Actor, text: str) -> WorkOrder:
+        """An assisting department's part of the reply (协办反馈): in the history, where the
+        lead department and the review read it; the lead department's reply closes it."""
+        if not text.strip():
+            raise InvalidInput("an assisting reply needs its text")
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            if actor.department not in (row.assisting_departments or ()):
+                raise Forbidden(f"{actor.department} does not assist work order {row.number}")
+            if State(row.state) not in SUPERVISED:
+                raise IllegalTransition("assist-reply", row.state)
+
+        return await self._act(number, actor, "assist-reply", text, change)
+
     # -- supervision ------------------------------------------------------------------------
     async def supervise_one(self, number: str, actor: Actor, level: int, note: str) -> WorkOrder:
         """Urge (level 1) or escalate (level 2) one order; written to its history."""
@@ -408,4 +448,5 @@ class WorkOrderService(WorkOrderStore):
                 raise IllegalTransition(action, row.state)
             row.supervision_level = max(row.supervision_level, level)
 
-        return await self._act(number, actor, action, note, change)
+        order = await self._act(number, actor, action, note, change)
+        return self._tell_departments(order, "urged" if level == 1 else "escalated")

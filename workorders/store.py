@@ -6,11 +6,12 @@ row lock, role check, state transition, history line. The service builds on it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,18 +51,28 @@ PERMISSIONS: dict[str, set[Role]] = {
     "merged": _CENTRE,  # the history line on the order a duplicate was merged into
     "follow-up": {R.SYSTEM},  # the citizen adds to an open order (an SMS follow-up)
     "transcript": {R.SYSTEM},  # a call's transcript reaches the order opened during the call
+    "note": {*_CENTRE, R.DEPARTMENT},  # a progress note (办理进度), no state change
+    "assist-reply": {R.DEPARTMENT},  # an assisting department's part of the reply (协办反馈)
     "supervise": {R.SUPERVISOR, R.SYSTEM},
     "urge": {R.SUPERVISOR, R.SYSTEM},
     "escalate": {R.SUPERVISOR, R.SYSTEM},
 }
 
 
+#: actions an assisting department may take too (the others: the lead department only)
+ASSISTING_MAY = frozenset({"note", "assist-reply"})
+
+
 def authorize(actor: Actor, action: str, order: WorkOrderRow | None = None) -> None:
-    """Refuse an actor whose role may not take ``action``, or a department not leading it."""
+    """Refuse an actor whose role may not take ``action``, or a department not leading it
+    (for :data:`ASSISTING_MAY`: neither leading nor assisting)."""
     if actor.role not in PERMISSIONS[action]:
         raise Forbidden(f"a {actor.role} may not {action} work orders")
     if actor.role is R.DEPARTMENT and order is not None:
-        if actor.department != order.lead_department:
+        involved = [order.lead_department]
+        if action in ASSISTING_MAY:
+            involved += list(order.assisting_departments or ())
+        if actor.department not in involved:
             raise Forbidden(f"work order {order.number} is not led by {actor.department}")
 
 
@@ -124,8 +135,11 @@ class WorkOrderStore:
         end: datetime | None = None,
         states: Collection[State] | None = None,
         department: str | None = None,
+        involving: str | None = None,
         limit: int = 1000,
     ) -> list[WorkOrder]:
+        """Orders matching every filter given, newest first (``department``: the lead
+        department; ``involving``: the lead or an assisting department)."""
         query = select(WorkOrderRow).order_by(WorkOrderRow.created_at.desc()).limit(limit)
         if numbers is not None:
             query = query.where(WorkOrderRow.number.in_(list(numbers)))
@@ -151,6 +165,14 @@ class WorkOrderStore:
             query = query.where(WorkOrderRow.state.in_([s.value for s in states]))
         if department:
             query = query.where(WorkOrderRow.lead_department == department)
+        if involving:  # the JSON list's text holds the name as the JSON serialiser wrote it
+            listed = cast(WorkOrderRow.assisting_departments, String)
+            query = query.where(
+                or_(
+                    WorkOrderRow.lead_department == involving,
+                    listed.contains(json.dumps(involving), autoescape=True),
+                )
+            )
         async with self.sessions() as session:
             return [snapshot(row) for row in (await session.execute(query)).scalars()]
 
