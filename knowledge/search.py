@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
-import jieba
 from sqlalchemy import ColumnElement, column, func, literal_column, or_, select, table
 from sqlalchemy.sql import Select
 
 from knowledge.models import SEARCH_INDEX, KnowledgeEntryRow
+
+with warnings.catch_warnings():
+    # jieba 0.42.1's regexes hold invalid escapes, a warning when Python compiles it without
+    # its cached bytecode, and it may import the deprecated pkg_resources: neither is ours
+    warnings.simplefilter("ignore")
+    import jieba
 
 jieba.setLogLevel(logging.WARNING)  # it announces its dictionary at INFO on every start
 
