@@ -1,0 +1,130 @@
+"""A revisit call through a real fault: kill -9 of the engine while the citizen is in the
+survey. The next engine on the same data folder records the attempt as interrupted at its
+start and calls again; the second call completes. The engine is a child process (``hotline
+up``, so kill -9 is real) on this module's own Asterisk and the test Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually, fast_menu, fast_seats, new_caller
+from dtmf_pcap import write_dtmf_pcap
+from seat_sipp import uas_scenario
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from test_acd_faults import EngineProcess
+from test_revisit_calls import KEYS, answering_phone, dialled, start_phone
+
+from hotline.database import create_schema, make_engine, make_sessions
+from hotline.settings import Settings
+from hotline.wiring import provision_asterisk, revisits, work_orders
+from ivr.menu import load_menu
+from revisit.service import RevisitService
+from workorders.errors import NotFound
+from workorders.orders import Actor, NewWorkOrder, Role
+from workorders.states import State
+
+pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.slow]
+
+OFFSET = PORT_OFFSET + 300
+PHONE_PORT = 15399 + PORT_OFFSET  # conftest's CALLBACK_PORT: the phone helpers listen there
+LEAD = Actor("fault-supervisor", Role.SUPERVISOR)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Asterisk on this module's ports, no engine; revisits at once, any hour of any day."""
+    if os.geteuid() != 0:
+        pytest.skip("fault tests run Asterisk in a chroot: they need root")
+    base = tmp_path_factory.mktemp("revisit-faults")
+    settings = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+        data_dir=base / "var", recordings_dir=base / "recordings",
+        menu_file=fast_menu(base / "menu.toml"), seats_file=fast_seats(base / "seats.toml"),
+        acd_prefix=f"hotline-revisit-fault-{os.getpid()}:acd:", manage_asterisk=False,
+        seat_qualify_s=0, callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{PHONE_PORT}",
+        revisit_at_once=True, revisit_calling_hours="00:00-23:59", revisit_calling_days="all",
+        revisit_retry_interval_s=2.0, revisit_ring_s=8, revisit_tick_s=0.5,
+        sip_port=5160 + OFFSET, ami_port=5138 + OFFSET, agi_port=4673 + OFFSET,
+        web_port=8445 + OFFSET, rtp_port_start=12000 + 2 * OFFSET,
+        rtp_port_end=12999 + 2 * OFFSET,
+    )  # fmt: skip
+    asterisk = provision_asterisk(settings, load_menu(settings.menu_file))
+    try:
+        asterisk.start()
+        yield settings
+    finally:
+        asterisk.stop()
+        asterisk.unmount()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def schedule(settings: Settings) -> AsyncIterator[RevisitService]:
+    """The revisit schedule in the engines' database, read by the test."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    await create_schema(engine)
+    sessions: async_sessionmaker[Any] = make_sessions(engine)
+    yield revisits(settings, sessions, work_orders(sessions))
+    await engine.dispose()
+
+
+async def test_engine_killed_during_a_revisit_calls_again_after_restart(
+    settings: Settings, schedule: RevisitService, tmp_path: Path
+) -> None:
+    first = EngineProcess(settings, tmp_path / "engine-1.log")
+    second = EngineProcess(settings, tmp_path / "engine-2.log")
+    silent = await start_phone(tmp_path, uas_scenario(True, 300), "silent")  # answers, no keys
+    phone = None
+    try:
+        first.start()
+        await first.ready()
+        citizen = new_caller()
+        orders = schedule.work_orders
+        new = NewWorkOrder(channel="phone", caller_phone=citizen, category="help",
+                           description="fault", lead_department="fault")  # fmt: skip
+        number = (await orders.create(new, LEAD)).number
+        for step in ("dispatch", "sign"):
+            await getattr(orders, step)(number, LEAD)
+        await orders.reply(number, LEAD, "已处理。")
+        await orders.review(number, LEAD, passed=True)
+
+        async def in_survey() -> dict[str, Any] | None:
+            try:
+                view = await schedule.show(number)
+            except NotFound:
+                return None
+            history = view["history"]
+            return view if history and history[-1]["answered"] else None
+
+        await eventually(in_survey, 60, "the citizen to answer the first call")
+        first.kill()  # mid-survey: the attempt is left in flight in SQL
+        view = await schedule.show(number)
+        assert view["state"] == "dialing" and view["history"][0]["outcome"] == "in_flight"
+        await silent.stop()
+        phone = await start_phone(
+            tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)), "citizen"
+        )
+        second.start()
+        await second.ready()
+
+        async def done() -> dict[str, Any] | None:
+            view = await schedule.show(number)
+            return view if view["state"] == "done" else None
+
+        view = await eventually(done, 90, "the second call's result")
+    finally:
+        for engine in (first, second):
+            engine.stop()
+        await silent.stop()
+        if phone is not None:
+            await phone.stop()
+    assert [h["outcome"] for h in view["history"]] == ["interrupted", "completed"]
+    assert view["attempts"] == 1  # the interrupted call does not count
+    assert "was in flight when its engine stopped" in second.text()
+    assert dialled(phone) == [citizen] and dialled(silent) == [citizen]
+    order = await schedule.work_orders.get(number)
+    assert order.state is State.REVISITED and order.satisfaction == "very_satisfied"
