@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,3 +43,11 @@ async def new_context(browser: Browser, base_url: str) -> BrowserContext:
     context = await browser.new_context(base_url=base_url, locale="zh-CN")
     context.set_default_timeout(10_000)
     return context
+
+
+async def log_in(page: Page, name: str, password: str, then: str = "") -> None:
+    """Log in through the login form; the page lands on ``then`` (or the role's page)."""
+    await page.goto(f"/login?next={then}" if then else "/login")
+    await page.fill("#name", name)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from browser import browser, new_context  # noqa: F401
+from browser import browser, log_in, new_context  # noqa: F401
 from knowledge_db import knowledge_db
 from playwright.async_api import Browser, Dialog, expect
 from sql_databases import KINDS
@@ -219,9 +219,7 @@ async def test_the_knowledge_page_in_chromium(api: Api, browser: Browser) -> Non
         page = await context.new_page()
         await page.goto("/knowledge")
         await expect(page).to_have_url(re.compile(r"/login\?next=/knowledge$"))
-        await page.fill("#name", "op-web")
-        await page.fill("#password", PASSWORD)
-        await page.click("button[type=submit]")
+        await log_in(page, "op-web", PASSWORD, then="/knowledge")
         await expect(page).to_have_url(base + "/knowledge")
         await expect(page.locator("#who")).to_have_text("op-web (operator)")
         await expect(page.locator("li.entry")).to_have_count(20)  # every valid entry, by title
@@ -283,10 +281,7 @@ async def test_a_supervisor_edits_on_the_page(api: Api, browser: Browser) -> Non
             await dialog.accept()
 
         page.on("dialog", accept)
-        await page.goto("/login?next=/knowledge")
-        await page.fill("#name", "lead-web")
-        await page.fill("#password", PASSWORD)
-        await page.click("button[type=submit]")
+        await log_in(page, "lead-web", PASSWORD, then="/knowledge")
         await expect(page).to_have_url(base + "/knowledge")
         await expect(page.locator("li.entry .edit").first).to_be_visible()
         await page.click("#new")
@@ -330,10 +325,7 @@ async def test_a_supervisor_edits_on_the_page(api: Api, browser: Browser) -> Non
         operator = await new_context(browser, base)
         try:
             page = await operator.new_page()
-            await page.goto("/login?next=/knowledge")
-            await page.fill("#name", "op-web")
-            await page.fill("#password", PASSWORD)
-            await page.click("button[type=submit]")
+            await log_in(page, "op-web", PASSWORD, then="/knowledge")
             await expect(page.locator("li.entry")).to_have_count(19)  # the seed's valid ones
             await expect(page.locator("#new")).to_be_hidden()
             await expect(page.locator("#editor")).to_be_hidden()
