@@ -20,11 +20,14 @@ class Rule:
 
 
 OPERATORS = frozenset({AccountRole.OPERATOR})
+DEPARTMENTS = frozenset({AccountRole.DEPARTMENT})
 
 RULES: tuple[Rule, ...] = (
     Rule("/supervisor", SUPERVISORS, page=True),
     Rule("/desk", OPERATORS, page=True),  # the operator's desk: the seat bound to the account
     Rule("/api/desk", OPERATORS),
+    Rule("/portal", DEPARTMENTS, page=True),  # the department portal: the account's department
+    Rule("/api/portal", DEPARTMENTS),  # its orders and its live news (web.portal)
     Rule("/api/live", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),  # each sees their own
     Rule("/api/calls", SUPERVISORS),
     Rule("/api/stats", SUPERVISORS),

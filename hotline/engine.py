@@ -42,6 +42,7 @@ from hotline.wiring import (
     agi_key,
     ami_secret,
     check_menu_queues,
+    department_mail,
     intake_config,
     knowledge_base,
     knowledge_routes,
@@ -90,9 +91,11 @@ from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
 from web import desk as desk_http
 from web import live as live_http
+from web import portal as portal_http
 from web.app import RouteMount, WebDeps, make_app
 from web.desk import Desk
 from web.live import LiveHub
+from web.portal import Portal
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
 from workorders.states import State
@@ -410,6 +413,13 @@ class Hotline:
         desk = Desk(self.calls, self.work_orders, self.acd)
         self.live.call_context = desk.connected
         desk_http.add_routes(app, desk)
+        # The department portal: news of its orders on its page and by e-mail.
+        mail = department_mail(self.settings, self.work_orders.limits)
+        if mail is not None:
+            self.loops.start("department-mail", lambda: mail.run(self._stopping))
+        portal = Portal(self.work_orders, self.live, mail)
+        self.work_orders.on_department_news = portal.news
+        portal_http.add_routes(app, portal)
 
     async def stats(self, since: float | None = None) -> dict[str, Any]:
         """Queue figures for supervisors (``GET /api/stats``, ``hotline stats``)."""

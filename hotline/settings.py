@@ -120,6 +120,17 @@ class Settings:
     # An SMS from a number with an order opened by SMS within this window is added to it.
     sms_followup_window_h: float = 72.0
 
+    # E-mail to departments (the department portal's news: new orders, urgings) through an
+    # SMTP gateway; empty host: no e-mail. Addresses: the [department] table of
+    # department_mail_file (empty: data_dir/department-mail.toml), e.g. "市水务集团" = "a@b.c".
+    # A failed send is retried mail_retries times, mail_retry_interval_s apart.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "12345@localhost"
+    department_mail_file: str = ""
+    mail_retries: int = 5
+    mail_retry_interval_s: float = 60.0
+
     # Any Vosk model directory (Mandarin in production: vosk-model-cn-0.22 or
     # vosk-model-small-cn-0.22); empty: calls are recorded, not transcribed (logged at start).
     vosk_model_dir: str = ""

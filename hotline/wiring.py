@@ -38,6 +38,7 @@ from web import wallboard
 from web.app import RouteMount
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
+from workorders.mail import DepartmentMail, MailSettings
 from workorders.service import WorkOrderService
 from workorders.sms import RedisSeen
 from workorders.timelimits import TimeLimits
@@ -172,6 +173,24 @@ def intake_config(settings: Settings) -> IntakeConfig:
 
 def work_orders(sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:
     return WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
+
+
+def department_mail(settings: Settings, limits: TimeLimits) -> DepartmentMail | None:
+    """E-mail to departments through the SMTP gateway of the settings (None: no host set)."""
+    s = settings
+    if not s.smtp_host:
+        log.info("no smtp_host: departments get their news on the portal only, not by e-mail")
+        return None
+    path = Path(s.department_mail_file) if s.department_mail_file else None
+    addresses = MailSettings.read_addresses(path or s.data_dir / "department-mail.toml")
+    mail = MailSettings(
+        s.smtp_host, s.smtp_port, s.smtp_from, addresses, timeout_s=s.network_timeout_s,
+        retries=max(0, s.mail_retries), retry_s=s.mail_retry_interval_s,
+        portal_url=f"http://{s.web_host}:{s.web_port}/portal",
+    )  # fmt: skip
+    log.info("department e-mail through %s:%s for %d department(s)", s.smtp_host, s.smtp_port,
+             len(addresses))  # fmt: skip
+    return DepartmentMail(mail, limits.timezone)
 
 
 def metrics_token(settings: Settings) -> str:
