@@ -10,6 +10,7 @@ docs/portal.png (the README shows it)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -115,11 +116,19 @@ async def call(
         return response.status, await response.json()
 
 
-async def test_email_retried_and_other_departments_kept_out(portal: Portal) -> None:
+async def test_email_retried_and_other_departments_kept_out(
+    portal: Portal, caplog: pytest.LogCaptureFixture
+) -> None:
     # the gateway is down when the order is dispatched: the dispatch does not wait for it
+    caplog.set_level(logging.INFO, "workorders.mail")
     order = await dispatched(portal.hotline, "和平路12号自来水管爆裂，水漫到马路上",
                              caller_name="王五")  # fmt: skip
     assert order.due_at is not None
+
+    async def failed() -> bool:
+        return f"work order {order.number}: e-mail to {WATER} failed" in caplog.text
+
+    await eventually(failed, 10, "the failed first attempt to be logged")
     portal.smtp.start()  # up again: the retry delivers
     mails = await eventually(lambda: _about(portal, order.number), 15, "the department's e-mail")
     assert len(mails) == 1 and mails[0]["To"] == "water@example.org"
