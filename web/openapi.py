@@ -135,6 +135,29 @@ def openapi_document() -> dict[str, Any]:
         "/api/seats": {"get": _supervisor({
             "summary": "every seat and its state",
             "responses": _answers(_json(OBJECT), 401, 403)})},
+        "/api/revisits": {"get": _supervisor({
+            "summary": "revisit calls with the day's figures (operators: ?state=manual only)",
+            "parameters": [_query("state", {"type": "string",
+                                            "enum": ["due", "dialing", "done", "manual"]})],
+            "responses": _answers(_json(OBJECT), 400, 401, 403)})},
+        "/api/revisits/{number}": {"get": _supervisor({
+            "summary": "one order's revisit and its attempts",
+            "parameters": [_path("number")],
+            "responses": _answers(_json(OBJECT), 401, 403, 404)})},
+        "/api/revisits/{number}/result": {"post": _supervisor({
+            "summary": "a revisit's result taken by phone, recorded by an operator",
+            "parameters": [_path("number")],
+            "requestBody": _body({"type": "object", "required": ["resolved", "satisfaction"],
+                                  "properties": {
+                                      "resolved": {"type": "boolean"},
+                                      "satisfaction": {"type": "string", "enum": [
+                                          "very_satisfied", "satisfied", "dissatisfied"]},
+                                      "note": {"type": "string", "maxLength": 500}}},
+                                 required=True),
+            "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409)})},
+        "/api/callbacks/failed": {"get": _supervisor({
+            "summary": "callbacks the citizen did not answer, after their retries",
+            "responses": _answers(_json(OBJECT), 401, 403)})},
         "/api/wallboard": {"get": _supervisor({
             "summary": "the supervisor's wallboard: queues today, seats, orders near deadline",
             "responses": _answers(_json(OBJECT), 401, 403, 503)})},
