@@ -123,6 +123,15 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/workorders/{n}", None, set(ROLES)),
     ("PATCH", "/api/workorders/{n}", {"note": "补充"}, set(ROLES)),
     ("POST", "/api/workorders/{n}/answer", {"answer": "已电话答复"}, set(ROLES)),
+    ("GET", "/api/revisits", None, SUPERVISORS),  # an operator: the handler's 403
+    ("GET", "/api/revisits?state=manual", None, SUPERVISORS | {"op"}),
+    (
+        "POST",
+        "/api/revisits/{n}/result",
+        {"resolved": True, "satisfaction": "satisfied"},
+        SUPERVISORS | {"op"},
+    ),  # no revisit of a fresh order: 404 from the handler
+    ("GET", "/api/callbacks/failed", None, SUPERVISORS),
 ]
 #: what the work orders' own rules answer a role the access table let through
 SERVICE_REFUSES = {
