@@ -33,6 +33,8 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/stats", SUPERVISORS),
     Rule("/api/seats", SUPERVISORS),
     Rule("/api/wallboard", SUPERVISORS),
+    Rule("/reports", SUPERVISORS, page=True),  # reports with charts, CSV and XLSX (reports/)
+    Rule("/api/reports", SUPERVISORS),
     # /metrics: a supervisor or admin, or a scraper with the metrics token (web.metrics)
     Rule("/api/workorders", STAFF),
     Rule("/api/revisits", frozenset({*SUPERVISORS, AccountRole.OPERATOR})),

@@ -83,6 +83,8 @@ from queueing.recovery import Recovery
 from queueing.redis_server import RedisServer
 from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
+from reports import http as reports_http
+from reports.figures import ReportSource
 from revisit import http as revisit_http
 from revisit.dialer import DialOptions, RevisitDialer
 from revisit.route import RevisitRoute
@@ -252,8 +254,12 @@ class Hotline:
         readings = ReadingsSource(self.acd, sessions, self.calls, self.intake.store,
                                   self.work_orders, s.service_level_s)  # fmt: skip
         supervisor = supervisor_routes(s, readings.read, [self.dispatcher.decision_seconds])
+        reports = reports_http.mount(ReportSource(
+            sessions, self.work_orders.limits.timezone, s.service_level_s, self.work_orders.rules,
+            lambda: {seat.extension: seat.name for seat in self.acd.seats.seats},
+        ))  # fmt: skip
         app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live,
-                                     supervisor, knowledge])  # fmt: skip
+                                     supervisor, knowledge, reports])  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

@@ -8,7 +8,9 @@ the wrong JSON type (``"false"`` is not a boolean), text too long or with contro
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from aiohttp import web
 from web.errors import HttpError, InvalidRequest
 
 _MISSING = object()
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -42,6 +45,19 @@ def query_float(request: web.Request, name: str) -> float | None:
     if not math.isfinite(value):
         raise InvalidRequest(f"{name} must be a finite number")
     return value
+
+
+def query_date(request: web.Request, name: str) -> date:
+    """A required calendar date, ``YYYY-MM-DD``."""
+    raw = request.query.get(name)
+    if raw is None:
+        raise InvalidRequest(f"{name} is required (a date, YYYY-MM-DD)")
+    try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a date (YYYY-MM-DD), not {raw!r}") from None
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
