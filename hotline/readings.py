@@ -60,7 +60,9 @@ def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
 class ReadingsSource:
     """Reads the figures, one read at a time: a request waits for the read under way and
     takes the next one, which began after it was made, unless another waiter began it
-    already (a burst of ACD events on many open pages costs two reads, never a stale one)."""
+    already (a burst of ACD events on many open pages costs two reads, never a stale one).
+    After each read it rests as long as the read took, so reading takes at most half the
+    engine's time however often pages ask."""
 
     acd: Acd
     sessions: async_sessionmaker[AsyncSession]  # the ACD event log's (queueing.stats)
@@ -72,13 +74,19 @@ class ReadingsSource:
     deadline_rows: int = 50
     _last: Readings | None = field(default=None, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _rest_until: float = field(default=0.0, init=False, repr=False)
 
     async def read(self) -> Readings:
         asked = self.clock()
         async with self._lock:
             last = self._last
             if last is None or last.at < asked:  # read before the request: may miss its news
+                # rest as long as the last read took: reads take at most half of the time
+                # (a big city's day of figures takes seconds: bench/wallboard_read.py)
+                await asyncio.sleep(max(0.0, self._rest_until - self.clock()))
+                started = self.clock()
                 last = self._last = await self._read()
+                self._rest_until = 2 * self.clock() - started
             return last
 
     async def _read(self) -> Readings:
@@ -88,7 +96,8 @@ class ReadingsSource:
         midnight = local_midnight(now, limits.timezone)
         snapshot = await self.acd.snapshot(now_s)
         figures = await queue_figures(self.sessions, snapshot, since=midnight.timestamp(),
-                                      service_level_s=self.service_level_s)  # fmt: skip
+                                      service_level_s=self.service_level_s,
+                                      count_stored=False)  # fmt: skip
         overdue, _ = await self.work_orders.due_before(now, SUPERVISED, limit=0)
         near, deadlines = await self.work_orders.due_before(
             now + limits.urge_before, SUPERVISED, limit=self.deadline_rows
