@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipp import audio_sdp, free_udp_port
+from sipp import audio_sdp, free_media_port, free_udp_port
 
 _REGISTER_REQUEST = """
   <send retrans="500">
@@ -240,7 +240,7 @@ async def start_seat(
     )
     cmd = [
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()),
         "-nostdin", "-trace_msg", "-message_file", str(seat.trace),
     ]  # fmt: skip
     seat.process = await asyncio.create_subprocess_exec(
@@ -348,7 +348,7 @@ async def dial_feature_code(
     cmd = [
         "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-l", "1",
         "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
-        "-mp", str(free_udp_port() & ~1), "-au", ext, "-ap", password,
+        "-mp", str(free_media_port()), "-au", ext, "-ap", password,
         "-timeout", "40s", "-nostdin",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
 from seat_sipp import Seat, dial_feature_code, start_seat, uas_scenario, unregister
-from sipp import Press, citizen_scenario, free_udp_port
+from sipp import Press, citizen_scenario, free_media_port, free_udp_port
 from staff import supervisor_auth
 
 from agents.states import SeatState
@@ -112,7 +112,7 @@ async def dial(
     cmd = [
         "sipp", f"{s.sip_host}:{s.sip_port}", "-sf", str(scenario), "-s", s.hotline_number,
         "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-timeout", "120s", "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-timeout", "120s", "-nostdin",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -340,7 +340,7 @@ async def test_callback_keeps_the_callers_place(
     scenario.write_text(uas_scenario(True, 200, hangup_after_ms=2000), encoding="ISO-8859-1")
     citizen.process = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
         "-trace_msg", "-message_file", str(citizen.trace),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip

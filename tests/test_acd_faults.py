@@ -27,7 +27,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from conftest import PORT_OFFSET, call_record, eventually, fast_menu, fast_seats, new_caller
 from seat_sipp import Seat, start_seat, unregister
-from sipp import Press, citizen_scenario, free_udp_port
+from sipp import Press, citizen_scenario, free_media_port, free_udp_port
 
 from agents.seats import load_seats
 from agents.states import SeatState
@@ -194,7 +194,7 @@ async def start_call(
     return await asyncio.create_subprocess_exec(
         "sipp", f"{s.sip_host}:{s.sip_port}", "-sf", str(scenario), "-s", s.hotline_number,
         "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-timeout", "80s", "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-timeout", "80s", "-nostdin",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 

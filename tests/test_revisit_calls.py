@@ -20,7 +20,7 @@ import pytest_asyncio
 from conftest import CALLBACK_PORT, eventually, new_caller
 from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
 from seat_sipp import Seat, uas_scenario
-from sipp import audio_sdp, free_udp_port
+from sipp import audio_sdp, free_media_port
 from staff import staff_token, supervisor_auth
 
 from accounts.users import AccountRole
@@ -51,7 +51,7 @@ async def start_phone(workdir: Path, scenario: str, name: str) -> Seat:
     path.write_text(scenario, encoding="ISO-8859-1")
     phone.process = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
         "-trace_msg", "-message_file", str(phone.trace),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
