@@ -130,35 +130,35 @@ class Report:
         }
 
 
-def _queue(row: Any) -> dict[str, Any]:
-    answered, abandoned = int(row.answered or 0), int(row.abandoned or 0)
+def _n(row: Any | None, name: str) -> float:
+    """A sum from a result row; 0 for a period or seat with no rows (SQL's SUM gives NULL)."""
+    value = getattr(row, name) if row is not None else None
+    return float(value or 0)
+
+
+def _queue(row: Any | None) -> dict[str, Any]:
+    answered, abandoned = int(_n(row, "answered")), int(_n(row, "abandoned"))
     closed = answered + abandoned
-    within = int(row.within_sl or 0)
+    within = int(_n(row, "within_sl"))
+    longest = row.abandon_max_ms if row is not None else None
     return {
-        "offered": int(row.offered or 0),
+        "offered": int(_n(row, "offered")),
         "answered": answered,
         "answer_rate": rate(answered, closed),
         "within_sl": within,
         "service_level": rate(within, closed),
         "abandoned": abandoned,
-        "abandon_wait_avg_s": mean_s(float(row.abandon_ms or 0), abandoned),
-        "abandon_wait_max_s": None if row.abandon_max_ms is None
-        else round(float(row.abandon_max_ms) / 1000, 2),
-        "asa_s": mean_s(float(row.wait_ms or 0), answered),
-        "aht_s": mean_s(float(row.talk_ms or 0), float(row.talks or 0)),
-        "talk_s": round(float(row.talk_ms or 0) / 1000, 2),
-    }  # fmt: skip
-
-
-def _empty_queue() -> dict[str, Any]:
-    keys = ("offered", "answered", "within_sl", "abandoned", "abandon_ms", "wait_ms", "talk_ms",
-            "talks")  # fmt: skip
-    return _queue(type("Zero", (), {**dict.fromkeys(keys, 0), "abandon_max_ms": None})())
+        "abandon_wait_avg_s": mean_s(_n(row, "abandon_ms"), abandoned),
+        "abandon_wait_max_s": None if longest is None else round(float(longest) / 1000, 2),
+        "asa_s": mean_s(_n(row, "wait_ms"), answered),
+        "aht_s": mean_s(_n(row, "talk_ms"), _n(row, "talks")),
+        "talk_s": round(_n(row, "talk_ms") / 1000, 2),
+    }
 
 
 def _orders(row: Any | None) -> dict[str, Any]:
-    sums = {name: int(getattr(row, name) or 0) if row else 0 for name in queries.ORDER_SUMS}
-    orders = int(row.orders) if row else 0
+    sums = {name: int(_n(row, name)) for name in queries.ORDER_SUMS}
+    orders = int(_n(row, "orders"))
     return {
         "orders": orders,
         **{k: v for k, v in sums.items() if k != "merged"},
@@ -168,9 +168,8 @@ def _orders(row: Any | None) -> dict[str, Any]:
 
 
 def _revisits(row: Any | None) -> dict[str, Any]:
-    revisits = int(row.revisits) if row else 0
-    reached = int(row.reached or 0) if row else 0
-    satisfied = int(row.satisfied or 0) if row else 0
+    revisits, reached = int(_n(row, "revisits")), int(_n(row, "reached"))
+    satisfied = int(_n(row, "satisfied"))
     return {
         "revisits": revisits,
         "reached": reached,
@@ -216,11 +215,9 @@ class ReportSource:
             rows.append({
                 "period": span.label, "first": span.first.isoformat(),
                 "last": span.last.isoformat(), "calls_in": int(calls.get(i, 0)),
-                **(_queue(queue[i]) if i in queue else _empty_queue()),
+                **_queue(queue.get(i)),
                 **_orders(orders.get(i)), **_revisits(revisits.get(i)),
             })  # fmt: skip
-        for row in rows:
-            del row["talk_s"]
         breakdowns: dict[str, dict[str, list[int]]] = {}
         for dimension, found in by.items():
             counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(periods))
@@ -231,13 +228,12 @@ class ReportSource:
         names = self.seat_names()
         operators = []
         for ext in sorted({r.seat for r in seats if r.seat} | set(seat_orders)):
-            q = next((_queue(r) for r in seats if r.seat == ext), _empty_queue())
+            q = _queue(next((r for r in seats if r.seat == ext), None))
             o = seat_orders.get(ext)
             operators.append({
                 "seat": ext, "name": names.get(ext, ""), "answered": q["answered"],
                 "within_sl": q["within_sl"], "asa_s": q["asa_s"], "aht_s": q["aht_s"],
-                "talk_s": q["talk_s"], "orders": int(o.orders) if o else 0,
-                "directly": int(o.directly or 0) if o else 0,
-                "dispatched": int(o.dispatched or 0) if o else 0,
+                "talk_s": q["talk_s"], "orders": int(_n(o, "orders")),
+                "directly": int(_n(o, "directly")), "dispatched": int(_n(o, "dispatched")),
             })  # fmt: skip
         return Report(period, first, last, self.timezone.key, sl, rows, breakdowns, operators)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,8 +163,6 @@ async def test_downloads_hold_the_figures(engine: Engine, period: Period) -> Non
     q = f"?from={FIRST}&to={LAST}"
     status, _, body = await get(engine, f"/api/reports/{period}.json{q}")
     assert status == 200
-    import json
-
     report = json.loads(body)
     check(report, engine.rows, period)
     status, kind, body = await get(engine, f"/api/reports/{period}.csv{q}", "admin")
@@ -198,8 +197,6 @@ async def test_only_supervisors_and_admins(engine: Engine) -> None:
     "?from=%00&to=2026-12-08",
 ])  # fmt: skip
 async def test_bad_dates_are_400(engine: Engine, query: str) -> None:
-    import json
-
     status, kind, body = await get(engine, f"/api/reports/daily.xlsx{query}")
     assert status == 400 and kind.startswith("application/json")
     error = json.loads(body)["error"]
