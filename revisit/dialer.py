@@ -19,7 +19,7 @@ from calls.callerid import mask_number
 from ivr.prompts import PromptError, PromptLibrary
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from revisit.rules import Outcome, outcome_of_hangup
-from revisit.service import Claimed, RevisitService
+from revisit.service import REVISITED_FROM, Claimed, RevisitService
 from revisit.texts import RevisitTexts
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ class RevisitDialer:
         who = f"revisit of {call.order_number} to {mask_number(call.phone)} ({call.channel_id})"
         try:
             order = await self.service.work_orders.get(call.order_number)
+            if order.state not in REVISITED_FROM:
+                await self.service.not_needed(call.channel_id, order.state.value)
+                return
             language = self.texts.language(call.language)
             summary = self.texts.summary(
                 language,

@@ -86,6 +86,8 @@ class RevisitPolicy:
     ring_s: int = 30
     # How long one engine holds an attempt (ring, survey) before others count it as dead.
     lease: timedelta = timedelta(minutes=10)
+    # Orders closed longer ago than this are not revisited (e.g. when revisits are switched on).
+    window: timedelta = timedelta(days=7)
     summary_chars: int = 80  # the department's reply, cut to this many characters
 
 

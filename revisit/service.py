@@ -77,7 +77,9 @@ class RevisitService:
     # -- scheduling ---------------------------------------------------------------------------
     async def schedule_closed(self, limit: int = 200) -> int:
         """A revisit for every reviewed (or directly answered) order without one for its
-        current round; citizens who are not to be called go straight to the manual list."""
+        current round, closed within the policy's window (not every old order of a database
+        the revisits were added to); citizens not to be called go straight to the manual list."""
+        since = self.clock() - self.policy.window
         missing = (
             select(WorkOrderRow, CallRecord.language)
             .outerjoin(
@@ -92,7 +94,9 @@ class RevisitService:
                 and_(WorkOrderRow.call_id != "", CallRecord.uniqueid == WorkOrderRow.call_id),
             )
             .where(
-                WorkOrderRow.state.in_([s.value for s in REVISITED_FROM]), RevisitRow.id.is_(None)
+                WorkOrderRow.state.in_([s.value for s in REVISITED_FROM]),
+                WorkOrderRow.updated_at >= since,
+                RevisitRow.id.is_(None),
             )
             .limit(limit)
         )
@@ -320,6 +324,18 @@ class RevisitService:
             row.state, row.done_at = RevisitState.DONE.value, self.clock()
             row.resolved, row.satisfaction, row.result_by = resolved, satisfaction.value, actor.name
         return await self.show(number)
+
+    async def not_needed(self, channel_id: str, state: str) -> None:
+        """The order left the states a revisit is for before its call (archived, say):
+        the attempt ends unplaced and the revisit is closed without a result."""
+        await self.finish(channel_id, Outcome.INTERRUPTED)
+        async with self.sessions.begin() as session:
+            attempt = await self._attempt(session, channel_id, lock=True)
+            if attempt is not None and attempt.revisit.state == RevisitState.DUE.value:
+                attempt.revisit.state = RevisitState.DONE.value
+                attempt.revisit.result_by = f"not needed: order {state}"[:64]
+                attempt.revisit.done_at = self.clock()
+        log.info("revisit attempt %s not placed: the order is %s", channel_id, state)
 
     async def run_now(self) -> int:
         """Every due revisit due now (calling hours and the line limit still apply)."""

@@ -27,7 +27,7 @@ from revisit.rules import Outcome, RevisitPolicy
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE, RevisitTexts
 from workorders.dispatch import CATEGORIES, DispatchRules
-from workorders.errors import InvalidInput
+from workorders.errors import InvalidInput, NotFound
 from workorders.orders import Actor, NewWorkOrder, Role, Satisfaction
 from workorders.service import WorkOrderService
 from workorders.states import State
@@ -36,6 +36,7 @@ from workorders.timelimits import TimeLimits
 OPERATOR = Actor("王敏", Role.OPERATOR)
 YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
 NOISE = "我要投诉，小寨附近的工地晚上施工噪音太吵了，我家住在长安南路88号"
+CITIZEN_DIAL = "PJSIP/citizens/sip:{number}@127.0.0.1:5999"
 REPLY = "已责令施工方夜间停工，并安排城管队员每晚巡查，发现违规施工将依法处罚，请您继续监督。"
 
 
@@ -480,3 +481,31 @@ def _hangup(uniqueid: str, cause: str) -> Any:
     from panoramisk.message import Message
 
     return Message({"Event": "Hangup", "Uniqueid": uniqueid, "Cause": cause})
+
+
+async def test_old_orders_are_not_revisited_and_closed_ones_not_called(
+    orders: WorkOrderService,
+    revisits: RevisitService,
+    clock: Clock,
+    texts: RevisitTexts,
+    prompts: PromptLibrary,
+) -> None:
+    from revisit.dialer import DialOptions, RevisitDialer
+
+    old = await reviewed(orders, "13900007777")
+    clock.now += timedelta(days=8)  # revisits switched on a week later: not that one
+    assert await revisits.schedule_closed() == 0
+    number = await reviewed(orders)
+    assert await revisits.schedule_closed() == 1
+    (call,) = await revisits.claim("me")
+    await orders.archive(number, OPERATOR)  # closed by hand before the call went out
+    ami = FakeAmi()
+    dialer = RevisitDialer(revisits, ami, prompts, texts,  # type: ignore[arg-type]
+                           DialOptions(dial=CITIZEN_DIAL), "me")  # fmt: skip
+    await dialer.place(call)
+    assert ami.sent == []
+    view = await revisits.show(number)
+    assert view["state"] == "done" and view["result_by"] == "not needed: order archived"
+    assert view["history"][0]["outcome"] == "interrupted" and view["attempts"] == 0
+    with pytest.raises(NotFound):
+        await revisits.show(old)
