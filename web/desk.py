@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -29,13 +28,13 @@ from calls.store import CallStore
 from db.base import utcnow
 from queueing.acd import Acd
 from web.errors import HttpError
+from web.pages import page_routes
 from workorders.dispatch import CATEGORIES
 from workorders.orders import Role
 from workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).with_name("static")
 EARLIER_ORDERS = 20
 EARLIER_CALLS = 10
 
@@ -96,17 +95,9 @@ class Desk:
     # -- routes -------------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/desk", self.page),
-            web.get("/desk/{name:desk\\.(js|css)}", self.asset),
+            *page_routes("/desk", "desk"),
             web.get("/api/desk", self.current),
         ]
-
-    async def page(self, _request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "desk.html", headers={"Cache-Control": "no-store"})
-
-    async def asset(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / request.match_info["name"],
-                                headers={"Cache-Control": "no-cache"})  # fmt: skip
 
     async def current(self, request: web.Request) -> web.Response:
         """The operator's seat, its state, and the call at it (if one is connected)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from accounts.http import current_user
 from accounts.users import AccountRole, User
 from web import live
 from web.live import LiveEvent, LiveHub
+from web.pages import page_routes
 from workorders.mail import DepartmentMail
 from workorders.notices import NEWS_ZH, notices
 from workorders.orders import Role, WorkOrder
@@ -34,7 +34,6 @@ from workorders.states import LABELS_ZH, State
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).with_name("static")
 TOPIC = "portal"
 #: the states in which an order still needs its departments (replied: shown until reviewed)
 OWED = (State.DISPATCHED, State.SIGNED, State.IN_PROGRESS, State.EXTENSION_REQUESTED,
@@ -83,18 +82,10 @@ class Portal:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/portal", self.page),
-            web.get("/portal/{name:portal\\.(?:js|css)}", self.asset),
+            *page_routes("/portal", "portal"),
             web.get("/api/portal", self.current),
             web.get("/api/portal/live", live.stream),
         ]
-
-    async def page(self, _request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "portal.html", headers={"Cache-Control": "no-store"})
-
-    async def asset(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / request.match_info["name"],
-                                headers={"Cache-Control": "no-cache"})  # fmt: skip
 
     async def current(self, request: web.Request) -> web.Response:
         """The department's orders that still need it, earliest time limit first."""

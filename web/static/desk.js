@@ -16,17 +16,6 @@ let pending = {};     // fields typed but not saved yet
 let saveTimer = null;
 let saving = Promise.resolve();
 
-async function api(method, path, body) {
-  const headers = { "Accept": "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = me.csrf_token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, credentials: "same-origin",
-                                       body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : {};
-  if (!response.ok) throw new Error(data.error ? data.error.message : `${response.status}`);
-  return data;
-}
-
 function say(text) { $("#message").textContent = text || ""; }
 
 function text(element, value) { element.textContent = value == null || value === "" ? "—" : value; }
