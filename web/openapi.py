@@ -19,7 +19,7 @@ TEXT = {"type": "string"}
 OBJECT = {"type": "object"}
 ACTIONS = ("answer", "dispatch", "reassign", "sign", "return", "start", "extension",
            "approve-extension", "refuse-extension", "reply", "review", "revisit", "archive",
-           "merge")  # fmt: skip
+           "merge", "note", "assist-reply")  # fmt: skip
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +71,8 @@ ORDER_FIELDS: dict[str, Any] = {
 ACTION_BODY = {
     "type": "object",
     "description": "the fields the action takes (answer: answer; return, extension: reason; "
-    "extension: days; reply: text; review: passed; revisit: satisfaction, resolved; "
-    "merge: into; dispatch, reassign: lead_department, assisting_departments; all: note)",
+    "extension: days; reply, note, assist-reply: text; review: passed; revisit: satisfaction, "
+    "resolved; merge: into; dispatch, reassign: lead_department, assisting_departments; all: note)",
     "properties": {
         "note": TEXT, "answer": TEXT, "reason": TEXT, "text": TEXT, "into": TEXT,
         "days": {"type": "integer", "minimum": 1, "maximum": 365},
@@ -185,6 +185,10 @@ def openapi_document() -> dict[str, Any]:
             "summary": "the operator's seat, its state, and the call at it with its context",
             "tags": ["desk"], "security": [{"staff": []}],
             "responses": _answers(_json(OBJECT), 401, 403, 409)}},
+        "/api/portal": {"get": {
+            "summary": "the department's orders it leads or assists in that still need it",
+            "tags": ["portal"], "security": [{"staff": []}],
+            "responses": _answers(_json(OBJECT), 401, 403)}},
         "/api/workorders": {
             "post": _staff({
                 "summary": "register a work order",
