@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 MAX_DAYS = 1100  # about three years in one report
 MAX_PERIODS = 400  # rows of one report (a daily report covers at most 400 days)
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)  # dates a report may name
 
 
 class Period(StrEnum):
@@ -56,6 +57,8 @@ def local_start(day: date, zone: ZoneInfo) -> datetime:
 def spans(first: date, last: date, period: Period, zone: ZoneInfo) -> list[Span]:
     """The periods from ``first`` to ``last`` (local dates, both included); a week or month
     cut by the range's ends covers only the days inside it."""
+    if not (EARLIEST <= first <= LATEST and EARLIEST <= last <= LATEST):
+        raise BadRange(f"dates from {EARLIEST} to {LATEST} only")
     if last < first:
         raise BadRange(f"to ({last}) is before from ({first})")
     if (last - first).days + 1 > MAX_DAYS:

@@ -194,7 +194,7 @@ async def test_only_supervisors_and_admins(engine: Engine) -> None:
 @pytest.mark.parametrize("query", [
     "", "?from=2026-12-01", "?from=2026-13-01&to=2026-12-08", "?from=1.12.2026&to=2026-12-08",
     "?from=2026-12-08&to=2026-12-01", "?from=2020-01-01&to=2025-12-08",
-    "?from=%00&to=2026-12-08",
+    "?from=%00&to=2026-12-08", "?from=9999-12-31&to=9999-12-31", "?from=0001-01-01&to=0001-01-02",
 ])  # fmt: skip
 async def test_bad_dates_are_400(engine: Engine, query: str) -> None:
     status, kind, body = await get(engine, f"/api/reports/daily.xlsx{query}")

@@ -161,6 +161,21 @@ def openapi_document() -> dict[str, Any]:
         "/api/wallboard": {"get": _supervisor({
             "summary": "the supervisor's wallboard: queues today, seats, orders near deadline",
             "responses": _answers(_json(OBJECT), 401, 403, 503)})},
+        "/api/reports/{report}": {"get": _supervisor({
+            "summary": "a report by period between two local dates (reports/), as JSON, CSV "
+                       "or XLSX",
+            "parameters": [
+                _path("report", {"type": "string", "enum": [
+                    f"{p}.{f}" for p in ("daily", "weekly", "monthly")
+                    for f in ("json", "csv", "xlsx")]}),
+                {**_query("from", {"type": "string", "format": "date"}), "required": True},
+                {**_query("to", {"type": "string", "format": "date"}), "required": True},
+            ],
+            "responses": _answers({"content": {
+                JSON: {"schema": OBJECT}, "text/csv": {"schema": TEXT},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}},
+            }}, 400, 401, 403)})},
         "/metrics": {"get": _supervisor({
             "summary": "Prometheus metrics (a supervisor, or the metrics token as bearer)",
             "responses": {**_answers({}, 401, 403, 503),
