@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import web
 
@@ -18,25 +17,17 @@ from reports.figures import ReportSource
 from reports.periods import BadRange, Period
 from reports.rendering import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from web.errors import InvalidRequest
+from web.pages import STATIC, page_routes
 from web.params import query_date
 
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-ASSETS = {"reports.js": "text/javascript", "chart.umd.min.js": "text/javascript",
-          "reports.css": "text/css"}  # fmt: skip
+CHART = "chart.umd.min.js"  # Chart.js, vendored beside its licence (chart.js-LICENSE.md)
 NO_STORE = {"Cache-Control": "no-store"}
 
 REPORTS = web.AppKey("reports", ReportSource)
 
 
-async def page(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "reports.html", headers=NO_STORE)
-
-
-async def asset(request: web.Request) -> web.FileResponse:
-    name = request.match_info["name"]
-    if name not in ASSETS:
-        raise web.HTTPNotFound()
-    return web.FileResponse(STATIC / name, headers={"Content-Type": ASSETS[name]})
+async def chart(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / CHART, headers={"Cache-Control": "no-cache"})
 
 
 async def report(request: web.Request) -> web.Response:
@@ -62,6 +53,6 @@ def mount(source: ReportSource) -> Callable[[web.Application], None]:
 
 def add_routes(app: web.Application, source: ReportSource) -> None:
     app[REPORTS] = source
-    app.router.add_get("/reports", page)
-    app.router.add_get("/reports/{name}", asset)
+    app.router.add_routes(page_routes("/reports", "reports"))
+    app.router.add_get(f"/reports/{CHART}", chart)
     app.router.add_get("/api/reports/{period:daily|weekly|monthly}.{fmt:json|csv|xlsx}", report)
