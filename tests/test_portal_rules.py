@@ -6,19 +6,25 @@ notices that carry nothing of who complained."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import socket
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 
 import pytest
+from conftest import eventually
 from test_workorder_service import NOISE, OPERATOR, SUPERVISOR, Clock, clock, engine, service  # noqa: F401
 
 from workorders.errors import Forbidden, IllegalTransition, InvalidInput
+from workorders.mail import DepartmentMail, MailSettings
+from workorders.models import WorkOrderRow
 from workorders.notices import notices
-from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder
+from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder, snapshot
 from workorders.service import WorkOrderService
 from workorders.states import State
 from workorders.supervision import supervise
+from workorders.timelimits import TimeLimits
 
 YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
 ECO = Actor("生态环境值班员", Role.DEPARTMENT, "市生态环境局")
@@ -98,3 +104,41 @@ async def test_departments_are_told_of_dispatch_rework_and_urging(
     assert sent[0].due_text(zone) in body
     for secret in (PHONE, PHONE[-4:], "张三", "工地晚上施工"):  # the description is left out
         assert secret not in text.as_string() and secret not in body
+
+
+async def test_mail_to_a_dead_gateway_is_retried_then_given_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = MailSettings("127.0.0.1", port, "12345@example.org",
+                            {YANTA.department: "yanta@example.org"}, timeout_s=1.0,
+                            retries=2, retry_s=0.05)  # fmt: skip
+    mail = DepartmentMail(settings, TimeLimits.load().timezone)
+    notice = notices(_order_for_mail(), "urged")
+    assert [mail.post(n) for n in notice] == [True, False]  # the assisting one has no address
+    stop = asyncio.Event()
+    running = asyncio.create_task(mail.run(stop))
+    try:
+        await eventually(lambda: _given_up(mail), 10, "the e-mail to be given up")
+    finally:
+        stop.set()
+        await running
+    assert (mail.sent, mail.failed) == (0, 1)
+    assert caplog.text.count("e-mail to 雁塔区人民政府 failed") == 2
+    assert "given up after 3 attempts" in caplog.text
+
+
+def _order_for_mail() -> WorkOrder:
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    row = WorkOrderRow(number="20261123000001", channel="phone", state="dispatched",
+                       created_at=now, updated_at=now, caller_phone=PHONE, category="complaint",
+                       subject="噪音", lead_department=YANTA.department,
+                       assisting_departments=[ECO.department], due_at=now)  # fmt: skip
+    row.history = []
+    return snapshot(row)
+
+
+async def _given_up(mail: DepartmentMail) -> bool:
+    return bool(mail.failed)
