@@ -3,8 +3,9 @@ web service (no Asterisk; real Redis and SQLite), with a test SMTP server (aiosm
 e-mail gateway. A department user logs in, sees the orders dispatched to the department
 (the overdue one in red, a confidential reporter not shown), signs one and replies to it from
 the page (checked in SQL and in the order's history: who and when); an order dispatched while
-the page is open appears without a reload. The department's e-mail carries the order's number
-and time limit and no phone number, and reaches the gateway after it was down (retried).
+the page is open appears without a reload, and so does supervision's escalation of the
+overdue one. The department's e-mail carries the order's number and time limit and no phone
+number, and reaches the gateway after it was down (retried).
 Another department's user sees none of it (API 403, page). A screenshot goes to
 docs/portal.png (the README shows it)."""
 
@@ -34,6 +35,7 @@ from accounts.users import AccountRole
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR
 from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder
+from workorders.supervision import supervise
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -247,6 +249,14 @@ async def test_a_department_signs_and_replies_from_the_portal(
         assert await page.evaluate("window.sameDocument === true")
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # supervision escalates the overdue order: the urging shows on the page at once
+        report = await supervise(hotline.work_orders)
+        assert late.number in report.escalated
+        await expect(page.locator("#news")).to_contain_text(
+            f"工单超期督办 escalated (overdue): {late.number}"
+        )
+        assert await page.evaluate("window.sameDocument === true")
 
         # another department's user sees none of the water company's orders
         gas = await other.new_page()
