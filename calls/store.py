@@ -65,6 +65,19 @@ class CallStore:
                 for s in steps
             )
 
+    async def add_step_to(self, uniqueid: str, step: JourneyStep) -> bool:
+        """One step on the record of ``uniqueid`` (a transfer, say); False if none exists."""
+        async with self._sessions.begin() as session:
+            call_id = await session.scalar(
+                select(CallRecord.id).where(CallRecord.uniqueid == uniqueid)
+            )
+            if call_id is None:
+                return False
+            detail = (step.detail or None) and step.detail[:255]
+            session.add(CallEvent(call_id=call_id, at=step.at or utcnow(), kind=step.kind,
+                                  node=step.node, detail=detail))  # fmt: skip
+            return True
+
     async def finish_ivr(
         self,
         call_id: int,

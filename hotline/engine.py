@@ -67,6 +67,7 @@ from pbx.instance import AsteriskInstance
 from pbx.watchdog import AsteriskWatchdog
 from queueing import callback_retries
 from queueing import http as stats_http
+from queueing import transfer as transfer_http
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.busy import BusySeats
@@ -83,6 +84,7 @@ from queueing.recovery import Recovery
 from queueing.redis_server import RedisServer
 from queueing.redis_server import watch as watch_redis
 from queueing.stats import EventLogWriter, queue_figures
+from queueing.transfer import Transfers, emergency_numbers
 from reports import http as reports_http
 from reports.figures import ReportSource
 from revisit import http as revisit_http
@@ -395,6 +397,11 @@ class Hotline:
         except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
             log.debug("%s: announcement not stopped (%s); it plays to its end", who, exc)
 
+    async def _redirect(self, channel: str, context: str, exten: str) -> None:
+        """Move a channel in the dialplan (a transfer): AMI Redirect, class call."""
+        await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context,
+                               "Exten": exten, "Priority": "1"})  # fmt: skip
+
     async def _hangup_channel(self, channel: str) -> None:
         try:
             await self.ami.action({"Action": "Hangup", "Channel": channel})
@@ -412,6 +419,10 @@ class Hotline:
         seats_http.add_routes(app, self.acd, self.dispatcher.kick)
         stats_http.add_routes(app, self.stats)
         callback_retries.add_routes(app, self.callback_retries)
+        transfers = Transfers(self.acd, self.calls, self._redirect,
+                              emergency_numbers(self.settings.emergency_numbers),
+                              self.dispatcher.kick)  # fmt: skip
+        transfer_http.add_routes(app, transfers)
 
     def _live_routes(self, app: web.Application) -> None:
         """Live events, and the operator's desk that pops with each call put through."""

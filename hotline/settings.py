@@ -54,6 +54,11 @@ class Settings:
     callback_offer_after_s: float = 90.0
     # How the engine calls a citizen back: {number} is the caller's number.
     callback_dial: str = "PJSIP/citizens/sip:{number}@127.0.0.1"
+    # Numbers an operator may hand a caller over to (queueing/transfer.py), dialled through
+    # callback_dial (the carrier trunk): police, fire, ambulance, traffic accidents. How long
+    # a transfer rings the other side before the caller returns to the operator queue.
+    emergency_numbers: str = "110,119,120,122"
+    transfer_ring_s: int = 60
     # A callback the citizen does not answer is booked again this many times, so far apart,
     # then listed as failed for the supervisors (GET /api/callbacks/failed).
     callback_retries: int = 2

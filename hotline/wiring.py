@@ -124,6 +124,8 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
         queues=render_queues(seats, rules),
         queuerules=render_queuerules(rules),
         queue_first_band=rules.band_of(rules.steps[0].max_level),
+        transfer_dial=s.callback_dial.format(number="${HOTLINE_TRANSFER_NUMBER}"),
+        transfer_ring_s=s.transfer_ring_s,
     )  # fmt: skip
 
 

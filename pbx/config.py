@@ -51,6 +51,10 @@ class PbxConfig:
     queues: str = ""
     queuerules: str = ""
     queue_first_band: int = 1  # QUEUE_MAX_PENALTY before the fallback Queue() relaxes it
+    # Transfers (queueing/transfer.py): the outbound dial string of an emergency handover,
+    # ${HOTLINE_TRANSFER_NUMBER} in place of the number, and how long it rings.
+    transfer_dial: str = "PJSIP/citizens/sip:${HOTLINE_TRANSFER_NUMBER}@127.0.0.1"
+    transfer_ring_s: int = 60
 
 
 def render_template(text: str, values: Mapping[str, object], name: str = "template") -> str:

@@ -57,6 +57,9 @@ _POLL_MS = 100
 _ENTRY_CHECK_S = 2.0  # how often a waiting session checks that Redis still has its caller
 _MAX_CALL_S = 4 * 3600.0
 _DIGIT_1 = "49"
+# A caller transferred into a queue again (queueing.transfer) waits this long at most for
+# its earlier session (the call at the first seat) to be released before it is enqueued.
+_EARLIER_SESSION_S = 15.0
 
 
 # Stops the announcement playing on a channel (AMI ControlPlayback), given channel and who.
@@ -106,8 +109,31 @@ class QueueRoute:
         self.stop_playback = stop_playback
         self.detached = False  # set when the engine lets callers go to the fallback
         self._background: set[asyncio.Future[str | None]] = set()
+        self._sessions: dict[str, asyncio.Event] = {}  # by call id: set when it has ended
 
     async def run(self, agi: AgiChannel) -> None:
+        """One session per call at a time: a caller transferred to another queue comes back
+        with the same call id while its first session still releases the first seat."""
+        call_id = agi.call.uniqueid
+        earlier = self._sessions.get(call_id)
+        ended = self._sessions[call_id] = asyncio.Event()
+        try:
+            if earlier is not None:
+                await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+                try:
+                    await asyncio.wait_for(earlier.wait(), _EARLIER_SESSION_S)
+                except TimeoutError:
+                    log.warning("call %s: its earlier queue session has not ended; queued anyway",
+                                 call_id)  # fmt: skip
+            await self._run(agi)
+        except CallerHungUp:
+            log.info("call %s hung up before joining its queue again", call_id)
+        finally:
+            ended.set()
+            if self._sessions.get(call_id) is ended:
+                del self._sessions[call_id]
+
+    async def _run(self, agi: AgiChannel) -> None:
         call = agi.call
         number = call.caller.number or ""
         who = f"call {call.uniqueid} from {mask_number(number or 'unknown')}"

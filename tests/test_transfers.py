@@ -1,0 +1,163 @@
+"""Transfers through Asterisk (issue 10): a citizen connected to a seat is moved by the desk's
+``POST /api/seats/<ext>/transfer`` (the operator's own seat) to another queue, where a seat
+of that skill answers, or handed over to an emergency number, which a sipp UAS answers on
+the carrier trunk (the callback's dial string) and is bridged with the citizen."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
+from seat_sipp import Seat, uas_scenario
+from sipp import free_media_port
+from staff import staff_token
+
+# the e2e seats fixture and the helpers of the ACD's call tests
+from test_acd_calls import (  # noqa: F401
+    REPORT,
+    StartSeats,
+    call_events,
+    connected_seat,
+    dial,
+    seats,
+)
+
+from accounts.users import AccountRole
+from agents.states import SeatState
+from hotline.engine import Hotline
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+async def operator_auth(hotline: Hotline, ext: str) -> dict[str, str]:
+    """The bearer token of an operator bound to seat ``ext``."""
+    token = await staff_token(hotline.accounts.accounts, f"e2e-op-{ext}", AccountRole.OPERATOR,
+                              extension=ext)  # fmt: skip
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def transfer(hotline: Hotline, ext: str, to: str, auth: dict[str, str]) -> tuple[int, Any]:
+    s = hotline.settings
+    url = f"http://{s.web_host}:{s.web_port}/api/seats/{ext}/transfer"
+    async with aiohttp.ClientSession() as http, http.post(url, json={"to": to},
+                                                           headers=auth) as response:  # fmt: skip
+        return response.status, await response.json()
+
+
+async def journey_transfers(hotline: Hotline, call_id: str) -> list[tuple[str, str]]:
+    record = await hotline.calls.get(call_id)
+    assert record is not None
+    return [(s["node"], s["detail"]) for s in record["journey"] if s["kind"] == "transfer"]
+
+
+async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skill(
+    hotline: Hotline,
+    seats: StartSeats,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    phones = await seats("8001", "8003")  # report: 8001 only; business: 8003 first
+    caller = new_caller()
+    call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 30_000))
+    assert await connected_seat(hotline, caller) == "8001"
+    call_id = (await call_events(hotline, caller))[0].call_id
+    auth = await operator_auth(hotline, "8001")
+    # another operator's seat, an unknown queue: refused, nothing moves
+    status, body = await transfer(hotline, "8003", "queue:business", auth)
+    assert status == 403, body
+    status, body = await transfer(hotline, "8001", "queue:nowhere", auth)
+    assert status == 400 and body["error"]["code"] == "invalid_input", body
+    status, body = await transfer(hotline, "8001", "queue:business", auth)
+    assert status == 200, body
+    assert body == {"call_id": call_id, "from": "8001", "to": "queue:business",
+                    "by": "e2e-op-8001"}  # fmt: skip
+
+    async def at_second_seat() -> bool:
+        return any(e.type == "connect" and e.seat == "8003"
+                   for e in await call_events(hotline, caller))  # fmt: skip
+
+    await eventually(at_second_seat, 40, "the transferred caller to reach seat 8003")
+    assert phones["8003"].callers() == [caller]
+    assert phones["8001"].callers() == [caller]
+    # the first seat's part ended when the caller left it: it is no longer on that call
+    first = await hotline.acd.seat("8001")
+    assert not (first.state is SeatState.ON_CALL and first.call_id == call_id)
+    await call  # the citizen talks to 8003 and hangs up: sipp's scenario completes
+    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+    assert kinds.index(("connect", "8001")) < kinds.index(("complete", "8001"))
+    assert kinds.index(("complete", "8001")) < kinds.index(("connect", "8003"))
+    entered = [e.data for e in await call_events(hotline, caller) if e.type == "enter"]
+    assert len(entered) == 2  # the IVR's queue, then the transfer's
+    assert await journey_transfers(hotline, call_id) == [
+        ("queue:business", "from seat 8001 by e2e-op-8001")
+    ]
+
+
+async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers(
+    hotline: Hotline,
+    seats: StartSeats,
+    ami_events: AmiEvents,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    # the emergency service's phone behind the carrier trunk: answers after 1.5 s of ringing
+    police = Seat("110", CALLBACK_PORT, tmp_path)
+    scenario = tmp_path / "police-uas.xml"
+    scenario.write_text(uas_scenario(True, 1500), encoding="ISO-8859-1")
+    police.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
+        "-trace_msg", "-message_file", str(police.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await seats("8001")
+        caller = new_caller()
+        call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 20_000))
+        assert await connected_seat(hotline, caller) == "8001"
+        call_id = (await call_events(hotline, caller))[0].call_id
+        auth = await operator_auth(hotline, "8001")
+        status, body = await transfer(hotline, "8001", "emergency:999", auth)
+        assert status == 400, body  # not a configured emergency number
+        status, body = await transfer(hotline, "8001", "emergency:110", auth)
+        assert status == 200, body
+
+        async def invited() -> bool:
+            return bool(police.invites())
+
+        await eventually(invited, 15, "the emergency number's phone to ring")
+        [invite] = police.invites()
+        assert _sip_user(invite.splitlines()[0]) == "110", invite
+        # the citizen's own channel dialled 110 and, once answered, shares a bridge with it
+        await eventually(lambda: _bridged_with(ami_events, call_id, "110"), 15,
+                         "the caller bridged with 110")  # fmt: skip
+        await call
+        assert await journey_transfers(hotline, call_id) == [
+            ("emergency:110", "from seat 8001 by e2e-op-8001")
+        ]
+    finally:
+        await police.stop()
+
+
+def _sip_user(text: str) -> str:
+    match = re.search(r"sip:([^@;>\s]+)@", text)
+    return match.group(1) if match else ""
+
+
+async def _bridged_with(events: AmiEvents, call_id: str, number: str) -> bool:
+    """AMI: the caller's channel (``call_id``) dialled ``number`` (DialBegin) and BridgeEnter
+    put both channels into one bridge."""
+    bridges: dict[str, set[str]] = {}
+    for e in events.seen:
+        if e.get("Event") == "BridgeEnter":
+            bridges.setdefault(e.get("Uniqueid", ""), set()).add(e.get("BridgeUniqueid", ""))
+    return any(
+        bridges.get(call_id, set()) & bridges.get(e.get("DestUniqueid", ""), set())
+        for e in events.seen
+        if e.get("Event") == "DialBegin"
+        and e.get("Uniqueid") == call_id
+        and f"sip:{number}@" in e.get("DialString", "")
+    )
