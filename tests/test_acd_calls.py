@@ -505,3 +505,71 @@ async def test_adding_a_seat_applies_by_reload(hotline: Hotline, tmp_path: Path)
             await seat.stop()
         s.seats_file.write_text(original, encoding="utf-8")
         await hotline.reload_seats()
+
+
+BUSY_PHONE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="the citizen's phone is busy">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]busy[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+async def test_a_callback_not_answered_is_retried_then_listed(
+    hotline: Hotline, seats: StartSeats, tmp_path: Path
+) -> None:
+    """The citizen's phone is busy at every callback: the seat is released each time, the
+    callback is booked again (the engine's retries, their interval shortened for the test)
+    and rings a seat again, twice; then it is on the supervisors' failed-callbacks list."""
+    from dataclasses import replace
+
+    retries = hotline.callback_retries
+    options = retries.options
+    retries.options = replace(options, interval_s=1.0, tick_s=0.5)
+    citizen = Seat("busy-citizen", CALLBACK_PORT, tmp_path)
+    scenario = tmp_path / "busy-citizen.xml"
+    scenario.write_text(BUSY_PHONE, encoding="ISO-8859-1")
+    citizen.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
+        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-trace_msg", "-message_file", str(citizen.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        caller = new_caller()
+        booked = asyncio.create_task(
+            dial(hotline, tmp_path, caller, [*REPORT, Press("1", 6000)], 0, remote_hangup=True)
+        )
+        await eventually(lambda: waiting(hotline, caller), 30, "the caller to wait")
+        await booked
+        call_id = (await call_events(hotline, caller))[0].call_id
+        await seats("8005")
+
+        async def listed() -> list[dict[str, Any]]:
+            return [f for f in await retries.failed() if f["call_id"] == call_id]
+
+        [failed] = await eventually(listed, 120, "the callback on the failed list")
+        auth = await supervisor_auth(hotline)
+        url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}"
+        async with aiohttp.ClientSession() as web:
+            async with web.get(url + "/api/callbacks/failed", headers=auth) as response:
+                assert response.status == 200
+                body = await response.json()
+        assert call_id in [f["call_id"] for f in body["failed"]]
+    finally:
+        retries.options = options
+        await citizen.stop()
+    assert failed["attempts"] == 3 and failed["last_status"] == "BUSY"
+    assert [_sip_user(i.splitlines()[0]) for i in citizen.invites()] == [caller] * 3
+    await eventually(lambda: _idle(hotline, "8005"), 30, "the seat to be free again")
