@@ -33,6 +33,7 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/stats", SUPERVISORS),
     Rule("/api/seats", SUPERVISORS),
     Rule("/api/wallboard", SUPERVISORS),
+    Rule("/api/announcements", SUPERVISORS),  # broadcast before the main menu (ivr.http)
     Rule("/reports", SUPERVISORS, page=True),  # reports with charts, CSV and XLSX (reports/)
     Rule("/api/reports", SUPERVISORS),
     # /metrics: a supervisor or admin, or a scraper with the metrics token (web.metrics)

@@ -23,7 +23,9 @@ from redis.exceptions import RedisError
 
 from accounts.http import AccountsWeb
 from agents import http as seats_http
+from agents import listen_in
 from agents.feature_codes import FeatureCodes
+from agents.listen_in import ListenIn
 from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
 from calls.hangups import HangupCauses
@@ -56,6 +58,8 @@ from hotline.wiring import (
     work_orders,
 )
 from intake.service import Intake
+from ivr import http as announcements_http
+from ivr.announcements import Announcements
 from ivr.menu import Menu, load_menu
 from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
 from ivr.prompts import PromptLibrary
@@ -124,6 +128,7 @@ class Hotline:
     ami: AmiClient = field(init=False)
     agi: FastAgiServer = field(init=False)
     calls: CallStore = field(init=False)
+    announcements: Announcements = field(init=False)
     work_orders: WorkOrderService = field(init=False)
     accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
@@ -220,7 +225,10 @@ class Hotline:
         self.agi = FastAgiServer(agi_key(s))
         texts = StatusTexts.load(DEFAULT_FILE, languages=self.menu.languages, states=State)
         order_status = OrderStatusReader(self.work_orders.phone_status, texts)
-        session = IvrSession(self.menu, prompts, self.calls, order_status)
+        self.announcements = Announcements(self._redis, s.acd_prefix, prompts, self.menu.languages,
+                                           timeout_s=s.network_timeout_s)  # fmt: skip
+        session = IvrSession(self.menu, prompts, self.calls, order_status,
+                             self.announcements.playable)  # fmt: skip
         self.agi.add_route("ivr", session.run)
         self.agi.add_route("queue", self.queue_route.run)
         self.agi.add_route("callback", self._callbacks.run)
@@ -261,7 +269,8 @@ class Hotline:
             lambda: {seat.extension: seat.name for seat in self.acd.seats.seats},
         ))  # fmt: skip
         app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live,
-                                     supervisor, knowledge, reports])  # fmt: skip
+                                     supervisor, knowledge, reports,
+                                     self._supervisor_controls])  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -423,6 +432,16 @@ class Hotline:
                               emergency_numbers(self.settings.emergency_numbers),
                               self.dispatcher.kick)  # fmt: skip
         transfer_http.add_routes(app, transfers)
+
+    def _supervisor_controls(self, app: web.Application) -> None:
+        """A supervisor's listen-in on a seat's call, and the announcements before the menu."""
+
+        def phones() -> set[str]:  # the seats file's softphones, as reloaded
+            return {seat.extension for seat in self.acd.seats.seats}
+
+        audit = self.accounts.accounts.audit
+        listen_in.add_routes(app, ListenIn(self.ami, self.acd, phones, audit))
+        announcements_http.add_routes(app, self.announcements)
 
     def _live_routes(self, app: web.Application) -> None:
         """Live events, and the operator's desk that pops with each call put through."""

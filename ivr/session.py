@@ -28,6 +28,9 @@ HANGUP = Route("action", "hangup")
 # Answers a work-order number with a short speakable status in the language given (the
 # caller's), or None if there is no such order (ivr.order_status.OrderStatusReader).
 StatusLookup = Callable[[str, str], Awaitable[str | None]]
+# The broadcast announcements a caller hears before the main menu, each prompt with its file
+# (ivr.announcements.Announcements.playable; it never raises).
+AnnouncementFiles = Callable[[], Awaitable[list[tuple[Prompt, Path]]]]
 
 
 class PromptFiles(Protocol):
@@ -42,6 +45,10 @@ async def no_work_orders(_number: str, _language: str) -> str | None:
     return None
 
 
+async def no_announcements() -> list[tuple[Prompt, Path]]:
+    return []
+
+
 class IvrSession:
     """The ``ivr`` FastAGI route."""
 
@@ -51,11 +58,13 @@ class IvrSession:
         prompts: PromptFiles,
         store: CallStore,
         status_lookup: StatusLookup = no_work_orders,
+        announcements: AnnouncementFiles = no_announcements,
     ) -> None:
         self._menu = menu
         self._prompts = prompts
         self._store = store
         self._status_lookup = status_lookup
+        self._announcements = announcements
 
     async def run(self, agi: AgiChannel) -> None:
         call = agi.call
@@ -68,6 +77,9 @@ class IvrSession:
         route: Route | None = None
         try:
             step = walk.start()
+            for prompt, path in await self._announcements():  # before the main menu; a key skips
+                journey.append(JourneyStep("announcement", walk.node, prompt.id, utcnow()))
+                await agi.stream([str(path)], barge_in=True)
             while isinstance(step, Ask):
                 journey.append(JourneyStep("menu", step.node, walk.language, utcnow()))
                 digits = await agi.get_data(

@@ -1,0 +1,165 @@
+"""Broadcast announcements: what a supervisor wants every caller to hear before the main
+menu (a water outage in one district, say) until it expires.
+
+Held in Redis under the ACD's prefix (one hash, ``<prefix>announcements``: id → JSON), the
+one owner of the fact, shared by every engine on that Redis. A text per menu language is
+synthesised by the IVR's prompt library (:mod:`ivr.prompts`) when it is posted, so a
+caller's IVR session (:mod:`ivr.session`) only plays files already made. An expired
+announcement is no longer played and is removed the next time they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ivr.prompts import PromptError, PromptLibrary
+from ivr.tree import Prompt
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 500  # characters of one language's text (about a minute of speech)
+MAX_LIFETIME = timedelta(days=31)
+MAX_ACTIVE = 10  # announcements at once: a caller should reach the menu
+
+
+class AnnouncementError(ValueError):
+    """An announcement the hotline cannot take (400 in the web service's one shape)."""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    id: str
+    texts: Mapping[str, str]  # language → text, in the menu's language order
+    expires_at: datetime
+    created_by: str
+    created_at: datetime
+
+    def prompts(self) -> tuple[Prompt, ...]:
+        return tuple(Prompt(self.id, lang, text) for lang, text in self.texts.items())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "texts": dict(self.texts),
+                "expires_at": self.expires_at.isoformat(), "created_by": self.created_by,
+                "created_at": self.created_at.isoformat()}  # fmt: skip
+
+
+def _parse(raw: str | bytes) -> Announcement:
+    data = json.loads(raw)
+    return Announcement(data["id"], data["texts"], datetime.fromisoformat(data["expires_at"]),
+                        data["created_by"], datetime.fromisoformat(data["created_at"]))  # fmt: skip
+
+
+class Announcements:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        prompts: PromptLibrary,
+        languages: Sequence[str],
+        *,
+        timeout_s: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.redis, self.key, self.prompts = redis, f"{prefix}announcements", prompts
+        self.languages = tuple(languages)
+        self.timeout_s = timeout_s
+        self.clock = clock
+
+    def check(self, texts: Mapping[str, Any], expires_at: datetime) -> dict[str, str]:
+        """The texts in menu language order, or :class:`AnnouncementError`."""
+        unknown = sorted(set(texts) - set(self.languages))
+        if unknown:
+            raise AnnouncementError(
+                f"texts: {unknown[0]!r} is not a language of the menu ({', '.join(self.languages)})"
+            )
+        out: dict[str, str] = {}
+        for lang in self.languages:
+            text = texts.get(lang)
+            if text is None:
+                continue
+            if not isinstance(text, str) or not text.strip():
+                raise AnnouncementError(f"texts.{lang} must be a non-empty string")
+            if len(text) > MAX_TEXT:
+                raise AnnouncementError(f"texts.{lang} is longer than {MAX_TEXT} characters")
+            if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+                raise AnnouncementError(f"texts.{lang} holds control characters")
+            out[lang] = text.strip()
+        if not out:
+            raise AnnouncementError("texts needs a text in at least one menu language")
+        if expires_at.tzinfo is None:
+            raise AnnouncementError("expires_at needs a time zone offset (e.g. +08:00)")
+        now = self.clock()
+        if expires_at <= now:
+            raise AnnouncementError("expires_at is in the past")
+        if expires_at > now + MAX_LIFETIME:
+            raise AnnouncementError(f"expires_at is more than {MAX_LIFETIME.days} days ahead")
+        return out
+
+    async def add(self, texts: Mapping[str, Any], expires_at: datetime, by: str) -> Announcement:
+        """Check, synthesise each language's text, then store: callers hear it from now on."""
+        checked = self.check(texts, expires_at)
+        if len(await self.current()) >= MAX_ACTIVE:
+            raise AnnouncementError(f"at most {MAX_ACTIVE} announcements at once: remove one")
+        made = Announcement(f"announcement-{uuid.uuid4().hex[:12]}", checked,
+                            expires_at.astimezone(UTC), by, self.clock())  # fmt: skip
+        try:
+            await asyncio.to_thread(self.prompts.synthesise, made.prompts())
+        except PromptError as exc:
+            raise AnnouncementError(f"the text cannot be spoken: {exc}") from exc
+        await asyncio.wait_for(
+            self.redis.hset(self.key, made.id, json.dumps(made.as_dict(), ensure_ascii=False)),
+            self.timeout_s,
+        )
+        log.info("announcement %s by %s until %s (%s)", made.id, by, made.expires_at.isoformat(),
+                 ", ".join(checked))  # fmt: skip
+        return made
+
+    async def current(self) -> list[Announcement]:
+        """The announcements not yet expired, oldest first; expired ones are removed."""
+        raw: dict[Any, Any] = await asyncio.wait_for(self.redis.hgetall(self.key), self.timeout_s)
+        now = self.clock()
+        alive: list[Announcement] = []
+        expired: list[Any] = []
+        for field, value in raw.items():
+            try:
+                item = _parse(value)
+            except (ValueError, KeyError, TypeError):
+                log.warning("announcement %r unreadable: removed", field)
+                expired.append(field)
+                continue
+            if item.expires_at > now:
+                alive.append(item)
+            else:
+                expired.append(field)
+        if expired:
+            await asyncio.wait_for(self.redis.hdel(self.key, *expired), self.timeout_s)
+        return sorted(alive, key=lambda a: a.created_at)
+
+    async def remove(self, announcement_id: str) -> bool:
+        removed = await asyncio.wait_for(self.redis.hdel(self.key, announcement_id), self.timeout_s)
+        return bool(removed)
+
+    async def playable(self) -> list[tuple[Prompt, Path]]:
+        """What a caller hears before the main menu: each current announcement in each of its
+        languages, as files (made again if pruned). Never fails the call: on a Redis or
+        synthesis error the caller goes straight to the menu."""
+        try:
+            out = []
+            for item in await self.current():
+                for prompt in item.prompts():
+                    out.append((prompt, await self.prompts.speak(prompt)))
+            return out
+        except (RedisError, OSError, TimeoutError, PromptError):
+            log.exception("announcements unavailable: callers go straight to the menu")
+            return []

@@ -1,0 +1,67 @@
+"""Broadcast announcements on the web service (supervisors and admins: see
+:mod:`accounts.access`).
+
+``GET /api/announcements`` lists those callers hear now; ``POST /api/announcements`` with
+``{"texts": {"zh": "…", "en": "…"}, "expires_at": "2026-12-07T18:00:00+08:00"}`` adds one
+(synthesised before it is stored, 201); ``DELETE /api/announcements/{id}`` ends one early.
+Refusals are the web service's one error shape (:mod:`web.errors`); each change is in the
+audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from aiohttp import web
+
+from accounts.http import current_user
+from ivr.announcements import AnnouncementError, Announcements
+from web.errors import HttpError, InvalidRequest
+from web.params import json_object
+
+ANNOUNCEMENTS = web.AppKey("announcements", Announcements)
+
+
+async def list_announcements(request: web.Request) -> web.Response:
+    items = await request.app[ANNOUNCEMENTS].current()
+    return web.json_response({"announcements": [a.as_dict() for a in items]},
+                             dumps=_dumps)  # fmt: skip
+
+
+async def add_announcement(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    texts = body.get("texts")
+    if not isinstance(texts, dict):
+        raise InvalidRequest('texts is required: an object of language → text, e.g. {"zh": "…"}')
+    raw = body.get("expires_at")
+    if not isinstance(raw, str):
+        raise InvalidRequest("expires_at is required: an ISO 8601 time with its offset")
+    try:
+        expires_at = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(f"expires_at must be an ISO 8601 time, not {raw[:40]!r}") from None
+    user = current_user(request)
+    try:
+        made = await request.app[ANNOUNCEMENTS].add(texts, expires_at, user.name if user else "")
+    except AnnouncementError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return web.json_response(made.as_dict(), status=201, dumps=_dumps)
+
+
+async def remove_announcement(request: web.Request) -> web.Response:
+    announcement_id = request.match_info["id"]
+    if not await request.app[ANNOUNCEMENTS].remove(announcement_id[:64]):
+        raise HttpError(404, "not_found", f"no announcement {announcement_id[:64]!r}")
+    return web.json_response({"removed": announcement_id})
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def add_routes(app: web.Application, announcements: Announcements) -> None:
+    app[ANNOUNCEMENTS] = announcements
+    app.router.add_get("/api/announcements", list_announcements)
+    app.router.add_post("/api/announcements", add_announcement)
+    app.router.add_delete("/api/announcements/{id}", remove_announcement)

@@ -1,0 +1,238 @@
+"""A supervisor's controls through real calls (issue 11): listening in on a seat's live call
+(ChanSpy by AMI Originate to the supervisor's softphone, a sipp UAS whose audio port is a
+socket of this test) and broadcast announcements that callers hear before the main menu
+until they expire."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import AmiEvents, call_record, eventually, new_caller
+from panoramisk.message import Message
+from seat_sipp import register, start_seat, uas_scenario, unregister
+from sipp import Press, free_udp_port, place_call
+from staff import staff_token, supervisor_auth
+
+from accounts.users import AccountRole
+from agents.states import SeatState
+from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SEAT, PHONE = "8001", "8006"  # the operator on the call; the supervisor's softphone
+REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report (seat 8001's skill)
+
+
+def base(hotline: Hotline) -> str:
+    return f"http://{hotline.settings.web_host}:{hotline.settings.web_port}"
+
+
+class RtpCounter(asyncio.DatagramProtocol):
+    """The supervisor phone's audio port: counts RTP packets and those carrying sound."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.sounding = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) <= 12 or data[0] >> 6 != 2:  # not RTP version 2
+            return
+        self.packets += 1
+        payload = data[12:]
+        if len(set(payload)) > 8:  # µ-law silence is one or two byte values
+            self.sounding += 1
+
+
+async def supervisor_phone(
+    workdir: Path, hotline: Hotline, rtp_port: int
+) -> asyncio.subprocess.Process:
+    """A sipp UAS registered as PHONE that answers and announces ``rtp_port`` in its SDP."""
+    s = hotline.settings
+    port = free_udp_port()
+    scenario = workdir / "supervisor-phone.xml"
+    xml = uas_scenario(True, 200).replace("m=audio [media_port]", f"m=audio {rtp_port}")
+    assert f"m=audio {rtp_port}" in xml
+    scenario.write_text(xml, encoding="ISO-8859-1")
+    process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
+        "-nostdin", "-trace_msg", "-message_file", str(workdir / "supervisor-phone.log"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.2)
+    assert process.returncode is None, "the supervisor phone's sipp exited"
+    password = stored_secret(s.data_dir, f"seat-{PHONE}")
+    await register(workdir, PHONE, password, sip_port=s.sip_port, contact_port=port, expires=3600)
+    return process
+
+
+async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Path) -> None:
+    s = hotline.settings
+    tone = tmp_path / "tone.wav"
+    sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "25", "sine"]
+    await asyncio.to_thread(subprocess.run, [*sox, "440"], check=True)
+    seat = await start_seat(tmp_path, SEAT, stored_secret(s.data_dir, f"seat-{SEAT}"),
+                            sip_port=s.sip_port, speak=tone)  # fmt: skip
+    counter = RtpCounter()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: counter, local_addr=("127.0.0.1", 0)
+    )
+    rtp_port = transport.get_extra_info("sockname")[1]
+    phone = await supervisor_phone(tmp_path, hotline, rtp_port)
+    spies: list[Message] = []
+    hotline.ami.on("ChanSpyStart", spies.append)
+    caller = new_caller()
+    call = asyncio.create_task(place_call(
+        tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+        caller=caller, presses=REPORT, hold_ms=22_000,
+    ))  # fmt: skip
+    try:
+        await hotline.acd.login(SEAT, "2468")
+        hotline.dispatcher.kick()
+
+        async def on_call() -> bool:
+            return (await hotline.acd.seat(SEAT)).state is SeatState.ON_CALL
+
+        await eventually(on_call, 40, f"seat {SEAT} to answer the caller")
+        auth = await supervisor_auth(hotline)
+        operator = await staff_token(hotline.accounts.accounts, "e2e-op-8002",
+                                     AccountRole.OPERATOR, extension="8002")  # fmt: skip
+        async with aiohttp.ClientSession(base(hotline)) as http:
+            url = f"/api/seats/{SEAT}/listen"
+            refusals: list[tuple[str, dict[str, Any], dict[str, str], int, str]] = [
+                (url, {"mode": "shout", "phone": PHONE}, auth, 400, "invalid_input"),
+                (url, {"phone": "9999"}, auth, 400, "invalid_input"),
+                (url, {"phone": SEAT}, auth, 400, "invalid_input"),
+                ("/api/seats/8002/listen", {"phone": PHONE}, auth, 409, "not_on_call"),
+                ("/api/seats/8002/listen", {"phone": "8002"},
+                 {"Authorization": f"Bearer {operator}"}, 403, "forbidden"),
+            ]  # fmt: skip
+            for path, body, headers, status, code in refusals:
+                async with http.post(path, json=body, headers=headers) as r:
+                    answer = await r.json()
+                    assert (r.status, answer["error"]["code"]) == (status, code), (body, answer)
+            assert counter.packets == 0 and not spies
+            async with http.post(url, json={"mode": "listen", "phone": PHONE}, headers=auth) as r:
+                assert r.status == 202, await r.text()
+                started = await r.json()
+        assert started["mode"] == "listen" and started["channel_id"].startswith("spy-")
+
+        await eventually(lambda: _true(counter.sounding > 50), 20, "the call's audio on the phone")
+        [spy] = spies
+        assert spy["SpyeeChannel"].startswith(f"PJSIP/{SEAT}-"), dict(spy)
+        assert spy["SpyerChannel"].startswith(f"PJSIP/{PHONE}-"), dict(spy)
+        entries = await hotline.accounts.accounts.audit_log(30)
+        uses = [e for e in entries if e["action"] == "listen_in"]
+        assert uses and uses[0]["actor"] == "e2e-lead" and uses[0]["target"] == SEAT
+        assert f"phone={PHONE}" in uses[0]["detail"] and "mode=listen" in uses[0]["detail"]
+        result = await call
+        assert result.returncode == 0, result.errors[-2000:]
+    finally:
+        if not call.done():
+            call.cancel()
+        transport.close()
+        if phone.returncode is None:
+            phone.terminate()
+            await phone.wait()
+        await eventually(lambda: _not_on_call(hotline), 30, "the seat to hang up")
+        await hotline.acd.logout(SEAT)
+        password = stored_secret(s.data_dir, f"seat-{SEAT}")
+        await unregister(seat, password, sip_port=s.sip_port)
+        await seat.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _not_on_call(hotline: Hotline) -> bool:
+    return (await hotline.acd.seat(SEAT)).state not in {SeatState.RINGING, SeatState.ON_CALL}
+
+
+def announcement_steps(call: dict[str, Any]) -> list[str]:
+    """The kinds of the call's steps up to its first menu."""
+    kinds = [step["kind"] for step in call["journey"]]
+    return kinds[: kinds.index("menu")] if "menu" in kinds else kinds
+
+
+async def test_announcement_is_heard_before_the_menu_until_it_expires(
+    hotline: Hotline, ami_events: AmiEvents, tmp_path: Path
+) -> None:
+    s = hotline.settings
+    auth = await supervisor_auth(hotline)
+    soon = datetime.now(UTC) + timedelta(seconds=45)
+    async with aiohttp.ClientSession(base(hotline)) as http:
+        bad: list[Any] = [
+            {"expires_at": soon.isoformat()},
+            {"texts": {"fr": "Coupure d'eau"}, "expires_at": soon.isoformat()},
+            {"texts": {"zh": ""}, "expires_at": soon.isoformat()},
+            {"texts": {"zh": "停水"}, "expires_at": "2020-01-01T00:00:00+08:00"},
+            {"texts": {"zh": "停水"}, "expires_at": "2030-01-01T00:00:00"},
+            {"texts": {"zh": "停水"}, "expires_at": "tomorrow"},
+            {"texts": {"zh": "停\x07水"}, "expires_at": soon.isoformat()},
+            ["not", "an", "object"],
+        ]
+        for body in bad:
+            async with http.post("/api/announcements", json=body, headers=auth) as r:
+                answer = await r.json()
+                assert r.status == 400 and answer["error"]["code"] == "invalid_input", answer
+        async with http.post("/api/announcements", json={"texts": {"zh": "停水"}}) as r:
+            assert r.status == 401
+        texts = {"zh": "东城区今天停水，预计下午六点恢复。", "en": "Water outage in the east."}
+        body = {"texts": texts, "expires_at": soon.isoformat()}
+        async with http.post("/api/announcements", json=body, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            made = await r.json()
+        async with http.get("/api/announcements", headers=auth) as r:
+            listed = (await r.json())["announcements"]
+        assert [a["id"] for a in listed] == [made["id"]]
+        assert listed[0]["texts"] == body["texts"] and listed[0]["created_by"] == "e2e-lead"
+        # one more, ended early: DELETE, then a second DELETE finds nothing
+        async with http.post("/api/announcements", json=body, headers=auth) as r:
+            extra = (await r.json())["id"]
+        async with http.delete(f"/api/announcements/{extra}", headers=auth) as r:
+            assert r.status == 200
+        async with http.delete(f"/api/announcements/{extra}", headers=auth) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+
+        caller = new_caller()
+        result = await place_call(
+            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=caller, presses=[], hold_ms=12_000,
+        )  # fmt: skip
+        assert result.returncode == 0, result.errors[-2000:]
+        call = await call_record(hotline, caller)
+        heard = [st for st in call["journey"] if st["kind"] == "announcement"]
+        assert [st["detail"] for st in heard] == [made["id"], made["id"]], call["journey"]
+        assert announcement_steps(call) == ["announcement", "announcement"], call["journey"]
+        played = [
+            e.get("CommandLine", "") or e.get("Command", "")
+            for e in ami_events.of(call["uniqueid"], "AGIExecStart")
+        ]
+        first = [i for i, c in enumerate(played) if made["id"] in c]
+        menu = [i for i, c in enumerate(played) if "/welcome-" in c or "/language-" in c]
+        assert [played[i].split("/")[-2] for i in first] == ["zh", "en"], played
+        assert menu and max(first) < min(menu), played
+
+        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1)
+        async with http.get("/api/announcements", headers=auth) as r:
+            assert (await r.json())["announcements"] == []
+        late = new_caller()
+        result = await place_call(
+            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=late, presses=[], hold_ms=5000,
+        )  # fmt: skip
+        assert result.returncode == 0, result.errors[-2000:]
+        after = await call_record(hotline, late)
+        assert not [st for st in after["journey"] if st["kind"] == "announcement"], after["journey"]
+        played = [
+            e.get("CommandLine", "") or e.get("Command", "")
+            for e in ami_events.of(after["uniqueid"], "AGIExecStart")
+        ]
+        assert not [c for c in played if made["id"] in c] and played, played
