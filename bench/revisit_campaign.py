@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dtmf_pcap import write_dtmf_pcap
-from sipp import audio_sdp, free_udp_port
+from sipp import audio_sdp, free_media_port
 
 from hotline.engine import Hotline
 from hotline.settings import Settings
@@ -146,7 +146,7 @@ async def main(orders: int, concurrency: int) -> None:
         scenario.write_text(phone_scenario(write_dtmf_pcap(base / "ones.pcap", "1" * 90)))
         phone = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(PHONE_PORT),
-            "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin", "-l", "1000",
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin", "-l", "1000",
             "-trace_msg", "-message_file", str(trace),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip

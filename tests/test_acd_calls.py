@@ -542,7 +542,7 @@ async def test_a_callback_not_answered_is_retried_then_listed(
     scenario.write_text(BUSY_PHONE, encoding="ISO-8859-1")
     citizen.process = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
         "-trace_msg", "-message_file", str(citizen.trace),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
