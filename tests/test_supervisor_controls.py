@@ -61,7 +61,7 @@ async def supervisor_phone(
     assert f"m=audio {rtp_port}" in xml
     scenario.write_text(xml, encoding="ISO-8859-1")
     process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "2",
         "-nostdin", "-trace_msg", "-message_file", str(workdir / "supervisor-phone.log"),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -75,7 +75,7 @@ async def supervisor_phone(
 async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Path) -> None:
     s = hotline.settings
     tone = tmp_path / "tone.wav"
-    sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "25", "sine"]
+    sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "30", "sine"]
     await asyncio.to_thread(subprocess.run, [*sox, "440"], check=True)
     seat = await start_seat(tmp_path, SEAT, stored_secret(s.data_dir, f"seat-{SEAT}"),
                             sip_port=s.sip_port, speak=tone)  # fmt: skip
@@ -90,7 +90,7 @@ async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Pat
     caller = new_caller()
     call = asyncio.create_task(place_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-        caller=caller, presses=REPORT, hold_ms=22_000,
+        caller=caller, presses=REPORT, hold_ms=26_000,
     ))  # fmt: skip
     try:
         await hotline.acd.login(SEAT, "2468")
@@ -131,6 +131,15 @@ async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Pat
         uses = [e for e in entries if e["action"] == "listen_in"]
         assert uses and uses[0]["actor"] == "e2e-lead" and uses[0]["target"] == SEAT
         assert f"phone={PHONE}" in uses[0]["detail"] and "mode=listen" in uses[0]["detail"]
+        # barge into the same call: the phone rings again and ChanSpy joins the seat's call
+        async with aiohttp.ClientSession(base(hotline)) as http:
+            async with http.post(url, json={"mode": "barge", "phone": PHONE}, headers=auth) as r:
+                assert r.status == 202, await r.text()
+        await eventually(lambda: _true(len(spies) == 2), 20, "ChanSpy to start barging")
+        assert spies[1]["SpyeeChannel"].startswith(f"PJSIP/{SEAT}-"), dict(spies[1])
+        uses = [e for e in await hotline.accounts.accounts.audit_log(30)
+                if e["action"] == "listen_in"]  # fmt: skip
+        assert "mode=barge" in uses[0]["detail"], uses
         result = await call
         assert result.returncode == 0, result.errors[-2000:]
     finally:
@@ -155,6 +164,24 @@ async def _not_on_call(hotline: Hotline) -> bool:
     return (await hotline.acd.seat(SEAT)).state not in {SeatState.RINGING, SeatState.ON_CALL}
 
 
+async def silent_call(
+    hotline: Hotline, ami_events: AmiEvents, workdir: Path, hold_ms: int
+) -> tuple[dict[str, Any], list[str]]:
+    """A caller who presses nothing: the call record and the AGI commands it ran (the files)."""
+    s, caller = hotline.settings, new_caller()
+    result = await place_call(
+        workdir, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+        caller=caller, presses=[], hold_ms=hold_ms,
+    )  # fmt: skip
+    assert result.returncode == 0, result.errors[-2000:]
+    call = await call_record(hotline, caller)
+    played = [
+        e.get("CommandLine", "") or e.get("Command", "")
+        for e in ami_events.of(call["uniqueid"], "AGIExecStart")
+    ]
+    return call, played
+
+
 def announcement_steps(call: dict[str, Any]) -> list[str]:
     """The kinds of the call's steps up to its first menu."""
     kinds = [step["kind"] for step in call["journey"]]
@@ -164,7 +191,6 @@ def announcement_steps(call: dict[str, Any]) -> list[str]:
 async def test_announcement_is_heard_before_the_menu_until_it_expires(
     hotline: Hotline, ami_events: AmiEvents, tmp_path: Path
 ) -> None:
-    s = hotline.settings
     auth = await supervisor_auth(hotline)
     soon = datetime.now(UTC) + timedelta(seconds=45)
     async with aiohttp.ClientSession(base(hotline)) as http:
@@ -201,20 +227,10 @@ async def test_announcement_is_heard_before_the_menu_until_it_expires(
         async with http.delete(f"/api/announcements/{extra}", headers=auth) as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
 
-        caller = new_caller()
-        result = await place_call(
-            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-            caller=caller, presses=[], hold_ms=12_000,
-        )  # fmt: skip
-        assert result.returncode == 0, result.errors[-2000:]
-        call = await call_record(hotline, caller)
+        call, played = await silent_call(hotline, ami_events, tmp_path, 12_000)
         heard = [st for st in call["journey"] if st["kind"] == "announcement"]
         assert [st["detail"] for st in heard] == [made["id"], made["id"]], call["journey"]
         assert announcement_steps(call) == ["announcement", "announcement"], call["journey"]
-        played = [
-            e.get("CommandLine", "") or e.get("Command", "")
-            for e in ami_events.of(call["uniqueid"], "AGIExecStart")
-        ]
         first = [i for i, c in enumerate(played) if made["id"] in c]
         menu = [i for i, c in enumerate(played) if "/welcome-" in c or "/language-" in c]
         assert [played[i].split("/")[-2] for i in first] == ["zh", "en"], played
@@ -223,16 +239,6 @@ async def test_announcement_is_heard_before_the_menu_until_it_expires(
         await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1)
         async with http.get("/api/announcements", headers=auth) as r:
             assert (await r.json())["announcements"] == []
-        late = new_caller()
-        result = await place_call(
-            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-            caller=late, presses=[], hold_ms=5000,
-        )  # fmt: skip
-        assert result.returncode == 0, result.errors[-2000:]
-        after = await call_record(hotline, late)
+        after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
         assert not [st for st in after["journey"] if st["kind"] == "announcement"], after["journey"]
-        played = [
-            e.get("CommandLine", "") or e.get("Command", "")
-            for e in ami_events.of(after["uniqueid"], "AGIExecStart")
-        ]
         assert not [c for c in played if made["id"] in c] and played, played
