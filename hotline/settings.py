@@ -70,6 +70,7 @@ class Settings:
     # calling hours allow), local calling hours and days ("working": the holiday calendar's
     # working days, or "all"), retries, and how many revisit calls may ring at one time.
     revisit_at_once: bool = False
+    revisit_calls: bool = True  # false: revisits are scheduled and listed, none is called
     revisit_calling_hours: str = "09:00-20:00"
     revisit_calling_days: str = "working"
     revisit_max_attempts: int = 3

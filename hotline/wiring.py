@@ -258,7 +258,7 @@ def revisit_policy(settings: Settings, limits: TimeLimits) -> RevisitPolicy:
     s = settings
     return RevisitPolicy(
         hours=CallingHours.parse(s.revisit_calling_hours, s.revisit_calling_days),
-        timezone=limits.timezone, at_once=s.revisit_at_once,
+        timezone=limits.timezone, at_once=s.revisit_at_once, calls=s.revisit_calls,
         max_attempts=max(1, s.revisit_max_attempts),
         retry_interval=timedelta(seconds=s.revisit_retry_interval_s),
         concurrency=max(1, s.revisit_concurrency), ring_s=max(5, s.revisit_ring_s),

@@ -80,6 +80,7 @@ class RevisitPolicy:
     hours: CallingHours = field(default_factory=CallingHours)
     timezone: ZoneInfo = ZoneInfo("Asia/Shanghai")
     at_once: bool = False  # first call as soon as calling hours allow (tests), not next day
+    calls: bool = True  # False: revisits are scheduled and listed, but no call is placed
     max_attempts: int = 3
     retry_interval: timedelta = timedelta(hours=2)
     concurrency: int = 4

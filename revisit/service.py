@@ -148,7 +148,7 @@ class RevisitService(RevisitViews):
         one writer, a conflicting engine takes nothing this round); each is taken by a
         conditional UPDATE as well, so only one engine ever places it."""
         now = self.clock()
-        if not in_hours(now, self.policy, self.working_day):
+        if not self.policy.calls or not in_hours(now, self.policy, self.working_day):
             return []
         try:
             return await self._claim(owner, now)

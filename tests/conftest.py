@@ -115,6 +115,10 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         callback_offer_after_s=4.0,
         wallboard_longest_wait_alert_s=4.0,  # the wallboard's alert shows within a test call
         callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{CALLBACK_PORT}",
+        # Orders other tests answer or review are scheduled for a revisit, never called: a
+        # revisit call would ring the phones other tests play on the callback port. The
+        # revisit tests switch calls on for themselves (tests/test_revisit_calls.py).
+        revisit_calls=False,
         seat_qualify_s=0,
         seat_rewrite_contact=False,  # sipp seats register from one port, answer on another
         rtp_port_start=12000 + 2 * PORT_OFFSET,

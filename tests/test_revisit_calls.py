@@ -77,7 +77,7 @@ async def revisiting(hotline: Hotline) -> AsyncIterator[Hotline]:
     shift = datetime(2026, 11, 23, 2, 0, tzinfo=UTC) - datetime.now(UTC)
     service.clock = lambda: datetime.now(UTC) + shift
     service.policy = replace(
-        policy, at_once=True, retry_interval=timedelta(seconds=3), ring_s=6,
+        policy, at_once=True, calls=True, retry_interval=timedelta(seconds=3), ring_s=6,
         hours=CallingHours.parse("09:00-20:00", "working"),
     )  # fmt: skip
     try:

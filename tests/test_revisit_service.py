@@ -509,3 +509,14 @@ async def test_old_orders_are_not_revisited_and_closed_ones_not_called(
     assert view["history"][0]["outcome"] == "interrupted" and view["attempts"] == 0
     with pytest.raises(NotFound):
         await revisits.show(old)
+
+
+async def test_calls_switched_off_schedule_but_place_nothing(
+    orders: WorkOrderService, clock: Clock
+) -> None:
+    quiet = revisit_service(orders, clock, calls=False)
+    number = await reviewed(orders)
+    assert await quiet.schedule_closed() == 1
+    assert await quiet.claim("me") == []
+    assert (await quiet.show(number))["state"] == "due"
+    assert [c.order_number for c in await revisit_service(orders, clock).claim("me")] == [number]
