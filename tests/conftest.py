@@ -144,13 +144,8 @@ class AmiEvents:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
-    engine = Hotline(e2e_settings)
-    try:
-        await engine.start()
+    async with running(e2e_settings) as engine:
         yield engine
-    finally:
-        await engine.stop()
-        await _drop_acd_keys(e2e_settings)
 
 
 def engine_ports(shift: int) -> dict[str, int]:
@@ -166,6 +161,20 @@ def engine_ports(shift: int) -> dict[str, int]:
 def engine_settings(base: Settings, shift: int, **changes: object) -> Settings:
     """``base`` for a test engine on ports of its own (:func:`engine_ports`), with ``changes``."""
     return base.replace(**engine_ports(shift), **changes)
+
+
+def e2e_engine_settings(
+    e2e: Settings, base: Path, name: str, shift: int, rtp_start: int, **changes: object
+) -> Settings:
+    """A test module's own engine beside the session's e2e engine (``e2e``) and its Asterisk:
+    data in ``base``, ACD keys under ``e2e``'s prefix + ``name``, ports of its own
+    (:func:`engine_ports`) and RTP ports ``rtp_start`` to ``rtp_start + 999`` (moved by twice
+    ``PORT_OFFSET``), with ``changes``."""
+    return engine_settings(
+        e2e, shift, data_dir=base / "var", recordings_dir=base / "recordings",
+        acd_prefix=f"{e2e.acd_prefix}{name}:", rtp_port_start=rtp_start + 2 * PORT_OFFSET,
+        rtp_port_end=rtp_start + 999 + 2 * PORT_OFFSET, **changes,
+    )  # fmt: skip
 
 
 def web_engine_settings(base: Path, name: str, shift: int) -> Settings:
@@ -188,10 +197,11 @@ async def running(settings: Settings) -> AsyncIterator[Hotline]:
         yield engine
     finally:
         await engine.stop()
-        await _drop_acd_keys(settings)
+        await drop_acd_keys(settings)
 
 
-async def _drop_acd_keys(settings: Settings) -> None:
+async def drop_acd_keys(settings: Settings) -> None:
+    """Every key under the ACD prefix of ``settings`` in its Redis."""
     import redis.asyncio as aioredis
 
     redis = aioredis.Redis.from_url(settings.redis_url)

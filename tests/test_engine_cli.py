@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import TEST_REDIS_URL, engine_settings, eventually
+from conftest import TEST_REDIS_URL, drop_acd_keys, engine_settings, eventually
 
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR, Settings
@@ -262,7 +262,7 @@ async def test_a_dead_loop_is_restarted_and_reported(
     finally:
         await engine.stop()
         await redis.aclose()
-        await _drop_keys(settings)
+        await drop_acd_keys(settings)
 
 
 async def _down(status: Awaitable[dict[str, object]]) -> dict[str, object] | None:
@@ -308,24 +308,12 @@ async def test_commands_read_the_running_instance(tmp_path: Path) -> None:
         assert json.loads(stats.stdout)["seats_by_state"]["available"] == 1
     finally:
         await engine.stop()
-        await _drop_keys(settings)
+        await drop_acd_keys(settings)
     assert not (settings.data_dir / "instance.json").exists()
     after = await asyncio.to_thread(run, ["calls", "--json"], env)
     assert after.returncode == 0, after.stderr
     assert f"no hotline running in {settings.data_dir}" in after.stderr
     assert json.loads(after.stdout) == []  # the data folder's own database: nothing there
-
-
-async def _drop_keys(settings: Settings) -> None:
-    import redis.asyncio as aioredis
-
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(f"{settings.acd_prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 @pytest.mark.e2e
@@ -456,7 +444,7 @@ async def test_seats_reload_refusals(tmp_path: Path) -> None:
         assert engine.seats is before
     finally:
         await engine.stop()
-        await _drop_keys(settings)
+        await drop_acd_keys(settings)
 
 
 KOREAN_MENU = """\

