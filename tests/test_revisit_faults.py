@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import PORT_OFFSET, TEST_REDIS_URL, eventually, fast_menu, fast_seats, new_caller
+from conftest import (
+    PORT_OFFSET,
+    TEST_REDIS_URL,
+    engine_settings,
+    eventually,
+    fast_menu,
+    fast_seats,
+    new_caller,
+)
 from dtmf_pcap import write_dtmf_pcap
 from seat_sipp import uas_scenario
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -30,7 +38,7 @@ from workorders.states import State
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.slow]
 
-OFFSET = PORT_OFFSET + 300
+SHIFT = 300  # off the session engine's and the other test engines' ports
 PHONE_PORT = 15399 + PORT_OFFSET  # conftest's CALLBACK_PORT: the phone helpers listen there
 LEAD = Actor("fault-supervisor", Role.SUPERVISOR)
 
@@ -41,16 +49,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     if os.geteuid() != 0:
         pytest.skip("fault tests run Asterisk in a chroot: they need root")
     base = tmp_path_factory.mktemp("revisit-faults")
-    settings = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    settings = engine_settings(
+        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}), SHIFT,
         data_dir=base / "var", recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"), seats_file=fast_seats(base / "seats.toml"),
         acd_prefix=f"hotline-revisit-fault-{os.getpid()}:acd:", manage_asterisk=False,
         seat_qualify_s=0, callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{PHONE_PORT}",
         revisit_at_once=True, revisit_calling_hours="00:00-23:59", revisit_calling_days="all",
         revisit_retry_interval_s=2.0, revisit_ring_s=8, revisit_tick_s=0.5,
-        sip_port=5160 + OFFSET, ami_port=5138 + OFFSET, agi_port=4673 + OFFSET,
-        web_port=8445 + OFFSET, rtp_port_start=12000 + 2 * OFFSET,
-        rtp_port_end=12999 + 2 * OFFSET,
+        rtp_port_start=12000 + 2 * (PORT_OFFSET + SHIFT),
+        rtp_port_end=12999 + 2 * (PORT_OFFSET + SHIFT),
     )  # fmt: skip
     asterisk = provision_asterisk(settings, load_menu(settings.menu_file))
     try:
