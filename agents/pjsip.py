@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from agents.seats import SeatsFile
+from agents.seats import Seat, SeatsFile
 from queueing.rules import RoutingRules
 
 QUEUE_PREFIX = "hotline-"
@@ -27,6 +27,11 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.~+/=-]{8,128}$")
 
 def _display(name: str) -> str:
     return name.replace('"', "").replace("\n", " ").strip()
+
+
+def member_name(seat: Seat) -> str:
+    """The seat's name in its native queues (their events and queue_log name it so)."""
+    return _display(seat.name)
 
 
 def render_pjsip(
@@ -127,7 +132,7 @@ def render_queues(
                 continue
             penalty = rules.band_of(level)
             iface = f"PJSIP/{seat.extension}"
-            lines.append(f"member => {iface},{penalty},{_display(seat.name)},{iface}")
+            lines.append(f"member => {iface},{penalty},{member_name(seat)},{iface}")
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 

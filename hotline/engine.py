@@ -26,6 +26,7 @@ from agents import http as seats_http
 from agents import listen_in
 from agents.feature_codes import FeatureCodes
 from agents.listen_in import ListenIn
+from agents.pjsip import member_name
 from agents.registration import RegistrationWatch
 from agents.seats import SeatsFile, load_seats
 from calls.hangups import HangupCauses
@@ -43,6 +44,7 @@ from hotline.wiring import (
     accounts_web,
     agi_key,
     ami_secret,
+    asterisk_instance,
     check_menu_queues,
     department_mail,
     intake_config,
@@ -338,8 +340,11 @@ class Hotline:
         self.loops.start("acd-routing", lambda: self.dispatcher.run(self._stopping))
         # Calls the dialplan's fallback (Asterisk's Queue()) took: call records, statistics,
         # the seats' states and intake (recording, drafting) from its AMI events.
-        self.native_queue = NativeQueue(self.acd, self.calls, listeners, self.dispatcher.kick,
-                                        clock=time.time)  # fmt: skip
+        self.native_queue = NativeQueue(
+            self.acd, self.calls, listeners, self.dispatcher.kick, clock=time.time,
+            queue_log=asterisk_instance(s).queue_log,
+            members={member_name(seat): seat.extension for seat in self.seats.seats},
+        )  # fmt: skip
         for name in NATIVE_QUEUE_EVENTS:
             self.ami.on(name, self.native_queue.on_event)
         self.ami.on("Hangup", self.native_queue.on_hangup)

@@ -63,6 +63,11 @@ class AsteriskInstance:
     def log_file(self) -> Path:
         return self.instance_dir / "asterisk.out"
 
+    @property
+    def queue_log(self) -> Path:
+        """What Asterisk's own queues did (app_queue's queue_log), while the root is mounted."""
+        return self.root / "var/log/asterisk/queue_log"
+
     def owner(self) -> Owner:
         """uid and gid of the root's ``asterisk`` user (made by Debian's package)."""
         passwd = (

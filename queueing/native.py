@@ -16,6 +16,10 @@ until it lands (a Redis or database outage delays it, never drops it while the e
 
 The caller's ``Hangup`` closes the call record after those steps, in the same order, so a
 call the engine first heard of from the native queue does not keep an open record.
+
+What a native queue did while no engine listened (a kill -9, a restart) is in Asterisk's
+``queue_log``: at start the engine replays its lines from after the last native event any
+engine applied (``<prefix>native:last`` in Redis) until it started (:func:`queue_log_events`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from panoramisk.message import Message
 from redis.exceptions import RedisError, ResponseError
@@ -52,6 +57,40 @@ OPS = {
 
 def _seconds(value: str) -> int:
     return int(value) if value.isdigit() else 0
+
+
+#: queue_log event -> op
+LOGGED = {"ENTERQUEUE": "join", "CONNECT": "connect", "COMPLETECALLER": "complete",
+          "COMPLETEAGENT": "complete", "ABANDON": "abandon"}  # fmt: skip
+
+
+def queue_log_events(
+    lines: Iterable[str], members: Mapping[str, str], after: int, until: int
+) -> list[NativeQueueEvent]:
+    """The hotline's native-queue events in Asterisk's queue_log lines
+    (``epoch|uniqueid|queue|member name|EVENT|data...``) logged after ``after`` and up to
+    ``until`` (epoch seconds); ``members`` maps a member's name to its seat."""
+    events: list[NativeQueueEvent] = []
+    callers: dict[str, str] = {}
+    for line in lines:
+        f = line.rstrip("\n").split("|")
+        if len(f) < 5 or not f[0].isdigit() or not f[2].startswith(QUEUE_PREFIX):
+            continue
+        at, call_id, queue, member, name = int(f[0]), f[1], f[2], f[3], f[4]
+        data = [*f[5:], "", "", ""]
+        if name == "ENTERQUEUE":
+            callers[call_id] = data[1]
+        op = LOGGED.get(name)
+        if op is None or not after < at <= until:
+            continue
+        ms = {"join": "0", "connect": data[0], "complete": data[1], "abandon": data[2]}[op]
+        events.append(NativeQueueEvent(
+            op=op, call_id=call_id, channel="", caller_raw=callers.get(call_id, ""),
+            queue=queue, skill=queue[len(QUEUE_PREFIX):], seat=members.get(member, ""),
+            at=float(at), ms=_seconds(ms) * 1000,
+            reason={"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}.get(name, ""),
+        ))  # fmt: skip
+    return events
 
 
 def channel_created(uniqueid: str) -> datetime | None:
@@ -196,6 +235,8 @@ class NativeQueue:
         kick: Callable[[], None],
         *,
         clock: Callable[[], float],
+        queue_log: Path | None = None,
+        members: Mapping[str, str] | None = None,
         limit: int = 10_000,
         retry_s: float = 1.0,
     ) -> None:
@@ -206,6 +247,10 @@ class NativeQueue:
         self._intake = _Ordered("intake", self._announce, limit, retry_s)
         self._connected: dict[str, str] = {}  # call id -> seat, while connected natively
         self._known: dict[str, None] = {}  # calls seen in a native queue, until their hangup
+        self.queue_log, self.members = queue_log, dict(members or {})
+        self.started = int(clock())  # AMI connects later: its events come after this second
+        self._marker = f"{acd.prefix}native:last"
+        self._replayed = False
 
     def on_event(self, message: Message) -> None:
         event = NativeQueueEvent.from_ami(message, self.clock())
@@ -217,6 +262,9 @@ class NativeQueue:
             self._connected[event.call_id] = event.seat
         elif event.op in ("complete", "abandon"):
             self._connected.pop(event.call_id, None)
+        self._add(event)
+
+    def _add(self, event: NativeQueueEvent) -> None:
         self._known[event.call_id] = None
         while len(self._known) > self.limit:
             del self._known[next(iter(self._known))]
@@ -242,7 +290,30 @@ class NativeQueue:
     def backlog(self) -> int:
         return sum(len(sink.pending) for sink in (self._records, self._acd, self._intake))
 
+    async def replay(self) -> int:
+        """Apply the queue_log lines no engine heard as events; returns how many."""
+        if self._replayed or self.queue_log is None or not self.queue_log.exists():
+            return 0
+        self._replayed = True  # once per engine: a restarted loop must not apply them twice
+        last = await self.acd.redis.get(self._marker)
+        if last is None:  # the first engine to follow these queues: nothing to catch up on
+            await self.acd.redis.set(self._marker, self.started)
+            return 0
+        after = int(last)
+        text = await asyncio.to_thread(self.queue_log.read_text, errors="replace")
+        events = queue_log_events(text.splitlines(), self.members, after, self.started)
+        for event in events:
+            self._add(event)
+        if events:
+            log.warning("native queue: %d events Asterisk logged while no engine listened "
+                        "(since %s), applied from its queue_log", len(events), after)  # fmt: skip
+        return len(events)
+
     async def run(self, stopping: asyncio.Event) -> None:
+        try:
+            await self.replay()
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("native queue: queue_log not replayed (%s)", exc)
         await asyncio.gather(
             self._records.run(stopping), self._acd.run(stopping), self._intake.run(stopping)
         )
@@ -272,6 +343,10 @@ class NativeQueue:
         before = await self.acd.native(
             event.op, event.call_id, seat=event.seat, skill=event.skill, at=event.at, data=data
         )
+        async with asyncio.timeout(self.acd.timeout_s):  # what the next start replays after
+            last = await self.acd.redis.get(self._marker)
+            if int(last or 0) < int(event.at):
+                await self.acd.redis.set(self._marker, int(event.at))
         if event.op == "connect" and before not in ("available", "wrap_up"):
             log.info("call %s: seat %s answered in Asterisk's queue while %s in the ACD",
                      event.call_id, event.seat, before or "unknown")  # fmt: skip

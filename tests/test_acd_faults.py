@@ -722,3 +722,50 @@ async def test_a_ring_answered_while_the_engine_is_down_is_drafted_with_its_seat
         await logout_all(acd)
         await drop_phone(pbx, late)
         await db.dispose()
+
+
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_a_native_queue_call_while_no_engine_runs_is_caught_up(
+    pbx: Pbx, redis: aioredis.Redis
+) -> None:
+    """No engine runs at all: a caller goes through the dialplan's fallback (FastAGI refused)
+    into Queue(hotline-operator), where seat 8005 answers and later hangs up. The next engine
+    replays what Asterisk's queue_log says happened since the last native event an engine
+    applied: the call record with the queue's steps, the call counted as answered, and its
+    work order drafted with seat 8005."""
+    s = pbx.settings
+    earlier = Hotline(s)  # an engine followed these queues before (it leaves the marker)
+    await earlier.start()
+    await eventually(lambda: redis.exists(f"{s.acd_prefix}native:last"), 20, "the marker")
+    await earlier.stop()
+    since = time.time()
+    # no IVR without the engine: the seat answers at once, so it talks past the caller's keys
+    phone = await seat_phone(pbx, "8005", hangup_after_ms=9000)
+    caller = new_caller()
+    engine = Hotline(s)
+    try:
+        call = await start_call(pbx, caller, 500, seat_hangs_up=True)
+        await finished(call)
+        assert phone.callers() == [caller]
+        await engine.start()
+        uniqueid = (await call_record(engine, caller, closed=False))["uniqueid"]
+        await eventually(lambda: engine.work_orders.by_call(uniqueid), 30, "its work order")
+        record = await call_record(engine, caller, closed=False)
+        steps = [(step["kind"], step["node"]) for step in record["journey"]]
+        assert steps == [("join", "hotline-operator"), ("connect", "hotline-operator"),
+                         ("complete", "hotline-operator")], steps  # fmt: skip
+        assert "seat 8005" in record["journey"][1]["detail"]
+        stored = await engine.intake.recordings.store.get(uniqueid)
+        assert stored is not None and (stored.seat, stored.skill) == ("8005", "operator")
+
+        async def counted() -> bool:
+            figures = await engine.stats(since=since)
+            queue = next((q for q in figures["queues"] if q["queue"] == "operator"), None)
+            return bool(queue and queue["answered"] == 1)
+
+        await eventually(counted, 20, "the call counted as answered")
+    finally:
+        await engine.stop()
+        await logout_all(pbx.acd(redis))
+        await drop_phone(pbx, phone)
