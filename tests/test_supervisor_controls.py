@@ -13,8 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from browser import browser, log_in, new_context  # noqa: F401
 from conftest import AmiEvents, call_record, eventually, new_caller
 from panoramisk.message import Message
+from playwright.async_api import Browser
 from seat_sipp import register, start_seat, uas_scenario, unregister
 from sipp import Press, free_udp_port, place_call
 from staff import staff_token, supervisor_auth
@@ -27,6 +29,7 @@ from hotline.secrets import stored_secret
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SEAT, PHONE = "8001", "8006"  # the operator on the call; the supervisor's softphone
+BOARD_PASSWORD = "listen-in board password"
 REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report (seat 8001's skill)
 
 
@@ -72,7 +75,13 @@ async def supervisor_phone(
     return process
 
 
-async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Path) -> None:
+async def test_supervisor_listens_to_a_live_call(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The wallboard's Listen button beside a seat on a call rings the supervisor's phone,
+    which receives the call's audio; then a barge into the same call by the API."""
     s = hotline.settings
     tone = tmp_path / "tone.wav"
     sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "30", "sine"]
@@ -118,10 +127,19 @@ async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Pat
                     answer = await r.json()
                     assert (r.status, answer["error"]["code"]) == (status, code), (body, answer)
             assert counter.packets == 0 and not spies
-            async with http.post(url, json={"mode": "listen", "phone": PHONE}, headers=auth) as r:
-                assert r.status == 202, await r.text()
-                started = await r.json()
-        assert started["mode"] == "listen" and started["channel_id"].startswith("spy-")
+        await staff_token(hotline.accounts.accounts, "e2e-board", AccountRole.SUPERVISOR,
+                          password=BOARD_PASSWORD)  # fmt: skip
+        context = await new_context(browser, base(hotline))
+        try:
+            page = await context.new_page()
+            await log_in(page, "e2e-board", BOARD_PASSWORD, then="/supervisor")
+            await page.fill("#my-phone", PHONE)
+            await page.click(f'button[data-seat="{SEAT}"][data-action="listen"]')
+            await page.wait_for_function(
+                "document.getElementById('notice').textContent.includes('ringing your phone')"
+            )
+        finally:
+            await context.close()
 
         await eventually(lambda: _true(counter.sounding > 50), 20, "the call's audio on the phone")
         [spy] = spies
@@ -129,7 +147,7 @@ async def test_supervisor_listens_to_a_live_call(hotline: Hotline, tmp_path: Pat
         assert spy["SpyerChannel"].startswith(f"PJSIP/{PHONE}-"), dict(spy)
         entries = await hotline.accounts.accounts.audit_log(30)
         uses = [e for e in entries if e["action"] == "listen_in"]
-        assert uses and uses[0]["actor"] == "e2e-lead" and uses[0]["target"] == SEAT
+        assert uses and uses[0]["actor"] == "e2e-board" and uses[0]["target"] == SEAT
         assert f"phone={PHONE}" in uses[0]["detail"] and "mode=listen" in uses[0]["detail"]
         # barge into the same call: the phone rings again and ChanSpy joins the seat's call
         async with aiohttp.ClientSession(base(hotline)) as http:
