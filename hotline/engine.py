@@ -437,6 +437,7 @@ class Hotline:
                               emergency_numbers(self.settings.emergency_numbers),
                               self.dispatcher.kick)  # fmt: skip
         transfer_http.add_routes(app, transfers)
+        self.ami.on("BlindTransfer", transfers.on_blind_transfer)
 
     def _supervisor_controls(self, app: web.Application) -> None:
         """A supervisor's listen-in on a seat's call, and the announcements before the menu."""

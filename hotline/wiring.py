@@ -25,12 +25,19 @@ from ivr.menu import Menu, Route
 from knowledge import http as knowledge_http
 from knowledge import search as knowledge_search
 from knowledge.service import KnowledgeService
-from pbx.config import PbxConfig, ensure_hold_music, render_all, write_config
+from pbx.config import (
+    PbxConfig,
+    ensure_hold_music,
+    ensure_transfer_beep,
+    render_all,
+    write_config,
+)
 from pbx.instance import AsteriskInstance
 from pbx.root import build_root, is_built
 from queueing.callback import callback_number_rule, may_call_back
 from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
+from queueing.transfer import emergency_numbers, render_codes, transfer_codes
 from revisit.rules import CallingHours, RevisitPolicy
 from revisit.service import RevisitService
 from web import metrics as metrics_http
@@ -126,6 +133,7 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
         queue_first_band=rules.band_of(rules.steps[0].max_level),
         transfer_dial=s.callback_dial.format(number="${HOTLINE_TRANSFER_NUMBER}"),
         transfer_ring_s=s.transfer_ring_s,
+        transfer_codes=render_codes(transfer_codes(seats, emergency_numbers(s.emergency_numbers))),
     )  # fmt: skip
 
 
@@ -147,6 +155,7 @@ def provision_asterisk(
     instance = asterisk_instance(settings)
     instance.mount()
     ensure_hold_music(settings.moh_dir)
+    ensure_transfer_beep(settings.moh_dir)
     write_config(instance.etc_dir, render_all(pbx_config(settings, menu, seats)), instance.owner())
     return instance
 

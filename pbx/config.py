@@ -55,6 +55,7 @@ class PbxConfig:
     # ${HOTLINE_TRANSFER_NUMBER} in place of the number, and how long it rings.
     transfer_dial: str = "PJSIP/citizens/sip:${HOTLINE_TRANSFER_NUMBER}@127.0.0.1"
     transfer_ring_s: int = 60
+    transfer_codes: str = ""  # a seat's transfer codes (queueing.transfer.render_codes)
 
 
 def render_template(text: str, values: Mapping[str, object], name: str = "template") -> str:
@@ -91,6 +92,22 @@ def write_config(
         write_private(target, text, owner)
         changed.append(name)
     return changed
+
+
+# A seat's transfer prompts (features.conf), below moh_dir (not in it: hold music plays every
+# file of that folder).
+TRANSFER_BEEP = "sounds/transfer-beep"
+
+
+def ensure_transfer_beep(moh_dir: Path) -> None:
+    """A short beep (8 kHz mono WAV, sox), once: the prompt of a seat's #1 transfer."""
+    target = moh_dir / f"{TRANSFER_BEEP}.wav"
+    if target.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(target),
+                    "synth", "0.25", "sine", "880", "vol", "0.3"],
+                   check=True, capture_output=True)  # fmt: skip
 
 
 def ensure_hold_music(moh_dir: Path) -> None:

@@ -327,7 +327,7 @@ class QueueRoute:
         await agi.command("SET MUSIC OFF", deadline_s=10)
         ended = self.dials.expect(call.uniqueid)
         dial = asyncio.ensure_future(
-            agi.command(f"EXEC Dial PJSIP/{a.seat},{ring_s},m", deadline_s=_MAX_CALL_S)
+            agi.command(f"EXEC Dial PJSIP/{a.seat},{ring_s},mt", deadline_s=_MAX_CALL_S)
         )
         connected: ConnectedCall | None = None
         try:

@@ -19,16 +19,24 @@ on in the dialplan:
 Each transfer is a step ``transfer`` on the call record (node: the target, detail: the seat
 and who asked). ``POST /api/seats/<ext>/transfer`` ``{"to": "queue:police"}`` is the desk's
 (an operator only for their own seat: :mod:`accounts.access`).
+
+From the softphone: ``#1`` during the call, then a code (:func:`transfer_codes`): ``*4<n>``
+the n-th skill of the seats file, a seat's extension, or an emergency number; or the
+softphone's own transfer button (SIP REFER) to the same codes. Asterisk's blind transfer
+moves the caller the same way (the caller's channel carries ``TRANSFER_CONTEXT``); its AMI
+``BlindTransfer`` event puts the step on the call record (:meth:`Transfers.on_blind_transfer`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from panoramisk.message import Message
 
 from accounts.http import current_user
 from agents.seats import SeatsFile
@@ -95,6 +103,28 @@ def parse_target(text: str, seats: SeatsFile, emergency: tuple[str, ...]) -> Tar
     return Target(kind, name)
 
 
+SKILL_CODE = "*4"  # *4<n>: the n-th skill of the seats file (1 to 9)
+CONTEXT = "hotline-transfer"
+
+
+def transfer_codes(seats: SeatsFile, emergency: tuple[str, ...]) -> dict[str, Target]:
+    """What a seat may dial after ``#1``: by code, the target."""
+    codes = {f"{SKILL_CODE}{n}": Target("queue", skill.name)
+             for n, skill in enumerate(seats.skills[:9], start=1)}  # fmt: skip
+    codes.update({seat.extension: Target("seat", seat.extension) for seat in seats.seats})
+    codes.update({number: Target("emergency", number) for number in emergency})
+    return codes
+
+
+def render_codes(codes: dict[str, Target]) -> str:
+    """The codes as dialplan lines of ``hotline-transfer`` (each goes where the desk's goes)."""
+    lines = []
+    for code, target in codes.items():
+        context, exten = target.dialplan()
+        lines.append(f"exten => {code},1,Goto({context},{exten},1) ; {target.text}")
+    return "\n".join(lines)
+
+
 class Transfers:
     def __init__(
         self,
@@ -107,6 +137,7 @@ class Transfers:
         self.acd, self.calls, self.redirect = acd, calls, redirect
         self.emergency = emergency
         self.kick = kick
+        self._steps: set[asyncio.Task[bool]] = set()
 
     def target(self, text: str) -> Target:
         return parse_target(text, self.acd.seats, self.emergency)
@@ -132,6 +163,24 @@ class Transfers:
                  who)  # fmt: skip
         self.kick()
         return {"call_id": status.call_id, "from": seat, "to": target.text, "by": who}
+
+    def on_blind_transfer(self, event: Message) -> None:
+        """AMI BlindTransfer: a seat's softphone moved its caller (``#1`` or REFER)."""
+        if event.get("Context") != CONTEXT or event.get("Result") != "Success":
+            return
+        codes = transfer_codes(self.acd.seats, self.emergency)
+        target = codes.get(event.get("Extension", ""))
+        seat = event.get("TransfererChannel", "").removeprefix("PJSIP/").rpartition("-")[0]
+        call_id = event.get("TransfereeUniqueid", "")
+        how = "REFER" if event.get("IsExternal") == "Yes" else "#1"
+        text = target.text if target else event.get("Extension", "")
+        log.info("call %s transferred from seat %s to %s by its softphone (%s)", call_id, seat,
+                 text, how)  # fmt: skip
+        step = JourneyStep("transfer", node=text, detail=f"from seat {seat} by softphone ({how})")
+        task = asyncio.create_task(self.calls.add_step_to(call_id, step))
+        self._steps.add(task)
+        task.add_done_callback(self._steps.discard)
+        self.kick()
 
     # -- HTTP ----------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:

@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
-from seat_sipp import Seat, uas_scenario
-from sipp import free_media_port
+from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+from seat_sipp import Seat, register, uas_scenario, unregister
+from sipp import free_media_port, free_udp_port
 from staff import staff_token
 
 # the e2e seats fixture and the helpers of the ACD's call tests
@@ -30,6 +31,8 @@ from test_acd_calls import (  # noqa: F401
 from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
+from hotline.secrets import stored_secret
+from queueing.transfer import Target, transfer_codes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,8 +60,8 @@ async def journey_transfers(hotline: Hotline, call_id: str) -> list[tuple[str, s
 
 async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skill(
     hotline: Hotline,
-    seats: StartSeats,
-    tmp_path: Path,  # noqa: F811
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     phones = await seats("8001", "8003")  # report: 8001 only; business: 8003 first
     caller = new_caller()
@@ -99,9 +102,9 @@ async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skil
 
 async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers(
     hotline: Hotline,
-    seats: StartSeats,
+    seats: StartSeats,  # noqa: F811
     ami_events: AmiEvents,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     # the emergency service's phone behind the carrier trunk: answers after 1.5 s of ringing
     police = Seat("110", CALLBACK_PORT, tmp_path)
@@ -161,3 +164,74 @@ async def _bridged_with(events: AmiEvents, call_id: str, number: str) -> bool:
         and e.get("Uniqueid") == call_id
         and f"sip:{number}@" in e.get("DialString", "")
     )
+
+
+async def test_a_seat_transfers_its_caller_from_the_softphone_with_hash_1(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Seat 8001's softphone presses #1 and the code of queue business (*4<n>) during the
+    call: Asterisk's blind transfer sends the caller to that queue, seat 8003 answers, and
+    the engine puts the transfer on the call record from AMI's BlindTransfer event."""
+    s = hotline.settings
+    [code] = [c for c, t in transfer_codes(hotline.acd.seats, ()).items()
+              if t == Target("queue", "business")]  # fmt: skip
+    assert code.startswith("*4")
+    phones = await seats("8003")
+    first = await _pressing_seat(tmp_path, "8001", stored_secret(s.data_dir, "seat-8001"),
+                                 s.sip_port, "#1" + code)  # fmt: skip
+    try:
+        await hotline.acd.login("8001", "2468")
+        hotline.dispatcher.kick()
+        caller = new_caller()
+        call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 30_000))
+        assert await connected_seat(hotline, caller) == "8001"
+        call_id = (await call_events(hotline, caller))[0].call_id
+
+        async def at_second_seat() -> bool:
+            return any(e.type == "connect" and e.seat == "8003"
+                       for e in await call_events(hotline, caller))  # fmt: skip
+
+        await eventually(at_second_seat, 40, "the caller transferred by #1 to reach seat 8003")
+        assert phones["8003"].callers() == [caller]
+
+        async def recorded() -> list[tuple[str, str]]:
+            return await journey_transfers(hotline, call_id)
+
+        steps = await eventually(recorded, 10, "the transfer on the call record")
+        assert steps == [("queue:business", "from seat 8001 by softphone (#1)")]
+        await call
+    finally:
+        await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
+        await hotline.acd.logout("8001")
+        await unregister(first, stored_secret(s.data_dir, "seat-8001"), sip_port=s.sip_port)
+        await first.stop()
+
+
+async def _not_on_call(hotline: Hotline, ext: str) -> bool:
+    return (await hotline.acd.seat(ext)).state not in {SeatState.RINGING, SeatState.ON_CALL}
+
+
+async def _pressing_seat(workdir: Path, ext: str, password: str, sip_port: int, keys: str) -> Seat:
+    """A registered sipp seat that answers and then presses ``keys`` (RFC 4733, one burst:
+    a second stream would repeat the first one's RTP timestamps), then waits for the BYE."""
+    port = free_udp_port()
+    seat = Seat(ext, port, workdir)
+    pcap = write_dtmf_pcap(workdir / f"seat-{ext}-keys.pcap", keys)
+    presses = (f'  <pause milliseconds="3000"/>\n'
+               f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+               f'  <pause milliseconds="{sequence_duration_ms(keys) + 500}"/>\n')  # fmt: skip
+    ack = '  <recv request="ACK"/>\n'
+    xml = uas_scenario(True, 300).replace(ack, ack + presses, 1)
+    scenario = workdir / f"uas-{ext}-{port}-keys.xml"
+    scenario.write_text(xml, encoding="ISO-8859-1")
+    seat.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
+        "-trace_msg", "-message_file", str(seat.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.2)
+    await register(workdir, ext, password, sip_port=sip_port, contact_port=port, expires=3600)
+    return seat
