@@ -11,9 +11,12 @@ audit log.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import TypeVar
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from accounts.http import current_user
 from ivr.announcements import AnnouncementError, Announcements
@@ -21,10 +24,19 @@ from web.errors import HttpError, InvalidRequest
 from web.params import json_object
 
 ANNOUNCEMENTS = web.AppKey("announcements", Announcements)
+T = TypeVar("T")
+
+
+async def _stored(step: Awaitable[T]) -> T:
+    """The store's answer; Redis unreachable is a 503, not a 500."""
+    try:
+        return await step
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise HttpError(503, "unavailable", f"announcements unavailable: {exc}") from None
 
 
 async def list_announcements(request: web.Request) -> web.Response:
-    items = await request.app[ANNOUNCEMENTS].current()
+    items = await _stored(request.app[ANNOUNCEMENTS].current())
     return web.json_response({"announcements": [a.as_dict() for a in items]},
                              dumps=_dumps)  # fmt: skip
 
@@ -43,7 +55,8 @@ async def add_announcement(request: web.Request) -> web.Response:
         raise InvalidRequest(f"expires_at must be an ISO 8601 time, not {raw[:40]!r}") from None
     user = current_user(request)
     try:
-        made = await request.app[ANNOUNCEMENTS].add(texts, expires_at, user.name if user else "")
+        adding = request.app[ANNOUNCEMENTS].add(texts, expires_at, user.name if user else "")
+        made = await _stored(adding)
     except AnnouncementError as exc:
         raise InvalidRequest(str(exc)) from None
     return web.json_response(made.as_dict(), status=201, dumps=_dumps)
@@ -51,7 +64,7 @@ async def add_announcement(request: web.Request) -> web.Response:
 
 async def remove_announcement(request: web.Request) -> web.Response:
     announcement_id = request.match_info["id"]
-    if not await request.app[ANNOUNCEMENTS].remove(announcement_id[:64]):
+    if not await _stored(request.app[ANNOUNCEMENTS].remove(announcement_id[:64])):
         raise HttpError(404, "not_found", f"no announcement {announcement_id[:64]!r}")
     return web.json_response({"removed": announcement_id})
 

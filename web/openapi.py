@@ -208,18 +208,19 @@ def openapi_document() -> dict[str, Any]:
         "/api/announcements": {
             "get": _supervisor({
                 "summary": "the announcements callers hear before the menu now",
-                "responses": _answers(_json(OBJECT), 401, 403)}),
+                "responses": _answers(_json(OBJECT), 401, 403, 503)}),
             "post": _supervisor({
                 "summary": "an announcement, a text per menu language, until expires_at",
                 "requestBody": _body({"type": "object", "required": ["texts", "expires_at"],
                                       "properties": {
                     "texts": {"type": "object", "additionalProperties": TEXT},
                     "expires_at": {"type": "string", "format": "date-time"}}}, required=True),
-                "responses": _answers(_json(OBJECT), 400, 401, 403, 415, ok_status="201")})},
+                "responses": _answers(_json(OBJECT), 400, 401, 403, 415, 503,
+                                      ok_status="201")})},
         "/api/announcements/{id}": {"delete": _supervisor({
             "summary": "end an announcement early",
             "parameters": [_path("id")],
-            "responses": _answers(_json(OBJECT), 401, 403, 404)})},
+            "responses": _answers(_json(OBJECT), 401, 403, 404, 503)})},
         "/api/desk": {"get": {
             "summary": "the operator's seat, its state, and the call at it with its context",
             "tags": ["desk"], "security": [{"staff": []}],
