@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_channel import FakeChannel, agi_call, hang_up, stream
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from calls.store import CallStore
+from hotline.database import create_schema, make_sessions
+from hotline.settings import PROJECT_DIR
 from ivr.announcements import AnnouncementError, Announcements
+from ivr.menu import load_menu
 from ivr.prompts import PromptLibrary
+from ivr.session import IvrSession
 
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 
@@ -90,3 +97,31 @@ async def test_redis_down_sends_callers_straight_to_the_menu(tmp_path: Path) -> 
         assert await store(dead, "x:", tmp_path, Clock()).playable() == []
     finally:
         await dead.aclose()
+
+
+async def test_the_ivr_plays_them_before_the_menu(
+    redis: Redis, prefix: str, tmp_path: Path
+) -> None:
+    """The engine's IVR route on a scripted call: each language of the announcement is
+    streamed (a key may skip it) before the menu's first prompt, and is in the journey."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await create_schema(engine)
+    calls = CallStore(make_sessions(engine))
+    menu = load_menu(PROJECT_DIR / "ivr" / "menu.toml")
+    clock = Clock()
+    announcements = store(redis, prefix, tmp_path, clock)
+    made = await announcements.add(
+        {"zh": "停水。", "en": "No water."}, NOW + timedelta(hours=1), "l"
+    )
+    zh, en = [str(path) for _, path in await announcements.playable()]
+    library = PromptLibrary(tmp_path / "menu-prompts", menu.voices)
+    channel = FakeChannel(agi_call("1800000000.9"), [stream([zh]), stream([en]), hang_up()])
+    try:
+        await IvrSession(menu, library, calls, announcements=announcements.playable).run(channel)
+        channel.check()
+        record = await calls.get("1800000000.9")
+        assert record is not None
+        kinds = [(s["kind"], s["detail"]) for s in record["journey"]]
+        assert kinds[:2] == [("announcement", made.id)] * 2 and kinds[2][0] == "menu", kinds
+    finally:
+        await engine.dispose()
