@@ -132,6 +132,7 @@ class Hotline:
     calls: CallStore = field(init=False)
     announcements: Announcements = field(init=False)
     work_orders: WorkOrderService = field(init=False)
+    transfers: Transfers = field(init=False)  # of a seat's caller (desk, softphone)
     accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
     native_queue: NativeQueue = field(init=False)
@@ -334,6 +335,10 @@ class Hotline:
         self.dispatcher.on_callback(self._callbacks.ring)
         self.registrations = RegistrationWatch(self.acd, self._end_ring)
         self.ami.on("DialEnd", dials.on_dial_end)
+        self.transfers = Transfers(self.acd, self.calls, self._redirect,
+                                   emergency_numbers(s.emergency_numbers),
+                                   self.dispatcher.kick)  # fmt: skip
+        self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)
@@ -433,11 +438,7 @@ class Hotline:
         seats_http.add_routes(app, self.acd, self.dispatcher.kick)
         stats_http.add_routes(app, self.stats)
         callback_retries.add_routes(app, self.callback_retries)
-        transfers = Transfers(self.acd, self.calls, self._redirect,
-                              emergency_numbers(self.settings.emergency_numbers),
-                              self.dispatcher.kick)  # fmt: skip
-        transfer_http.add_routes(app, transfers)
-        self.ami.on("BlindTransfer", transfers.on_blind_transfer)
+        transfer_http.add_routes(app, self.transfers)
 
     def _supervisor_controls(self, app: web.Application) -> None:
         """A supervisor's listen-in on a seat's call, and the announcements before the menu."""
@@ -452,7 +453,7 @@ class Hotline:
     def _live_routes(self, app: web.Application) -> None:
         """Live events, and the operator's desk that pops with each call put through."""
         live_http.add_routes(app, self.live)
-        desk = Desk(self.calls, self.work_orders, self.acd)
+        desk = Desk(self.calls, self.work_orders, self.acd, self.transfers.targets)
         self.live.call_context = desk.connected
         desk_http.add_routes(app, desk)
         # The department portal: news of its orders on its page and by e-mail.

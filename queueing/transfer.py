@@ -142,6 +142,13 @@ class Transfers:
     def target(self, text: str) -> Target:
         return parse_target(text, self.acd.seats, self.emergency)
 
+    def targets(self) -> dict[str, list[str]]:
+        """What a seat may transfer to (the desk's choices), from the seats file as reloaded."""
+        seats = self.acd.seats
+        return {"queues": [skill.name for skill in seats.skills],
+                "seats": [seat.extension for seat in seats.seats],
+                "emergency": list(self.emergency)}  # fmt: skip
+
     async def transfer(self, seat: str, target: Target, who: str) -> dict[str, Any]:
         """Move the citizen connected to ``seat`` to ``target``; ``who`` asked for it."""
         if target.kind == "seat" and target.name == seat:

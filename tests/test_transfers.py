@@ -12,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from browser import browser, log_in, new_context  # noqa: F401
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
 from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+from playwright.async_api import Browser, expect
 from seat_sipp import Seat, register, uas_scenario, unregister
 from sipp import free_media_port, free_udp_port
 from staff import staff_token
@@ -35,6 +37,8 @@ from hotline.secrets import stored_secret
 from queueing.transfer import Target, transfer_codes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DESK_PASSWORD = "transfer desk password 1"
 
 
 async def operator_auth(hotline: Hotline, ext: str) -> dict[str, str]:
@@ -104,8 +108,15 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
     hotline: Hotline,
     seats: StartSeats,  # noqa: F811
     ami_events: AmiEvents,
+    browser: Browser,  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    """The operator clicks 110 on the desk (headless Chromium, the session's CSRF token)."""
+    s = hotline.settings
+    await staff_token(hotline.accounts.accounts, "e2e-desk-8001", AccountRole.OPERATOR,
+                      password=DESK_PASSWORD, extension="8001")  # fmt: skip
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    page = await context.new_page()
     # the emergency service's phone behind the carrier trunk: answers after 1.5 s of ringing
     police = Seat("110", CALLBACK_PORT, tmp_path)
     scenario = tmp_path / "police-uas.xml"
@@ -118,6 +129,8 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
     )  # fmt: skip
     try:
         await seats("8001")
+        await log_in(page, "e2e-desk-8001", DESK_PASSWORD, then="/desk")
+        await expect(page.locator("body")).to_have_attribute("data-live", "open")
         caller = new_caller()
         call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 20_000))
         assert await connected_seat(hotline, caller) == "8001"
@@ -125,8 +138,9 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
         auth = await operator_auth(hotline, "8001")
         status, body = await transfer(hotline, "8001", "emergency:999", auth)
         assert status == 400, body  # not a configured emergency number
-        status, body = await transfer(hotline, "8001", "emergency:110", auth)
-        assert status == 200, body
+        await expect(page.locator("#caller-number")).to_have_text(caller)
+        await page.click("button[data-to='emergency:110']")
+        await expect(page.locator("#message")).to_contain_text("emergency:110")
 
         async def invited() -> bool:
             return bool(police.invites())
@@ -139,9 +153,10 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
                          "the caller bridged with 110")  # fmt: skip
         await call
         assert await journey_transfers(hotline, call_id) == [
-            ("emergency:110", "from seat 8001 by e2e-op-8001")
+            ("emergency:110", "from seat 8001 by e2e-desk-8001")
         ]
     finally:
+        await context.close()
         await police.stop()
 
 

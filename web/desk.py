@@ -2,8 +2,9 @@
 
 ``GET /desk`` is the page (plain HTML and a small script, ``web/static``); it changes the
 seat's state through the seat API (``POST /api/seats/<ext>/login|pause|resume|ready|logout``,
-the same ACD operations as the feature codes), edits and sends the call's work order through
-the work-order API, and listens to :mod:`web.live` (``call``, ``order``, ``acd``).
+the same ACD operations as the feature codes), transfers the caller (``POST
+/api/seats/<ext>/transfer``: :mod:`queueing.transfer`), edits and sends the call's work order
+through the work-order API, and listens to :mod:`web.live` (``call``, ``order``, ``acd``).
 
 When a caller is put through to a seat, :meth:`Desk.context` opens the call's work order at
 once (intake fills in the transcript when the call is over: ``draft_from_call``) and
@@ -15,6 +16,7 @@ of the same number, and the time limit each category would have if dispatched no
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,10 +57,17 @@ def ivr_path(record: dict[str, Any] | None, connected_at: datetime) -> dict[str,
 
 
 class Desk:
-    def __init__(self, calls: CallStore, orders: WorkOrderService, acd: Acd) -> None:
+    def __init__(
+        self,
+        calls: CallStore,
+        orders: WorkOrderService,
+        acd: Acd,
+        transfer_targets: Callable[[], dict[str, list[str]]] = dict,
+    ) -> None:
         self.calls = calls
         self.orders = orders
         self.acd = acd
+        self.transfer_targets = transfer_targets  # queueing.transfer.Transfers.targets
 
     async def connected(self, call: ConnectedCall) -> dict[str, Any]:
         """The facts the ``call`` event carries (the live hub's call context)."""
@@ -112,6 +121,7 @@ class Desk:
             "reason": status.reason, "pause_reasons": list(PAUSE_REASONS),
             "categories": list(CATEGORIES),
             "departments": sorted(self.orders.rules.departments), "call": None,
+            "transfer_targets": self.transfer_targets(),
         }  # fmt: skip
         if status.call_id and status.state is SeatState.ON_CALL:
             record = await self.calls.get(status.call_id)

@@ -182,6 +182,33 @@ async function act(action, body) {
   } catch (error) { say(error.message); }
 }
 
+const EMERGENCY = { 110: "报警", 119: "火警", 120: "急救", 122: "交通事故" };
+
+async function transfer(to) {
+  say("");
+  try {
+    const done = await api("POST", `/api/seats/${me.extension}/transfer`, { to });
+    say(`已转接 transferred to ${done.to}`);
+  } catch (error) { say(error.message); }
+}
+
+function transferChoices(targets) {
+  const choices = [
+    ...(targets.queues || []).map((q) => [`queue:${q}`, `队列 queue ${q}`]),
+    ...(targets.seats || []).filter((s) => s !== me.extension).map((s) => [`seat:${s}`, `坐席 seat ${s}`]),
+  ];
+  options($("#transfer-to"), choices.map((c) => c[0]), (v) => choices.find((c) => c[0] === v)[1]);
+  $("#handover").replaceChildren(...(targets.emergency || []).map((number) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "emergency";
+    button.dataset.to = `emergency:${number}`;
+    button.textContent = `${number} ${EMERGENCY[number] || ""}`.trim();
+    button.addEventListener("click", () => transfer(button.dataset.to));
+    return button;
+  }));
+}
+
 function onLive(name, handler) {
   return [name, (event) => { try { handler(JSON.parse(event.data)); } catch (error) { say(error.message); } }];
 }
@@ -195,6 +222,7 @@ async function start() {
   options($("#pause-reason"), desk.pause_reasons);
   options($("#category"), desk.categories);
   options($("#lead_department"), ["", ...desk.departments]);
+  transferChoices(desk.transfer_targets || {});
   if (desk.call) showCall(desk.call);
 
   $("#seat-login").addEventListener("click", () => seat("login", { pin: $("#pin").value }));
@@ -219,6 +247,7 @@ async function start() {
     act("dispatch", { lead_department: $("#lead_department").value }));
   $("#answer").addEventListener("click", () => act("answer", { answer: $("#answer-text").value }));
   $("#merge").addEventListener("click", () => act("merge", { into: $("#merge-into").value }));
+  $("#transfer").addEventListener("click", () => transfer($("#transfer-to").value));
 
   const live = new EventSource("/api/live?topics=call,call-ended,order,acd");
   live.addEventListener(...onLive("call", showCall));
