@@ -55,8 +55,9 @@ class RtpCounter(asyncio.DatagramProtocol):
 
 async def supervisor_phone(
     workdir: Path, hotline: Hotline, rtp_port: int
-) -> asyncio.subprocess.Process:
-    """A sipp UAS registered as PHONE that answers and announces ``rtp_port`` in its SDP."""
+) -> tuple[asyncio.subprocess.Process, int]:
+    """A sipp UAS registered as PHONE that answers and announces ``rtp_port`` in its SDP;
+    the process and its SIP port."""
     s = hotline.settings
     port = free_udp_port()
     scenario = workdir / "supervisor-phone.xml"
@@ -72,7 +73,7 @@ async def supervisor_phone(
     assert process.returncode is None, "the supervisor phone's sipp exited"
     password = stored_secret(s.data_dir, f"seat-{PHONE}")
     await register(workdir, PHONE, password, sip_port=s.sip_port, contact_port=port, expires=3600)
-    return process
+    return process, port
 
 
 async def test_supervisor_listens_to_a_live_call(
@@ -93,7 +94,7 @@ async def test_supervisor_listens_to_a_live_call(
         lambda: counter, local_addr=("127.0.0.1", 0)
     )
     rtp_port = transport.get_extra_info("sockname")[1]
-    phone = await supervisor_phone(tmp_path, hotline, rtp_port)
+    phone, phone_port = await supervisor_phone(tmp_path, hotline, rtp_port)
     spies: list[Message] = []
     hotline.ami.on("ChanSpyStart", spies.append)
     caller = new_caller()
@@ -167,6 +168,8 @@ async def test_supervisor_listens_to_a_live_call(
         if phone.returncode is None:
             phone.terminate()
             await phone.wait()
+        await register(tmp_path, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
+                       sip_port=s.sip_port, contact_port=phone_port, expires=0)  # fmt: skip
         await eventually(lambda: _not_on_call(hotline), 30, "the seat to hang up")
         await hotline.acd.logout(SEAT)
         password = stored_secret(s.data_dir, f"seat-{SEAT}")
