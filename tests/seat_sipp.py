@@ -198,6 +198,21 @@ class Seat:
                 await self.process.wait()
 
 
+async def run_uas(workdir: Path, name: str, port: int, scenario_xml: str) -> Seat:
+    """A sipp UAS on ``port`` running ``scenario_xml`` (a phone that is not a seat: the
+    citizen called back, an emergency number behind the trunk; or a seat's own UAS)."""
+    phone = Seat(name, port, workdir)
+    scenario = workdir / f"uas-{name}-{port}.xml"
+    scenario.write_text(scenario_xml, encoding="ISO-8859-1")
+    phone.process = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
+        "-trace_msg", "-message_file", str(phone.trace),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return phone
+
+
 async def register(
     workdir: Path, ext: str, password: str, *, sip_port: int, contact_port: int, expires: int
 ) -> None:

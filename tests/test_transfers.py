@@ -16,8 +16,8 @@ from browser import browser, log_in, new_context  # noqa: F401
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
 from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
 from playwright.async_api import Browser, expect
-from seat_sipp import Seat, register, uas_scenario, unregister
-from sipp import free_media_port, free_udp_port
+from seat_sipp import Seat, register, run_uas, uas_scenario, unregister
+from sipp import free_udp_port
 from staff import staff_token
 
 # the e2e seats fixture and the helpers of the ACD's call tests
@@ -56,6 +56,16 @@ async def transfer(hotline: Hotline, ext: str, to: str, auth: dict[str, str]) ->
         return response.status, await response.json()
 
 
+async def caller_at_8001(hotline: Hotline, workdir: Path, hold_ms: int) -> tuple[
+    str, str, asyncio.Task[None]
+]:  # fmt: skip
+    """A sipp citizen who chose report and talks to seat 8001: number, call id, the call."""
+    caller = new_caller()
+    call = asyncio.create_task(dial(hotline, workdir, caller, REPORT, hold_ms))
+    assert await connected_seat(hotline, caller) == "8001"
+    return caller, (await call_events(hotline, caller))[0].call_id, call
+
+
 async def journey_transfers(hotline: Hotline, call_id: str) -> list[tuple[str, str]]:
     record = await hotline.calls.get(call_id)
     assert record is not None
@@ -68,10 +78,7 @@ async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skil
     tmp_path: Path,
 ) -> None:
     phones = await seats("8001", "8003")  # report: 8001 only; business: 8003 first
-    caller = new_caller()
-    call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 30_000))
-    assert await connected_seat(hotline, caller) == "8001"
-    call_id = (await call_events(hotline, caller))[0].call_id
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 30_000)
     auth = await operator_auth(hotline, "8001")
     # another operator's seat, an unknown queue: refused, nothing moves
     status, body = await transfer(hotline, "8003", "queue:business", auth)
@@ -118,23 +125,12 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
     context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
     page = await context.new_page()
     # the emergency service's phone behind the carrier trunk: answers after 1.5 s of ringing
-    police = Seat("110", CALLBACK_PORT, tmp_path)
-    scenario = tmp_path / "police-uas.xml"
-    scenario.write_text(uas_scenario(True, 1500), encoding="ISO-8859-1")
-    police.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(police.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    police = await run_uas(tmp_path, "110", CALLBACK_PORT, uas_scenario(True, 1500))
     try:
         await seats("8001")
         await log_in(page, "e2e-desk-8001", DESK_PASSWORD, then="/desk")
         await expect(page.locator("body")).to_have_attribute("data-live", "open")
-        caller = new_caller()
-        call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 20_000))
-        assert await connected_seat(hotline, caller) == "8001"
-        call_id = (await call_events(hotline, caller))[0].call_id
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
         auth = await operator_auth(hotline, "8001")
         status, body = await transfer(hotline, "8001", "emergency:999", auth)
         assert status == 400, body  # not a configured emergency number
@@ -199,10 +195,7 @@ async def test_a_seat_transfers_its_caller_from_the_softphone_with_hash_1(
     try:
         await hotline.acd.login("8001", "2468")
         hotline.dispatcher.kick()
-        caller = new_caller()
-        call = asyncio.create_task(dial(hotline, tmp_path, caller, REPORT, 30_000))
-        assert await connected_seat(hotline, caller) == "8001"
-        call_id = (await call_events(hotline, caller))[0].call_id
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 30_000)
 
         async def at_second_seat() -> bool:
             return any(e.type == "connect" and e.seat == "8003"
@@ -231,22 +224,14 @@ async def _not_on_call(hotline: Hotline, ext: str) -> bool:
 async def _pressing_seat(workdir: Path, ext: str, password: str, sip_port: int, keys: str) -> Seat:
     """A registered sipp seat that answers and then presses ``keys`` (RFC 4733, one burst:
     a second stream would repeat the first one's RTP timestamps), then waits for the BYE."""
-    port = free_udp_port()
-    seat = Seat(ext, port, workdir)
     pcap = write_dtmf_pcap(workdir / f"seat-{ext}-keys.pcap", keys)
     presses = (f'  <pause milliseconds="3000"/>\n'
                f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
                f'  <pause milliseconds="{sequence_duration_ms(keys) + 500}"/>\n')  # fmt: skip
     ack = '  <recv request="ACK"/>\n'
     xml = uas_scenario(True, 300).replace(ack, ack + presses, 1)
-    scenario = workdir / f"uas-{ext}-{port}-keys.xml"
-    scenario.write_text(xml, encoding="ISO-8859-1")
-    seat.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(seat.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    seat = await run_uas(workdir, ext, free_udp_port(), xml)
     await asyncio.sleep(0.2)
-    await register(workdir, ext, password, sip_port=sip_port, contact_port=port, expires=3600)
+    await register(workdir, ext, password, sip_port=sip_port, contact_port=seat.port,
+                   expires=3600)  # fmt: skip
     return seat
