@@ -111,6 +111,32 @@ async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skil
     ]
 
 
+async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    phones = await seats("8001", "8003")
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+    auth = await operator_auth(hotline, "8001")
+    status, body = await transfer(hotline, "8001", "seat:8001", auth)
+    assert status == 400, body  # not to itself
+    status, body = await transfer(hotline, "8001", "seat:8003", auth)
+    assert status == 200, body
+
+    async def rung() -> bool:
+        return phones["8003"].callers() == [caller]
+
+    await eventually(rung, 15, "seat 8003's phone to ring with the caller")
+    await call  # the citizen talks to 8003 and hangs up
+    assert await journey_transfers(hotline, call_id) == [
+        ("seat:8003", "from seat 8001 by e2e-op-8001")
+    ]
+    # not through the ACD: the caller entered a queue once and met seat 8001 only there
+    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+    assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]
+
+
 async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers(
     hotline: Hotline,
     seats: StartSeats,  # noqa: F811
