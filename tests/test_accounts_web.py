@@ -116,6 +116,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/seats", None, SUPERVISORS),
     ("POST", "/api/seats/8001/pause", {"reason": "break"}, SUPERVISORS | {"op"}),  # op's seat
     ("POST", "/api/seats/8002/pause", {"reason": "break"}, SUPERVISORS),
+    ("POST", "/api/seats/8001/transfer", {"to": "queue:business"}, SUPERVISORS | {"op"}),
+    ("POST", "/api/seats/8002/transfer", {"to": "emergency:110"}, SUPERVISORS),
     ("GET", "/api/audit", None, {"admin"}),
     ("GET", "/api/me", None, set(ROLES)),
     ("GET", "/api/workorders", None, set(ROLES)),
