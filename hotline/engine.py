@@ -79,7 +79,7 @@ from queueing.announce import Announcer
 from queueing.busy import BusySeats
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
 from queueing.callback_retries import CallbackRetries, CallbackRetryOptions
-from queueing.channels import ami_channels
+from queueing.channels import ami_channels, seat_channel
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
@@ -335,9 +335,16 @@ class Hotline:
         self.dispatcher.on_callback(self._callbacks.ring)
         self.registrations = RegistrationWatch(self.acd, self._end_ring)
         self.ami.on("DialEnd", dials.on_dial_end)
+        list_calls = ami_channels(self.ami, s.network_timeout_s)
+
+        async def seat_in_call(seat: str, call_id: str) -> str | None:
+            found = seat_channel(await list_calls(), seat, call_id)
+            return found.name if found is not None else None
+
         self.transfers = Transfers(self.acd, self.calls, self._redirect,
-                                   emergency_numbers(s.emergency_numbers),
-                                   self.dispatcher.kick)  # fmt: skip
+                                   emergency_numbers(s.emergency_numbers), self.dispatcher.kick,
+                                   originate=self._dial_into, seat_channel=seat_in_call,
+                                   department_numbers=numbers)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
@@ -416,10 +423,25 @@ class Hotline:
         except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
             log.debug("%s: announcement not stopped (%s); it plays to its end", who, exc)
 
-    async def _redirect(self, channel: str, context: str, exten: str) -> None:
-        """Move a channel in the dialplan (a transfer): AMI Redirect, class call."""
-        await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context,
-                               "Exten": exten, "Priority": "1"})  # fmt: skip
+    async def _redirect(self, channel: str, context: str, exten: str, extra: str = "") -> None:
+        """Move a channel in the dialplan (a transfer), and ``extra`` with it to the same
+        place: AMI Redirect, class call."""
+        action = {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten,
+                  "Priority": "1"}  # fmt: skip
+        if extra:
+            action |= {"ExtraChannel": extra, "ExtraContext": context, "ExtraExten": exten,
+                       "ExtraPriority": "1"}  # fmt: skip
+        await self.ami.action(action)
+
+    async def _dial_into(self, number: str, context: str, exten: str) -> None:
+        """Dial ``number`` through the trunk (the callback's dial string) into the dialplan:
+        AMI Originate, class originate, answered later (Async)."""
+        s = self.settings
+        await self.ami.action({
+            "Action": "Originate", "Channel": s.callback_dial.format(number=number),
+            "Context": context, "Exten": exten, "Priority": "1", "Async": "true",
+            "Timeout": str(s.transfer_ring_s * 1000), "CallerID": s.hotline_number,
+        })  # fmt: skip
 
     async def _hangup_channel(self, channel: str) -> None:
         try:

@@ -14,7 +14,12 @@ on in the dialplan:
   dials the number through the carrier trunk (the callback's dial string, ``callback_dial``)
   and hears it ring: the caller stays on the line until the other side answers and is then
   bridged to it; unanswered, back to the operator queue. Only numbers in the
-  ``emergency_numbers`` setting are dialled.
+  ``emergency_numbers`` setting are dialled;
+- ``three-way:<number>`` (a department's number): Redirect moves the citizen's and the
+  seat's channel together (ExtraChannel) into a ConfBridge named after the call, and AMI
+  Originate (class ``originate``) dials the number through the trunk into the same room.
+  Only numbers the callback rule would call (local, never international or premium:
+  ``callback_number_pattern``) are dialled. The ACD counts the seat's call completed then.
 
 Each transfer is a step ``transfer`` on the call record (node: the target, detail: the seat
 and who asked). ``POST /api/seats/<ext>/transfer`` ``{"to": "queue:police"}`` is the desk's
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,10 +56,15 @@ from web.params import json_object, text_field
 
 log = logging.getLogger(__name__)
 
-KINDS = ("queue", "seat", "emergency")
+KINDS = ("queue", "seat", "emergency", "three-way")
 
-# Moves a channel to (context, extension, priority 1) of the dialplan: AMI Redirect.
-Redirect = Callable[[str, str, str], Awaitable[None]]
+# Moves a channel to (context, extension, priority 1) of the dialplan: AMI Redirect; the
+# last argument, if not empty, a second channel moved with it (ExtraChannel).
+Redirect = Callable[[str, str, str, str], Awaitable[None]]
+# Dials a number through the trunk into (context, extension): AMI Originate.
+Originate = Callable[[str, str, str], Awaitable[None]]
+# The channel of a seat in a call (by seat and call id), if Asterisk has one.
+SeatChannel = Callable[[str, str], Awaitable[str | None]]
 
 
 class TransferRefused(Exception):
@@ -85,8 +96,14 @@ def emergency_numbers(setting: str) -> tuple[str, ...]:
     return numbers
 
 
-def parse_target(text: str, seats: SeatsFile, emergency: tuple[str, ...]) -> Target:
-    """``queue:<skill>``, ``seat:<ext>`` or ``emergency:<number>``; ValueError otherwise."""
+def parse_target(
+    text: str,
+    seats: SeatsFile,
+    emergency: tuple[str, ...],
+    department_numbers: re.Pattern[str] | None = None,
+) -> Target:
+    """``queue:<skill>``, ``seat:<ext>``, ``emergency:<number>`` or ``three-way:<number>`` (a
+    number ``department_numbers`` matches whole); ValueError otherwise."""
     kind, _, name = text.partition(":")
     if kind == "queue":
         skills = {skill for seat in seats.seats for skill, _ in seat.skills}
@@ -98,8 +115,12 @@ def parse_target(text: str, seats: SeatsFile, emergency: tuple[str, ...]) -> Tar
     elif kind == "emergency":
         if name not in emergency:
             raise ValueError(f"{name!r} is not an emergency number: one of {', '.join(emergency)}")
+    elif kind == "three-way":
+        if department_numbers is None or not department_numbers.fullmatch(name):
+            raise ValueError(f"{name!r} is not a number the hotline may dial for a three-way call")
     else:
-        raise ValueError(f"transfer to {text!r}: queue:<skill>, seat:<ext> or emergency:<number>")
+        raise ValueError(f"transfer to {text!r}: queue:<skill>, seat:<ext>, emergency:<number> "
+                         "or three-way:<number>")  # fmt: skip
     return Target(kind, name)
 
 
@@ -133,14 +154,22 @@ class Transfers:
         redirect: Redirect,
         emergency: tuple[str, ...],
         kick: Callable[[], None] = lambda: None,
+        *,
+        originate: Originate | None = None,
+        seat_channel: SeatChannel | None = None,
+        department_numbers: re.Pattern[str] | None = None,
     ) -> None:
         self.acd, self.calls, self.redirect = acd, calls, redirect
         self.emergency = emergency
         self.kick = kick
+        self.originate, self.seat_channel = originate, seat_channel
+        # no three-way calls without a way to dial and to find the seat's channel
+        ready = originate is not None and seat_channel is not None
+        self.department_numbers = department_numbers if ready else None
         self._steps: set[asyncio.Task[bool]] = set()
 
     def target(self, text: str) -> Target:
-        return parse_target(text, self.acd.seats, self.emergency)
+        return parse_target(text, self.acd.seats, self.emergency, self.department_numbers)
 
     def targets(self) -> dict[str, list[str]]:
         """What a seat may transfer to (the desk's choices), from the seats file as reloaded."""
@@ -159,8 +188,11 @@ class Transfers:
         record = await self.calls.get(status.call_id)
         if record is None:
             raise TransferRefused(f"seat {seat}: call {status.call_id} has no call record")
-        context, exten = target.dialplan()
-        await self.redirect(record["channel"], context, exten)
+        if target.kind == "three-way":
+            await self._three_way(seat, status.call_id, record["channel"], target.name)
+        else:
+            context, exten = target.dialplan()
+            await self.redirect(record["channel"], context, exten, "")
         await self.calls.add_step_to(
             status.call_id,
             JourneyStep("transfer", node=target.text, detail=f"from seat {seat} by {who}"),
@@ -170,6 +202,16 @@ class Transfers:
                  who)  # fmt: skip
         self.kick()
         return {"call_id": status.call_id, "from": seat, "to": target.text, "by": who}
+
+    async def _three_way(self, seat: str, call_id: str, caller_channel: str, number: str) -> None:
+        """Citizen and seat into the call's conference room, then the number dialled into it."""
+        assert self.originate is not None and self.seat_channel is not None  # see __init__
+        seat_channel = await self.seat_channel(seat, call_id)
+        if seat_channel is None:
+            raise TransferRefused(f"seat {seat}: Asterisk has no channel of call {call_id}")
+        room = f"three-way-{call_id}"
+        await self.redirect(caller_channel, CONTEXT, room, seat_channel)
+        await self.originate(number, CONTEXT, room)
 
     def on_blind_transfer(self, event: Message) -> None:
         """AMI BlindTransfer: a seat's softphone moved its caller (``#1`` or REFER)."""

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from agents.seats import load_seats
-from hotline.settings import PROJECT_DIR
+from hotline.settings import PROJECT_DIR, Settings
+from queueing.callback import callback_number_rule
 from queueing.transfer import (
     Target,
     emergency_numbers,
@@ -44,6 +45,18 @@ def test_targets_and_where_the_caller_goes(
 def test_anything_else_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_target(text, SEATS, EMERGENCY)
+
+
+def test_a_three_way_call_dials_only_numbers_the_callback_rule_would_call() -> None:
+    rule = callback_number_rule(Settings().callback_number_pattern)
+    assert parse_target("three-way:02988886666", SEATS, EMERGENCY, rule) == Target(
+        "three-way", "02988886666"
+    )
+    for number in ("0012025550100", "19001234567", "110", "", "88886666;x"):
+        with pytest.raises(ValueError):
+            parse_target(f"three-way:{number}", SEATS, EMERGENCY, rule)
+    with pytest.raises(ValueError):  # no rule: no three-way calls at all
+        parse_target("three-way:02988886666", SEATS, EMERGENCY)
 
 
 def test_the_emergency_setting_takes_digits_only() -> None:

@@ -261,3 +261,50 @@ async def _pressing_seat(workdir: Path, ext: str, password: str, sip_port: int, 
     await register(workdir, ext, password, sip_port=sip_port, contact_port=seat.port,
                    expires=3600)  # fmt: skip
     return seat
+
+
+async def test_a_three_way_call_puts_caller_seat_and_department_in_one_bridge(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    department = "02988886666"  # a local number: the callback rule would call it
+    office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
+    try:
+        await seats("8001")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+        auth = await operator_auth(hotline, "8001")
+        status, body = await transfer(hotline, "8001", "three-way:0012025550100", auth)
+        assert status == 400, body  # international: never dialled
+        status, body = await transfer(hotline, "8001", f"three-way:{department}", auth)
+        assert status == 200, body
+
+        async def invited() -> bool:
+            return bool(office.invites())
+
+        await eventually(invited, 15, "the department's phone to ring")
+        [invite] = office.invites()
+        assert _sip_user(invite.splitlines()[0]) == department, invite
+
+        async def three_in_one_bridge() -> bool:
+            return len(_bridge_of(ami_events, call_id)) == 3
+
+        await eventually(three_in_one_bridge, 15, "caller, seat and department in one bridge")
+        members = _bridge_of(ami_events, call_id)
+        assert any(name.startswith("PJSIP/8001-") for name in members), members
+        await call
+        assert await journey_transfers(hotline, call_id) == [
+            (f"three-way:{department}", "from seat 8001 by e2e-op-8001")
+        ]
+    finally:
+        await office.stop()
+
+
+def _bridge_of(events: AmiEvents, call_id: str) -> set[str]:
+    """The channels that entered the bridge the caller's channel entered last (AMI)."""
+    entered = [e for e in events.seen if e.get("Event") == "BridgeEnter"]
+    mine = [e.get("BridgeUniqueid", "") for e in entered if e.get("Uniqueid") == call_id]
+    if not mine:
+        return set()
+    return {e.get("Channel", "") for e in entered if e.get("BridgeUniqueid") == mine[-1]}
