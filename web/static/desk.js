@@ -248,6 +248,8 @@ async function start() {
   $("#answer").addEventListener("click", () => act("answer", { answer: $("#answer-text").value }));
   $("#merge").addEventListener("click", () => act("merge", { into: $("#merge-into").value }));
   $("#transfer").addEventListener("click", () => transfer($("#transfer-to").value));
+  $("#three-way").addEventListener("click", () =>
+    transfer(`three-way:${$("#three-way-number").value.trim()}`));
 
   const live = new EventSource("/api/live?topics=call,call-ended,order,acd");
   live.addEventListener(...onLive("call", showCall));
