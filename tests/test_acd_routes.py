@@ -157,7 +157,7 @@ def waiting_with_music(language: str) -> list[Step]:
 
 
 def dial_seat(seat: str) -> re.Pattern[str]:
-    return re.compile(rf"EXEC Dial PJSIP/{seat},\d+,m")
+    return re.compile(rf"EXEC Dial PJSIP/{seat},\d+,mt")  # t: the seat may transfer
 
 
 async def test_a_free_seat_is_dialled_at_once_and_the_call_completes(parts: Parts) -> None:
