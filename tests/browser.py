@@ -7,6 +7,7 @@ Use it from a test module with ``from browser import browser  # noqa: F401`` and
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 HAVE_CHROMIUM = CHROMIUM.is_file()
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+async def screenshot(page: Page, name: str, workdir: Path, *, full_page: bool = True) -> Path:
+    """A picture of ``page``: into the test's ``workdir``, or, with
+    ``HOTLINE_SCREENSHOTS=docs``, as the README's ``docs/<name>.png`` (a test run never
+    changes the checkout unless asked)."""
+    folder = DOCS if os.environ.get("HOTLINE_SCREENSHOTS") == "docs" else workdir
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=full_page)
+    return path
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

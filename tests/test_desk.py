@@ -8,8 +8,8 @@ softphone's *23 pauses the seat and the desk follows; the desk resumes it. The s
 calls again: both earlier orders with their states and the first call are shown, and the
 operator merges the new order into the dispatched one; a third time the operator answers
 directly with a knowledge-base entry found on the desk. A second operator's desk shows
-nothing of it; a department user is refused the desk (403). The desk's screenshot goes to
-docs/desk.png (shown in the README)."""
+nothing of it; a department user is refused the desk (403). The desk's screenshot is the
+README's docs/desk.png with HOTLINE_SCREENSHOTS=docs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import browser, new_context  # noqa: F401
+from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import eventually, new_caller
 from playwright.async_api import Browser, Page, expect
 from seat_sipp import dial_feature_code, start_seat, unregister
@@ -42,7 +42,6 @@ PIN = "2468"
 PASSWORD = "desk test password 1"
 REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 YANTA = "雁塔区人民政府"
-SCREENSHOT = PROJECT_DIR / "docs" / "desk.png"
 
 
 async def sign_in(browser: Browser, url: str, name: str) -> tuple[Page, object]:  # noqa: F811
@@ -184,8 +183,7 @@ async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
         await expect(hit).to_contain_text("社保卡补办流程")
         await op1.fill("#subject", "咨询社保卡补办")
         await expect(op1.locator("#saved")).to_contain_text("已保存")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await op1.screenshot(path=str(SCREENSHOT), full_page=True)
+        await screenshot(op1, "desk", tmp_path)
         await hit.locator(".kb-use").click()
         await expect(op1.locator("#answer-text")).to_have_value(re.compile("社保卡补办流程"))
         await op1.click("#answer")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from browser import browser, log_in, new_context  # noqa: F401
+from browser import DOCS, browser, log_in, new_context, screenshot  # noqa: F401
 from knowledge_db import knowledge_db
 from playwright.async_api import Browser, Dialog, expect
 from sql_databases import KINDS
@@ -255,14 +255,13 @@ async def test_the_knowledge_page_in_chromium(api: Api, browser: Browser) -> Non
         await page.fill("#q", "请问怎么办")
         await page.press("#q", "Enter")
         await expect(page.locator("#status")).to_contain_text("0 条")
-        shot = os.environ.get("KNOWLEDGE_SCREENSHOT")
-        if shot:  # the README's picture: KNOWLEDGE_SCREENSHOT=docs/knowledge.png
+        if os.environ.get("HOTLINE_SCREENSHOTS") == "docs":  # the README's picture
             await page.fill("#q", "噪音扰民")
             await page.uncheck("#all")
             await page.press("#q", "Enter")
             await expect(page.locator("#status")).to_contain_text("检索词")
             await page.set_viewport_size({"width": 1100, "height": 900})
-            await page.screenshot(path=shot, full_page=False)
+            await screenshot(page, "knowledge", DOCS, full_page=False)
     finally:
         await context.close()
 

@@ -7,7 +7,7 @@ the page is open appears without a reload, and so does supervision's escalation 
 overdue one. The department's e-mail carries the order's number and time limit and no phone
 number, and reaches the gateway after it was down (retried).
 Another department's user sees none of it (API 403, page). A screenshot goes to
-docs/portal.png (the README shows it)."""
+docs/portal.png with HOTLINE_SCREENSHOTS=docs (the README shows it)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
-from browser import browser, new_context  # noqa: F401
+from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import PORT_OFFSET, eventually, running, web_engine_settings
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
@@ -33,7 +34,6 @@ from staff import staff_token
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
-from hotline.settings import PROJECT_DIR
 from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder
 from workorders.supervision import supervise
 
@@ -44,7 +44,6 @@ WATER, GAS = "市水务集团", "市燃气集团"
 PASSWORD = "portal clerk password"
 PHONE = "13912345678"
 OPERATOR = Actor("portal-op", Role.OPERATOR)
-SCREENSHOT = PROJECT_DIR / "docs" / "portal.png"
 
 
 class Mailbox:
@@ -174,6 +173,7 @@ async def log_in(page: Page, name: str) -> None:
 async def test_a_department_signs_and_replies_from_the_portal(
     portal: Portal,
     browser: Browser,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     hotline = portal.hotline
     order = await dispatched(hotline, "建设路88号小区停水两天了", caller_name="赵六")
@@ -247,8 +247,7 @@ async def test_a_department_signs_and_replies_from_the_portal(
         await expect(page.locator(f'#orders tr[data-number="{fresh.number}"]')).to_be_visible()
         await expect(page.locator("#news")).to_contain_text(f"新派工单 new order: {fresh.number}")
         assert await page.evaluate("window.sameDocument === true")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        await screenshot(page, "portal", tmp_path)
 
         # supervision escalates the overdue order: the urging shows on the page at once
         report = await supervise(hotline.work_orders)

@@ -3,7 +3,7 @@ same figures computed again from the raw rows in the test (tests/report_rows.py:
 Python, nothing from reports/), on SQLite and PostgreSQL; the CSV and XLSX downloads, parsed
 back, hold the same tables; only supervisors and admins get them; bad dates are a 400 in the
 one error shape; the /reports page in headless Chromium draws its charts (Chart.js canvases
-of non-zero size) and the tables. A screenshot goes to docs/reports.png (the README's)."""
+of non-zero size) and the tables. A screenshot: docs/reports.png with HOTLINE_SCREENSHOTS=docs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from browser import browser, new_context  # noqa: F401
+from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import running, web_engine_settings
 from openpyxl import load_workbook
 from playwright.async_api import Browser, expect
@@ -32,7 +32,6 @@ from staff import staff_token
 from accounts.users import AccountRole
 from hotline.database import create_schema, make_sessions
 from hotline.engine import Hotline
-from hotline.settings import PROJECT_DIR
 from reports.figures import PERIOD_COLUMNS, ReportSource
 from reports.periods import Period
 from workorders.dispatch import DispatchRules
@@ -41,7 +40,6 @@ REPORTS_PORT_SHIFT = 83  # off the other web-engine tests' ports
 PASSWORD = "reports lead password"
 FIRST, LAST = date(2025, 11, 29), date(2025, 12, 8)  # rows begin before and end after;
 # the running engine schedules revisits of its own (today): outside the range
-SCREENSHOT = PROJECT_DIR / "docs" / "reports.png"
 LABELS = {
     Period.DAILY: lambda d: d.isoformat(),
     Period.WEEKLY: lambda d: f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}",
@@ -203,7 +201,11 @@ async def test_bad_dates_are_400(engine: Engine, query: str) -> None:
     assert error["code"] and error["message"]
 
 
-async def test_page_draws_charts_and_tables(engine: Engine, browser: Browser) -> None:  # noqa: F811
+async def test_page_draws_charts_and_tables(
+    engine: Engine,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     context = await new_context(browser, engine.url)
     try:
         page = await context.new_page()
@@ -232,6 +234,6 @@ async def test_page_draws_charts_and_tables(engine: Engine, browser: Browser) ->
             assert drawn > 0, chart
         calls = await page.evaluate("Chart.getChart('calls-chart').data.datasets[0].data")
         assert calls == [want.get(d, {}).get("calls_in", 0) for d in labels(Period.DAILY)]
-        await page.screenshot(path=str(SCREENSHOT), full_page=False)
+        await screenshot(page, "reports", tmp_path, full_page=False)
     finally:
         await context.close()

@@ -3,7 +3,7 @@ sipp: the page changes without a reload when a citizen's call joins a queue and 
 answers it, the longest-wait threshold (lowered by the test settings) colours the queue's
 tile and raises the alert, and the seat controls pause and log out a seat through the seat
 API with the session's CSRF token, each use in the audit log. A screenshot of the board with
-a caller waiting goes to docs/wallboard.png (the README shows it)."""
+a caller waiting: docs/wallboard.png with HOTLINE_SCREENSHOTS=docs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import browser, new_context  # noqa: F401
+from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import eventually, new_caller
 from playwright.async_api import Browser, Page, expect
 from seat_sipp import start_seat, unregister
@@ -24,7 +24,6 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
-from hotline.settings import PROJECT_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,7 +32,6 @@ PASSWORD = "wallboard lead password"
 BUSINESS = [Press("1", 2500), Press("4", 1500)]  # Mandarin, then 4: business environment
 SEAT = "8003"  # the business queue's best seat (level 1)
 PAUSED = "8001"  # takes no business calls (nor any, paused)
-SCREENSHOT = PROJECT_DIR / "docs" / "wallboard.png"
 
 
 async def log_in(page: Page) -> None:
@@ -88,8 +86,7 @@ async def test_wallboard_follows_a_call_live(
         await expect(business).to_have_class(re.compile(r"\balert\b"), timeout=20_000)
         await expect(page.locator("#alerts")).to_contain_text("business: 最长等待")
         await expect(page.locator("#alerts")).to_contain_text("longest wait")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        await screenshot(page, "wallboard", tmp_path)
 
         # the seat logs in (as at its phone) and the ACD puts the caller through: the seat's
         # row turns to on call, the queue empties, the answered count goes up, the alert goes
