@@ -12,7 +12,7 @@ that answer, and places sipp citizens who press 1 (Mandarin) then 1 (report) in 
 
 Needs root (Asterisk in a chroot). Usage::
 
-    PYTHONPATH=tests python -m bench.acd_calls [--calls 10] [--interval 3.0]
+    python -m bench.acd_calls [--calls 10] [--interval 3.0]
 
 """
 
@@ -26,13 +26,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from seat_sipp import Seat, start_seat, unregister
-from sipp import Press, place_call
-
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
 from queueing.events import read_events
+from sipsim.citizen import Press, place_call
+from sipsim.seat import Seat, start_seat, unregister
 
 SEATS = ("8001", "8005", "8002")  # hold "report" within the first two level bands
 REPORT = [Press("1", 2500), Press("1", 1500)]

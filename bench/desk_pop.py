@@ -14,7 +14,7 @@ browser's EventSource), then measures two paths:
 
 Usage::
 
-    PYTHONPATH=tests python -m bench.desk_pop [--calls 50] [--history 20]
+    python -m bench.desk_pop [--calls 50] [--history 20]
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from pathlib import Path
 
 import aiohttp
 import redis.asyncio as aioredis
-from conftest import TEST_REDIS_URL
-from staff import staff_token
 
 from accounts.users import AccountRole
 from calls.lifecycle import ConnectedCall
@@ -63,10 +61,13 @@ def report(name: str, samples: list[float]) -> None:
           f"max={ms[-1]:.1f} ms")  # fmt: skip
 
 
+REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # a scratch Redis
+
+
 async def run(calls: int, history: int) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-desk-"))
     prefix = f"bench-desk-{os.getpid()}:acd:"
-    s = Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    s = Settings.load(environ={"HOTLINE_REDIS_URL": REDIS_URL}).replace(
         data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
         acd_prefix=prefix, sip_port=5160 + PORT_SHIFT, ami_port=5138 + PORT_SHIFT,
         agi_port=4673 + PORT_SHIFT, web_port=8445 + PORT_SHIFT,
@@ -74,8 +75,9 @@ async def run(calls: int, history: int) -> None:
     hotline = Hotline(s)
     await hotline.start()
     try:
-        token = await staff_token(hotline.accounts.accounts, "bench-op", AccountRole.OPERATOR,
-                                  extension=SEAT)  # fmt: skip
+        accounts = hotline.accounts.accounts
+        await accounts.add_user("bench-op", AccountRole.OPERATOR, extension=SEAT, actor="bench")
+        token = await accounts.issue_token("bench-op", actor="bench")
         number = "13900000000"
         for i in range(history):
             await hotline.work_orders.create(
@@ -107,7 +109,7 @@ async def run(calls: int, history: int) -> None:
         report("seat state in Redis -> desk", seat_s)
     finally:
         await hotline.stop()
-        redis = aioredis.Redis.from_url(TEST_REDIS_URL)
+        redis = aioredis.Redis.from_url(REDIS_URL)
         keys = [key async for key in redis.scan_iter(f"{prefix}*")]
         if keys:
             await redis.delete(*keys)

@@ -11,7 +11,7 @@ Prints: calls placed per minute at the concurrency limit, the time from "due" to
 first ring (the INVITE's arrival at sipp) p50/p99, and the outcomes. Needs root.
 Usage::
 
-    PYTHONPATH=tests python -m bench.revisit_campaign [--orders 500] [--concurrency 4]
+    python -m bench.revisit_campaign [--orders 500] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dtmf_pcap import write_dtmf_pcap
-from sipp import audio_sdp, free_media_port
-
 from hotline.engine import Hotline
 from hotline.settings import Settings
 from revisit.models import RevisitRow
+from sipsim.citizen import audio_sdp, free_media_port
+from sipsim.dtmf import write_dtmf_pcap
 from workorders.orders import Actor, NewWorkOrder, Role
 
 LEAD = Actor("bench", Role.SUPERVISOR)

@@ -14,7 +14,7 @@ or on a call with nothing in Asterisk, or paused by RONA). It is a benchmark, no
 
 Needs root (Asterisk in a chroot). Usage::
 
-    PYTHONPATH=tests python -m bench.soak [--minutes 10] [--seats 40] [--rate 1.2]
+    python -m bench.soak [--minutes 10] [--seats 40] [--rate 1.2]
         [--kills 5] [--redis-restarts 2] [--asterisk-restarts 1]
 """
 
@@ -34,9 +34,6 @@ import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from dtmf_pcap import write_dtmf_pcap
-from seat_sipp import register, uas_scenario
-from sipp import audio_sdp, free_udp_port
 
 from agents.seats import load_seats
 from hotline.secrets import stored_secret
@@ -45,6 +42,9 @@ from hotline.wiring import provision_asterisk
 from ivr.menu import load_menu
 from queueing.acd import Acd
 from queueing.redis_server import RedisServer
+from sipsim.citizen import audio_sdp, free_udp_port
+from sipsim.dtmf import write_dtmf_pcap
+from sipsim.seat import register, uas_scenario
 
 PIN_HASH = re.search(
     r'pin_hash = "([^"]+)"', (PROJECT_DIR / "agents" / "seats.toml").read_text(encoding="utf-8")

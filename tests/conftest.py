@@ -22,7 +22,7 @@ import pytest_asyncio
 from panoramisk.message import Message
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/sipp.py and tests/dtmf_pcap.py
+sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers: browser, staff, ...
 
 from hotline.engine import Hotline  # noqa: E402
 from hotline.settings import PROJECT_DIR, Settings  # noqa: E402

@@ -1,5 +1,5 @@
 """The skills-based ACD through real calls: sipp citizens press keys in the IVR, wait in the
-engine's ACD and reach sipp softphones registered as seats (see tests/seat_sipp.py)."""
+engine's ACD and reach sipp softphones registered as seats (see sipsim/seat.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
-from seat_sipp import Seat, dial_feature_code, start_seat, uas_scenario, unregister
-from sipp import Press, citizen_scenario, free_media_port, free_udp_port
 from staff import supervisor_auth
 
 from agents.states import SeatState
@@ -26,6 +24,8 @@ from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
 from queueing.events import AcdEvent, read_events
+from sipsim.citizen import Press, citizen_scenario, free_media_port, free_udp_port
+from sipsim.seat import Seat, dial_feature_code, start_seat, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

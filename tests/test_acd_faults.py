@@ -26,8 +26,6 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from conftest import PORT_OFFSET, call_record, eventually, fast_menu, fast_seats, new_caller
-from seat_sipp import Seat, start_seat, unregister
-from sipp import Press, citizen_scenario, free_media_port, free_udp_port
 
 from agents.seats import load_seats
 from agents.states import SeatState
@@ -46,6 +44,8 @@ from queueing.acd import Acd
 from queueing.events import read_events
 from queueing.models import CallKind
 from queueing.redis_server import RedisServer
+from sipsim.citizen import Press, citizen_scenario, free_media_port, free_udp_port
+from sipsim.seat import Seat, start_seat, unregister
 
 PIN = "2468"
 REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain

@@ -23,8 +23,6 @@ import pytest
 from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import eventually, new_caller
 from playwright.async_api import Browser, Page, expect
-from seat_sipp import dial_feature_code, start_seat, unregister
-from sipp import Press, SippResult, place_call
 from sqlalchemy import select
 from staff import staff_token
 
@@ -33,6 +31,8 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
+from sipsim.citizen import Press, SippResult, place_call
+from sipsim.seat import dial_feature_code, start_seat, unregister
 from workorders.models import WorkOrderRow
 from workorders.orders import Actor, NewWorkOrder, Role
 

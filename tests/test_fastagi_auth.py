@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import eventually
-from sipp import Press, free_udp_port, place_call
 
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.wiring import agi_key
 from pbx.agi_channel import AgiChannel, AgiCommandError
 from pbx.fastagi import FastAgiServer, route_url
+from sipsim.citizen import Press, free_udp_port, place_call
 
 KEY = "k" * 16 + "-_0123456789abcdef"
 PIN = "2468"

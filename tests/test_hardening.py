@@ -16,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import call_record, eventually, new_caller
-from sipp import Press, place_call
 
 from hotline.engine import Hotline
 from hotline.private import private_dir
@@ -25,6 +24,7 @@ from hotline.settings import PROJECT_DIR, Settings
 from pbx.ami import AmiActionError
 from pbx.config import PbxConfig, render_all, write_config
 from queueing.callback import callback_number_rule, may_call_back
+from sipsim.citizen import Press, place_call
 
 # -- callback numbers -----------------------------------------------------------------------
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import eventually, new_caller
-from seat_sipp import start_seat, unregister
-from sipp import Press, Speak, place_call
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from intake.files import wav_duration
+from sipsim.citizen import Press, Speak, place_call
+from sipsim.seat import start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

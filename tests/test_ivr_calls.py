@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import FAST_MENU_TIMEOUT_S, AmiEvents, call_record, eventually, new_caller
-from sipp import Press, free_media_port, free_udp_port, place_call
 from staff import supervisor_auth
 
 from hotline.engine import Hotline
@@ -23,6 +22,7 @@ from ivr.prompts import PromptLibrary
 from ivr.walk import Prompt
 from pbx.agi_channel import KEYS
 from queueing.events import read_events
+from sipsim.citizen import Press, free_media_port, free_udp_port, place_call
 from workorders.orders import Actor, NewWorkOrder, Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import TEST_REDIS_URL, eventually, new_caller
-from sipp import Press, place_call
 
 from calls.callerid import mask_number
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR
+from sipsim.citizen import Press, place_call
 
 OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import e2e_engine_settings, eventually, new_caller, running
-from seat_sipp import start_seat, unregister
-from sipp import Press, Speak, place_call
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.store import CallRecording
+from sipsim.citizen import Press, Speak, place_call
+from sipsim.seat import start_seat, unregister
 from speech.model import default_test_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

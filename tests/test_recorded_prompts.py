@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import AmiEvents, call_record, e2e_engine_settings, fast_menu, new_caller, running
-from sipp import place_call
 
 from hotline.engine import Hotline
 from hotline.settings import Settings
 from ivr.prompts import PromptLibrary
+from sipsim.citizen import place_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -18,14 +18,14 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import CALLBACK_PORT, eventually, new_caller
-from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
-from seat_sipp import Seat, uas_scenario
-from sipp import audio_sdp, free_media_port
 from staff import staff_token, supervisor_auth
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
 from revisit.rules import CallingHours
+from sipsim.citizen import audio_sdp, free_media_port
+from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
+from sipsim.seat import Seat, uas_scenario
 from workorders.errors import NotFound
 from workorders.orders import Actor, NewWorkOrder, Role
 from workorders.states import State

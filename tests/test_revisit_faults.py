@@ -21,8 +21,6 @@ from conftest import (
     fast_seats,
     new_caller,
 )
-from dtmf_pcap import write_dtmf_pcap
-from seat_sipp import uas_scenario
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from test_acd_faults import EngineProcess
 from test_revisit_calls import KEYS, answering_phone, dialled, start_phone
@@ -32,6 +30,8 @@ from hotline.settings import Settings
 from hotline.wiring import provision_asterisk, revisits, work_orders
 from ivr.menu import load_menu
 from revisit.service import RevisitService
+from sipsim.dtmf import write_dtmf_pcap
+from sipsim.seat import uas_scenario
 from workorders.errors import NotFound
 from workorders.orders import Actor, NewWorkOrder, Role
 from workorders.states import State

@@ -17,14 +17,14 @@ from browser import browser, log_in, new_context  # noqa: F401
 from conftest import AmiEvents, call_record, eventually, new_caller
 from panoramisk.message import Message
 from playwright.async_api import Browser
-from seat_sipp import register, start_seat, uas_scenario, unregister
-from sipp import Press, free_udp_port, place_call
 from staff import staff_token, supervisor_auth
 
 from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from sipsim.citizen import Press, free_udp_port, place_call
+from sipsim.seat import register, start_seat, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,10 +14,7 @@ import aiohttp
 import pytest
 from browser import browser, log_in, new_context  # noqa: F401
 from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
-from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
 from playwright.async_api import Browser, expect
-from seat_sipp import Seat, register, run_uas, uas_scenario, unregister
-from sipp import free_udp_port
 from staff import staff_token
 
 # the e2e seats fixture and the helpers of the ACD's call tests
@@ -35,6 +32,9 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from queueing.transfer import Target, transfer_codes
+from sipsim.citizen import free_udp_port
+from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
+from sipsim.seat import Seat, register, run_uas, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

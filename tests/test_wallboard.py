@@ -15,8 +15,6 @@ import pytest
 from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import eventually, new_caller
 from playwright.async_api import Browser, Page, expect
-from seat_sipp import start_seat, unregister
-from sipp import Press
 from staff import staff_token
 from test_acd_calls import dial
 
@@ -24,6 +22,8 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from sipsim.citizen import Press
+from sipsim.seat import start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
 
 
 @dataclass(frozen=True)

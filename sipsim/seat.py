@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipp import audio_sdp, free_media_port, free_udp_port
+from sipsim.citizen import audio_sdp, free_media_port, free_udp_port
 
 _REGISTER_REQUEST = """
   <send retrans="500">
@@ -352,7 +352,7 @@ async def dial_feature_code(
     workdir: Path, ext: str, password: str, code: str, *, sip_port: int, keys: str = ""
 ) -> None:
     """Dial ``code`` from seat ``ext``'s softphone (e.g. *21 then the PIN and #)."""
-    from dtmf_pcap import sequence_duration_ms, write_dtmf_pcap
+    from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
 
     os.makedirs(workdir, exist_ok=True)
     port = free_udp_port()
