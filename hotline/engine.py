@@ -208,6 +208,7 @@ class Hotline:
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
         self.listeners = (*self.listeners, self.intake.recordings, self.live)
         self.work_orders.on_drafted = self.live.order_drafted
+        self.revisits.on_change = self.live.revisit_changed  # the wallboard's revisit tile
         # Background loops: supervised (restarted when they die, reported by /healthz), told
         # to stop by _stopping, cancelled after a grace period.
         stack.push_async_callback(self.loops.close)

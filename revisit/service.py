@@ -74,6 +74,12 @@ class RevisitService(RevisitViews):
         self.sessions, self.work_orders = sessions, work_orders
         self.policy, self.may_dial, self.clock = policy, may_dial, clock
         self.working_day = work_orders.limits.calendar.is_working_day
+        #: told (order number, new state) after a revisit changed: the wallboard's live event
+        self.on_change: Callable[[str, str], None] | None = None
+
+    def _changed(self, number: str, state: str) -> None:
+        if self.on_change is not None:
+            self.on_change(number, state)
 
     # -- scheduling ---------------------------------------------------------------------------
     async def schedule_closed(self, limit: int = 200) -> int:
@@ -132,6 +138,7 @@ class RevisitService(RevisitViews):
             except IntegrityError:
                 continue  # scheduled meanwhile by another engine
             made += 1
+            self._changed(order.number, row.state)
             log.info(
                 "revisit of work order %s (%s): %s",
                 order.number,
@@ -268,15 +275,17 @@ class RevisitService(RevisitViews):
                 )
             elif state is RevisitState.DONE:
                 revisit.done_at = now
+            number = revisit.order_number
             log.info(
                 "revisit of %s, attempt %s: %s (%d attempts) -> %s",
-                revisit.order_number,
+                number,
                 channel_id,
                 outcome,
                 revisit.attempts,
                 state,
             )
-            return True
+        self._changed(number, state.value)
+        return True
 
     async def complete(self, channel_id: str, resolved: bool, satisfaction: Satisfaction) -> None:
         """The citizen answered both questions: the result goes on the work order (the work
@@ -324,6 +333,7 @@ class RevisitService(RevisitViews):
             row = await self._latest(session, number)
             row.state, row.done_at = RevisitState.DONE.value, self.clock()
             row.resolved, row.satisfaction, row.result_by = resolved, satisfaction.value, actor.name
+        self._changed(number, RevisitState.DONE.value)
         return await self.show(number)
 
     async def not_needed(self, channel_id: str, state: str) -> None:

@@ -3,7 +3,8 @@
 Parts of the engine :meth:`LiveHub.publish` an :class:`LiveEvent` under a topic (``call``:
 a caller put through to a seat, ``call-ended``, ``order``: a call's work order drafted or
 updated, ``acd``: the ACD's own event log — seat states and queue moves, as the Lua wrote
-them, whichever engine or feature code made them). ``GET /api/live?topics=call,order``
+them, whichever engine or feature code made them; ``revisit``: a revisit changed, to
+supervisors). ``GET /api/live?topics=call,order``
 streams them to one browser as ``text/event-stream``; each subscriber gets only what its
 user may see: an event bound to a seat reaches that seat's operator, and supervisors and
 admins see every event. Slow subscribers are cut off (their queue is bounded); the
@@ -141,6 +142,11 @@ class LiveHub:
     def order_drafted(self, order: WorkOrder) -> None:
         """A call's order drafted or given its transcript: to the seat that took the call."""
         self.publish(LiveEvent("order", order.seen_by(Role.OPERATOR), seat=order.seat))
+
+    def revisit_changed(self, number: str, state: str) -> None:
+        """A revisit scheduled, tried, listed for an operator or given its result: the
+        wallboard reads its revisit figures and manual list again."""
+        self.publish(LiveEvent("revisit", {"order_number": number, "state": state}))
 
     def acd_event(self, event: AcdEvent) -> None:
         data = {"type": event.type, "at": event.at, "call_id": event.call_id,
