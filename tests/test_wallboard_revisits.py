@@ -22,22 +22,19 @@ from conftest import running, web_engine_settings
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from staff import staff_token
+from test_revisit_service import reviewed
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
 from revisit.models import RevisitRow
 from workorders.models import WorkOrderEventRow, WorkOrderRow
-from workorders.orders import Actor, NewWorkOrder, Role, Satisfaction
+from workorders.orders import Satisfaction
 from workorders.states import Action, State
 
 pytestmark = pytest.mark.slow
 
 REVISIT_BOARD_PORT_SHIFT = 107  # off the other test engines' ports (40-83, 200, 300)
 PASSWORD = "revisit lead password"
-OPERATOR = Actor("王敏", Role.OPERATOR)
-YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
-NOISE = "我要投诉，小寨附近的工地晚上施工噪音太吵了，我家住在长安南路88号"
-REPLY = "已责令施工方夜间停工，并安排城管队员每晚巡查，发现违规施工将依法处罚，请您继续监督。"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -51,17 +48,6 @@ async def hotline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hot
         await staff_token(engine.accounts.accounts, "revisit-lead", AccountRole.SUPERVISOR,
                           password=PASSWORD)  # fmt: skip
         yield engine
-
-
-async def reviewed(hotline: Hotline, phone: str, **fields: Any) -> str:
-    orders = hotline.work_orders
-    new = NewWorkOrder(channel="phone", description=NOISE, caller_phone=phone, **fields)
-    number = (await orders.create(new, OPERATOR)).number
-    await orders.dispatch(number, OPERATOR)
-    await orders.sign(number, YANTA)
-    await orders.reply(number, YANTA, REPLY)
-    await orders.review(number, OPERATOR, passed=True)
-    return number
 
 
 async def revisit_state(hotline: Hotline, number: str) -> str:
@@ -98,8 +84,8 @@ async def test_revisit_tile_and_manual_list_live(
     tmp_path: Path,
 ) -> None:
     service = hotline.revisits
-    called = await reviewed(hotline, "13900001111")
-    manual = await reviewed(hotline, "13900002222", confidential=True)
+    called = await reviewed(hotline.work_orders, "13900001111")
+    manual = await reviewed(hotline.work_orders, "13900002222", confidential=True)
     assert await revisit_state(hotline, called) == "due"
     assert await revisit_state(hotline, manual) == "manual"
     claimed = {c.order_number: c for c in await service.claim("test-seeder")}
@@ -165,7 +151,7 @@ async def test_revisit_tile_and_manual_list_live(
         assert rework_event.action == Action.REWORK.value
 
         # A revisit listed by the server (a reporter not to be called) appears by itself.
-        another = await reviewed(hotline, "13900003333", confidential=True)
+        another = await reviewed(hotline.work_orders, "13900003333", confidential=True)
         assert await revisit_state(hotline, another) == "manual"
         await expect(page.locator(f'#manual-revisits tr[data-revisit="{another}"]')).to_be_visible()
         await expect_tile(page, await service.figures())
