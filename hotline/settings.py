@@ -122,6 +122,9 @@ class Settings:
     # (set it when a TLS proxy serves the pages).
     session_ttl_min: float = 480.0
     session_cookie_secure: bool = False
+    # While no account exists, start makes admin, lead (supervisor) and op<first seat>
+    # (operator) with passwords generated into data_dir/secrets.toml (accounts/first_start.py).
+    first_accounts: bool = True
     supervision_interval_s: float = 300.0
     # An SMS from a number with an order opened by SMS within this window is added to it.
     sms_followup_window_h: float = 72.0

@@ -66,6 +66,8 @@ def fast_seats(target: Path) -> Path:
 PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 #: the Redis the engine under test uses (the system one; fault tests start their own)
 TEST_REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Test engines start with no accounts: each test makes the ones it needs (tests/staff.py).
+TEST_ENVIRON = {"HOTLINE_REDIS_URL": TEST_REDIS_URL, "HOTLINE_FIRST_ACCOUNTS": "false"}
 #: where the engine calls citizens back during the tests (a sipp UAS started by the test)
 CALLBACK_PORT = 15399 + PORT_OFFSET
 
@@ -104,7 +106,7 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         pytest.skip("end-to-end tests run Asterisk in a chroot: they need root")
     base = tmp_path_factory.mktemp("hotline")
     return engine_settings(
-        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}),
+        Settings.load(environ=TEST_ENVIRON),
         0,
         data_dir=base / "var",
         recordings_dir=base / "recordings",
@@ -182,7 +184,7 @@ def web_engine_settings(base: Path, name: str, shift: int) -> Settings:
     test Redis under a prefix of its own, ports shifted by ``PORT_OFFSET + shift``): every
     route and loop the engine mounts, for tests of the web service."""
     return engine_settings(
-        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}), shift,
+        Settings.load(environ=TEST_ENVIRON), shift,
         data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
         acd_prefix=f"hotline-{name}-{os.getpid()}:acd:",
     )  # fmt: skip

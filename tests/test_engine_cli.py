@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import TEST_REDIS_URL, drop_acd_keys, engine_settings, eventually
+from conftest import TEST_ENVIRON, TEST_REDIS_URL, drop_acd_keys, engine_settings, eventually
 
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR, Settings
@@ -131,7 +131,7 @@ def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
 async def test_engine_waits_for_ami_and_reports_it(tmp_path: Path) -> None:
     """AMI unreachable at start: the engine still serves, and /healthz names what is down."""
     settings = engine_settings(
-        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}),
+        Settings.load(environ=TEST_ENVIRON),
         101,  # nothing listens on its AMI port
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
@@ -181,7 +181,7 @@ async def test_calls_command_lists_records_as_json(tmp_path: Path) -> None:
 
 def instance_settings(tmp_path: Path, **changes: object) -> Settings:
     """Settings of an engine of its own in ``tmp_path``, on this test file's ports."""
-    return Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}).replace(
+    return Settings.load(environ=TEST_ENVIRON).replace(
         data_dir=tmp_path / "var",
         recordings_dir=tmp_path / "recordings",
         acd_prefix=f"hotline-test-{os.getpid()}-{tmp_path.name}:acd:",

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from conftest import (
     PORT_OFFSET,
-    TEST_REDIS_URL,
+    TEST_ENVIRON,
     engine_settings,
     eventually,
     fast_menu,
@@ -50,7 +50,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         pytest.skip("fault tests run Asterisk in a chroot: they need root")
     base = tmp_path_factory.mktemp("revisit-faults")
     settings = engine_settings(
-        Settings.load(environ={"HOTLINE_REDIS_URL": TEST_REDIS_URL}), SHIFT,
+        Settings.load(environ=TEST_ENVIRON), SHIFT,
         data_dir=base / "var", recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"), seats_file=fast_seats(base / "seats.toml"),
         acd_prefix=f"hotline-revisit-fault-{os.getpid()}:acd:", manage_asterisk=False,
