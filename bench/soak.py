@@ -42,7 +42,7 @@ from hotline.wiring import provision_asterisk
 from ivr.menu import load_menu
 from queueing.acd import Acd
 from queueing.redis_server import RedisServer
-from sipsim.citizen import audio_sdp, free_udp_port
+from sipsim.citizen import answer_bye, audio_sdp, free_udp_port
 from sipsim.dtmf import write_dtmf_pcap
 from sipsim.seat import register, uas_scenario
 
@@ -109,17 +109,7 @@ def citizens_scenario(workdir: Path, key: str) -> Path:
   <nop><action><exec play_pcap_audio="{one}"/></action></nop>
   <pause milliseconds="1500"/>
   <nop><action><exec play_pcap_audio="{queue}"/></action></nop>
-  <recv request="BYE" timeout="240000"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
-</scenario>
+{answer_bye(timeout_ms=240_000)}</scenario>
 """
     path = workdir / f"citizens-{key}.xml"
     path.write_text(xml, encoding="ISO-8859-1")

@@ -26,6 +26,30 @@ class SippResult:
     errors: str
 
 
+def answer_bye(timeout_ms: int = 0) -> str:
+    """A scenario step: wait for the other side's BYE (up to ``timeout_ms``; 0: sipp's
+    default) and answer it 200 OK."""
+    timeout = f' timeout="{timeout_ms}"' if timeout_ms else ""
+    return f"""  <recv request="BYE"{timeout}/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+"""
+
+
+def hung_up_by_hotline(xml: str) -> str:
+    """A citizen scenario (:func:`citizen_scenario`) whose other side hangs up: the
+    citizen's own BYE gives way to answering the hotline's."""
+    head, _, _ = xml.rpartition('<send retrans="500">')
+    return head + answer_bye() + "</scenario>\n"
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))

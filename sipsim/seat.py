@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipsim.citizen import audio_sdp, free_media_port, free_udp_port
+from sipsim.citizen import answer_bye, audio_sdp, free_media_port, free_udp_port
 
 _REGISTER_REQUEST = """
   <send retrans="500">
@@ -57,19 +57,8 @@ _ANSWER = (
     ]]>
   </send>
   <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
 """
+    + answer_bye()
 )
 
 _NO_ANSWER = """
@@ -334,17 +323,7 @@ def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: 
       Max-Forwards: 70
       Content-Length: 0
   ]]></send>
-{keys}  <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
-</scenario>
+{keys}{answer_bye()}</scenario>
 """
 
 

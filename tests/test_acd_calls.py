@@ -24,7 +24,13 @@ from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
 from queueing.events import AcdEvent, read_events
-from sipsim.citizen import Press, citizen_scenario, free_media_port, free_udp_port
+from sipsim.citizen import (
+    Press,
+    citizen_scenario,
+    free_media_port,
+    free_udp_port,
+    hung_up_by_hotline,
+)
 from sipsim.seat import Seat, dial_feature_code, start_seat, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -75,28 +81,6 @@ async def seats(hotline: Hotline, tmp_path: Path) -> AsyncIterator[StartSeats]:
 async def _idle(hotline: Hotline, ext: str) -> bool:
     state = (await hotline.acd.seat(ext)).state
     return state not in {SeatState.RINGING, SeatState.ON_CALL}
-
-
-def hung_up_by_hotline(xml: str) -> str:
-    """The citizen scenario, but the hotline hangs up (after a booked callback)."""
-    head, _, _ = xml.rpartition('<send retrans="500">')
-    return (
-        head
-        + """<recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-"""
-    )
 
 
 async def dial(

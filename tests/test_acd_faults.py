@@ -44,7 +44,13 @@ from queueing.acd import Acd
 from queueing.events import read_events
 from queueing.models import CallKind
 from queueing.redis_server import RedisServer
-from sipsim.citizen import Press, citizen_scenario, free_media_port, free_udp_port
+from sipsim.citizen import (
+    Press,
+    citizen_scenario,
+    free_media_port,
+    free_udp_port,
+    hung_up_by_hotline,
+)
 from sipsim.seat import Seat, start_seat, unregister
 
 PIN = "2468"
@@ -160,26 +166,6 @@ async def drop_phone(pbx: Pbx, seat: Seat) -> None:
     s = pbx.settings
     await unregister(seat, stored_secret(s.data_dir, f"seat-{seat.ext}"), sip_port=s.sip_port)
     await seat.stop()
-
-
-def hung_up_by_hotline(xml: str) -> str:
-    """The citizen scenario, but the other side (the seat, through Asterisk) hangs up."""
-    head, _, _ = xml.rpartition('<send retrans="500">')
-    bye_ok = """<recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-"""
-    return head + bye_ok
 
 
 async def start_call(
