@@ -1,7 +1,8 @@
 """Broadcast announcements on the web service (supervisors and admins: see
 :mod:`accounts.access`).
 
-``GET /api/announcements`` lists those callers hear now; ``POST /api/announcements`` with
+``GET /api/announcements`` lists those callers hear now (with the menu's ``languages``, in
+order: the ones a text may be given in); ``POST /api/announcements`` with
 ``{"texts": {"zh": "…", "en": "…"}, "expires_at": "2026-12-07T18:00:00+08:00"}`` adds one
 (synthesised before it is stored, 201); ``DELETE /api/announcements/{id}`` ends one early.
 Refusals are the web service's one error shape (:mod:`web.errors`); each change is in the
@@ -36,8 +37,10 @@ async def _stored(step: Awaitable[T]) -> T:
 
 
 async def list_announcements(request: web.Request) -> web.Response:
-    items = await _stored(request.app[ANNOUNCEMENTS].current())
-    return web.json_response({"announcements": [a.as_dict() for a in items]},
+    announcements = request.app[ANNOUNCEMENTS]
+    items = await _stored(announcements.current())
+    return web.json_response({"announcements": [a.as_dict() for a in items],
+                              "languages": list(announcements.languages)},
                              dumps=_dumps)  # fmt: skip
 
 

@@ -207,7 +207,8 @@ def openapi_document() -> dict[str, Any]:
                                   ok_status="202")})},
         "/api/announcements": {
             "get": _supervisor({
-                "summary": "the announcements callers hear before the menu now",
+                "summary": "the announcements callers hear before the menu now, and the "
+                           "menu's languages",
                 "responses": _answers(_json(OBJECT), 401, 403, 503)}),
             "post": _supervisor({
                 "summary": "an announcement, a text per menu language, until expires_at",

@@ -1,0 +1,112 @@
+"""The wallboard's announcement panel in real headless Chromium, against the engine's own web
+service (``Hotline.start`` without Asterisk: the test Redis, the IVR's real synthesiser).
+
+A supervisor types an announcement in both menu languages with an expiry in minutes and posts
+it from the page (with the session's CSRF token): it is in ``GET /api/announcements`` with the
+texts and that expiry, and the page lists it with the expiry in the hotline's time zone. A form
+with no text shows the API's own refusal next to the form and stores nothing; the row's delete
+button removes it from the store and the page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from browser import browser, log_in, new_context, screenshot  # noqa: F401
+from conftest import running, web_engine_settings
+from playwright.async_api import Browser, expect
+from staff import staff_token
+
+from accounts.users import AccountRole
+from hotline.engine import Hotline
+
+pytestmark = pytest.mark.slow
+
+ANNOUNCEMENT_BOARD_PORT_SHIFT = 127  # off the other test engines' ports (40-113, 200, 300)
+PASSWORD = "announcement lead password"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def hotline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hotline]:
+    base = tmp_path_factory.mktemp("announcement-board")
+    s = web_engine_settings(base, "announcementboard", ANNOUNCEMENT_BOARD_PORT_SHIFT)
+    async with running(s) as engine:
+        await staff_token(engine.accounts.accounts, "announce-lead", AccountRole.SUPERVISOR,
+                          password=PASSWORD)  # fmt: skip
+        yield engine
+
+
+async def test_announcement_added_refused_and_removed_from_the_page(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = hotline.announcements
+    assert await store.current() == []
+    assert store.languages == ("zh", "en")
+    s = hotline.settings
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    try:
+        page = await context.new_page()
+        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+        await expect(page).to_have_url(re.compile(r"/supervisor$"))
+        form = page.locator("#announcement-form")
+        await expect(form.locator("textarea")).to_have_count(2)  # a text per menu language
+        await expect(page.locator("#announcements")).to_contain_text("无 none")
+
+        # No text at all: the API's refusal is shown next to the form, nothing is stored.
+        await form.locator("button[type=submit]").click()
+        error = page.locator("#announcement-error")
+        await expect(error).to_have_text("texts needs a text in at least one menu language")
+        assert await store.current() == []
+
+        # Both languages, for 90 minutes.
+        await form.locator('textarea[data-lang="zh"]').fill("东城区今日停水，预计18点恢复。")
+        await form.locator('textarea[data-lang="en"]').fill("Water outage in Dongcheng until 6 pm.")
+        await form.locator("input[name=minutes]").fill("90")
+        before = datetime.now(UTC)
+        await form.locator("button[type=submit]").click()
+        rows = page.locator("#announcements tr[data-announcement]")
+        await expect(rows).to_have_count(1)
+        after = datetime.now(UTC)
+        await expect(error).to_have_text("")
+        await expect(form.locator('textarea[data-lang="zh"]')).to_have_value("")
+
+        (made,) = await store.current()
+        assert dict(made.texts) == {"zh": "东城区今日停水，预计18点恢复。",
+                                    "en": "Water outage in Dongcheng until 6 pm."}  # fmt: skip
+        assert made.created_by == "announce-lead"
+        window = timedelta(minutes=90)
+        assert before + window - timedelta(seconds=2) <= made.expires_at <= after + window
+        listed = await page.evaluate(
+            "fetch('/api/announcements', {credentials: 'same-origin'}).then(r => r.json())"
+        )
+        assert listed["languages"] == ["zh", "en"]
+        assert [(a["id"], a["texts"], a["expires_at"]) for a in listed["announcements"]] == [
+            (made.id, dict(made.texts), made.expires_at.isoformat())
+        ]
+
+        row = page.locator(f'#announcements tr[data-announcement="{made.id}"]')
+        await expect(row.locator('[data-lang="zh"]')).to_have_text(
+            "中文 Chinese: 东城区今日停水，预计18点恢复。"
+        )
+        await expect(row.locator('[data-lang="en"]')).to_have_text(
+            "英文 English: Water outage in Dongcheng until 6 pm."
+        )
+        zone = hotline.work_orders.limits.timezone  # the hotline's, whatever the browser's
+        assert zone.utcoffset(made.expires_at.replace(tzinfo=None)) != timedelta(0)
+        local = made.expires_at.astimezone(zone)
+        await expect(row.locator("td.expires")).to_have_text(local.strftime("%Y/%m/%d %H:%M:%S"))
+        await expect(page.locator("#announcements th").nth(1)).to_contain_text(zone.key)
+        await screenshot(page, "wallboard-announcements", tmp_path)
+
+        await row.locator("button[data-remove]").click()
+        await expect(rows).to_have_count(0)
+        assert await store.current() == []
+        await expect(error).to_have_text("")
+    finally:
+        await context.close()
