@@ -274,3 +274,23 @@ async def test_a_call_pops_on_its_desk_and_its_transcript_follows(engine: Web) -
     stored = await hotline.work_orders.get(order["number"])
     assert stored.transcript == text and stored.subject == "路灯不亮"
     assert [e.action for e in stored.history][-1] == "transcript"
+
+
+async def test_a_call_recorded_but_not_transcribed_brings_its_recording_to_the_open_order(
+    engine: Web,
+) -> None:
+    """Without a speech model intake drafts a call with its recording and no transcript: the
+    order opened when the call was put through gets the recording all the same."""
+    hotline = engine.hotline
+    number = "13912340002"
+    call = ConnectedCall(f"live-{os.getpid()}.2", "PJSIP/citizens-2", number, "8001",
+                         "PJSIP/8001-2", "report", datetime.now(UTC))  # fmt: skip
+    await hotline.live.connected(call)
+    opened = await hotline.work_orders.by_call(call.call_id)
+    assert opened is not None and not opened.recording_path
+    drafted = await hotline.work_orders.draft_from_call(
+        number, call.connected_at, "", "/recordings/y-mix.wav", call.call_id, seat="8001",
+        queue="report",
+    )  # fmt: skip
+    assert drafted.number == opened.number and drafted.recording_path == "/recordings/y-mix.wav"
+    assert (await hotline.work_orders.get(opened.number)).recording_path == drafted.recording_path

@@ -109,7 +109,10 @@ class WorkOrderService(WorkOrderStore):
             raise InvalidInput("a call's draft needs the call's uniqueid")
         existing = await self.by_call(call_id)
         if existing is not None:
-            if transcript_text and not existing.transcript:  # opened at the desk during the call
+            # opened at the desk during the call: the recording (and transcript) join it
+            if (transcript_text and not existing.transcript) or (
+                recording_path and not existing.recording_path
+            ):
                 existing = await self._transcribed(existing.number, transcript_text,
                                                    recording_path)  # fmt: skip
             else:
@@ -139,11 +142,12 @@ class WorkOrderService(WorkOrderStore):
         return order
 
     async def _transcribed(self, number: str, transcript: str, recording_path: str) -> WorkOrder:
-        """The transcript of a call whose order was opened before the call ended; what the
+        """The recording and transcript of a call whose order was opened before the call
+        ended (a call recorded but not transcribed brings its recording alone); what the
         operator wrote meanwhile stays."""
 
         def change(row: WorkOrderRow, now: datetime) -> None:
-            row.transcript = transcript
+            row.transcript = transcript or row.transcript
             row.recording_path = recording_path or row.recording_path
             row.description = row.description or transcript[:DESCRIPTION_LIMIT]
 
