@@ -21,6 +21,7 @@ from aiohttp import web
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
+from accounts.first_start import make_first_accounts
 from accounts.http import AccountsWeb
 from agents import http as seats_http
 from agents import listen_in
@@ -177,6 +178,9 @@ class Hotline:
         self.work_orders = work_orders(sessions)
         self.revisits = revisits(s, sessions, self.work_orders)
         self.accounts = await accounts_web(s, sessions, self.seats)
+        if s.first_accounts and self.seats.seats:  # a new installation's first `hotline up`
+            await make_first_accounts(self.accounts.accounts, s.data_dir,
+                                      self.seats.seats[0].extension)  # fmt: skip
         self.knowledge = await knowledge_base(self.work_orders)
         if not s.redis_url:  # the hotline's own Redis, managed like Asterisk
             server = redis_server(s)

@@ -12,7 +12,6 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounts.first_start import make_first_accounts
 from accounts.http import AccountsWeb, actor_of
 from accounts.service import AccountService
 from accounts.staff_file import import_staff_file
@@ -260,8 +259,6 @@ async def accounts_web(
         extensions=[seat.extension for seat in seats.seats],
     )
     await import_staff_file(service, settings.effective_staff_file)
-    if settings.first_accounts and seats.seats:
-        await make_first_accounts(service, settings.data_dir, seats.seats[0].extension)
     return AccountsWeb(service, secure_cookie=settings.session_cookie_secure)
 
 
