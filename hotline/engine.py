@@ -346,11 +346,14 @@ class Hotline:
             found = seat_channel(await list_calls(), seat, call_id)
             return found.name if found is not None else None
 
+        onward = self.intake.recordings.onward  # a transferred call's recording goes on
         self.transfers = Transfers(self.acd, self.calls, self._redirect,
                                    emergency_numbers(s.emergency_numbers), self.dispatcher.kick,
                                    originate=self._dial_into, seat_channel=seat_in_call,
-                                   department_numbers=numbers)  # fmt: skip
+                                   department_numbers=numbers,
+                                   on_transferred=onward.transferred)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
+        self.ami.on("Hangup", onward.on_hangup)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
         self.event_log = EventLogWriter(self._redis, s.acd_prefix, sessions)

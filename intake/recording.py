@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +28,7 @@ from calls.lifecycle import ConnectedCall
 from db.base import utcnow
 from intake.config import IntakeConfig
 from intake.files import RecordingFiles, locate_recording, wait_closed, wav_duration
+from intake.onward import OnwardCalls
 from intake.outbox import Outbox, PendingDraft
 from intake.recovery import CallLookup, live_calls, orphan_draft, unannounced
 from intake.store import RecordingStore
@@ -92,6 +93,8 @@ class RecordingListener:
         self.drafter = drafter
         self.transcriber = transcriber
         self.outbox = outbox
+        # transferred calls: their recording ends with the citizen's channel
+        self.onward = OnwardCalls(ami, calls, config.network_timeout_s)
         self._running: dict[str, asyncio.Task[IntakeResult | None]] = {}
         self._done: OrderedDict[str, IntakeResult | None] = OrderedDict()
 
@@ -269,6 +272,12 @@ class RecordingListener:
 
     async def _transcribe(self, draft: PendingDraft, files: RecordingFiles) -> PendingDraft:
         problems: list[str] = list(draft.problems)
+        if draft.caller_channel and await self.onward.goes_on(draft.call_id):
+            log.info("call %s from %s: transferred from seat %s; its recording goes on until "
+                     "the caller hangs up", draft.call_id, mask_number(draft.caller_number),
+                     draft.seat)  # fmt: skip
+            await self.onward.wait_over(draft.call_id)
+            draft = replace(draft, ended_at=utcnow())
         await self._stop_recording(draft)
         if not await wait_closed(files, self.config.recording_close_timeout_s):
             log.warning("call %s: recording files not closed within %.0f s; using what is there",

@@ -21,6 +21,9 @@ on in the dialplan:
   Only numbers the callback rule would call (local, never international or premium:
   ``callback_number_pattern``) are dialled. The ACD counts the seat's call completed then.
 
+The recording goes on with the caller (:mod:`intake.onward`, told before the channel moves):
+the second party is in the call's one recording and work order.
+
 Each transfer is a step ``transfer`` on the call record (node: the target, detail: the seat
 and who asked). ``POST /api/seats/<ext>/transfer`` ``{"to": "queue:police"}`` is the desk's
 (an operator only for their own seat: :mod:`accounts.access`).
@@ -158,8 +161,11 @@ class Transfers:
         originate: Originate | None = None,
         seat_channel: SeatChannel | None = None,
         department_numbers: re.Pattern[str] | None = None,
+        on_transferred: Callable[[str], None] = lambda call_id: None,
     ) -> None:
         self.acd, self.calls, self.redirect = acd, calls, redirect
+        # told (by call id) before the caller moves: the recording goes on with the caller
+        self.on_transferred = on_transferred
         self.emergency = emergency
         self.kick = kick
         self.originate, self.seat_channel = originate, seat_channel
@@ -188,6 +194,7 @@ class Transfers:
         record = await self.calls.get(status.call_id)
         if record is None:
             raise TransferRefused(f"seat {seat}: call {status.call_id} has no call record")
+        self.on_transferred(status.call_id)
         if target.kind == "three-way":
             await self._three_way(seat, status.call_id, record["channel"], target.name)
         else:
@@ -222,6 +229,7 @@ class Transfers:
         seat = event.get("TransfererChannel", "").removeprefix("PJSIP/").rpartition("-")[0]
         call_id = event.get("TransfereeUniqueid", "")
         how = "REFER" if event.get("IsExternal") == "Yes" else "#1"
+        self.on_transferred(call_id)
         text = target.text if target else event.get("Extension", "")
         log.info("call %s transferred from seat %s to %s by its softphone (%s)", call_id, seat,
                  text, how)  # fmt: skip

@@ -26,6 +26,7 @@ from hotline.settings import PROJECT_DIR
 from queueing.events import AcdEvent, read_events
 from sipsim.citizen import (
     Press,
+    Speak,
     citizen_scenario,
     free_media_port,
     free_udp_port,
@@ -85,13 +86,13 @@ async def _idle(hotline: Hotline, ext: str) -> bool:
 
 async def dial(
     hotline: Hotline, workdir: Path, caller: str, presses: list[Press], hold_ms: int,
-    *, remote_hangup: bool = False,
+    *, remote_hangup: bool = False, speak: Speak | None = None,
 ) -> None:  # fmt: skip
-    """One sipp citizen call to 12345, to completion."""
+    """One sipp citizen call to 12345, to completion (``speak``: then the caller's voice)."""
     s = hotline.settings
     os.makedirs(workdir, exist_ok=True)
     scenario = workdir / f"citizen-{caller}.xml"
-    xml = citizen_scenario(caller, presses, hold_ms, workdir)
+    xml = citizen_scenario(caller, presses, hold_ms, workdir, speak)
     scenario.write_text(hung_up_by_hotline(xml) if remote_hangup else xml, encoding="ISO-8859-1")
     cmd = [
         "sipp", f"{s.sip_host}:{s.sip_port}", "-sf", str(scenario), "-s", s.hotline_number,

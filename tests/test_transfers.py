@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from staff import staff_token
 # the e2e seats fixture and the helpers of the ACD's call tests
 from test_acd_calls import (  # noqa: F401
     REPORT,
+    Speak,
     StartSeats,
     call_events,
     connected_seat,
@@ -31,6 +33,7 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from intake.recording import IntakeResult
 from queueing.transfer import Target, transfer_codes
 from sipsim.citizen import free_udp_port
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
@@ -106,6 +109,58 @@ async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skil
     assert kinds.index(("complete", "8001")) < kinds.index(("connect", "8003"))
     entered = [e.data for e in await call_events(hotline, caller) if e.type == "enter"]
     assert len(entered) == 2  # the IVR's queue, then the transfer's
+    assert await journey_transfers(hotline, call_id) == [
+        ("queue:business", "from seat 8001 by e2e-op-8001")
+    ]
+
+
+async def test_the_second_party_of_a_transferred_call_is_recorded_with_the_call(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The citizen speaks all along (a tone streamed as RTP); seat 8001 sends the call to
+    queue business, where 8003 talks to the citizen until the citizen hangs up. The call's one
+    recording (MixMonitor on the citizen's channel) goes on through the second seat's part:
+    it is drafted once the citizen hangs up, lasts about as long as the citizen was bridged
+    with 8003 (without the fix: stopped when 8001's part ended, a second or two), and is the
+    recording of the call's work order."""
+    await seats("8001", "8003")
+    voice = tmp_path / "voice.wav"
+    sox = await asyncio.create_subprocess_exec(
+        "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(voice), "synth", "60", "sine",
+        "440")  # fmt: skip
+    assert await sox.wait() == 0
+    caller = new_caller()
+    call = asyncio.create_task(
+        dial(hotline, tmp_path, caller, REPORT, 25_000, speak=Speak(voice, 200))
+    )
+    assert await connected_seat(hotline, caller) == "8001"
+    call_id = (await call_events(hotline, caller))[0].call_id
+    status, body = await transfer(hotline, "8001", "queue:business",
+                                  await operator_auth(hotline, "8001"))  # fmt: skip
+    assert status == 200, body
+
+    async def second_part_began() -> float | None:
+        return next((e.at for e in await call_events(hotline, caller)
+                     if e.type == "connect" and e.seat == "8003"), None)  # fmt: skip
+
+    began = await eventually(second_part_began, 40, "the transferred caller to reach 8003")
+    await call
+    second_part_s = time.time() - began
+    assert second_part_s > 8, "the scenario leaves the citizen long enough with 8003"
+
+    async def drafted() -> IntakeResult | None:
+        try:
+            return await hotline.intake.recordings.wait_done(call_id, timeout=1)
+        except (KeyError, TimeoutError):
+            return None
+
+    result = await eventually(drafted, 60, "the transferred call's work order")
+    assert result.duration_s is not None
+    assert result.duration_s > second_part_s - 3, (result.duration_s, second_part_s)
+    order = await hotline.work_orders.get(result.work_order_number)
+    assert order.recording_path == str(result.files.mix)
     assert await journey_transfers(hotline, call_id) == [
         ("queue:business", "from seat 8001 by e2e-op-8001")
     ]
