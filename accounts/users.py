@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.errors import DomainError
 from workorders.orders import Actor
 from workorders.orders import Role as OrderRole
 
@@ -26,15 +27,10 @@ class AccountRole(StrEnum):
 SUPERVISORS = frozenset({AccountRole.SUPERVISOR, AccountRole.ADMIN})
 
 
-class AccountError(Exception):
-    """Base of the accounts' errors; ``code`` is stable, ``status`` its HTTP status."""
+class AccountError(DomainError):
+    """Base of the accounts' errors."""
 
     code = "account_error"
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidAccount(AccountError):

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.errors import DomainError
+
 
 class SeatState(StrEnum):
     LOGGED_OUT = "logged_out"
@@ -68,10 +70,11 @@ PAUSE_REASONS: tuple[str, ...] = ("break", "lunch", "meeting", "training", "coac
 REASON_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
-class SeatStateError(ValueError):
-    """A seat event not allowed in the seat's current state (stable ``code`` for the web)."""
+class SeatStateError(DomainError, ValueError):
+    """A seat event not allowed in the seat's current state."""
 
     code = "seat_state"
+    status = 409
 
     def __init__(self, extension: str, state: SeatState | str, event: SeatEvent | str) -> None:
         super().__init__(f"seat {extension}: cannot {event} while {state}")

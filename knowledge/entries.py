@@ -11,6 +11,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.errors import DomainError
+
 MAX_TITLE = 128  # characters, as the national guidance sets it
 MAX_CATEGORY = 200
 MAX_CONTENT = 20_000
@@ -29,15 +31,8 @@ class Kind(StrEnum):
     QA = "qa"  # 热点问答, hot questions and answers
 
 
-class KnowledgeError(Exception):
-    """Base of the knowledge base's errors; ``code`` is stable, ``status`` its HTTP status."""
-
-    code = "invalid_input"
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class KnowledgeError(DomainError):
+    """Base of the knowledge base's errors."""
 
 
 class InvalidEntry(KnowledgeError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from agents.states import SeatStatus
+from domain.errors import DomainError
 
 
 class CallKind(StrEnum):
@@ -86,22 +87,26 @@ class AcdSnapshot:
         return max((q.longest_wait_s for q in self.queues), default=0.0)
 
 
-class AcdError(Exception):
-    """Base of the ACD's errors; ``code`` is stable for the web's error mapping."""
+class AcdError(DomainError):
+    """Base of the ACD's errors."""
 
     code = "acd"
+    status = 409
 
 
 class UnknownSeat(AcdError):
     code = "unknown_seat"
+    status = 404
 
 
 class UnknownSkill(AcdError):
     code = "unknown_skill"
+    status = 404
 
 
 class LoginRefused(AcdError):
     code = "login_refused"
+    status = 403
 
 
 class CallStateError(AcdError):

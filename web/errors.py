@@ -1,8 +1,9 @@
 """The web service's one error shape, and the one place that maps errors to HTTP.
 
 Every refusal is ``{"error": {"code": <stable code>, "message": <for people>}}`` with the
-status below. Domain errors keep their own stable ``code`` (work orders, the ACD, seat
-states); aiohttp's own refusals (unknown route, method, oversized body) get one by status.
+status below. Domain errors (:class:`domain.errors.DomainError`) carry their own stable
+``code`` and status; aiohttp's own refusals (unknown route, method, oversized body) get one
+by status.
 A path prefix may register its own format (Open311's GeoReport error list, which the
 specification requires): see :data:`ERROR_FORMATS`.
 """
@@ -17,11 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from accounts.users import AccountError
-from agents.states import SeatStateError
-from knowledge.entries import KnowledgeError
-from queueing.models import AcdError, LoginRefused, UnknownSeat, UnknownSkill
-from workorders.errors import WorkOrderError, http_status
+from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,6 @@ _BY_STATUS = {
     422: "invalid_input",
     431: "headers_too_large",
 }
-_ACD_STATUS: dict[type[AcdError], int] = {UnknownSeat: 404, UnknownSkill: 404, LoginRefused: 403}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -93,16 +89,8 @@ def refusal_of(exc: BaseException) -> Refusal | None:
     """The refusal an error stands for; None for an unexpected error (a bug: 500)."""
     if isinstance(exc, HttpError):
         return exc.refusal
-    if isinstance(exc, WorkOrderError):
-        return Refusal(http_status(exc), exc.code, exc.message)
-    if isinstance(exc, AccountError):
+    if isinstance(exc, DomainError):
         return Refusal(exc.status, exc.code, exc.message)
-    if isinstance(exc, KnowledgeError):
-        return Refusal(exc.status, exc.code, exc.message)
-    if isinstance(exc, AcdError):
-        return Refusal(_ACD_STATUS.get(type(exc), 409), exc.code, str(exc))
-    if isinstance(exc, SeatStateError):
-        return Refusal(409, exc.code, str(exc))
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")}
         code = _BY_STATUS.get(exc.status, "client_error" if exc.status < 500 else "server_error")

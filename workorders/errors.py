@@ -1,21 +1,20 @@
-"""Domain errors with stable codes, and their HTTP statuses (applied by :mod:`web.errors`,
+"""Work-order errors with stable codes and HTTP statuses (applied by :mod:`web.errors`,
 the one place errors become responses)."""
 
 from __future__ import annotations
 
+from domain.errors import DomainError
 
-class WorkOrderError(Exception):
-    """Base of every work-order error; ``code`` is stable and safe to show to clients."""
+
+class WorkOrderError(DomainError):
+    """Base of every work-order error."""
 
     code = "work_order_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotFound(WorkOrderError):
     code = "not_found"
+    status = 404
 
 
 class InvalidInput(WorkOrderError):
@@ -26,6 +25,7 @@ class IllegalTransition(WorkOrderError):
     """An action the work order's current state does not allow; the message names the state."""
 
     code = "illegal_transition"
+    status = 409
 
     def __init__(self, action: str, state: str) -> None:
         super().__init__(f"cannot {action} a work order that is {state}")
@@ -35,34 +35,18 @@ class IllegalTransition(WorkOrderError):
 
 class Unauthenticated(WorkOrderError):
     code = "unauthenticated"
+    status = 401
 
 
 class Forbidden(WorkOrderError):
     code = "forbidden"
+    status = 403
 
 
 class ExtensionLimit(WorkOrderError):
     code = "extension_limit"
+    status = 409
 
 
 class UnknownService(WorkOrderError):
     code = "unknown_service"
-
-
-_HTTP_STATUS: dict[type[WorkOrderError], int] = {
-    NotFound: 404,
-    UnknownService: 400,
-    InvalidInput: 400,
-    IllegalTransition: 409,
-    ExtensionLimit: 409,
-    Unauthenticated: 401,
-    Forbidden: 403,
-}
-
-
-def http_status(error: WorkOrderError) -> int:
-    """HTTP status for a domain error: the most specific mapping along its class hierarchy."""
-    for cls in type(error).__mro__:
-        if cls in _HTTP_STATUS:
-            return _HTTP_STATUS[cls]
-    return 400

@@ -1,0 +1,1 @@
+"""What every domain package (work orders, accounts, the ACD, seats, knowledge) shares."""
