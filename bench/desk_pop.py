@@ -9,7 +9,7 @@ browser's EventSource), then measures two paths:
   the call record, earlier orders and calls) and the ``call`` event reaches that seat's
   stream. The number has ``--history`` earlier orders.
 * seat: the ACD changes a seat's state in Redis (Lua, as the seat API or a feature code
-  does); the engine's ``live-acd-events`` loop reads the event log and the ``acd`` event
+  does); the engine's ``live-events`` loop (web.fanout) reads the event log and the ``acd`` event
   reaches the stream.
 
 Usage::

@@ -105,6 +105,7 @@ from web import live as live_http
 from web import portal as portal_http
 from web.app import RouteMount, WebDeps, make_app
 from web.desk import Desk
+from web.fanout import RedisFanout
 from web.live import LiveHub
 from web.portal import Portal
 from workorders.dispatch import CATEGORIES
@@ -392,8 +393,11 @@ class Hotline:
             "acd-ownership", lambda: self.ownership.run(self._stopping, self.dispatcher.deliver)
         )
         self.loops.start("acd-event-log", lambda: self.event_log.run(self._stopping))
-        self.loops.start("live-acd-events", lambda: self.live.follow_acd(
-            self._redis, s.acd_prefix, self._stopping, s.network_timeout_s))  # fmt: skip
+        # Live pages: what any engine publishes and the ACD's log, read by one path (web.fanout)
+        fanout = RedisFanout(self.live, self._redis, s.acd_prefix, timeout_s=s.network_timeout_s)
+        self.live.fanout = fanout
+        self.loops.start("live-fanout", lambda: fanout.run_sender(self._stopping))
+        self.loops.start("live-events", lambda: fanout.follow(self._stopping))
         # A seat on any call of its own (a feature code such as *24 included) is offered no
         # caller until that channel hangs up.
         busy = BusySeats(

@@ -19,12 +19,14 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from conftest import TEST_REDIS_URL, web_engine_settings
+from redis.asyncio import Redis
 from staff import staff_token
 
 from accounts.users import AccountRole, User
 from calls.lifecycle import ConnectedCall
 from hotline.engine import Hotline
 from queueing.events import AcdEvent
+from web.fanout import RedisFanout
 from web.live import QUEUE_SIZE, LiveEvent, LiveHub
 from workorders.orders import Actor, NewWorkOrder, Role
 
@@ -80,6 +82,48 @@ async def test_a_slow_subscriber_is_cut_off_and_close_ends_streams() -> None:
     assert drained(slow)[-1] is None
     await hub.close()
     assert await asyncio.wait_for(other.queue.get(), 1) is None
+
+
+async def test_two_hubs_on_one_redis_see_each_others_events(redis: Redis, prefix: str) -> None:
+    """web.fanout: what hub A publishes reaches hub B's subscribers through the shared
+    stream, with its audience kept (a department's news to that department only), and A's
+    own subscribers by the same path; B also delivers the ACD's log. With Redis down, A's
+    events still reach A's own pages."""
+    hubs = [LiveHub(), LiveHub()]
+    fanouts = [RedisFanout(hub, redis, prefix, timeout_s=2) for hub in hubs]
+    stop = asyncio.Event()
+    for hub, fanout in zip(hubs, fanouts, strict=True):
+        hub.fanout = fanout
+    loops = [asyncio.create_task(f.follow(stop)) for f in fanouts]
+    loops += [asyncio.create_task(f.run_sender(stop)) for f in fanouts]
+    a, b = hubs
+    b_dept, b_lead, a_lead = b.subscribe(DEPT), b.subscribe(LEAD), a.subscribe(LEAD)
+    try:
+        await asyncio.sleep(0.3)  # both followers have taken their place in the streams
+        a.publish(LiveEvent("portal", {"number": "1"}, roles=frozenset(), department=YANTA))
+        a.revisit_changed("2", "listed")
+        await redis.xadd(f"{prefix}events", {"type": "seat", "ts": "1000", "seat": "8001",
+                                             "data": "paused lunch"})  # fmt: skip
+        got = await asyncio.wait_for(b_dept.queue.get(), 5)
+        assert got is not None and (got.topic, got.data) == ("portal", {"number": "1"})
+        topics = [(await asyncio.wait_for(b_lead.queue.get(), 5)) for _ in range(2)]
+        seen = sorted((e.topic, e.data.get("state")) for e in topics if e)  # either first
+        assert seen == [("acd", "paused"), ("revisit", "listed")]
+        own = [(await asyncio.wait_for(a_lead.queue.get(), 5)) for _ in range(2)]
+        assert sorted(e.topic for e in own if e) == ["acd", "revisit"]
+        assert b_dept.queue.empty()  # neither the revisit nor the seat is a department's
+
+        dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        fanouts[0].redis = dead
+        try:
+            a.revisit_changed("3", "tried")
+            alone = await asyncio.wait_for(a_lead.queue.get(), 5)
+        finally:
+            await dead.aclose()
+        assert alone is not None and alone.data["order_number"] == "3"
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
 
 
 # -- through the engine's own web service (no Asterisk: real Redis and SQLite) ---------------
@@ -170,7 +214,7 @@ async def next_acd(stream: aiohttp.ClientResponse) -> dict[str, Any]:
 
 
 async def test_seat_changes_reach_their_operator_and_the_supervisors_only(engine: Web) -> None:
-    """Seat API -> the ACD's Lua -> its event log in Redis -> the engine's live-acd-events
+    """Seat API -> the ACD's Lua -> its event log in Redis -> the engine's live-events
     loop -> each user's stream, filtered by seat and role."""
     url = engine.url + "/api/live?topics=acd"
     async with aiohttp.ClientSession() as http:

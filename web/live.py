@@ -1,17 +1,20 @@
 """Live events for the staff's pages: a small server-sent-events hub in the engine.
 
-Parts of the engine :meth:`LiveHub.publish` an :class:`LiveEvent` under a topic (``call``:
+Parts of the engine :meth:`LiveHub.publish` a :class:`LiveEvent` under a topic (``call``:
 a caller put through to a seat, ``call-ended``, ``order``: a call's work order drafted or
-updated, ``acd``: the ACD's own event log — seat states and queue moves, as the Lua wrote
-them, whichever engine or feature code made them; ``revisit``: a revisit changed, to
-supervisors). ``GET /api/live?topics=call,order``
+updated, ``revisit``: a revisit changed, to supervisors; ``portal``: a department's news) and
+the ACD's own event log arrives as ``acd`` (seat states and queue moves, as the Lua wrote
+them, whichever engine or feature code made them). ``GET /api/live?topics=call,order``
 streams them to one browser as ``text/event-stream``; each subscriber gets only what its
-user may see: an event bound to a seat reaches that seat's operator, and supervisors and
-admins see every event. Slow subscribers are cut off (their queue is bounded); the
-browser's ``EventSource`` reconnects by itself.
+user may see: an event bound to a seat reaches that seat's operator, one bound to a
+department that department's users, and supervisors and admins see every other event. Slow
+subscribers are cut off (their queue is bounded); the browser's ``EventSource`` reconnects
+by itself.
 
-The hub is a :class:`~calls.lifecycle.CallListener` (connected and finished calls) and tails
-the ACD's event stream in a supervised loop (:meth:`LiveHub.follow_acd`).
+With several engines on one Redis, :attr:`LiveHub.fanout` (:mod:`web.fanout`) carries what
+this engine publishes to every engine's hub, this one's included, so a page sees the same
+events whichever engine serves it; without it (tests of the hub alone) events are delivered
+here only. The hub is a :class:`~calls.lifecycle.CallListener` (connected and finished calls).
 """
 
 from __future__ import annotations
@@ -22,17 +25,15 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from accounts.http import current_user
 from accounts.users import SUPERVISORS, AccountRole, User
 from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
-from queueing.events import AcdEvent, read_events
+from queueing.events import AcdEvent
 from workorders.orders import Role, WorkOrder
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,13 @@ class LiveEvent:
     data: dict[str, Any]
     seat: str = ""  # the seat it concerns: its operator receives it
     roles: frozenset[AccountRole] = SUPERVISORS  # who else receives it
+    department: str = ""  # the department it concerns: its users receive it
 
     def for_user(self, user: User) -> bool:
         if user.role in self.roles:
             return True
+        if self.department and user.role is AccountRole.DEPARTMENT:
+            return user.department == self.department
         return bool(self.seat) and user.role is AccountRole.OPERATOR and user.extension == self.seat
 
 
@@ -71,11 +75,18 @@ class Subscription:
 CallContext = Callable[[ConnectedCall], Awaitable[dict[str, Any]]]
 
 
+class Fanout(Protocol):
+    """Carries an event to every engine's hub (:class:`web.fanout.RedisFanout`)."""
+
+    def send(self, event: LiveEvent) -> None: ...
+
+
 class LiveHub:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self._closed = False
         self.call_context: CallContext | None = None  # adds the desk's facts to ``call``
+        self.fanout: Fanout | None = None  # every engine's hub; None: this one only
 
     @property
     def subscribers(self) -> int:
@@ -91,8 +102,15 @@ class LiveHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, event: LiveEvent) -> int:
-        """Hand ``event`` to every subscriber that may see it; returns how many."""
+    def publish(self, event: LiveEvent) -> None:
+        """Show ``event`` on every engine's pages (on this engine's only without a fanout)."""
+        if self.fanout is not None:
+            self.fanout.send(event)
+        else:
+            self.deliver(event)
+
+    def deliver(self, event: LiveEvent) -> int:
+        """Hand ``event`` to this engine's subscribers that may see it; returns how many."""
         sent = 0
         for subscription in list(self._subscribers):
             if not subscription.wants(event):
@@ -130,9 +148,9 @@ class LiveHub:
             except Exception:  # e.g. the database is down: the caller is still shown
                 log.exception("call %s from %s at seat %s: the desk's context not gathered",
                               call.call_id, mask_number(call.caller_number), call.seat)  # fmt: skip
-        sent = self.publish(LiveEvent("call", data, seat=call.seat))
-        log.info("call %s from %s at seat %s: shown on %d live page(s)", call.call_id,
-                 mask_number(call.caller_number), call.seat, sent)  # fmt: skip
+        self.publish(LiveEvent("call", data, seat=call.seat))
+        log.info("call %s from %s at seat %s: published to the live pages", call.call_id,
+                 mask_number(call.caller_number), call.seat)  # fmt: skip
 
     async def finished(self, call: ConnectedCall) -> None:
         data = {"call_id": call.call_id, "seat": call.seat,
@@ -149,38 +167,13 @@ class LiveHub:
         self.publish(LiveEvent("revisit", {"order_number": number, "state": state}))
 
     def acd_event(self, event: AcdEvent) -> None:
+        """One entry of the ACD's event log (every engine reads the log: delivered here only)."""
         data = {"type": event.type, "at": event.at, "call_id": event.call_id,
                 "seat": event.seat, "skill": event.skill, "data": event.data}  # fmt: skip
         if event.type == "seat":
             state, _, reason = event.data.partition(" ")
             data.update(state=state, reason=reason)
-        self.publish(LiveEvent("acd", data, seat=event.seat))
-
-    async def follow_acd(
-        self, redis: Redis, prefix: str, stop: asyncio.Event, timeout_s: float = 5.0
-    ) -> None:
-        """Tail the ACD's event stream (from now on) and publish each event until ``stop``."""
-        last = ""
-        failing = False
-        while not stop.is_set():
-            try:
-                if not last:
-                    newest: Any = await asyncio.wait_for(
-                        redis.xrevrange(f"{prefix}events", count=1), timeout_s
-                    )
-                    last = newest[0][0] if newest else "0-0"
-                    last = last.decode() if isinstance(last, bytes) else str(last)
-                events = await read_events(redis, prefix, last, count=500, block_ms=1000,
-                                           timeout_s=timeout_s)  # fmt: skip
-                for event in events:
-                    self.acd_event(event)
-                    last = event.id
-                failing = False
-            except (RedisError, OSError, TimeoutError) as exc:
-                if not failing:
-                    log.warning("live events: ACD event stream not read (%s); retrying", exc)
-                failing = True
-                await asyncio.sleep(1.0)
+        self.deliver(LiveEvent("acd", data, seat=event.seat))
 
 
 LIVE = web.AppKey("live_hub", LiveHub)

@@ -16,13 +16,11 @@ News for a department (an order dispatched or reworked to it, an urging or an es
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from accounts.http import current_user
-from accounts.users import AccountRole, User
 from web import live
 from web.live import LiveEvent, LiveHub
 from web.pages import page_routes
@@ -38,18 +36,6 @@ TOPIC = "portal"
 #: the states in which an order still needs its departments (replied: shown until reviewed)
 OWED = (State.DISPATCHED, State.SIGNED, State.IN_PROGRESS, State.EXTENSION_REQUESTED,
         State.REPLIED)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DepartmentEvent(LiveEvent):
-    """A live event for one department's users (and nobody else: ``roles`` empty)."""
-
-    department: str = ""
-
-    def for_user(self, user: User) -> bool:
-        if user.role is AccountRole.DEPARTMENT and user.department == self.department:
-            return True
-        return super().for_user(user)
 
 
 def portal_view(order: WorkOrder, department: str) -> dict[str, Any]:
@@ -73,12 +59,13 @@ class Portal:
         for notice in notices(order, news):
             data = {**portal_view(order, notice.department), "news": news,
                     "news_label": NEWS_ZH.get(news, news)}  # fmt: skip
-            shown = self.hub.publish(
-                DepartmentEvent(TOPIC, data, roles=frozenset(), department=notice.department)
+            # for the department's users only (no role sees it otherwise)
+            self.hub.publish(
+                LiveEvent(TOPIC, data, roles=frozenset(), department=notice.department)
             )
             mailed = self.mail.post(notice) if self.mail is not None else False
-            log.info("work order %s %s: %s told on %d page(s)%s", order.number, news,
-                     notice.department, shown, ", e-mail queued" if mailed else "")  # fmt: skip
+            log.info("work order %s %s: %s told on its live pages%s", order.number, news,
+                     notice.department, ", e-mail queued" if mailed else "")  # fmt: skip
 
     def routes(self) -> list[web.RouteDef]:
         return [
