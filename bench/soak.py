@@ -25,9 +25,7 @@ import asyncio
 import os
 import re
 import secrets
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from agents.seats import load_seats
+from hotline.child import EngineProcess
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
 from hotline.wiring import provision_asterisk
@@ -116,48 +115,6 @@ def citizens_scenario(workdir: Path, key: str) -> Path:
     return path
 
 
-class Engine:
-    """``hotline up`` in a child process (so SIGKILL is real)."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings, self.log = settings, log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-        env.update({f"HOTLINE_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in self.settings.to_dict().items()})  # fmt: skip
-        env["PYTHONPATH"] = str(PROJECT_DIR)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "hotline.cli", "up"], env=env, stdout=out,
-                stderr=subprocess.STDOUT, cwd=PROJECT_DIR,
-            )  # fmt: skip
-        self.starts += 1
-
-    async def ready(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.log.read_text(errors="replace").count("hotline ready") < self.starts:
-            assert self.process is not None and self.process.poll() is None, "engine died"
-            if time.monotonic() > deadline:
-                raise TimeoutError("the engine did not start")
-            await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 def schedule(duration_s: float, kills: int, redis: int, asterisk: int) -> list[tuple[float, str]]:
     """Faults spread over the first 90 % of the run, none at the same moment."""
     events = [((i + 0.5) / kills, "kill engine") for i in range(kills)]
@@ -203,7 +160,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"soak: {args.minutes} min, {args.seats} seats, {args.rate} calls/s, in {base}")
     asterisk = provision_asterisk(settings, load_menu(settings.menu_file), seats)
     asterisk.start()
-    engine = Engine(settings, base / "engine.log")
+    engine = EngineProcess(settings, base / "engine.log")
     processes: list[asyncio.subprocess.Process] = []
     client = aioredis.Redis.from_url(redis_server.url, socket_timeout=5)
     acd = Acd(client, seats, prefix=settings.acd_prefix)

@@ -204,6 +204,13 @@ class Settings:
         coerced = {name: _coerce(name, hints[name], raw) for name, raw in values.items()}
         return cls(**coerced)  # type: ignore[arg-type]
 
+    def to_environ(self) -> dict[str, str]:
+        """Every field as ``HOTLINE_<FIELD>`` variables: :meth:`load` reads them back."""
+        return {
+            f"HOTLINE_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in self.to_dict().items()
+        }
+
     def to_dict(self) -> dict[str, str | int | float | bool]:
         """Every field as plain JSON values (paths as strings): :meth:`from_dict` reads them."""
         return {

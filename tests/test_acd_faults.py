@@ -14,8 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -31,10 +29,11 @@ from agents.seats import load_seats
 from agents.states import SeatState
 from calls.reconcile import UNHEARD
 from calls.store import CallStore
+from hotline.child import EngineProcess
 from hotline.database import make_engine, make_sessions
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
-from hotline.settings import PROJECT_DIR, Settings
+from hotline.settings import Settings
 from hotline.wiring import provision_asterisk, work_orders
 from intake.store import RecordingStore
 from ivr.menu import load_menu
@@ -109,50 +108,6 @@ async def redis(pbx: Pbx) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(pbx.redis.url, socket_timeout=5)
     yield client
     await client.aclose()
-
-
-class EngineProcess:
-    """``hotline up`` in a child process on the module's Asterisk and Redis."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings, self.log = settings, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-        env.update({f"HOTLINE_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in self.settings.to_dict().items()})  # fmt: skip
-        env["PYTHONPATH"] = str(PROJECT_DIR)
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "hotline.cli", "up"], env=env, stdout=out,
-                stderr=subprocess.STDOUT, cwd=PROJECT_DIR,
-            )  # fmt: skip
-
-    async def ready(self) -> None:
-        async def up() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.text()[-3000:]
-            return "hotline ready" in self.text()
-
-        await eventually(up, 60, "the engine to start")
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 async def seat_phone(pbx: Pbx, ext: str, **options: Any) -> Seat:

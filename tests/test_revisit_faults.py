@@ -22,9 +22,9 @@ from conftest import (
     new_caller,
 )
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from test_acd_faults import EngineProcess
 from test_revisit_calls import KEYS, answering_phone, dialled, start_phone
 
+from hotline.child import EngineProcess
 from hotline.database import create_schema, make_engine, make_sessions
 from hotline.settings import Settings
 from hotline.wiring import provision_asterisk, revisits, work_orders
