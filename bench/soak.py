@@ -41,8 +41,7 @@ from hotline.wiring import provision_asterisk
 from ivr.menu import load_menu
 from queueing.acd import Acd
 from queueing.redis_server import RedisServer
-from sipsim.citizen import answer_bye, audio_sdp, free_udp_port
-from sipsim.dtmf import write_dtmf_pcap
+from sipsim.citizen import Press, citizen_scenario, free_udp_port, hung_up_by_hotline
 from sipsim.seat import register, uas_scenario
 
 PIN_HASH = re.search(
@@ -71,47 +70,10 @@ def seats_file(target: Path, count: int) -> Path:
 def citizens_scenario(workdir: Path, key: str) -> Path:
     """Every call: caller 139<key><n>, 1 (Mandarin), ``key`` (the queue), then it waits
     for the hotline's BYE (the seat hangs up; up to 4 minutes)."""
-    one = write_dtmf_pcap(workdir / "dtmf-1.pcap", "1")
-    queue = write_dtmf_pcap(workdir / f"dtmf-{key}.pcap", key)
-    caller = f"139{key}[call_number]"
-    xml = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="soak citizen">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]soak[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:{caller}@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-{audio_sdp("citizen")}
-  ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]soak[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-  ]]></send>
-  <pause milliseconds="2500"/>
-  <nop><action><exec play_pcap_audio="{one}"/></action></nop>
-  <pause milliseconds="1500"/>
-  <nop><action><exec play_pcap_audio="{queue}"/></action></nop>
-{answer_bye(timeout_ms=240_000)}</scenario>
-"""
+    presses = [Press("1", 2500), Press(key, 1500)]
+    xml = citizen_scenario(f"139{key}[call_number]", presses, 0, workdir)
     path = workdir / f"citizens-{key}.xml"
-    path.write_text(xml, encoding="ISO-8859-1")
+    path.write_text(hung_up_by_hotline(xml, timeout_ms=240_000), encoding="ISO-8859-1")
     return path
 
 

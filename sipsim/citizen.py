@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,11 @@ def answer_bye(timeout_ms: int = 0) -> str:
 """
 
 
-def hung_up_by_hotline(xml: str) -> str:
+def hung_up_by_hotline(xml: str, timeout_ms: int = 0) -> str:
     """A citizen scenario (:func:`citizen_scenario`) whose other side hangs up: the
-    citizen's own BYE gives way to answering the hotline's."""
+    citizen's own BYE gives way to answering the hotline's (waited for up to ``timeout_ms``)."""
     head, _, _ = xml.rpartition('<send retrans="500">')
-    return head + answer_bye() + "</scenario>\n"
+    return head + answer_bye(timeout_ms) + "</scenario>\n"
 
 
 def free_udp_port() -> int:
@@ -104,10 +105,11 @@ def citizen_scenario(
     caller: str, presses: list[Press], hold_ms: int, workdir: Path, speak: Speak | None = None
 ) -> str:
     """A call to the service number that presses ``presses`` (then maybe speaks) and hangs
-    up after ``hold_ms``."""
+    up after ``hold_ms``. ``caller`` may hold sipp keywords (``139[call_number]``)."""
     actions: list[str] = []
+    stem = re.sub(r"\W", "", caller)
     for press in presses:
-        pcap = write_dtmf_pcap(workdir / f"dtmf-{caller}-{len(actions)}.pcap", press.keys)
+        pcap = write_dtmf_pcap(workdir / f"dtmf-{stem}-{len(actions)}.pcap", press.keys)
         actions.append(
             f'  <pause milliseconds="{press.after_ms}"/>\n'
             f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
