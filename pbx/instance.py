@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.private import Owner
-from pbx.root import ProvisionError, cached_root, is_built
+from pbx.root import USER, ProvisionError, cached_root, is_built
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ _HOST_FILES = ("hosts", "resolv.conf")
 # Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
 # path through it would leave the root, so the run directory is named by its real place).
 _RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
-USER = "asterisk"
 # Mounted by earlier versions: still unmounted on stop, so an upgrade leaves nothing behind.
 _LEGACY_BINDS = ("proc", "dev")
 
@@ -111,6 +110,8 @@ class AsteriskInstance:
         for sub in _RUNTIME_DIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
             os.chown(self.root / sub, uid, gid)
+        for sub in (*_RUNTIME_DIRS, "etc/asterisk"):
+            _hand_over(self.root / sub, uid, gid)
         for source, target in self._binds():
             source.mkdir(parents=True, exist_ok=True)
             target.mkdir(parents=True, exist_ok=True)
@@ -270,6 +271,18 @@ def _wait_gone(pid: int, timeout: float) -> None:
 def _mount_points() -> set[str]:
     with open("/proc/self/mountinfo", encoding="utf-8") as info:
         return {line.split()[4].replace("\\040", " ") for line in info}
+
+
+def _hand_over(folder: Path, uid: int, gid: int) -> None:
+    """Give Asterisk's files under ``folder`` to its user: an instance made with an older root
+    keeps files of the user's former id. Root's own files and mount points stay as they are."""
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(parent, d))]
+        for name in dirs + files:
+            entry = os.path.join(parent, name)
+            info = os.lstat(entry)
+            if info.st_uid not in (0, uid):
+                os.lchown(entry, uid, gid)
 
 
 def _is_mounted(path: Path) -> bool:

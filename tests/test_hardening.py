@@ -8,7 +8,9 @@ and its Asterisk (and kill that Asterisk with SIGKILL once).
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
+import pwd
 import re
 import signal
 from pathlib import Path
@@ -154,8 +156,11 @@ async def test_asterisk_runs_as_its_own_user_with_private_files(hotline: Hotline
 def _check_privileges(hotline: Hotline) -> None:
     asterisk = hotline.asterisk
     assert asterisk is not None
-    uid, _gid = asterisk.owner()
+    uid, gid = asterisk.owner()
     assert uid != 0
+    # ids of its own: no host user or group shares them (Debian's 101 is postgres here)
+    assert uid not in {u.pw_uid for u in pwd.getpwall()}
+    assert gid not in {g.gr_gid for g in grp.getgrall()}
     pid = asterisk.pid()
     assert pid is not None
     assert _status(pid)["Uid"].split()[:2] == [str(uid), str(uid)]
