@@ -223,6 +223,15 @@ class PromptLibrary:
         os.replace(partial, target)
 
 
+def convert(raw: Path, target: Path) -> None:
+    """A sound file sox can read (e.g. a supervisor's uploaded WAV) as a prompt file at
+    ``target``: 8 kHz mono 16-bit, levelled like the synthesised ones; else :class:`PromptError`."""
+    sox = shutil.which("sox")
+    if sox is None:
+        raise PromptError("sox is not installed (Debian package sox)")
+    PromptLibrary._install(raw, target, sox)
+
+
 def _has_sound(path: Path) -> bool:
     return path.is_file() and path.stat().st_size >= _MIN_WAV_BYTES
 

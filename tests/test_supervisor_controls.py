@@ -10,6 +10,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -18,6 +19,7 @@ from conftest import AmiEvents, call_record, eventually, new_caller
 from panoramisk.message import Message
 from playwright.async_api import Browser
 from staff import staff_token, supervisor_auth
+from test_prompts import write_tone
 
 from accounts.users import AccountRole
 from agents.states import SeatState
@@ -262,4 +264,44 @@ async def test_announcement_is_heard_before_the_menu_until_it_expires(
             assert (await r.json())["announcements"] == []
         after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
         assert not [st for st in after["journey"] if st["kind"] == "announcement"], after["journey"]
+        assert not [c for c in played if made["id"] in c] and played, played
+
+
+async def test_recorded_announcement_is_heard_before_the_menu_until_it_expires(
+    hotline: Hotline, ami_events: AmiEvents, tmp_path: Path
+) -> None:
+    """A supervisor's recording (uploaded as the wallboard does) is streamed by Asterisk to
+    a sipp caller to its end, then the main menu plays; once expired, callers go straight to
+    the menu."""
+    ends: list[Message] = []
+    hotline.ami.on("AGIExecEnd", ends.append)
+    auth = await supervisor_auth(hotline)
+    soon = datetime.now(UTC) + timedelta(seconds=20)
+    sound = write_tone(tmp_path / "outage.wav", rate=44_100, seconds=1.5).read_bytes()
+    async with aiohttp.ClientSession(base(hotline)) as http:
+        url = f"/api/announcements/recording?expires_at={quote(soon.isoformat())}"
+        async with http.post(url, data=sound, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            made = await r.json()
+        assert made["recording"] and made["seconds"] == 1.5
+
+        call, played = await silent_call(hotline, ami_events, tmp_path, 9000)
+        assert announcement_steps(call) == ["announcement"], call["journey"]
+        first = [i for i, c in enumerate(played) if made["id"] in c]
+        menu = [i for i, c in enumerate(played) if "/welcome-" in c or "/language-" in c]
+        assert len(first) == 1 and menu and first[0] < min(menu), played
+        assert f"/recorded/{made['id']}-{made['recording']}" in played[first[0]]
+        # Asterisk streamed the file to its end: the command lasted the recording's length (a
+        # missing or unreadable file ends at once) and succeeded
+        start = [e for e in ami_events.of(call["uniqueid"], "AGIExecStart")
+                 if made["id"] in e.get("Command", "")]  # fmt: skip
+        end = [e for e in ends if e.get("Uniqueid") == call["uniqueid"]
+               and made["id"] in e.get("Command", "")]  # fmt: skip
+        assert len(start) == len(end) == 1 and end[0]["ResultCode"] == "200", end
+        lasted = float(end[0]["Timestamp"]) - float(start[0]["Timestamp"])
+        assert lasted >= 1.5 - 0.1, f"the recording played for {lasted:.2f} s only"
+
+        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1)
+        after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
+        assert announcement_steps(after) == [], after["journey"]
         assert not [c for c in played if made["id"] in c] and played, played

@@ -5,11 +5,15 @@ A supervisor types an announcement in both menu languages with an expiry in minu
 it from the page (with the session's CSRF token): it is in ``GET /api/announcements`` with the
 texts and that expiry, and the page lists it with the expiry in the hotline's time zone. A form
 with no text shows the API's own refusal next to the form and stores nothing; the row's delete
-button removes it from the store and the page."""
+button removes it from the store and the page. A recording (a 16 kHz stereo WAV) uploaded
+from the same form is converted to the prompts' 8 kHz mono, stored in Redis beside it and
+listed with its length; a file that is no WAV shows the API's refusal."""
 
 from __future__ import annotations
 
+import io
 import re
+import wave
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +24,7 @@ from browser import browser, log_in, new_context, screenshot  # noqa: F401
 from conftest import running, web_engine_settings
 from playwright.async_api import Browser, expect
 from staff import staff_token
+from test_prompts import write_tone
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
@@ -108,5 +113,53 @@ async def test_announcement_added_refused_and_removed_from_the_page(
         await expect(rows).to_have_count(0)
         assert await store.current() == []
         await expect(error).to_have_text("")
+    finally:
+        await context.close()
+
+
+async def test_a_recording_uploaded_from_the_page(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = hotline.announcements
+    s = hotline.settings
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    try:
+        page = await context.new_page()
+        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+        form = page.locator("#announcement-form")
+        error = page.locator("#announcement-error")
+        not_wav = tmp_path / "notes.wav"
+        not_wav.write_text("not a recording", encoding="utf-8")
+        await form.locator("input[name=recording]").set_input_files(str(not_wav))
+        await form.locator("button[type=submit]").click()
+        await expect(error).to_contain_text("the recording is not a WAV file")
+        assert await store.current() == []
+
+        upload = write_tone(tmp_path / "outage.wav", rate=16_000, channels=2, seconds=2.0)
+        await form.locator("input[name=recording]").set_input_files(str(upload))
+        await form.locator("input[name=minutes]").fill("30")
+        await form.locator("button[type=submit]").click()
+        rows = page.locator("#announcements tr[data-announcement]")
+        await expect(rows).to_have_count(1)
+        await expect(error).to_have_text("")
+        (made,) = await store.current()
+        assert made.recording and made.texts == {} and made.seconds == 2.0
+        assert made.created_by == "announce-lead"
+        await expect(rows.first).to_contain_text("录音 Recording: 2.0 s")
+        stored = await hotline.acd.redis.get(store.audio_key(made.id))
+        with wave.open(io.BytesIO(stored), "rb") as sound:  # the phone's format, from any WAV
+            assert (sound.getframerate(), sound.getnchannels(), sound.getsampwidth()) == (
+                8000,
+                1,
+                2,
+            )
+            assert sound.getnframes() == 16_000
+        assert store.recorded_path(made).with_suffix(".wav").read_bytes() == stored
+
+        await rows.first.locator("button[data-remove]").click()
+        await expect(rows).to_have_count(0)
+        assert await hotline.acd.redis.get(store.audio_key(made.id)) is None
     finally:
         await context.close()

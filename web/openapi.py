@@ -218,6 +218,14 @@ def openapi_document() -> dict[str, Any]:
                     "expires_at": {"type": "string", "format": "date-time"}}}, required=True),
                 "responses": _answers(_json(OBJECT), 400, 401, 403, 415, 503,
                                       ok_status="201")})},
+        "/api/announcements/recording": {"post": _supervisor({
+            "summary": "a recorded announcement (the body: a WAV file, any rate and channels, "
+                       "0.3-180 s, at most 16 MB) until expires_at",
+            "parameters": [{**_query("expires_at", {"type": "string", "format": "date-time"}),
+                            "required": True}],
+            "requestBody": {"required": True, "content": {
+                "audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": _answers(_json(OBJECT), 400, 401, 403, 413, 503, ok_status="201")})},
         "/api/announcements/{id}": {"delete": _supervisor({
             "summary": "end an announcement early",
             "parameters": [_path("id")],
