@@ -173,11 +173,16 @@ class CallbackRinger:
                 )
                 log.info("%s: citizen answered, connected", who)
                 await self.listeners.connected(connected)
-            elif end is not None:
-                log.warning("%s: the citizen did not answer (%s)", who, end.status)
-                if self.not_answered is not None:
-                    await self.not_answered(call_id, number, skill, end.status)
             await task
+            if connected is None:
+                # Dial's AGI reply may come before AMI's DialEnd: Asterisk's own DIALSTATUS
+                status = end.status if end is not None else await agi.get_variable("DIALSTATUS")
+                if status == "ANSWER":  # DialEnd not seen in time; the conversation happened
+                    log.info("%s: citizen answered (DialEnd not seen)", who)
+                else:
+                    log.warning("%s: the citizen did not answer (%s)", who, status or "?")
+                    if self.not_answered is not None:
+                        await self.not_answered(call_id, number, skill, status or "FAILED")
         except CallerHungUp:
             log.info("%s: seat hung up", who)
         finally:

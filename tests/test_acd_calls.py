@@ -511,11 +511,6 @@ BUSY_PHONE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="order-dependent: passes alone (32 s) but times out after this file's earlier tests "
-    "(seen 2026-12-07 in a full run and with tests/test_acd_calls.py alone); under investigation",
-)
 async def test_a_callback_not_answered_is_retried_then_listed(
     hotline: Hotline, seats: StartSeats, tmp_path: Path
 ) -> None:

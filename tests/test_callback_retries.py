@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import test_acd_routes as routes
-from fake_channel import FakeChannel, agi_call, command, set_variable
+from fake_channel import FakeChannel, agi_call, command, get_variable, set_variable
 from test_acd_routes import CITIZEN, CITIZEN_DIAL, NUMBERS, NoAmi, Parts, booked_callback
 
 from agents.states import SeatState
@@ -38,19 +38,23 @@ def retries_of(parts: Parts, clock: Clock) -> CallbackRetries:
 
 
 async def ring_unanswered(
-    parts: Parts, retries: CallbackRetries, call_id: str, tmp_path: Path, status: str
-) -> FakeChannel:
-    """The seat answered callback ``call_id``; the citizen's phone ends with ``status``."""
+    parts: Parts, retries: CallbackRetries, call_id: str, tmp_path: Path, status: str,
+    *, dial_end: bool = True,
+) -> FakeChannel:  # fmt: skip
+    """The seat answered callback ``call_id``; the citizen's phone ends with ``status``,
+    told by AMI's DialEnd while Dial runs (``dial_end``), or only by Dial's reply (the event
+    comes later): then the route reads DIALSTATUS."""
     if retry_of(call_id)[1] == 0:
         await booked_callback(parts, call_id, CITIZEN)
     seat = agi_call(f"{call_id}.9", channel="PJSIP/8001-0000000a", caller="8001",
                     script="callback", args=(call_id, CITIZEN, "report"))  # fmt: skip
     dial = CITIZEN_DIAL.format(number=CITIZEN)
+    event = parts.answers(seat, "PJSIP/citizens-0000000b", status) if dial_end else None
     channel = FakeChannel(seat, [
         set_variable("CALLERID(num)", "12345"),
         command(re.compile(r"EXEC MixMonitor .*")),
-        command(re.compile(rf"EXEC Dial {re.escape(dial)},\d+"),
-                then=parts.answers(seat, "PJSIP/citizens-0000000b", status), delay_s=0.2),
+        command(re.compile(rf"EXEC Dial {re.escape(dial)},\d+"), then=event, delay_s=0.2),
+        *([] if dial_end else [get_variable("DIALSTATUS", status)]),
     ])  # fmt: skip
     ringer = CallbackRinger(
         parts.acd, cast(AmiClient, NoAmi()), parts.dispatcher, parts.dials,
@@ -93,6 +97,19 @@ async def test_an_unanswered_callback_is_retried_then_listed(parts: Parts, tmp_p
     assert failed["call_id"] == "1800000005.1" and failed["attempts"] == 3
     assert failed["last_status"] == "NOANSWER" and failed["number"] != CITIZEN  # masked
     assert failed["skill"] == "report"
+
+
+async def test_a_busy_citizen_is_retried_when_dials_reply_comes_before_dialend(
+    parts: Parts, tmp_path: Path
+) -> None:
+    """Dial's AGI reply and AMI's DialEnd come on two sockets, in either order: a callback
+    whose DialEnd is not in yet when Dial returns is still booked again (DIALSTATUS)."""
+    clock = Clock()
+    retries = retries_of(parts, clock)
+    await ring_unanswered(parts, retries, "1800000007.1", tmp_path, "BUSY", dial_end=False)
+    assert await parts.acd.entry("1800000007.1") is None  # released at once
+    clock.now += 600
+    assert await retries.book_due() == ["1800000007.1-r1"]
 
 
 async def test_two_engines_book_a_due_retry_once(parts: Parts) -> None:
