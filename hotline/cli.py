@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--workers", type=int, default=0, help="default: the setting")
     transcribe.set_defaults(func=_transcribe)
 
+    worker = sub.add_parser(
+        "worker", help="take transcription jobs from the hotline's Redis (any machine that "
+        "reaches it and the recordings folder)",
+    )  # fmt: skip
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (one a core)")
+    worker.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
+    worker.set_defaults(func=_worker)
+
     users = sub.add_parser(
         "users", help="accounts: add, passwd, bind, disable, enable, list, token, audit"
     )
@@ -394,6 +402,42 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
 
     model = intake_config(settings).vosk_model_dir
     return transcribe_command(args.folder, model, args.workers or settings.transcription_workers)
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """One worker in this process, or ``--processes N`` of them supervised (restarted when
+    one dies) until Ctrl-C or SIGTERM."""
+    from hotline.wiring import local_workers, worker_config
+    from speech.errors import ModelMissingError
+    from speech.worker import JobWorker
+
+    config = worker_config(settings, args.parent)
+    if config is None:
+        print("hotline: no Vosk model configured: set vosk_model_dir (HOTLINE_VOSK_MODEL_DIR)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.processes > 1:
+        workers = local_workers(settings, args.processes)
+
+        async def supervise() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            workers.start()
+            try:
+                await workers.supervise(stop)
+            finally:
+                await asyncio.to_thread(workers.stop)
+
+        asyncio.run(supervise())
+        return 0
+    try:
+        JobWorker(config).run()
+    except ModelMissingError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _menu(settings: Settings, args: argparse.Namespace) -> int:

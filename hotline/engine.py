@@ -51,6 +51,7 @@ from hotline.wiring import (
     intake_config,
     knowledge_base,
     knowledge_routes,
+    local_workers,
     provision_asterisk,
     redis_server,
     redis_url,
@@ -61,6 +62,7 @@ from hotline.wiring import (
     work_orders,
 )
 from intake.service import Intake
+from intake.transcription import usable_model
 from ivr import http as announcements_http
 from ivr.announcements import Announcements
 from ivr.menu import Menu, load_menu
@@ -100,6 +102,8 @@ from revisit.route import RevisitRoute
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
+from speech.jobs import TranscriptionJobs, files_queue, make_broker
+from speech.local_workers import LocalWorkers
 from web import desk as desk_http
 from web import live as live_http
 from web import portal as portal_http
@@ -137,6 +141,7 @@ class Hotline:
     transfers: Transfers = field(init=False)  # of a seat's caller (desk, softphone)
     accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
+    transcription_workers: LocalWorkers | None = None  # this box's `hotline worker` processes
     native_queue: NativeQueue = field(init=False)
     revisits: RevisitService = field(init=False)
     knowledge: KnowledgeService = field(init=False)
@@ -207,8 +212,11 @@ class Hotline:
         for request in ("HangupRequest", "SoftHangupRequest"):
             self.ami.on(request, self._hangup_causes.requested)
         self.ami.on("Hangup", self._on_hangup)
-        # Recording, transcription and drafting of every connected call; fax intake.
-        self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders)
+        # Recording, transcription (jobs for `hotline worker` processes) and drafting of every
+        # connected call; fax intake.
+        transcriber = await self._start_transcription(stack)
+        self.intake = Intake.open(intake_config(s), self.ami, sessions, self.work_orders,
+                                  transcriber)  # fmt: skip
         stack.push_async_callback(self.intake.close, 30)
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
         self.listeners = (*self.listeners, self.intake.recordings, self.live)
@@ -300,6 +308,25 @@ class Hotline:
             s.sip_host,
             s.sip_port,
         )
+
+    async def _start_transcription(self, stack: AsyncExitStack) -> TranscriptionJobs | None:
+        """The job system's client, and this box's own workers unless turned off; None
+        without a usable model (said once in the log)."""
+        s = self.settings
+        if usable_model(intake_config(s)) is None:
+            return None
+        broker = make_broker(redis_url(s), s.acd_prefix, s.transcription_lease_s)
+        stack.push_async_callback(asyncio.to_thread, broker.close)
+        jobs = TranscriptionJobs(broker, self._redis, s.acd_prefix, s.recordings_dir)
+        if s.transcription_local_workers:
+            workers = self.transcription_workers = local_workers(s, s.transcription_workers)
+            workers.start()
+            stack.push_async_callback(asyncio.to_thread, workers.stop)
+            self.loops.start("transcription-workers", lambda: workers.supervise(self._stopping))
+        local = s.transcription_workers if s.transcription_local_workers else 0
+        log.info("transcription: jobs on %s, %d local worker(s)%s", files_queue(s.acd_prefix),
+                 local, "" if local else " (`hotline worker` on other machines)")  # fmt: skip
+        return jobs
 
     async def _start_acd(self, prompts: PromptLibrary, sessions: Any) -> None:
         s = self.settings

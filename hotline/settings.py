@@ -143,7 +143,14 @@ class Settings:
     # Any Vosk model directory (Mandarin in production: vosk-model-cn-0.22 or
     # vosk-model-small-cn-0.22); empty: calls are recorded, not transcribed (logged at start).
     vosk_model_dir: str = ""
+    # Transcription runs as jobs on the hotline's Redis (speech/jobs.py), done by `hotline
+    # worker` processes on any machine that reaches Redis and the recordings folder.
+    # `hotline up` starts transcription_workers of them itself unless
+    # transcription_local_workers is false (remote workers only). A worker killed mid-job has
+    # its job taken again within transcription_lease_s.
     transcription_workers: int = 1
+    transcription_local_workers: bool = True
+    transcription_lease_s: float = 20.0
     recording_retention_days: int = 180  # 0 keeps recordings forever
 
     # Deadline for every network await (AMI actions, Redis, database checks).

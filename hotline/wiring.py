@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from queueing.rules import RoutingRules
 from queueing.transfer import emergency_numbers, render_codes, transfer_codes
 from revisit.rules import CallingHours, RevisitPolicy
 from revisit.service import RevisitService
+from speech.local_workers import LocalWorkers
+from speech.worker import WorkerConfig
 from web import metrics as metrics_http
 from web import wallboard
 from web.app import RouteMount
@@ -180,6 +183,25 @@ def intake_config(settings: Settings) -> IntakeConfig:
         recording_retention_days=settings.recording_retention_days,
         network_timeout_s=settings.network_timeout_s,
     )
+
+
+def worker_config(settings: Settings, parent_pid: int = 0) -> WorkerConfig | None:
+    """What a `hotline worker` on this machine needs; None without a model configured."""
+    if not settings.vosk_model_dir:
+        return None
+    return WorkerConfig(
+        redis_url=redis_url(settings), prefix=settings.acd_prefix,
+        recordings_dir=settings.recordings_dir,
+        model_dir=Path(settings.vosk_model_dir).expanduser(),
+        lease_s=settings.transcription_lease_s, parent_pid=parent_pid,
+    )  # fmt: skip
+
+
+def local_workers(settings: Settings, count: int) -> LocalWorkers:
+    """``count`` `hotline worker` processes with these settings (passed as HOTLINE_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env |= settings.to_environ() | {"HOTLINE_REDIS_URL": redis_url(settings)}
+    return LocalWorkers(count, env)
 
 
 def work_orders(sessions: async_sessionmaker[AsyncSession]) -> WorkOrderService:

