@@ -4,6 +4,11 @@
   registers as that seat (username = extension, password given by the caller, usually
   ``hotline.secrets.stored_secret(data_dir, f"seat-{ext}")``). The AOR keeps one contact and
   replaces it on re-registration (``max_contacts=1`` wants ``remove_existing=yes``).
+  With a ``registrar`` (Kamailio in front of several Asterisk boxes, :mod:`pbx.kamailio`)
+  seats register there instead: the AOR's one static contact is the seat's user at the
+  registrar, which relays the INVITE to wherever the seat registered, so any box rings any
+  seat. The endpoint keeps its auth: a seat's own calls (feature codes) reach a box through
+  Kamailio and are challenged by that box as before.
 * :func:`render_queues` / :func:`render_queuerules` — the fallback when the engine or Redis is
   unreachable: one Asterisk ``Queue()`` per skill (``hotline-<skill>``) with the same seats as
   static members. The member penalty is the seat's level band (0 = best band), the strategy
@@ -42,11 +47,13 @@ def render_pjsip(
     codecs: tuple[str, ...] = ("alaw", "ulaw"),
     qualify_frequency_s: int = 30,
     rewrite_contact: bool = True,
+    registrar: str = "",
 ) -> str:
     """PJSIP sections for every seat; ``passwords`` maps extension -> SIP password.
 
     ``rewrite_contact`` (on for softphones behind NAT) makes Asterisk reach a seat at the
-    address its REGISTER came from, not at its Contact."""
+    address its REGISTER came from, not at its Contact. ``registrar`` (``host:port``, empty:
+    Asterisk itself) is where the seats register."""
     parts = ["; Rendered from the seats file by agents/pjsip.py: edit the seats file, not this.\n"]
     for seat in seats.seats:
         password = passwords.get(seat.extension)
@@ -55,6 +62,11 @@ def render_pjsip(
         if not _SAFE.match(password):
             raise ValueError(f"seat {seat.extension}: password must be 8-128 safe characters")
         ext = seat.extension
+        contacts = (
+            f"contact=sip:{ext}@{registrar}\n"
+            if registrar
+            else "max_contacts=1\nremove_existing=yes\n"
+        )
         parts.append(
             f"[{ext}]\n"
             "type=endpoint\n"
@@ -79,8 +91,7 @@ def render_pjsip(
             "\n"
             f"[{ext}]\n"
             "type=aor\n"
-            "max_contacts=1\n"
-            "remove_existing=yes\n"
+            f"{contacts}"
             f"qualify_frequency={qualify_frequency_s}\n"
         )
     return "\n".join(parts)

@@ -121,12 +121,17 @@ class CallStore:
                 )
             return True
 
-    async def open_before(self, before: datetime, limit: int = 1000) -> list[str]:
-        """Uniqueids of the records not closed yet that started before ``before``."""
+    async def open_before(self, before: datetime, limit: int = 1000, prefix: str = "") -> list[str]:
+        """Uniqueids (starting with ``prefix``) of the records not closed yet that started
+        before ``before``."""
         async with self._sessions() as session:
             found = await session.scalars(
                 select(CallRecord.uniqueid)
-                .where(CallRecord.ended_at.is_(None), CallRecord.started_at < before)
+                .where(
+                    CallRecord.ended_at.is_(None),
+                    CallRecord.started_at < before,
+                    CallRecord.uniqueid.startswith(prefix, autoescape=True),
+                )  # fmt: skip
                 .order_by(CallRecord.started_at)
                 .limit(limit)
             )

@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     pbx.add_argument("action", choices=["provision", "start", "stop", "status", "reload"])
     pbx.set_defaults(func=_asterisk)
 
+    kam = sub.add_parser("kamailio", help="the Kamailio in front of several Asterisk boxes")
+    kam.add_argument("action", choices=["provision", "start", "stop", "status"])
+    kam.set_defaults(func=_kamailio)
+
     calls = sub.add_parser("calls", help="list recent call records")
     calls.add_argument("--json", action="store_true", help="print JSON")
     calls.add_argument("--limit", type=int, default=20)
@@ -184,6 +188,27 @@ def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
         changed = write_config(instance.etc_dir, render_all(config), instance.owner())
         print(f"changed: {', '.join(changed) or 'nothing'}")
         print(instance.reload())
+    return 0
+
+
+def _kamailio(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import wiring
+    from pbx.kamailio import ping
+
+    if args.action in {"provision", "start"}:
+        proxy = wiring.provision_kamailio(settings)
+        print(f"Kamailio config in {proxy.config_file}")
+        if args.action == "start":
+            print(f"Kamailio running (pid {proxy.start()}) on {proxy.host}:{proxy.port}")
+        return 0
+    proxy = wiring.kamailio_proxy(settings)
+    if args.action == "stop":
+        proxy.stop()
+        return 0
+    if not ping(proxy.host, proxy.port):
+        print(f"Kamailio does not answer on {proxy.host}:{proxy.port}")
+        return 3
+    print(proxy.boxes())
     return 0
 
 

@@ -404,13 +404,14 @@ class Hotline:
             return {channel.uniqueid for channel in await list_channels()}
 
         self.loops.start("call-records", lambda: check_call_records(
-            self.calls, live_calls, self._stopping, lambda: self.ami.connected))  # fmt: skip
+            self.calls, live_calls, self._stopping, lambda: self.ami.connected,
+            box=s.asterisk_name))  # fmt: skip
         # Seats and callers checked against Asterisk (after a kill, a dead engine, a missed
         # event); the lease that tells other engines this one holds its callers.
         self.recovery = Recovery(
             self.acd, self.dispatcher, self.ownership,
             ami_channels(self.ami, s.network_timeout_s), dials, self._hangup_channel,
-            native=self.native_queue.follows, listeners=listeners,
+            native=self.native_queue.follows, listeners=listeners, box=s.asterisk_name,
         )  # fmt: skip
         self.ami.on("Hangup", self.recovery.on_hangup)
         self.loops.start(

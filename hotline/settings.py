@@ -95,6 +95,18 @@ class Settings:
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # Asterisk's system name: the prefix of its call ids, which key the shared database's
+    # records, so each box behind Kamailio needs a name of its own.
+    asterisk_name: str = "hotline12345"
+    # Several Asterisk boxes behind one Kamailio (pbx/kamailio.py). kamailio_host empty: one
+    # box, seats register with Asterisk. Set: Kamailio at kamailio_host:kamailio_port is the
+    # citizens' SIP address and the seats' registrar, and this Asterisk rings a seat through
+    # it. kamailio_boxes: the Asterisk SIP addresses (host:port, comma separated) Kamailio
+    # spreads calls over (empty: sip_host:sip_port), each probed every kamailio_probe_s.
+    kamailio_host: str = ""
+    kamailio_port: int = 5060
+    kamailio_boxes: str = ""
+    kamailio_probe_s: int = 2
     rtp_port_start: int = 10000
     rtp_port_end: int = 10999
     ami_host: str = "127.0.0.1"
@@ -164,6 +176,11 @@ class Settings:
     @property
     def moh_dir(self) -> Path:
         return self.data_dir / "moh"
+
+    @property
+    def kamailio_dir(self) -> Path:
+        """The Kamailio this data folder provisions: its rendered config, pid and log."""
+        return self.data_dir / "kamailio"
 
     @property
     def asterisk_dir(self) -> Path:

@@ -34,7 +34,8 @@ from pbx.config import (
     write_config,
 )
 from pbx.instance import AsteriskInstance
-from pbx.root import build_root, is_built
+from pbx.kamailio import KamailioConfig, KamailioProxy, parse_boxes
+from pbx.root import ProvisionError, build_root, is_built
 from queueing.callback import callback_number_rule, may_call_back
 from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
@@ -130,6 +131,7 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
             seat_passwords(s, seats),
             qualify_frequency_s=s.seat_qualify_s,
             rewrite_contact=s.seat_rewrite_contact,
+            registrar=f"{s.kamailio_host}:{s.kamailio_port}" if s.kamailio_host else "",
         ),
         queues=render_queues(seats, rules),
         queuerules=render_queuerules(rules),
@@ -137,6 +139,7 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
         transfer_dial=s.callback_dial.format(number="${HOTLINE_TRANSFER_NUMBER}"),
         transfer_ring_s=s.transfer_ring_s,
         transfer_codes=render_codes(transfer_codes(seats, emergency_numbers(s.emergency_numbers))),
+        system_name=s.asterisk_name,
     )  # fmt: skip
 
 
@@ -161,6 +164,28 @@ def provision_asterisk(
     ensure_transfer_beep(settings.moh_dir)
     write_config(instance.etc_dir, render_all(pbx_config(settings, menu, seats)), instance.owner())
     return instance
+
+
+def kamailio_proxy(settings: Settings) -> KamailioProxy:
+    """The Kamailio in front of the boxes (``kamailio_host`` set), provisioned from here."""
+    s = settings
+    if not s.kamailio_host:
+        raise ProvisionError("kamailio_host is empty: this hotline runs one box, no Kamailio")
+    return KamailioProxy(s.kamailio_dir, s.kamailio_host, s.kamailio_port)
+
+
+def provision_kamailio(settings: Settings, seats: SeatsFile | None = None) -> KamailioProxy:
+    """Render Kamailio's configuration: the boxes and the seats' passwords of this data
+    folder (every box's data folder holds the same ``secrets.toml``)."""
+    s = settings
+    proxy = kamailio_proxy(s)
+    seats = seats or load_seats(s.seats_file)
+    boxes = parse_boxes(s.kamailio_boxes) or (f"{s.sip_host}:{s.sip_port}",)
+    config = KamailioConfig(s.kamailio_host, s.kamailio_port, boxes, s.kamailio_probe_s,
+                            seat_passwords(s, seats))  # fmt: skip
+    changed = proxy.provision(config)
+    log.info("Kamailio configuration changed: %s", ", ".join(changed) or "nothing")
+    return proxy
 
 
 def reload_asterisk(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> str:

@@ -56,6 +56,7 @@ class PbxConfig:
     transfer_dial: str = "PJSIP/citizens/sip:${HOTLINE_TRANSFER_NUMBER}@127.0.0.1"
     transfer_ring_s: int = 60
     transfer_codes: str = ""  # a seat's transfer codes (queueing.transfer.render_codes)
+    system_name: str = "hotline12345"  # asterisk.conf: the prefix of every call id
 
 
 def render_template(text: str, values: Mapping[str, object], name: str = "template") -> str:

@@ -246,13 +246,14 @@ class AsteriskInstance:
                 child.kill()
                 child.wait()
         elif pid is not None:
-            _wait_gone(pid, timeout)
+            wait_gone(pid, timeout)
         if self.root.is_dir():
             self.unmount()
         log.info("Asterisk stopped and %s unmounted", self.root)
 
 
-def _wait_gone(pid: int, timeout: float) -> None:
+def wait_gone(pid: int, timeout: float, name: str = "Asterisk") -> None:
+    """Wait until process ``pid`` (not a child of ours) has exited; kill it after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -260,7 +261,7 @@ def _wait_gone(pid: int, timeout: float) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    log.warning("Asterisk (pid %s) still running after %.0f s: killing it", pid, timeout)
+    log.warning("%s (pid %s) still running after %.0f s: killing it", name, pid, timeout)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -13,6 +13,8 @@ Asterisk's channels. Entries no live session holds — left by this engine's pre
 * a call a seat answered while no engine watched (or whose engine died mid-conversation)
   is announced to the connected-call listeners (recording, drafting) with its seat: connected
   when found, finished at its Hangup;
+* a seat on another box's call (several Asterisk boxes behind Kamailio: the call id starts
+  with that box's system name) is left to that box's engine, which sees its channels;
 * a seat still in the call stays ``on_call`` (a ringing one becomes ``on_call`` once
   Asterisk shows it answered) until that channel's ``Hangup`` (:meth:`on_hangup`), then
   enters its wrap-up as after any call.
@@ -66,8 +68,10 @@ class Recovery:
         interval_s: float = 1.0,
         native: Callable[[str], bool] = lambda _call_id: False,
         listeners: Listeners | None = None,
+        box: str = "",
     ) -> None:
         self.acd, self.dispatcher, self.ownership = acd, dispatcher, ownership
+        self.box = box  # this Asterisk's system name: the prefix of its call ids
         self.native = native  # calls Asterisk's own queue has connected (queueing.native)
         self.list_channels, self.dials, self.hangup = list_channels, dials, hangup
         self.ring_grace_s, self.interval_s = ring_grace_s, interval_s
@@ -119,6 +123,8 @@ class Recovery:
             await self._reconcile_seat(status.extension, status.call_id, channels)
 
     async def _reconcile_seat(self, ext: str, call_id: str, channels: Sequence[Channel]) -> None:
+        if call_id and self.box and not call_id.startswith(f"{self.box}-"):
+            return  # another box's call: only its engine sees the channels
         entry = await self.acd.entry(call_id) if call_id else None
         if entry is not None and not await self._orphaned(call_id, entry):
             return

@@ -17,7 +17,7 @@ as_root() {
 }
 
 packages=(python3 python3-venv python3-dev gcc redis-server redis-tools sip-tester espeak-ng
-          libespeak-ng1 sox debootstrap iproute2 util-linux)
+          libespeak-ng1 sox debootstrap iproute2 util-linux kamailio)
 # The browser tests drive Debian's chromium through Playwright (which downloads no browser);
 # the CJK fonts make the pages' Chinese readable in screenshots.
 [[ -n "$extras" ]] && packages+=(chromium fonts-noto-cjk)
@@ -29,6 +29,13 @@ if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# Kamailio (several Asterisk boxes behind one SIP address) runs with the configuration
+# `hotline kamailio` renders; the distribution's service would take port 5060 with its own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet kamailio 2>/dev/null; then
+  say "disabling the distribution's kamailio service (the hotline runs its own)"
+  as_root systemctl disable --now kamailio || true
 fi
 
 # `hotline up` starts the hotline's own Redis (password, AOF, under the data folder). The

@@ -311,9 +311,9 @@ def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: 
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
-  <recv response="200"/>
+  <recv response="200" rrs="true"/>
   <send><![CDATA[
-      ACK sip:{code}@[remote_ip]:[remote_port] SIP/2.0
+      ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:{ext}@[local_ip]:[local_port]>;tag=[pid]fc[call_number]
       To: <sip:{code}@[remote_ip]:[remote_port]>[peer_tag_param]

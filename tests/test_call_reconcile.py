@@ -48,3 +48,7 @@ async def test_records_of_calls_asterisk_no_longer_has_are_closed(
         assert ended is not None and ended["hangup_cause_text"] == "Normal Clearing"
         assert await close_ended(calls, live) == 0
         assert len(asked) == 2
+        # Several boxes on one database: each engine closes only its own box's calls.
+        await calls.open("box-b-1.1", "PJSIP/citizens-b", caller, started_at=old)
+        assert await close_ended(calls, live, box="box-a") == 0
+        assert await close_ended(calls, live, box="box-b") == 1

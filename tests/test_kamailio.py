@@ -1,0 +1,172 @@
+"""Several Asterisk boxes behind one Kamailio, on one machine.
+
+Two boxes, each a ``hotline up`` engine process with its own Asterisk (manage_asterisk),
+bound to 127.0.0.2 and 127.0.0.3, share the test Redis (one ACD prefix) and one database
+(a shared SQLite file). Kamailio on 127.0.0.1 (``hotline kamailio``'s provisioning) is the
+seats' registrar and the citizens' address. Seats register and log in (``*21``) through
+Kamailio; citizens call 12345 through it; every call reaches a seat whichever box took it,
+and both boxes take calls. Then one box stops: new calls go to the other, still to seats.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import (
+    PORT_OFFSET,
+    TEST_ENVIRON,
+    eventually,
+    fast_menu,
+    fast_seats,
+    new_caller,
+)
+
+from calls.store import CallStore
+from hotline.child import READY_LINE, EngineProcess
+from hotline.database import make_engine, make_sessions
+from hotline.secrets import stored_secret
+from hotline.settings import Settings
+from hotline.wiring import provision_kamailio
+from pbx.kamailio import KamailioProxy
+from sipsim.citizen import Press, place_call
+from sipsim.seat import Seat, dial_feature_code, start_seat, unregister
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PIN = "2468"
+REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
+SEATS = ("8001", "8002")  # both hold the skill "report"
+BOXES = {"a": "127.0.0.2", "b": "127.0.0.3"}
+KAMAILIO_PORT = 7160 + PORT_OFFSET
+BOX_SIP_PORT = 7060 + PORT_OFFSET  # the same port on both boxes: each binds its own address
+
+
+@dataclass
+class Site:
+    boxes: dict[str, Settings]
+    engines: dict[str, EngineProcess]
+    kamailio: KamailioProxy
+    workdir: Path
+
+
+def box_settings(base: Path, name: str, index: int) -> Settings:
+    host = BOXES[name]
+    return Settings.load(environ=TEST_ENVIRON).replace(
+        data_dir=base / name / "var", recordings_dir=base / name / "recordings",
+        menu_file=fast_menu(base / "menu.toml"), seats_file=fast_seats(base / "seats.toml"),
+        database_url=f"sqlite+aiosqlite:///{base / 'shared.db'}",
+        acd_prefix=f"hotline-kamailio-{os.getpid()}:acd:",
+        asterisk_name=f"hotline12345-{name}",
+        sip_host=host, sip_port=BOX_SIP_PORT, ami_host=host, ami_port=7038 + PORT_OFFSET,
+        agi_port=7073 + PORT_OFFSET + index, web_port=9645 + PORT_OFFSET + index,
+        rtp_port_start=17000 + 2 * PORT_OFFSET + 500 * index,
+        rtp_port_end=17499 + 2 * PORT_OFFSET + 500 * index,
+        kamailio_host="127.0.0.1", kamailio_port=KAMAILIO_PORT,
+        kamailio_boxes=",".join(f"{ip}:{BOX_SIP_PORT}" for ip in BOXES.values()),
+        kamailio_probe_s=1, queue_announce_interval_s=60.0, callback_offer_after_s=0.0,
+        revisit_calls=False, seat_qualify_s=0, seat_rewrite_contact=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if os.geteuid() != 0:
+        pytest.skip("the boxes run Asterisk in a chroot: they need root")
+    if shutil.which("kamailio") is None:
+        pytest.fail("kamailio is not installed: run scripts/setup.sh")
+    base = tmp_path_factory.mktemp("kamailio")
+    boxes = {name: box_settings(base, name, i) for i, name in enumerate(BOXES)}
+    proxy = provision_kamailio(boxes["a"])  # generates the seats' passwords in a's folder
+    engines = {name: EngineProcess(s, base / f"engine-{name}.log") for name, s in boxes.items()}
+    try:
+        proxy.start()
+        engines["a"].start()
+        started(engines["a"])
+        # Every box shares the secrets (seats' passwords, AMI, AGI) and the prompts.
+        b = boxes["b"].data_dir
+        b.mkdir(parents=True)
+        shutil.copy2(boxes["a"].data_dir / "secrets.toml", b / "secrets.toml")
+        shutil.copytree(boxes["a"].prompts_dir, boxes["b"].prompts_dir)
+        engines["b"].start()
+        started(engines["b"])
+        yield Site(boxes, engines, proxy, base / "work")
+    finally:
+        for engine in engines.values():
+            engine.stop()
+        proxy.stop()
+        client = redis.Redis.from_url(boxes["a"].redis_url)
+        keys = list(client.scan_iter(f"{boxes['a'].acd_prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def started(engine: EngineProcess, timeout_s: float = 90) -> None:
+    """Wait (in the module fixture, outside the event loop) until ``engine`` is ready."""
+    deadline = time.monotonic() + timeout_s
+    while READY_LINE not in engine.text():
+        assert engine.process is not None and engine.process.poll() is None, engine.text()[-3000:]
+        assert time.monotonic() < deadline, f"engine not ready: {engine.text()[-3000:]}"
+        time.sleep(0.3)
+
+
+def password(site: Site, ext: str) -> str:
+    return stored_secret(site.boxes["a"].data_dir, f"seat-{ext}")
+
+
+async def box_of(site: Site, caller: str) -> str:
+    """Which box took the call from ``caller``: its call id starts with the box's name."""
+    db = make_engine(site.boxes["a"].effective_database_url)
+    calls = CallStore(make_sessions(db))
+
+    async def probe() -> str | None:
+        for call in await calls.recent(100):
+            if call["caller_raw"] == caller:
+                return str(call["uniqueid"]).split("-")[1]
+        return None
+
+    try:
+        return str(await eventually(probe, 30, f"the call record of {caller}"))
+    finally:
+        await db.dispose()
+
+
+async def call_reaches_a_seat(site: Site, phones: list[Seat]) -> str:
+    """One citizen call through Kamailio into the report queue; returns the box it took."""
+    caller = new_caller()
+    result = await place_call(
+        site.workdir, sip_host="127.0.0.1", sip_port=KAMAILIO_PORT, service="12345",
+        caller=caller, presses=REPORT, hold_ms=6000, timeout_s=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.errors
+    assert any(caller in phone.callers() for phone in phones), f"{caller} reached no seat"
+    return await box_of(site, caller)
+
+
+@pytest.mark.timeout(600)
+async def test_calls_through_kamailio_reach_seats_on_any_box(site: Site) -> None:
+    phones = [await start_seat(site.workdir, ext, password(site, ext), sip_port=KAMAILIO_PORT)
+              for ext in SEATS]  # fmt: skip
+    try:
+        for ext in SEATS:  # the seat's own call: through Kamailio to a box, challenged there
+            await dial_feature_code(site.workdir, ext, password(site, ext), "*21",
+                                    sip_port=KAMAILIO_PORT, keys=f"{PIN}#")  # fmt: skip
+        taken = [await call_reaches_a_seat(site, phones) for _ in range(4)]
+        print(f"boxes that took the calls: {taken}")
+        assert set(taken) == {"a", "b"}, taken
+
+        site.engines["b"].stop()  # box b (engine and its Asterisk) goes away
+        after = [await call_reaches_a_seat(site, phones) for _ in range(3)]
+        print(f"after box b stopped: {after}\n{site.kamailio.boxes()}")
+        assert after == ["a"] * 3, after
+    finally:
+        for phone in phones:
+            await unregister(phone, password(site, phone.ext), sip_port=KAMAILIO_PORT)
+            await phone.stop()
