@@ -41,6 +41,7 @@ from hotline.loops import Loops
 from hotline.readings import ReadingsSource
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
+from hotline.streaming import start_streaming
 from hotline.wiring import (
     accounts_web,
     agi_key,
@@ -61,6 +62,7 @@ from hotline.wiring import (
     work_order_routes,
     work_orders,
 )
+from intake.live import LiveTranscription
 from intake.service import Intake
 from intake.transcription import usable_model
 from ivr import http as announcements_http
@@ -112,6 +114,7 @@ from web.desk import Desk
 from web.fanout import RedisFanout
 from web.live import LiveHub
 from web.portal import Portal
+from web.transcript import TranscriptPanel
 from workorders.dispatch import CATEGORIES
 from workorders.service import WorkOrderService
 from workorders.states import State
@@ -149,6 +152,8 @@ class Hotline:
     loops: Loops = field(default_factory=Loops)
     # Live events for the staff's pages (the operator's desk, the wallboard): web.live
     live: LiveHub = field(default_factory=LiveHub)
+    transcripts: TranscriptPanel = field(init=False)  # the desk's live transcript panel
+    streaming: LiveTranscription | None = None  # live transcription, when on
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _hangups: set[asyncio.Task[Any]] = field(default_factory=set)  # call records closing
@@ -219,7 +224,11 @@ class Hotline:
                                   transcriber)  # fmt: skip
         stack.push_async_callback(self.intake.close, 30)
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
-        self.listeners = (*self.listeners, self.intake.recordings, self.live)
+        self.transcripts = TranscriptPanel(self.live, self.work_orders.rules, self.knowledge.search)
+        self.streaming = await start_streaming(s, self.ami, self.intake.recordings,
+                                               self.transcripts, stack)  # fmt: skip
+        streams = () if self.streaming is None else (self.streaming,)
+        self.listeners = (*self.listeners, *streams, self.intake.recordings, self.live)
         self.work_orders.on_drafted = self.live.order_drafted
         self.revisits.on_change = self.live.revisit_changed  # the wallboard's revisit tile
         # Background loops: supervised (restarted when they die, reported by /healthz), told
@@ -286,8 +295,8 @@ class Hotline:
             lambda: {seat.extension: seat.name for seat in self.acd.seats.seats},
         ))  # fmt: skip
         app = make_app(deps, mounts=[orders, self._acd_routes, control, revisit_routes, live,
-                                     supervisor, knowledge, reports,
-                                     self._supervisor_controls])  # fmt: skip
+                                     supervisor, knowledge, reports, self._supervisor_controls,
+                                     self.transcripts.mount])  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

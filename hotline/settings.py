@@ -163,6 +163,13 @@ class Settings:
     transcription_workers: int = 1
     transcription_local_workers: bool = True
     transcription_lease_s: float = 20.0
+    # Live transcription (intake/live.py): with a model, each connected call's two sides are
+    # streamed by AudioSocket to the engine's server on audiosocket_host:audiosocket_port
+    # (where the local Asterisk reaches it) and transcribed while the call runs; the
+    # recording is transcribed after hangup only when streaming was off or failed.
+    live_transcription: bool = True
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 4599
     recording_retention_days: int = 180  # 0 keeps recordings forever
 
     # Deadline for every network await (AMI actions, Redis, database checks).

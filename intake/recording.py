@@ -63,6 +63,12 @@ class CallDrafter(Protocol):
     ) -> WorkOrder: ...
 
 
+class StreamedTranscripts(Protocol):
+    async def transcript(self, call_id: str) -> CallTranscript | None:
+        """The call's transcript streamed while it ran; None: transcribe the recording."""
+        ...
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     call_id: str
@@ -95,6 +101,7 @@ class RecordingListener:
         self.outbox = outbox
         # transferred calls: their recording ends with the citizen's channel
         self.onward = OnwardCalls(ami, calls, config.network_timeout_s)
+        self.streams: StreamedTranscripts | None = None  # live transcription (intake.live)
         self._running: dict[str, asyncio.Task[IntakeResult | None]] = {}
         self._done: OrderedDict[str, IntakeResult | None] = OrderedDict()
 
@@ -272,12 +279,15 @@ class RecordingListener:
 
     async def _transcribe(self, draft: PendingDraft, files: RecordingFiles) -> PendingDraft:
         problems: list[str] = list(draft.problems)
+        streamed = None
         if draft.caller_channel and await self.onward.goes_on(draft.call_id):
             log.info("call %s from %s: transferred from seat %s; its recording goes on until "
                      "the caller hangs up", draft.call_id, mask_number(draft.caller_number),
                      draft.seat)  # fmt: skip
-            await self.onward.wait_over(draft.call_id)
+            await self.onward.wait_over(draft.call_id)  # streamed: the first seat's part only
             draft = replace(draft, ended_at=utcnow())
+        elif self.streams is not None:  # finishes while the recording's files close
+            streamed = asyncio.create_task(self.streams.transcript(draft.call_id))
         await self._stop_recording(draft)
         if not await wait_closed(files, self.config.recording_close_timeout_s):
             log.warning("call %s: recording files not closed within %.0f s; using what is there",
@@ -289,8 +299,11 @@ class RecordingListener:
             log.warning("call %s from %s: no usable recording: %s",
                         draft.call_id, mask_number(draft.caller_number), exc)  # fmt: skip
             problems.append(f"recording: {exc}")
-        transcript: CallTranscript | None = None
-        if self.transcriber is not None and duration is not None:
+        transcript = await streamed if streamed is not None else None
+        if transcript is not None:
+            log.info("call %s: streamed transcript taken (%d turns); recording not transcribed",
+                     draft.call_id, len(transcript.turns))  # fmt: skip
+        elif self.transcriber is not None and duration is not None:
             log.info("call %s: recording closed (%.1f s), transcribing both sides",
                      draft.call_id, duration)  # fmt: skip
             transcript, side_problems = await transcribe_sides(

