@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -49,6 +50,7 @@ from hotline.wiring import (
     asterisk_instance,
     check_menu_queues,
     department_mail,
+    department_sms,
     intake_config,
     knowledge_base,
     knowledge_routes,
@@ -116,6 +118,7 @@ from web.live import LiveHub
 from web.portal import Portal
 from web.transcript import TranscriptPanel
 from workorders.dispatch import CATEGORIES
+from workorders.outbox import DepartmentSender
 from workorders.service import WorkOrderService
 from workorders.states import State
 from workorders.supervision import run_supervision
@@ -527,11 +530,16 @@ class Hotline:
         desk = Desk(self.calls, self.work_orders, self.acd, self.transfers.targets)
         self.live.call_context = desk.connected
         desk_http.add_routes(app, desk)
-        # The department portal: news of its orders on its page and by e-mail.
-        mail = department_mail(self.settings, self.work_orders.limits)
-        if mail is not None:
-            self.loops.start("department-mail", lambda: mail.run(self._stopping))
-        portal = Portal(self.work_orders, self.live, mail)
+        # The department portal: news of its orders on its page, by e-mail and by SMS.
+        limits = self.work_orders.limits
+        senders: list[DepartmentSender] = []
+        for sender in (department_mail(self.settings, limits),
+                       department_sms(self.settings, limits)):  # fmt: skip
+            if sender is not None:
+                senders.append(sender)
+                self.loops.start(f"department-{sender.outbox.channel.lower()}",
+                                 partial(sender.run, self._stopping))  # fmt: skip
+        portal = Portal(self.work_orders, self.live, senders)
         self.work_orders.on_department_news = portal.news
         portal_http.add_routes(app, portal)
 

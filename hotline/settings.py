@@ -151,6 +151,12 @@ class Settings:
     department_mail_file: str = ""
     mail_retries: int = 5
     mail_retry_interval_s: float = 60.0
+    # SMS to departments (the same news) through the carrier's HTTP gateway: a signed JSON
+    # POST to department_sms_url (empty: no SMS) per number; numbers: the [department] table
+    # of department_sms_file (empty: data_dir/department-sms.toml), a number or a list each.
+    # Retried like the e-mail (mail_retries, mail_retry_interval_s).
+    department_sms_url: str = ""
+    department_sms_file: str = ""
 
     # Any Vosk model directory (Mandarin in production: vosk-model-cn-0.22 or
     # vosk-model-small-cn-0.22); empty: calls are recorded, not transcribed (logged at start).

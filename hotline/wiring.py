@@ -47,9 +47,11 @@ from speech.worker import WorkerConfig
 from web import metrics as metrics_http
 from web import wallboard
 from web.app import RouteMount
+from workorders.department_sms import DepartmentSms, SmsSettings
 from workorders.dispatch import DispatchRules
 from workorders.http import add_routes
 from workorders.mail import DepartmentMail, MailSettings
+from workorders.outbox import Retries
 from workorders.service import WorkOrderService
 from workorders.sms import RedisSeen
 from workorders.timelimits import TimeLimits
@@ -239,8 +241,7 @@ def department_mail(settings: Settings, limits: TimeLimits) -> DepartmentMail | 
     if not s.smtp_host:
         log.info("no smtp_host: departments get their news on the portal only, not by e-mail")
         return None
-    path = Path(s.department_mail_file) if s.department_mail_file else None
-    addresses = MailSettings.read_addresses(path or s.data_dir / "department-mail.toml")
+    addresses = MailSettings.read_addresses(_department_file(s, s.department_mail_file, "mail"))
     mail = MailSettings(
         s.smtp_host, s.smtp_port, s.smtp_from, addresses, timeout_s=s.network_timeout_s,
         retries=max(0, s.mail_retries), retry_s=s.mail_retry_interval_s,
@@ -249,6 +250,24 @@ def department_mail(settings: Settings, limits: TimeLimits) -> DepartmentMail | 
     log.info("department e-mail through %s:%s for %d department(s)", s.smtp_host, s.smtp_port,
              len(addresses))  # fmt: skip
     return DepartmentMail(mail, limits.timezone)
+
+
+def department_sms(settings: Settings, limits: TimeLimits) -> DepartmentSms | None:
+    """SMS to departments through the gateway of the settings (None: no URL set)."""
+    s, url = settings, settings.department_sms_url
+    if url:
+        numbers = SmsSettings.read_numbers(_department_file(s, s.department_sms_file, "sms"))
+        retries = Retries(s.network_timeout_s, max(0, s.mail_retries), s.mail_retry_interval_s)
+        secret = stored_secret(s.data_dir, "sms_gateway_secret")  # the inbound webhook's too
+        log.info("department SMS through %s for %d department(s)", url, len(numbers))
+        return DepartmentSms(SmsSettings(url, secret, numbers, retries), limits.timezone)
+    log.info("no department_sms_url: departments get no SMS")
+    return None
+
+
+def _department_file(settings: Settings, configured: str, kind: str) -> Path:
+    """A department contact file: as configured, else data_dir/department-<kind>.toml."""
+    return Path(configured) if configured else settings.data_dir / f"department-{kind}.toml"
 
 
 def metrics_token(settings: Settings) -> str:

@@ -5,12 +5,16 @@ e-mail gateway. A department user logs in, sees the orders dispatched to the dep
 the page (checked in SQL and in the order's history: who and when); an order dispatched while
 the page is open appears without a reload, and so does supervision's escalation of the
 overdue one. The department's e-mail carries the order's number and time limit and no phone
-number, and reaches the gateway after it was down (retried).
+number, and reaches the gateway after it was down (retried). The same news reaches each of
+the department's mobile numbers by SMS through a test HTTP gateway (an aiohttp server of the
+test that checks the hotline's signature and refuses the first request: retried), with the
+numbers masked in the logs.
 Another department's user sees none of it (API 403, page). A screenshot goes to
 docs/portal.png with HOTLINE_SCREENSHOTS=docs (the README shows it)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -25,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import PORT_OFFSET, eventually, running, web_engine_settings
@@ -34,7 +39,9 @@ from staff import staff_token
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
+from hotline.secrets import stored_secret
 from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder
+from workorders.sms import sign
 from workorders.supervision import supervise
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,6 +50,7 @@ PORTAL_PORT_SHIFT = 83  # off the other web-engine tests' ports
 WATER, GAS = "市水务集团", "市燃气集团"
 PASSWORD = "portal clerk password"
 PHONE = "13912345678"
+WATER_PHONES = ("13800000001", "13800000002")  # the water group's duty phones
 OPERATOR = Actor("portal-op", Role.OPERATOR)
 
 
@@ -67,7 +75,33 @@ class Portal:
     url: str
     smtp: Controller
     mailbox: Mailbox
+    sms: SmsGateway
     tokens: dict[str, str] = field(default_factory=dict)
+
+
+class SmsGateway:
+    """The test's SMS gateway: refuses each message once (503), then takes it if its
+    signature (the hotline's sms_gateway_secret) is right."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, str]] = []
+        self.refused: list[dict[str, str]] = []
+        self.secret = ""  # the engine's, once it has started
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        timestamp = request.headers.get("X-Hotline-Timestamp", "")
+        if request.headers.get("X-Hotline-Signature") != sign(self.secret, timestamp, body):
+            return web.json_response({"error": "bad signature"}, status=403)
+        message = json.loads(body)
+        if message not in self.refused:
+            self.refused.append(message)
+            return web.json_response({"error": "busy"}, status=503)
+        self.messages.append(message)
+        return web.json_response({"queued": True})
+
+    def about(self, number: str, news: str) -> list[dict[str, str]]:
+        return [m for m in self.messages if number in m["text"] and news in m["text"]]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -76,16 +110,28 @@ async def portal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Port
     addresses = base / "department-mail.toml"
     addresses.write_text(f'[department]\n"{WATER}" = "water@example.org"\n'
                          f'"{GAS}" = "gas@example.org"\n', encoding="utf-8")  # fmt: skip
+    numbers = base / "department-sms.toml"
+    numbers.write_text(f'[department]\n"{WATER}" = {json.dumps(list(WATER_PHONES))}\n',
+                       encoding="utf-8")  # fmt: skip
+    sms_port = 2600 + PORT_OFFSET + PORTAL_PORT_SHIFT
     s = web_engine_settings(base, "portal", PORTAL_PORT_SHIFT).replace(
         smtp_host="127.0.0.1", smtp_port=2525 + PORT_OFFSET + PORTAL_PORT_SHIFT,
         smtp_from="12345@example.org", department_mail_file=str(addresses),
-        mail_retry_interval_s=0.5,
+        mail_retry_interval_s=0.5, department_sms_url=f"http://127.0.0.1:{sms_port}/sms",
+        department_sms_file=str(numbers),
     )  # fmt: skip
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=s.smtp_port)  # started by the tests
+    gateway = SmsGateway()
+    app = web.Application()
+    app.router.add_post("/sms", gateway.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", sms_port).start()
     async with running(s) as hotline:
+        gateway.secret = stored_secret(s.data_dir, "sms_gateway_secret")
         accounts = hotline.accounts.accounts
-        engine = Portal(hotline, f"http://{s.web_host}:{s.web_port}", smtp, mailbox)
+        engine = Portal(hotline, f"http://{s.web_host}:{s.web_port}", smtp, mailbox, gateway)
         for name, department in (("water-clerk", WATER), ("gas-clerk", GAS)):
             engine.tokens[name] = await staff_token(
                 accounts, name, AccountRole.DEPARTMENT, password=PASSWORD, department=department
@@ -97,6 +143,7 @@ async def portal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Port
         finally:
             if smtp.server is not None:
                 smtp.stop()
+            await runner.cleanup()
 
 
 async def dispatched(hotline: Hotline, description: str, **fields: Any) -> WorkOrder:
@@ -154,6 +201,40 @@ async def test_email_retried_and_other_departments_kept_out(
     seen = {o["number"]: o for o in water["orders"]}
     assert seen[number]["caller_phone"] != PHONE and seen[number]["part"] == "lead"
     assert not portal.mailbox.about(number)[0]["To"] == "gas@example.org"
+
+
+async def test_sms_reaches_the_department_numbers(
+    portal: Portal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new order and its urging reach each of the lead department's numbers by SMS (the
+    gateway's refusals retried); no citizen's data in the text; numbers masked in logs."""
+    caplog.set_level(logging.DEBUG, "workorders")
+    order = await dispatched(portal.hotline, "解放路3号停水两天了", caller_name="赵六")
+
+    async def told(news: str) -> list[dict[str, str]]:
+        return portal.sms.about(order.number, news)
+
+    await eventually(lambda: _all_numbers(portal, order.number), 15, "an SMS to each number")
+    new = await told("新派工单")
+    assert sorted(m["to"] for m in new) == sorted(WATER_PHONES)
+    assert all(m in portal.sms.refused for m in new)  # each refused once, then retried
+    assert order.due_at is not None
+    due = order.due_at.astimezone(portal.hotline.work_orders.limits.timezone)
+    assert due.strftime("%Y-%m-%d %H:%M") in new[0]["text"] and "主办" in new[0]["text"]
+    for secret in (PHONE, PHONE[-4:], "赵六", "停水两天"):
+        assert secret not in new[0]["text"]
+
+    lead = Actor("portal-lead", Role.SUPERVISOR)
+    await portal.hotline.work_orders.supervise_one(order.number, lead, 1, "请尽快处理")
+    urged = await eventually(lambda: told("工单催办"), 15, "the urging's SMS")
+    assert {m["to"] for m in urged} <= set(WATER_PHONES)
+    for phone in WATER_PHONES:
+        assert phone not in caplog.text  # masked: 138****0001
+    assert f"SMS to {WATER} failed" in caplog.text and "138****0001" in caplog.text
+
+
+async def _all_numbers(portal: Portal, number: str) -> bool:
+    return len(portal.sms.about(number, "新派工单")) == len(WATER_PHONES)
 
 
 async def _about(portal: Portal, number: str) -> list[EmailMessage]:

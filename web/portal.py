@@ -9,13 +9,15 @@ assist-reply), where the service checks that the department may.
 
 News for a department (an order dispatched or reworked to it, an urging or an escalation:
 :attr:`WorkOrderService.on_department_news`) reaches its open pages live through
-:mod:`web.live` (``GET /api/portal/live``, topic ``portal``) and its mailbox through
-:class:`~workorders.mail.DepartmentMail`.
+:mod:`web.live` (``GET /api/portal/live``, topic ``portal``), its mailbox through
+:class:`~workorders.mail.DepartmentMail` and its phones through
+:class:`~workorders.department_sms.DepartmentSms`, where configured.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -24,9 +26,9 @@ from accounts.http import current_user
 from web import live
 from web.live import LiveEvent, LiveHub
 from web.pages import page_routes
-from workorders.mail import DepartmentMail
 from workorders.notices import NEWS_ZH, notices
 from workorders.orders import Role, WorkOrder
+from workorders.outbox import DepartmentSender
 from workorders.service import WorkOrderService
 from workorders.states import LABELS_ZH, State
 
@@ -48,14 +50,14 @@ def portal_view(order: WorkOrder, department: str) -> dict[str, Any]:
 
 class Portal:
     def __init__(
-        self, orders: WorkOrderService, hub: LiveHub, mail: DepartmentMail | None = None
+        self, orders: WorkOrderService, hub: LiveHub, senders: Sequence[DepartmentSender] = ()
     ) -> None:
         self.orders = orders
         self.hub = hub
-        self.mail = mail
+        self.senders = tuple(senders)  # e-mail, SMS: those configured
 
     def news(self, order: WorkOrder, news: str) -> None:
-        """Tell each department of ``order`` (its open pages, its mailbox)."""
+        """Tell each department of ``order`` (its open pages, its mailbox and phones)."""
         for notice in notices(order, news):
             data = {**portal_view(order, notice.department), "news": news,
                     "news_label": NEWS_ZH.get(news, news)}  # fmt: skip
@@ -63,9 +65,9 @@ class Portal:
             self.hub.publish(
                 LiveEvent(TOPIC, data, roles=frozenset(), department=notice.department)
             )
-            mailed = self.mail.post(notice) if self.mail is not None else False
+            queued = [s.outbox.channel for s in self.senders if s.post(notice)]
             log.info("work order %s %s: %s told on its live pages%s", order.number, news,
-                     notice.department, ", e-mail queued" if mailed else "")  # fmt: skip
+                     notice.department, "".join(f", {c} queued" for c in queued))  # fmt: skip
 
     def routes(self) -> list[web.RouteDef]:
         return [

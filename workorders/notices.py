@@ -63,6 +63,14 @@ class Notice:
         message.set_content("\n".join(lines))
         return message
 
+    def sms_text(self, zone: ZoneInfo) -> str:
+        """The notice as one short text message (no citizen's data, like the e-mail)."""
+        news = NEWS_ZH.get(self.news, self.news)
+        part = "主办" if self.part == "lead" else "协办"
+        urgent = "，紧急" if self.urgent else ""
+        return (f"【12345】{news} {self.number}（{part}{urgent}）{self.subject[:40]}，"
+                f"办理时限 {self.due_text(zone)}，请登录部门工作台签收办理。")  # fmt: skip
+
 
 def notices(order: WorkOrder, news: str) -> list[Notice]:
     """One notice for the lead department and one for each assisting department."""
