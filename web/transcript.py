@@ -28,6 +28,7 @@ from speech.live import Heard
 from speech.pool import CALLER, Speaker
 from web.errors import HttpError
 from web.live import LiveEvent, LiveHub
+from web.pages import STATIC
 from workorders.dispatch import DispatchRules
 
 log = logging.getLogger(__name__)
@@ -97,5 +98,11 @@ class TranscriptPanel:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     def mount(self, app: web.Application) -> None:
-        """A :data:`web.app.RouteMount`."""
+        """A :data:`web.app.RouteMount`: the route and the panel's script on the desk."""
         app.router.add_get("/api/live/transcript/{call_id}", self.current)
+        app.router.add_get("/desk/transcript.js", script)
+
+
+async def script(_request: web.Request) -> web.FileResponse:
+    """The panel's script (web/static/transcript.js), loaded by the desk page."""
+    return web.FileResponse(STATIC / "transcript.js", headers={"Cache-Control": "no-cache"})
