@@ -14,7 +14,8 @@ Asterisk's channels. Entries no live session holds — left by this engine's pre
   is announced to the connected-call listeners (recording, drafting) with its seat: connected
   when found, finished at its Hangup;
 * a seat on another box's call (several Asterisk boxes behind Kamailio: the call id starts
-  with that box's system name) is left to that box's engine, which sees its channels;
+  with that box's system name) is left to that box's engine, which sees its channels; once
+  that engine is gone (its lease expired) the seat is released, so a dead box keeps no seat;
 * a seat still in the call stays ``on_call`` (a ringing one becomes ``on_call`` once
   Asterisk shows it answered) until that channel's ``Hangup`` (:meth:`on_hangup`), then
   enters its wrap-up as after any call.
@@ -123,10 +124,16 @@ class Recovery:
             await self._reconcile_seat(status.extension, status.call_id, channels)
 
     async def _reconcile_seat(self, ext: str, call_id: str, channels: Sequence[Channel]) -> None:
-        if call_id and self.box and not call_id.startswith(f"{self.box}-"):
-            return  # another box's call: only its engine sees the channels
         entry = await self.acd.entry(call_id) if call_id else None
         if entry is not None and not await self._orphaned(call_id, entry):
+            return
+        if call_id and self.box and not call_id.startswith(f"{self.box}-"):
+            if entry is None:
+                return  # another box's call (its own queue's): only its engine sees it
+            released = await self.acd.cancel(call_id)
+            log.warning("seat %s: call %s was on another box whose engine is gone; released "
+                        "(%s), the seat is not paused", ext, call_id, released.outcome)  # fmt: skip
+            self.dispatcher.kick()
             return
         channel = seat_channel(channels, ext)
         if channel is None:

@@ -5,20 +5,25 @@ bound to 127.0.0.2 and 127.0.0.3, share the test Redis (one ACD prefix) and one 
 (a shared SQLite file). Kamailio on 127.0.0.1 (``hotline kamailio``'s provisioning) is the
 seats' registrar and the citizens' address. Seats register and log in (``*21``) through
 Kamailio; citizens call 12345 through it; every call reaches a seat whichever box took it,
-and both boxes take calls. Then one box stops: new calls go to the other, still to seats.
+and both boxes take calls. Then box b dies (kill -9 of its engine and its Asterisk) while a
+seat talks to one of its callers: box a's engine frees that seat, and new calls go to box a,
+still to seats.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from conftest import (
     PORT_OFFSET,
     TEST_ENVIRON,
@@ -28,14 +33,17 @@ from conftest import (
     new_caller,
 )
 
+from agents.seats import load_seats
+from agents.states import SeatState
 from calls.store import CallStore
 from hotline.child import READY_LINE, EngineProcess
 from hotline.database import make_engine, make_sessions
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
-from hotline.wiring import provision_kamailio
+from hotline.wiring import asterisk_instance, provision_kamailio
 from pbx.kamailio import KamailioProxy
-from sipsim.citizen import Press, place_call
+from queueing.acd import Acd
+from sipsim.citizen import Press, free_media_port, free_udp_port, place_call, write_scenario
 from sipsim.seat import Seat, dial_feature_code, start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,6 +62,7 @@ class Site:
     engines: dict[str, EngineProcess]
     kamailio: KamailioProxy
     workdir: Path
+    citizens: list[asyncio.subprocess.Process] = field(default_factory=list)  # left running
 
 
 def box_settings(base: Path, name: str, index: int) -> Settings:
@@ -66,6 +75,7 @@ def box_settings(base: Path, name: str, index: int) -> Settings:
         asterisk_name=f"hotline12345-{name}",
         sip_host=host, sip_port=BOX_SIP_PORT, ami_host=host, ami_port=7038 + PORT_OFFSET,
         agi_port=7073 + PORT_OFFSET + index, web_port=9645 + PORT_OFFSET + index,
+        audiosocket_port=7090 + PORT_OFFSET + index,
         rtp_port_start=17000 + 2 * PORT_OFFSET + 500 * index,
         rtp_port_end=17499 + 2 * PORT_OFFSET + 500 * index,
         kamailio_host="127.0.0.1", kamailio_port=KAMAILIO_PORT,
@@ -100,6 +110,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         for engine in engines.values():
             engine.stop()
+        for settings in boxes.values():  # a box killed by the test left its Asterisk mounted
+            asterisk_instance(settings).stop()
         proxy.stop()
         client = redis.Redis.from_url(boxes["a"].redis_url)
         keys = list(client.scan_iter(f"{boxes['a'].acd_prefix}*"))
@@ -150,6 +162,40 @@ async def call_reaches_a_seat(site: Site, phones: list[Seat]) -> str:
     return await box_of(site, caller)
 
 
+async def seat_state(site: Site, ext: str, state: SeatState, *, negate: bool = False) -> bool:
+    client = aioredis.Redis.from_url(site.boxes["a"].redis_url)
+    try:
+        acd = Acd(client, load_seats(site.boxes["a"].seats_file), prefix=site.boxes["a"].acd_prefix)
+        return ((await acd.seat(ext)).state is state) != negate
+    finally:
+        await client.aclose()
+
+
+async def seat_on_a_call_of_box_b(site: Site) -> str:
+    """A citizen calls box b's own address into the report queue and stays on the line;
+    returns the seat that answered (the call lasts until the test ends)."""
+    caller = new_caller()
+    scenario = write_scenario(site.workdir, caller, REPORT, hold_ms=120_000)
+    b = site.boxes["b"]
+    citizen = await asyncio.create_subprocess_exec(
+        "sipp", f"{b.sip_host}:{b.sip_port}", "-sf", str(scenario), "-s", "12345",
+        "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-timeout", "150s", "-nostdin",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    site.citizens.append(citizen)
+
+    async def talking() -> str | None:
+        for ext in SEATS:
+            if await seat_state(site, ext, SeatState.ON_CALL):
+                return ext
+        return None
+
+    ext = str(await eventually(talking, 40, "a seat on box b's call"))
+    assert await box_of(site, caller) == "b"
+    return ext
+
+
 @pytest.mark.timeout(600)
 async def test_calls_through_kamailio_reach_seats_on_any_box(site: Site) -> None:
     phones = [await start_seat(site.workdir, ext, password(site, ext), sip_port=KAMAILIO_PORT)
@@ -162,11 +208,25 @@ async def test_calls_through_kamailio_reach_seats_on_any_box(site: Site) -> None
         print(f"boxes that took the calls: {taken}")
         assert set(taken) == {"a", "b"}, taken
 
-        site.engines["b"].stop()  # box b (engine and its Asterisk) goes away
+        # A seat talks to a caller of box b (called there directly) when box b dies: its
+        # engine and its Asterisk killed. Box a's engine frees the seat once b's lease is gone.
+        ext = await seat_on_a_call_of_box_b(site)
+        site.engines["b"].kill()
+        b_pid = asterisk_instance(site.boxes["b"]).pid()
+        assert b_pid is not None
+        os.kill(b_pid, signal.SIGKILL)
+        await eventually(lambda: seat_state(site, ext, SeatState.ON_CALL, negate=True), 60,
+                         f"seat {ext} freed after box b died")  # fmt: skip
+        assert await seat_state(site, ext, SeatState.PAUSED, negate=True)
+
         after = [await call_reaches_a_seat(site, phones) for _ in range(3)]
-        print(f"after box b stopped: {after}\n{site.kamailio.boxes()}")
+        print(f"after box b died: {after}\n{site.kamailio.boxes()}")
         assert after == ["a"] * 3, after
     finally:
         for phone in phones:
             await unregister(phone, password(site, phone.ext), sip_port=KAMAILIO_PORT)
             await phone.stop()
+        for citizen in site.citizens:
+            if citizen.returncode is None:
+                citizen.kill()
+                await citizen.wait()
