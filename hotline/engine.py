@@ -85,7 +85,7 @@ from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.busy import BusySeats
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
-from queueing.callback_retries import CallbackRetries, CallbackRetryOptions
+from queueing.callback_retries import CallbackRetryOptions, CallbackSchedule
 from queueing.channels import ami_channels, seat_channel
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialWatch, Listeners
@@ -364,19 +364,21 @@ class Hotline:
                          max_wait_s=s.acd_max_wait_s),
             self._stop_playback,
         )  # fmt: skip
-        self.callback_retries = CallbackRetries(
-            self._redis, s.acd_prefix, self.acd, self.dispatcher.kick,
+        # Callbacks' calls to citizens: on the outbound dialer's record (its lines, retries
+        # booked by its loop, the failed list), in SQL like the revisits.
+        self.callback_retries = CallbackSchedule(
+            sessions, self.acd, self.dispatcher.kick,
             CallbackRetryOptions(retries=max(0, s.callback_retries),
                                  interval_s=s.callback_retry_interval_s),
+            engine_id(s.data_dir),
         )  # fmt: skip
         self._callbacks = CallbackRinger(
             self.acd, self.ami, self.dispatcher, dials, listeners,
             CallbackOptions(dial=s.callback_dial, numbers=numbers,
                             hotline_number=s.hotline_number,
                             recordings_dir=s.recordings_dir),
-            not_answered=self.callback_retries.not_answered,
+            self.callback_retries,
         )  # fmt: skip
-        self.loops.start("callback-retries", lambda: self.callback_retries.run(self._stopping))
         self.dispatcher.on_callback(self._callbacks.ring)
         self.registrations = RegistrationWatch(self.acd, self._end_ring)
         self.ami.on("DialEnd", dials.on_dial_end)
@@ -461,7 +463,7 @@ class Hotline:
             self.revisits, self.ami, prompts, texts,
             DialOptions(dial=s.callback_dial, hotline_number=s.hotline_number,
                         tick_s=s.revisit_tick_s),
-            engine_id(s.data_dir),
+            engine_id(s.data_dir), callbacks=self.callback_retries,
         )  # fmt: skip
         self.ami.on("Hangup", dialer.on_hangup)
         self.loops.start("revisit-dialer", lambda: dialer.run(self._stopping))

@@ -37,6 +37,7 @@ from pbx.instance import AsteriskInstance
 from pbx.kamailio import KamailioConfig, KamailioProxy, parse_boxes
 from pbx.root import ProvisionError, build_root, is_built
 from queueing.callback import callback_number_rule, may_call_back
+from queueing.callback_retries import lines_in_use as callback_lines
 from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
 from queueing.transfer import emergency_numbers, render_codes, transfer_codes
@@ -343,11 +344,12 @@ def revisit_policy(settings: Settings, limits: TimeLimits) -> RevisitPolicy:
 def revisits(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], orders: WorkOrderService
 ) -> RevisitService:
-    """The revisit schedule: citizens whose number the callback may dial are called."""
+    """The revisit schedule: citizens whose number the callback may dial are called, on the
+    outbound dialer's lines that queue callbacks ringing citizens leave free."""
     numbers = callback_number_rule(settings.callback_number_pattern)
     return RevisitService(
         sessions, orders, revisit_policy(settings, orders.limits),
-        may_dial=lambda number: may_call_back(number, numbers),
+        may_dial=lambda number: may_call_back(number, numbers), other_lines=callback_lines,
     )  # fmt: skip
 
 

@@ -8,7 +8,8 @@ the FastAGI ``callback`` route there (:meth:`CallbackRinger.run`): the ACD marks
 the call answered, and the seat's channel dials the citizen (``callback_dial``, e.g. a
 trunk) showing the hotline's number. If the seat does not answer, the Originate fails (or
 the ring deadline passes) and the call goes back to the head of its queue, the seat paused.
-A citizen who does not answer is tried again later (:mod:`queueing.callback_retries`).
+Each call to the citizen is on the outbound dialer's record (:mod:`queueing.callback_retries`):
+it takes one of the dialer's lines while it rings; not answered, it is tried again later.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from intake.files import mixmonitor_args, recording_files
 from pbx.agi_channel import AgiChannel, CallerHungUp
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from queueing.acd import Acd
+from queueing.callback_retries import CallbackSchedule
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
 from queueing.models import AcdError, Assignment
@@ -64,10 +65,6 @@ class CallbackOptions:
     context: str = "hotline-callback"
 
 
-#: told (call id, number, skill, Asterisk's DIALSTATUS) of a callback the citizen did not answer
-NotAnswered = Callable[[str, str, str, str], Awaitable[None]]
-
-
 class CallbackRinger:
     def __init__(
         self,
@@ -77,12 +74,11 @@ class CallbackRinger:
         dials: DialWatch,
         listeners: Listeners,
         options: CallbackOptions,
-        *,
-        not_answered: NotAnswered | None = None,
+        schedule: CallbackSchedule,
     ) -> None:
         self.acd, self.ami, self.dispatcher = acd, ami, dispatcher
         self.dials, self.listeners, self.options = dials, listeners, options
-        self.not_answered = not_answered  # the citizen did not answer: tried again later
+        self.schedule = schedule  # the outbound dialer's record: lines, retries, failed list
 
     async def ring(self, a: Assignment) -> None:
         """Ring the seat chosen for callback ``a.call_id`` (runs as a task per decision)."""
@@ -150,11 +146,14 @@ class CallbackRinger:
         dial = self.options.dial.format(number=number)
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
+        dialling = False
         try:
             await agi.set_variable("CALLERID(num)", self.options.hotline_number)
             if self.options.recordings_dir is not None:  # intake's files, from the seat's side
                 files = recording_files(self.options.recordings_dir, call_id, datetime.now(UTC))
                 await agi.command(f"EXEC MixMonitor {mixmonitor_args(files, on_seat_channel=True)}")
+            await self.schedule.dialing(call_id, number, skill)
+            dialling = True
             task = asyncio.ensure_future(
                 agi.command(f"EXEC Dial {dial},{_CITIZEN_RING_S}", deadline_s=4 * 3600)
             )
@@ -172,6 +171,7 @@ class CallbackRinger:
                     connected_at=datetime.now(UTC),
                 )
                 log.info("%s: citizen answered, connected", who)
+                await self.schedule.ended(call_id, number, "ANSWER")
                 await self.listeners.connected(connected)
             await task
             if connected is None:
@@ -181,10 +181,11 @@ class CallbackRinger:
                     log.info("%s: citizen answered (DialEnd not seen)", who)
                 else:
                     log.warning("%s: the citizen did not answer (%s)", who, status or "?")
-                    if self.not_answered is not None:
-                        await self.not_answered(call_id, number, skill, status or "FAILED")
+                await self.schedule.ended(call_id, number, status or "FAILED")
         except CallerHungUp:
             log.info("%s: seat hung up", who)
+            if dialling and connected is None:  # the citizen was not reached: again later
+                await self.schedule.ended(call_id, number, "CANCEL")
         finally:
             self.dials.forget(agi.call.uniqueid)
             await self._release(call_id, who)

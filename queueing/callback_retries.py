@@ -1,43 +1,58 @@
-"""Callbacks the citizen did not answer: tried again later, then listed for supervisors.
+"""Queue callbacks on the one outbound dialer: every call to the citizen recorded in SQL,
+retried, then listed for supervisors.
 
-When the seat's channel dials the citizen for a callback and the citizen does not answer
-(busy, no answer, failed), the callback route releases the seat at once and hands the
-callback here. It is booked again ``interval_s`` later (default 10 minutes), as a new
-callback in its skill's queue (``<call id>-r<n>``), up to ``retries`` times (default 2);
-then it is kept on the failed-callbacks list (``GET /api/callbacks/failed``). The schedule is
-a sorted set in the ACD's Redis: every engine on it may book a due retry, and ``ZREM``
-decides which one does, so a retry is booked once.
+The callback route (:mod:`queueing.callback`) tells the schedule when the seat's channel
+starts dialling the citizen (:meth:`CallbackSchedule.dialing`: a line of the outbound
+dialer in use, counted in its limit with the revisit calls), and how it ended. A citizen who
+did not answer (busy, no answer, failed) is due again ``interval_s`` later (default 10
+minutes), up to ``retries`` times (default 2); then the callback is listed as failed
+(``GET /api/callbacks/failed``). The outbound dialer's loop (:mod:`revisit.dialer`) books
+each due retry as a new callback in its skill's queue (``<call id>-r<n>``), which rings a
+seat first like the first one; a conditional UPDATE decides which engine books it, so it is
+booked once. A citizen's leg left "dialing" by a dead engine is due again after ``lease_s``.
+Callbacks keep their own rules: no calling hours (the citizen asked to be called now).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from calls.callerid import mask_number
+from db.base import utcnow
 from queueing.acd import Acd
 from queueing.models import AcdError
+from queueing.tables import CallbackRow
 
 log = logging.getLogger(__name__)
 
 _RETRY = re.compile(r"^(?P<base>.+)-r(?P<n>\d+)$")
 
 
+class CallbackState(StrEnum):
+    DIALING = "dialing"  # the seat's channel is dialling the citizen: an outbound line in use
+    DUE = "due"  # not answered: called again at due_at
+    BOOKED = "booked"  # a retry waits in its queue for a seat
+    DONE = "done"  # the citizen answered
+    FAILED = "failed"  # not answered after every retry: on the supervisors' list
+
+
 @dataclass(frozen=True)
 class CallbackRetryOptions:
     retries: int = 2
     interval_s: float = 600.0
-    tick_s: float = 5.0
+    lease_s: float = 120.0  # a citizen's leg "dialing" longer than this was left by a dead engine
 
 
 def retry_of(call_id: str) -> tuple[str, int]:
@@ -46,94 +61,165 @@ def retry_of(call_id: str) -> tuple[str, int]:
     return (match["base"], int(match["n"])) if match else (call_id, 0)
 
 
-class CallbackRetries:
+def after_call(attempts: int, status: str, options: CallbackRetryOptions) -> CallbackState:
+    """Where a callback goes after its ``attempts``-th call to the citizen ended ``status``."""
+    if status == "ANSWER":
+        return CallbackState.DONE
+    return CallbackState.DUE if attempts <= options.retries else CallbackState.FAILED
+
+
+async def lines_in_use(session: AsyncSession) -> int:
+    """Citizens' legs of callbacks ringing now: lines of the outbound dialer's limit."""
+    count = await session.scalar(
+        select(func.count()).where(CallbackRow.state == CallbackState.DIALING.value)
+    )
+    return int(count or 0)
+
+
+class CallbackSchedule:
     def __init__(
         self,
-        redis: Redis,
-        prefix: str,
+        sessions: async_sessionmaker[AsyncSession],
         acd: Acd,
         kick: Callable[[], None],
         options: CallbackRetryOptions,
+        owner: str,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.redis, self.acd, self.kick, self.options, self.clock = redis, acd, kick, options, clock
-        self.due_key = f"{prefix}callbacks:retry"
-        self.failed_key = f"{prefix}callbacks:failed"
+        self.sessions, self.acd, self.kick, self.options = sessions, acd, kick, options
+        self.owner, self.clock = owner, clock
 
-    async def not_answered(self, call_id: str, number: str, skill: str, status: str) -> None:
-        """The citizen did not answer callback ``call_id``: again later, or listed."""
+    async def dialing(self, call_id: str, number: str, skill: str) -> None:
+        """The seat's channel starts dialling the citizen of callback ``call_id``."""
+        base, _ = retry_of(call_id)
+        values = {"state": CallbackState.DIALING.value, "owner": self.owner,
+                  "updated_at": self.clock()}  # fmt: skip
         try:
-            await self._not_answered(call_id, number, skill, status)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.error("callback %s: not answered, and no retry recorded (%s)", call_id, exc)
+            async with self.sessions.begin() as session:
+                moved = await session.execute(
+                    update(CallbackRow).where(CallbackRow.call_id == base).values(**values)
+                )
+                if moved.rowcount == 0:  # type: ignore[attr-defined]
+                    session.add(CallbackRow(call_id=base, number=number, skill=skill,
+                                            attempts=0, last_status="", **values))  # fmt: skip
+        except IntegrityError:
+            pass  # two reports of one first call: the row is there
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("callback %s: its call not recorded (%s)", base, exc)
 
-    async def _not_answered(self, call_id: str, number: str, skill: str, status: str) -> None:
-        base, tries = retry_of(call_id)
+    async def ended(self, call_id: str, number: str, status: str) -> CallbackState | None:
+        """The call to the citizen of callback ``call_id`` ended with DIALSTATUS ``status``:
+        done, due again, or failed (None: not recorded, the database failed)."""
+        base, _ = retry_of(call_id)
         who = f"callback {base} to {mask_number(number)}"
         now = self.clock()
-        if tries >= self.options.retries:
-            record = {"call_id": base, "number": number, "skill": skill, "attempts": tries + 1,
-                      "last_status": status, "at": now}  # fmt: skip
-            await self.redis.hset(self.failed_key, base, json.dumps(record))
+        try:
+            async with self.sessions.begin() as session:
+                row = await session.scalar(
+                    select(CallbackRow).where(CallbackRow.call_id == base).with_for_update()
+                )
+                if row is None:
+                    log.error("%s: ended (%s) but never recorded as dialling", who, status)
+                    return None
+                row.attempts += 1
+                state = after_call(row.attempts, status, self.options)
+                row.state, row.last_status, row.owner, row.updated_at = state.value, status, "", now
+                if state is CallbackState.DUE:
+                    row.due_at = now + timedelta(seconds=self.options.interval_s)
+                attempts = row.attempts
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("%s: ended (%s), and nothing recorded (%s)", who, status, exc)
+            return None
+        if state is CallbackState.DUE:
+            log.info("%s: not answered (%s); tried again in %.0f s (retry %d of %d)", who,
+                     status, self.options.interval_s, attempts, self.options.retries)  # fmt: skip
+        elif state is CallbackState.FAILED:
             log.warning("%s: not answered %d times (%s); listed as a failed callback", who,
-                        tries + 1, status)  # fmt: skip
-            return
-        retry = {"call_id": f"{base}-r{tries + 1}", "number": number, "skill": skill}
-        await self.redis.zadd(self.due_key, {json.dumps(retry): now + self.options.interval_s})
-        log.info("%s: not answered (%s); tried again in %.0f s (retry %d of %d)", who, status,
-                 self.options.interval_s, tries + 1, self.options.retries)  # fmt: skip
+                        attempts, status)  # fmt: skip
+        return state
 
-    async def book_due(self, now: float | None = None) -> list[str]:
-        """Book every retry that is due as a callback in its queue; returns their ids."""
-        now = self.clock() if now is None else now
-        booked = []
-        due = cast(
-            list[bytes],
-            await self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=50),
+    async def book_due(self) -> list[str]:
+        """Book every retry that is due as a callback in its queue; returns their ids. Legs
+        a dead engine left dialling are due again first."""
+        now = self.clock()
+        stale = (CallbackRow.state == CallbackState.DIALING.value) & (
+            CallbackRow.updated_at < now - timedelta(seconds=self.options.lease_s)
         )
-        for member in due:
-            if not await self.redis.zrem(self.due_key, member):
+        async with self.sessions.begin() as session:  # counted as a call not answered
+            for state, which in ((CallbackState.DUE, CallbackRow.attempts < self.options.retries),
+                                 (CallbackState.FAILED, CallbackRow.attempts >= 0)):  # fmt: skip
+                await session.execute(
+                    update(CallbackRow).where(stale, which)
+                    .values(state=state.value, due_at=now, owner="", updated_at=now,
+                            attempts=CallbackRow.attempts + 1, last_status="INTERRUPTED")
+                )  # fmt: skip
+            due = list(
+                await session.scalars(
+                    select(CallbackRow)
+                    .where(CallbackRow.state == CallbackState.DUE.value, CallbackRow.due_at <= now)
+                    .order_by(CallbackRow.due_at)
+                    .limit(50)
+                )
+            )
+        booked = []
+        for row in due:
+            async with self.sessions.begin() as session:
+                taken = await session.execute(
+                    update(CallbackRow)
+                    .where(CallbackRow.id == row.id, CallbackRow.state == CallbackState.DUE.value)
+                    .values(state=CallbackState.BOOKED.value, updated_at=now)
+                )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
                 continue  # another engine booked it
-            retry = json.loads(member)
+            call_id = f"{row.call_id}-r{row.attempts}"
             try:
-                await self.acd.enqueue(retry["call_id"], retry["skill"], caller=retry["number"])
-                await self.acd.to_callback(retry["call_id"], retry["number"])
-            except AcdError as exc:
-                log.error("callback retry %s not booked: %s", retry["call_id"], exc)
+                await self.acd.enqueue(call_id, row.skill, caller=row.number)
+                await self.acd.to_callback(call_id, row.number)
+            except (AcdError, RedisError, OSError, TimeoutError) as exc:
+                log.error("callback retry %s not booked (%s); tried again later", call_id, exc)
+                async with self.sessions.begin() as session:
+                    await session.execute(
+                        update(CallbackRow).where(CallbackRow.id == row.id)
+                        .values(state=CallbackState.DUE.value)
+                    )  # fmt: skip
                 continue
-            booked.append(retry["call_id"])
+            booked.append(call_id)
         if booked:
             self.kick()
         return booked
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.book_due()
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("callback retries not checked (%s); again in %.0f s", exc,
-                            self.options.tick_s)  # fmt: skip
-            try:
-                await asyncio.wait_for(stopping.wait(), self.options.tick_s)
-            except TimeoutError:
-                pass
-
     async def failed(self) -> list[dict[str, Any]]:
         """The failed callbacks, masked numbers, newest first."""
-        rows = [json.loads(v) for v in (await self.redis.hgetall(self.failed_key)).values()]
-        for row in rows:
-            row["number"] = mask_number(row["number"])
-        return sorted(rows, key=lambda r: r["at"], reverse=True)
+        async with self.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(CallbackRow)
+                    .where(CallbackRow.state == CallbackState.FAILED.value)
+                    .order_by(CallbackRow.updated_at.desc())
+                    .limit(500)
+                )
+            )
+        return [
+            {
+                "call_id": r.call_id,
+                "number": mask_number(r.number),
+                "skill": r.skill,
+                "attempts": r.attempts,
+                "last_status": r.last_status,
+                "at": r.updated_at.isoformat(),
+            }  # fmt: skip
+            for r in rows
+        ]
 
 
-RETRIES: web.AppKey[CallbackRetries] = web.AppKey("callback_retries")
+SCHEDULE: web.AppKey[CallbackSchedule] = web.AppKey("callback_schedule")
 
 
 async def get_failed(request: web.Request) -> web.Response:
-    return web.json_response({"failed": await request.app[RETRIES].failed()})
+    return web.json_response({"failed": await request.app[SCHEDULE].failed()})
 
 
-def add_routes(app: web.Application, retries: CallbackRetries) -> None:
-    app[RETRIES] = retries
+def add_routes(app: web.Application, schedule: CallbackSchedule) -> None:
+    app[SCHEDULE] = schedule
     app.router.add_get("/api/callbacks/failed", get_failed)

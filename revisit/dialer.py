@@ -1,6 +1,8 @@
-"""The one outbound dialer of revisits: a supervised loop that schedules closed orders,
-claims due revisits in SQL and places each by AMI ``Originate`` (the callback's dial string)
-into the ``hotline-revisit`` context, whose answered call runs the FastAGI ``revisit`` route.
+"""The one outbound dialer: a supervised loop that books queue callbacks due again (their
+calls to citizens are on its record, :mod:`queueing.callback_retries`, and hold its lines
+while they ring), schedules closed orders, claims due revisits in SQL within the lines left
+and places each by AMI ``Originate`` (the callback's dial string) into the
+``hotline-revisit`` context, whose answered call runs the FastAGI ``revisit`` route.
 
 A call that is never answered ends with a Hangup event of the channel id the dialer gave it
 (``rv-<revisit>-<random>``): busy, no answer or failed, retried by the schedule's rules.
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from panoramisk.message import Message
+from sqlalchemy.exc import SQLAlchemyError
 
 from calls.callerid import mask_number
 from ivr.prompts import PromptError, PromptLibrary
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from queueing.callback_retries import CallbackSchedule
 from revisit.rules import Outcome, outcome_of_hangup
 from revisit.service import REVISITED_FROM, Claimed, RevisitService
 from revisit.texts import RevisitTexts
@@ -44,9 +48,11 @@ class RevisitDialer:
         texts: RevisitTexts,
         options: DialOptions,
         owner: str,
+        *,
+        callbacks: CallbackSchedule | None = None,
     ) -> None:
         self.service, self.ami, self.prompts, self.texts = service, ami, prompts, texts
-        self.options, self.owner = options, owner
+        self.options, self.owner, self.callbacks = options, owner, callbacks
         self._kick = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
         self._endings: set[asyncio.Task[bool]] = set()
@@ -76,7 +82,13 @@ class RevisitDialer:
             await asyncio.wait(self._calls, timeout=5)
 
     async def tick(self) -> list[Claimed]:
-        """One round: schedule, recover dead engines' attempts, place what is due."""
+        """One round: book callbacks due again, schedule, recover dead engines' attempts,
+        place what is due."""
+        if self.callbacks is not None:
+            try:
+                await self.callbacks.book_due()
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("callback retries not checked this round (%s)", exc)
         await self.service.schedule_closed()
         await self.service.recover(self.owner)
         if not self.ami.connected:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,9 +70,13 @@ class RevisitService(RevisitViews):
         *,
         may_dial: Callable[[str], bool],
         clock: Callable[[], datetime] = utcnow,
+        other_lines: Callable[[AsyncSession], Awaitable[int]] | None = None,
     ) -> None:
         self.sessions, self.work_orders = sessions, work_orders
         self.policy, self.may_dial, self.clock = policy, may_dial, clock
+        #: the outbound dialer's lines other calls hold (callbacks ringing citizens), counted
+        #: in the claim's transaction against the one limit (``policy.concurrency``)
+        self.other_lines = other_lines
         self.working_day = work_orders.limits.calendar.is_working_day
         #: told (order number, new state) after a revisit changed: the wallboard's live event
         self.on_change: Callable[[str, str], None] | None = None
@@ -175,7 +179,8 @@ class RevisitService(RevisitViews):
             busy = await session.scalar(
                 select(func.count()).where(RevisitRow.state == RevisitState.DIALING.value)
             )
-            slots = self.policy.concurrency - int(busy or 0)
+            others = await self.other_lines(session) if self.other_lines is not None else 0
+            slots = self.policy.concurrency - int(busy or 0) - others
             if slots <= 0:
                 return []
             rows = list(

@@ -515,13 +515,14 @@ async def test_a_callback_not_answered_is_retried_then_listed(
     hotline: Hotline, seats: StartSeats, tmp_path: Path
 ) -> None:
     """The citizen's phone is busy at every callback: the seat is released each time, the
-    callback is booked again (the engine's retries, their interval shortened for the test)
-    and rings a seat again, twice; then it is on the supervisors' failed-callbacks list."""
+    callback is booked again (by the outbound dialer's loop, the interval shortened for the
+    test) and rings a seat again, twice; then it is on the supervisors' failed-callbacks
+    list, from SQL."""
     from dataclasses import replace
 
     retries = hotline.callback_retries
     options = retries.options
-    retries.options = replace(options, interval_s=1.0, tick_s=0.5)
+    retries.options = replace(options, interval_s=1.0)
     citizen = Seat("busy-citizen", CALLBACK_PORT, tmp_path)
     scenario = tmp_path / "busy-citizen.xml"
     scenario.write_text(BUSY_PHONE, encoding="ISO-8859-1")

@@ -33,21 +33,26 @@ from fake_channel import (
     stream,
 )
 from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from agents.feature_codes import FeatureCodes
 from agents.seats import parse_seats
 from agents.states import NO_ANSWER_REASON, SeatState
 from calls.lifecycle import ConnectedCall
+from hotline.database import create_schema, make_sessions
 from ivr.tree import Prompt
 from pbx.agi_channel import AgiCall
 from pbx.ami import AmiClient
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
+from queueing.callback_retries import CallbackRetryOptions, CallbackSchedule, lines_in_use
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialEnd, DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
 from queueing.models import CallKind
+from queueing.tables import CallbackRow
 
 SEATS = """
 languages = ["zh", "en"]
@@ -111,12 +116,13 @@ class Parts:
             Listeners([self.seen]), QueueOptions(**{**defaults, **options}), stop_playback,
         )  # fmt: skip
 
-    def callback_route(self, recordings: Path) -> CallbackRinger:
+    def callback_route(self, recordings: Path, schedule: CallbackSchedule) -> CallbackRinger:
         return CallbackRinger(
             self.acd, cast(AmiClient, NoAmi()), self.dispatcher, self.dials,
             Listeners([self.seen]),
             CallbackOptions(dial=CITIZEN_DIAL, numbers=callback_number_rule(NUMBERS),
                             hotline_number="12345", recordings_dir=recordings),
+            schedule,
         )  # fmt: skip
 
     def answers(self, call: AgiCall, channel: str, status: str = "ANSWER") -> Callable[[], None]:
@@ -141,6 +147,16 @@ async def parts() -> AsyncIterator[Parts]:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+@pytest.fixture
+async def schedule(parts: Parts, tmp_path: Path) -> AsyncIterator[CallbackSchedule]:
+    """The outbound dialer's record of callbacks, in a SQLite file."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'callbacks.db'}")
+    await create_schema(engine)
+    yield CallbackSchedule(make_sessions(engine), parts.acd, parts.dispatcher.kick,
+                           CallbackRetryOptions(), "engine-a")  # fmt: skip
+    await engine.dispose()
 
 
 def caller(uniqueid: str, number: str = CITIZEN) -> AgiCall:
@@ -308,7 +324,7 @@ async def booked_callback(parts: Parts, call_id: str, number: str) -> None:
 
 
 async def test_the_callback_route_dials_the_citizens_number_from_the_seat(
-    parts: Parts, tmp_path: Path
+    parts: Parts, schedule: CallbackSchedule, tmp_path: Path
 ) -> None:
     await booked_callback(parts, "1800000002.1", CITIZEN)
     seat = agi_call("1800000002.9", channel="PJSIP/8001-0000000a", caller="8001",
@@ -321,9 +337,12 @@ async def test_the_callback_route_dials_the_citizens_number_from_the_seat(
         command(re.compile(rf"EXEC Dial {re.escape(dial)},\d+"),
                 then=parts.answers(seat, citizen), delay_s=0.2),
     ])  # fmt: skip
-    await asyncio.wait_for(parts.callback_route(tmp_path).run(channel), 5)
+    await asyncio.wait_for(parts.callback_route(tmp_path, schedule).run(channel), 5)
     channel.check()
     assert channel.operations("command")[-1].startswith(f"EXEC Dial {dial},")
+    async with schedule.sessions() as session:  # on the outbound dialer's record: answered
+        assert await session.scalar(select(CallbackRow.state)) == "done"
+        assert await lines_in_use(session) == 0
     [bridged] = parts.seen.bridged
     assert (bridged.call_id, bridged.caller_number, bridged.caller_channel) == (
         "1800000002.1", CITIZEN, citizen,
@@ -338,13 +357,13 @@ async def test_the_callback_route_dials_the_citizens_number_from_the_seat(
     "number", ["01062345678", "+8613900001111", "13900001111&PJSIP/evil", "1390000111", ""]
 )
 async def test_the_callback_route_dials_no_number_the_pattern_refuses(
-    parts: Parts, tmp_path: Path, number: str
+    parts: Parts, schedule: CallbackSchedule, tmp_path: Path, number: str
 ) -> None:
     await booked_callback(parts, "1800000003.1", CITIZEN)
     seat = agi_call("1800000003.9", channel="PJSIP/8001-0000000c", caller="8001",
                     script="callback", args=("1800000003.1", number, "report"))  # fmt: skip
     channel = FakeChannel(seat, [])  # any AGI command at all fails the test
-    await asyncio.wait_for(parts.callback_route(tmp_path).run(channel), 5)
+    await asyncio.wait_for(parts.callback_route(tmp_path, schedule).run(channel), 5)
     channel.check()
     assert channel.done == [] and parts.seen.bridged == []
     assert (await parts.acd.seat("8001")).state is SeatState.RINGING  # not answered for it

@@ -1,23 +1,38 @@
 """Callbacks the citizen does not answer (issue 9's second part): the callback route on the
-scripted channel against the real test Redis and the engine's Lua. A callback not answered
-releases its seat at once and is booked again 10 minutes later as a callback in its queue;
-after two retries it is listed as failed for the supervisors. Two engines: one books it."""
+scripted channel against the real test Redis, the engine's Lua and the outbound dialer's
+record in SQL (SQLite and PostgreSQL). A callback not answered releases its seat at once and
+is booked again 10 minutes later as a callback in its queue; after two retries it is listed
+as failed for the supervisors. Two engines: one books it. While the citizen's phone rings the
+callback holds one of the dialer's lines, which revisits then do not use."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import test_acd_routes as routes
 from fake_channel import FakeChannel, agi_call, command, get_variable, set_variable
+from sql_databases import KINDS, fresh_database
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from test_acd_routes import CITIZEN, CITIZEN_DIAL, NUMBERS, NoAmi, Parts, booked_callback
 
 from agents.states import SeatState
+from hotline.database import create_schema, make_sessions
 from pbx.ami import AmiClient
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
-from queueing.callback_retries import CallbackRetries, CallbackRetryOptions, retry_of
+from queueing.callback_retries import (
+    CallbackRetryOptions,
+    CallbackSchedule,
+    CallbackState,
+    after_call,
+    lines_in_use,
+    retry_of,
+)
 from queueing.dialing import Listeners
 from queueing.models import CallKind
 
@@ -26,19 +41,35 @@ parts = routes.parts  # the route tests' fixture: the ACD in the test Redis, sea
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_800_000_000.0
+        self.now = datetime(2027, 1, 15, 3, 0, tzinfo=UTC)
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
 
+    def __iadd__(self, seconds: float) -> Clock:
+        self.now += timedelta(seconds=seconds)
+        return self
 
-def retries_of(parts: Parts, clock: Clock) -> CallbackRetries:
-    return CallbackRetries(parts.acd.redis, parts.acd.prefix, parts.acd, parts.dispatcher.kick,
-                           CallbackRetryOptions(), clock=clock)  # fmt: skip
+
+@pytest.fixture(params=KINDS)
+async def sessions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine: AsyncEngine
+    async with fresh_database(request.param, tmp_path) as engine:
+        await create_schema(engine)
+        yield make_sessions(engine)
+
+
+def retries_of(
+    parts: Parts, clock: Clock, sessions: async_sessionmaker[AsyncSession], owner: str = "a"
+) -> CallbackSchedule:
+    return CallbackSchedule(sessions, parts.acd, parts.dispatcher.kick, CallbackRetryOptions(),
+                            f"engine-{owner}", clock=clock)  # fmt: skip
 
 
 async def ring_unanswered(
-    parts: Parts, retries: CallbackRetries, call_id: str, tmp_path: Path, status: str,
+    parts: Parts, retries: CallbackSchedule, call_id: str, tmp_path: Path, status: str,
     *, dial_end: bool = True,
 ) -> FakeChannel:  # fmt: skip
     """The seat answered callback ``call_id``; the citizen's phone ends with ``status``,
@@ -61,22 +92,24 @@ async def ring_unanswered(
         Listeners([parts.seen]),
         CallbackOptions(dial=CITIZEN_DIAL, numbers=callback_number_rule(NUMBERS),
                         recordings_dir=tmp_path),
-        not_answered=retries.not_answered,
+        retries,
     )  # fmt: skip
     await asyncio.wait_for(ringer.run(channel), 5)
     channel.check()
     return channel
 
 
-async def test_an_unanswered_callback_is_retried_then_listed(parts: Parts, tmp_path: Path) -> None:
+async def test_an_unanswered_callback_is_retried_then_listed(
+    parts: Parts, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
     clock = Clock()
-    retries = retries_of(parts, clock)
+    retries = retries_of(parts, clock, sessions)
     await ring_unanswered(parts, retries, "1800000005.1", tmp_path, "NOANSWER")
     assert parts.seen.bridged == []
     assert await parts.acd.entry("1800000005.1") is None  # released at once
     assert (await parts.acd.seat("8001")).state is not SeatState.ON_CALL
     assert await retries.book_due() == []  # ten minutes later, not now
-    clock.now += 600
+    clock += 600
     assert await retries.book_due() == ["1800000005.1-r1"]
     assert await retries.book_due() == []  # booked once
     entry = await parts.acd.entry("1800000005.1-r1")
@@ -86,12 +119,12 @@ async def test_an_unanswered_callback_is_retried_then_listed(parts: Parts, tmp_p
     [turn] = await parts.acd.dispatch_once()
     assert (turn.call_id, turn.kind, turn.seat) == ("1800000005.1-r1", CallKind.CALLBACK, "8001")
     await ring_unanswered(parts, retries, "1800000005.1-r1", tmp_path, "BUSY")
-    clock.now += 600
+    clock += 600
     assert await retries.book_due() == ["1800000005.1-r2"]
     await parts.acd.end_wrap_up("8001")
     [turn] = await parts.acd.dispatch_once()
     await ring_unanswered(parts, retries, "1800000005.1-r2", tmp_path, "NOANSWER")
-    clock.now += 600
+    clock += 600
     assert await retries.book_due() == []  # two retries: no third
     [failed] = await retries.failed()
     assert failed["call_id"] == "1800000005.1" and failed["attempts"] == 3
@@ -100,24 +133,54 @@ async def test_an_unanswered_callback_is_retried_then_listed(parts: Parts, tmp_p
 
 
 async def test_a_busy_citizen_is_retried_when_dials_reply_comes_before_dialend(
-    parts: Parts, tmp_path: Path
+    parts: Parts, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     """Dial's AGI reply and AMI's DialEnd come on two sockets, in either order: a callback
     whose DialEnd is not in yet when Dial returns is still booked again (DIALSTATUS)."""
     clock = Clock()
-    retries = retries_of(parts, clock)
+    retries = retries_of(parts, clock, sessions)
     await ring_unanswered(parts, retries, "1800000007.1", tmp_path, "BUSY", dial_end=False)
     assert await parts.acd.entry("1800000007.1") is None  # released at once
-    clock.now += 600
+    clock += 600
     assert await retries.book_due() == ["1800000007.1-r1"]
 
 
-async def test_two_engines_book_a_due_retry_once(parts: Parts) -> None:
+async def test_two_engines_book_a_due_retry_once(
+    parts: Parts, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     clock = Clock()
-    one, other = retries_of(parts, clock), retries_of(parts, clock)
-    await one.not_answered("1800000006.1", CITIZEN, "report", "BUSY")
-    clock.now += 600
+    one, other = retries_of(parts, clock, sessions, "a"), retries_of(parts, clock, sessions, "b")
+    await one.dialing("1800000006.1", CITIZEN, "report")
+    assert await one.ended("1800000006.1", CITIZEN, "BUSY") is CallbackState.DUE
+    clock += 600
     booked: list[Any] = await asyncio.gather(one.book_due(), other.book_due())
     assert sorted(booked, key=len) == [[], ["1800000006.1-r1"]]
     assert retry_of("1800000006.1-r1") == ("1800000006.1", 1)
     assert retry_of("1800000006.1") == ("1800000006.1", 0)
+
+
+async def test_a_ringing_callback_holds_a_dialer_line_and_a_dead_engines_leg_is_retried(
+    parts: Parts, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = Clock()
+    retries = retries_of(parts, clock, sessions)
+    await retries.dialing("1800000008.1", CITIZEN, "report")
+    async with sessions() as session:
+        assert await lines_in_use(session) == 1  # counted in the revisits' limit
+    assert await retries.book_due() == []
+    clock += 121  # its engine died while the phone rang: due again, not lost
+    assert await retries.book_due() == ["1800000008.1-r1"]
+    async with sessions() as session:
+        assert await lines_in_use(session) == 0
+    await retries.dialing("1800000008.1-r1", CITIZEN, "report")
+    assert await retries.ended("1800000008.1-r1", CITIZEN, "ANSWER") is CallbackState.DONE
+    assert await retries.failed() == []
+
+
+def test_callback_rules() -> None:
+    options = CallbackRetryOptions()  # twice again, ten minutes apart
+    assert (options.retries, options.interval_s) == (2, 600.0)
+    assert after_call(1, "ANSWER", options) is CallbackState.DONE
+    assert after_call(1, "BUSY", options) is CallbackState.DUE
+    assert after_call(3, "NOANSWER", options) is CallbackState.FAILED
+    assert after_call(1, "NOANSWER", CallbackRetryOptions(retries=0)) is CallbackState.FAILED

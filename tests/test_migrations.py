@@ -34,6 +34,7 @@ EXPECTED = {
     "revisits",
     "revisit_attempts",
     "knowledge_entries",
+    "callbacks",
 }
 
 

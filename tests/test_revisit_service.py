@@ -520,3 +520,27 @@ async def test_calls_switched_off_schedule_but_place_nothing(
     assert await quiet.claim("me") == []
     assert (await quiet.show(number))["state"] == "due"
     assert [c.order_number for c in await revisit_service(orders, clock).claim("me")] == [number]
+
+
+async def test_callbacks_ringing_citizens_hold_lines_of_the_one_limit(
+    orders: WorkOrderService, clock: Clock
+) -> None:
+    """One outbound dialer, one limit: queue callbacks whose citizen's phone rings (on the
+    dialer's record) leave fewer lines to revisits."""
+    from queueing.callback_retries import CallbackState, lines_in_use
+    from queueing.tables import CallbackRow
+
+    service = RevisitService(orders.sessions, orders, RevisitPolicy(at_once=True, concurrency=4),
+                             may_dial=lambda n: True, clock=clock,
+                             other_lines=lines_in_use)  # fmt: skip
+    for i in range(4):
+        await reviewed(orders, f"1390000{i:04d}")
+    assert await service.schedule_closed() == 4
+    async with orders.sessions.begin() as session:
+        session.add_all(
+            CallbackRow(call_id=f"cb-{i}", number="13900009999", skill="report", attempts=0,
+                        state=CallbackState.DIALING.value, last_status="", owner="x")
+            for i in range(3)
+        )  # fmt: skip
+    assert len(await service.claim("me")) == 1
+    assert await service.claim("me") == []
