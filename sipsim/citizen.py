@@ -78,6 +78,15 @@ def free_media_port() -> int:
     raise RuntimeError("no four free UDP ports in a row for sipp's media")
 
 
+def media_on(xml: str, rtp_port: int | None) -> str:
+    """``xml`` with its SDP's audio port set to ``rtp_port`` (a socket of the test, e.g.
+    :class:`sipsim.rtp.RtpPhone`: Asterisk's audio goes there instead of to sipp)."""
+    if rtp_port is None:
+        return xml
+    assert "m=audio [media_port]" in xml
+    return xml.replace("m=audio [media_port]", f"m=audio {rtp_port}")
+
+
 def audio_sdp(user: str) -> str:
     """The SDP every emulated phone offers or answers: PCMU, with RFC 4733 telephone events."""
     return f"""      v=0
@@ -177,11 +186,12 @@ def citizen_scenario(
 
 
 def write_scenario(
-    workdir: Path, caller: str, presses: list[Press], hold_ms: int, speak: Speak | None = None
-) -> Path:
+    workdir: Path, caller: str, presses: list[Press], hold_ms: int, speak: Speak | None = None,
+    rtp_port: int | None = None,
+) -> Path:  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"citizen-{caller}-{free_udp_port()}.xml"
-    text = citizen_scenario(caller, presses, hold_ms, workdir, speak)
+    text = media_on(citizen_scenario(caller, presses, hold_ms, workdir, speak), rtp_port)
     scenario.write_text(text, encoding="ISO-8859-1")
     return scenario
 
@@ -201,9 +211,10 @@ async def place_call(
     hold_ms: int = 1000,
     timeout_s: float = 120,
     speak: Speak | None = None,
+    rtp_port: int | None = None,
 ) -> SippResult:
-    """Run one sipp citizen call to completion."""
-    scenario = write_scenario(workdir, caller, presses, hold_ms, speak)
+    """Run one sipp citizen call to completion (its audio to ``rtp_port``, if given)."""
+    scenario = write_scenario(workdir, caller, presses, hold_ms, speak, rtp_port)
     errors = scenario.with_suffix(".errors.log")
     cmd = [
         "sipp", f"{sip_host}:{sip_port}",

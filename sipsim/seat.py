@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipsim.citizen import answer_bye, audio_sdp, free_media_port, free_udp_port
+from sipsim.citizen import answer_bye, audio_sdp, free_media_port, free_udp_port, media_on
 
 _REGISTER_REQUEST = """
   <send retrans="500">
@@ -232,15 +232,18 @@ async def start_seat(
     answer_after_ms: int = 300,
     hangup_after_ms: int | None = None,
     speak: Path | None = None,
+    rtp_port: int | None = None,
 ) -> Seat:
-    """Start the answering UAS (saying ``speak`` once answered, if given) and register the
-    seat with its Contact."""
+    """Start the answering UAS (saying ``speak`` once answered, if given; its audio to
+    ``rtp_port`` instead, if given: :func:`sipsim.citizen.media_on`) and register the seat
+    with its Contact."""
     os.makedirs(workdir, exist_ok=True)
     port = free_udp_port()
     seat = Seat(ext, port, workdir)
     scenario = workdir / f"uas-{ext}-{port}.xml"
     scenario.write_text(
-        uas_scenario(answer, answer_after_ms, hangup_after_ms, speak), encoding="ISO-8859-1"
+        media_on(uas_scenario(answer, answer_after_ms, hangup_after_ms, speak), rtp_port),
+        encoding="ISO-8859-1",
     )
     cmd = [
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),

@@ -25,8 +25,8 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
-from sipsim.citizen import Press, free_udp_port, place_call
-from sipsim.seat import register, start_seat, uas_scenario, unregister
+from sipsim.citizen import Press, free_udp_port, media_on, place_call
+from sipsim.seat import Seat, register, start_seat, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,8 +63,7 @@ async def supervisor_phone(
     s = hotline.settings
     port = free_udp_port()
     scenario = workdir / "supervisor-phone.xml"
-    xml = uas_scenario(True, 200).replace("m=audio [media_port]", f"m=audio {rtp_port}")
-    assert f"m=audio {rtp_port}" in xml
+    xml = media_on(uas_scenario(True, 200), rtp_port)
     scenario.write_text(xml, encoding="ISO-8859-1")
     process = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "2",
@@ -167,24 +166,33 @@ async def test_supervisor_listens_to_a_live_call(
         if not call.done():
             call.cancel()
         transport.close()
-        if phone.returncode is None:
-            phone.terminate()
-            await phone.wait()
-        await register(tmp_path, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
-                       sip_port=s.sip_port, contact_port=phone_port, expires=0)  # fmt: skip
-        await eventually(lambda: _not_on_call(hotline), 30, "the seat to hang up")
-        await hotline.acd.logout(SEAT)
-        password = stored_secret(s.data_dir, f"seat-{SEAT}")
-        await unregister(seat, password, sip_port=s.sip_port)
-        await seat.stop()
+        await release(hotline, tmp_path, phone, phone_port, seat)
+
+
+async def release(
+    hotline: Hotline, workdir: Path, phone: asyncio.subprocess.Process, phone_port: int,
+    seat: Seat,
+) -> None:  # fmt: skip
+    """After a listen-in: the supervisor's phone stopped and unregistered; the seat free
+    again, logged out, unregistered and stopped."""
+    s = hotline.settings
+    if phone.returncode is None:
+        phone.terminate()
+        await phone.wait()
+    await register(workdir, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
+                   sip_port=s.sip_port, contact_port=phone_port, expires=0)  # fmt: skip
+    await eventually(lambda: _not_on_call(hotline, seat.ext), 30, f"seat {seat.ext} to hang up")
+    await hotline.acd.logout(seat.ext)
+    await unregister(seat, stored_secret(s.data_dir, f"seat-{seat.ext}"), sip_port=s.sip_port)
+    await seat.stop()
 
 
 async def _true(value: bool) -> bool:
     return value
 
 
-async def _not_on_call(hotline: Hotline) -> bool:
-    return (await hotline.acd.seat(SEAT)).state not in {SeatState.RINGING, SeatState.ON_CALL}
+async def _not_on_call(hotline: Hotline, ext: str) -> bool:
+    return (await hotline.acd.seat(ext)).state not in {SeatState.RINGING, SeatState.ON_CALL}
 
 
 async def silent_call(
