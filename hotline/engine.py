@@ -56,9 +56,11 @@ from hotline.wiring import (
     knowledge_routes,
     local_workers,
     provision_asterisk,
+    provision_kamailio,
     redis_server,
     redis_url,
     reload_asterisk,
+    reload_kamailio,
     revisits,
     supervisor_routes,
     work_order_routes,
@@ -77,6 +79,7 @@ from knowledge.service import KnowledgeService
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
 from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
+from pbx.kamailio import KamailioProxy
 from pbx.watchdog import AsteriskWatchdog
 from queueing import callback_retries
 from queueing import http as stats_http
@@ -137,6 +140,7 @@ class Hotline:
     dispatcher: Dispatcher = field(init=False)
     queue_route: QueueRoute = field(init=False)
     asterisk: AsteriskInstance | None = None
+    kamailio: KamailioProxy | None = None  # manage_kamailio: the one in front of the boxes
     watchdog: AsteriskWatchdog | None = None  # restarts the local Asterisk when it dies
     _redis_server: RedisServer | None = None  # the hotline's own Redis, if it manages one
     ami: AmiClient = field(init=False)
@@ -205,6 +209,12 @@ class Hotline:
             redis_url(s), socket_timeout=s.network_timeout_s, socket_connect_timeout=2
         )
         stack.push_async_callback(self._redis.aclose)
+
+        if s.manage_kamailio:  # the box that runs the Kamailio in front of all of them
+            kamailio = await asyncio.to_thread(provision_kamailio, s, self.seats)
+            await asyncio.to_thread(kamailio.start)
+            stack.push_async_callback(asyncio.to_thread, kamailio.stop)
+            self.kamailio = kamailio
 
         if s.manage_asterisk:
             asterisk = await asyncio.to_thread(provision_asterisk, s, self.menu, self.seats)
@@ -560,6 +570,9 @@ class Hotline:
         asterisk = ""
         if self.asterisk is not None:
             asterisk = await asyncio.to_thread(reload_asterisk, self.settings, self.menu, seats)
+        if self.kamailio is not None:
+            kamailio = await asyncio.to_thread(reload_kamailio, self.settings, seats)
+            asterisk = f"{asterisk}\n{kamailio}".strip()
         added, updated, removed = await self.acd.register_seats(seats)
         self.seats = seats
         self.dispatcher.kick()

@@ -107,6 +107,8 @@ class Settings:
     kamailio_port: int = 5060
     kamailio_boxes: str = ""
     kamailio_probe_s: int = 2
+    # `hotline up` also provisions, starts and stops that Kamailio (on the box that runs it).
+    manage_kamailio: bool = False
     rtp_port_start: int = 10000
     rtp_port_end: int = 10999
     ami_host: str = "127.0.0.1"

@@ -191,6 +191,17 @@ def provision_kamailio(settings: Settings, seats: SeatsFile | None = None) -> Ka
     return proxy
 
 
+def reload_kamailio(settings: Settings, seats: SeatsFile) -> str:
+    """Re-render Kamailio's configuration and give the running Kamailio the seats (added,
+    changed, removed) without a restart; returns what changed."""
+    previous = kamailio_proxy(settings).configured_seats()
+    proxy = provision_kamailio(settings, seats)
+    passwords = seat_passwords(settings, seats)
+    proxy.update_seats(passwords, previous)
+    gone = sorted(previous - set(passwords))
+    return f"Kamailio: {len(passwords)} seats" + (f", removed {', '.join(gone)}" if gone else "")
+
+
 def reload_asterisk(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> str:
     """Re-render the configuration (seats included) and reload Asterisk: no restart."""
     instance = asterisk_instance(settings)

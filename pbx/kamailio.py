@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 TEMPLATE = PROJECT_DIR / "kamailio-config" / "kamailio.cfg"
 USER = "kamailio"
 BOX_SET = 1  # the dispatcher set of the Asterisk boxes
+_SEAT_LINE = re.compile(r"\$sht\(seats=>([^)]+)\) = ")
 # Kamailio processes this process started, by folder: kept so they are waited for (reaped).
 _children: dict[Path, subprocess.Popen[bytes]] = {}
 
@@ -193,13 +195,32 @@ class KamailioProxy:
 
     def boxes(self) -> str:
         """The boxes and their state as Kamailio sees them (``kamcmd dispatcher.list``)."""
+        return self.rpc("dispatcher.list")
+
+    def rpc(self, *command: str) -> str:
+        """One RPC command through Kamailio's control socket (``kamcmd``); its output.
+        kamcmd takes a digits-only argument for a number: ``s:8001`` is the string."""
         result = subprocess.run(
-            ["kamcmd", "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", "dispatcher.list"],
+            ["kamcmd", "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", *command],
             capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
-        if result.returncode != 0:
+        if result.returncode != 0 or result.stdout.startswith("error:"):
             raise ProvisionError(f"kamcmd: {result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
+
+    def configured_seats(self) -> set[str]:
+        """The seats in the rendered configuration (empty before the first provisioning)."""
+        if not self.config_file.is_file():
+            return set()
+        return set(_SEAT_LINE.findall(self.config_file.read_text(encoding="utf-8")))
+
+    def update_seats(self, passwords: Mapping[str, str], previous: set[str]) -> None:
+        """Give the running Kamailio the seats' passwords and drop the ``previous`` seats no
+        longer there, without a restart (registrations are kept in its memory)."""
+        for ext, password in sorted(passwords.items()):
+            self.rpc("htable.sets", "seats", f"s:{ext}", f"s:{password}")
+        for ext in sorted(previous - set(passwords)):
+            self.rpc("htable.delete", "seats", f"s:{ext}")
 
 
 def ping(host: str, port: int, timeout_s: float = 2.0) -> bool:

@@ -2,12 +2,12 @@
 
 Two boxes, each a ``hotline up`` engine process with its own Asterisk (manage_asterisk),
 bound to 127.0.0.2 and 127.0.0.3, share the test Redis (one ACD prefix) and one database
-(a shared SQLite file). Kamailio on 127.0.0.1 (``hotline kamailio``'s provisioning) is the
-seats' registrar and the citizens' address. Seats register and log in (``*21``) through
-Kamailio; citizens call 12345 through it; every call reaches a seat whichever box took it,
-and both boxes take calls. Then box b dies (kill -9 of its engine and its Asterisk) while a
-seat talks to one of its callers: box a's engine frees that seat, and new calls go to box a,
-still to seats.
+(a shared SQLite file). Kamailio on 127.0.0.1, provisioned and started by box a's engine
+(manage_kamailio), is the seats' registrar and the citizens' address. Seats register and
+log in (``*21``) through Kamailio; citizens call 12345 through it; every call reaches a seat
+whichever box took it, and both boxes take calls. Then box b dies (kill -9 of its engine and
+its Asterisk) while a seat talks to one of its callers: box a's engine frees that seat, and
+new calls go to box a, still to seats.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from hotline.child import READY_LINE, EngineProcess
 from hotline.database import make_engine, make_sessions
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
-from hotline.wiring import asterisk_instance, provision_kamailio
+from hotline.wiring import asterisk_instance, kamailio_proxy
 from pbx.kamailio import KamailioProxy
 from queueing.acd import Acd
 from sipsim.citizen import Press, free_media_port, free_udp_port, place_call, write_scenario
@@ -93,11 +93,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         pytest.fail("kamailio is not installed: run scripts/setup.sh")
     base = tmp_path_factory.mktemp("kamailio")
     boxes = {name: box_settings(base, name, i) for i, name in enumerate(BOXES)}
-    proxy = provision_kamailio(boxes["a"])  # generates the seats' passwords in a's folder
+    boxes["a"] = boxes["a"].replace(manage_kamailio=True)
+    proxy = kamailio_proxy(boxes["a"])
     engines = {name: EngineProcess(s, base / f"engine-{name}.log") for name, s in boxes.items()}
     try:
-        proxy.start()
-        engines["a"].start()
+        engines["a"].start()  # with Kamailio (manage_kamailio); generates the seats' passwords
         started(engines["a"])
         # Every box shares the secrets (seats' passwords, AMI, AGI) and the prompts.
         b = boxes["b"].data_dir

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import PORT_OFFSET
 
 from agents.pjsip import render_pjsip
 from agents.seats import load_seats
-from hotline.settings import PROJECT_DIR
+from hotline.secrets import stored_secret
+from hotline.settings import PROJECT_DIR, Settings
+from hotline.wiring import provision_kamailio, reload_kamailio
 from pbx.kamailio import KamailioConfig, KamailioProxy, parse_boxes
 from pbx.root import ProvisionError
 
@@ -42,3 +46,29 @@ def test_rendered_config_is_accepted_by_kamailio(tmp_path: Path) -> None:
     assert '$sht(seats=>8001) = "secret-8001";' in proxy.config_file.read_text()
     assert proxy.config_file.stat().st_mode & 0o077 == 0  # it holds the seats' passwords
     assert proxy.provision(config) == []
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
+def test_an_edited_seats_file_reaches_the_running_kamailio(tmp_path: Path) -> None:
+    """`hotline seats reload` (the engine's reload_seats) gives Kamailio the seats without a
+    restart: a removed seat can no longer register, the others keep their passwords."""
+    settings = Settings.load(environ={}).replace(
+        data_dir=tmp_path / "var", kamailio_host="127.0.0.1",
+        kamailio_port=7170 + PORT_OFFSET, kamailio_boxes="127.0.0.2:5060",
+    )  # fmt: skip
+    proxy = provision_kamailio(settings, SEATS)
+    proxy.start()
+    try:
+        fewer = dataclasses.replace(SEATS, seats=SEATS.seats[:-1])
+        gone = SEATS.seats[-1].extension
+        assert (
+            reload_kamailio(settings, fewer)
+            == f"Kamailio: {len(fewer.seats)} seats, removed {gone}"
+        )
+        with pytest.raises(ProvisionError, match="doesn't exist"):
+            proxy.rpc("htable.get", "seats", f"s:{gone}")
+        kept = proxy.rpc("htable.get", "seats", "s:8001")
+        assert f"value: {stored_secret(settings.data_dir, 'seat-8001')}" in kept
+        assert proxy.configured_seats() == {seat.extension for seat in fewer.seats}
+    finally:
+        proxy.stop()
