@@ -145,7 +145,9 @@ async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
             assert response.status == 401
 
 
-async def test_no_answer_is_retried_then_answered(revisiting: Hotline, tmp_path: Path) -> None:
+async def test_no_answer_twice_then_answered_on_the_third_call(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
     hotline = revisiting
     silent = await start_phone(tmp_path, uas_scenario(False, 0), "silent")
     try:
@@ -154,14 +156,14 @@ async def test_no_answer_is_retried_then_answered(revisiting: Hotline, tmp_path:
 
         async def retried() -> dict[str, Any] | None:
             view = await revisit_state(hotline, number)
-            return view if view["attempts"] >= 1 and view["state"] == "due" else None
+            return view if view["attempts"] >= 2 and view["state"] == "due" else None
 
-        view = await eventually(retried, 60, "the unanswered attempt to end")
-        assert view["history"][0]["outcome"] in ("no_answer", "failed")
-        assert not view["history"][0]["answered"]
+        view = await eventually(retried, 90, "two unanswered attempts to end")
+        for attempt in view["history"]:
+            assert attempt["outcome"] in ("no_answer", "failed") and not attempt["answered"]
     finally:
         await silent.stop()
-    assert dialled(silent) == [citizen]
+    assert dialled(silent) == [citizen, citizen]
     pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
     phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
     try:
@@ -170,13 +172,72 @@ async def test_no_answer_is_retried_then_answered(revisiting: Hotline, tmp_path:
             view = await revisit_state(hotline, number)
             return view if view["state"] == "done" else None
 
-        view = await eventually(done, 90, "the second attempt's result")
+        view = await eventually(done, 90, "the third attempt's result")
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
-    assert view["attempts"] == 2
-    assert [h["outcome"] for h in view["history"]][1:] == ["completed"]
+    assert view["attempts"] == 3
+    assert [h["outcome"] for h in view["history"]][2:] == ["completed"]
     assert (await hotline.work_orders.get(number)).state is State.REVISITED
+
+
+async def test_no_answer_three_times_goes_to_the_manual_list(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    hotline = revisiting
+    silent = await start_phone(tmp_path, uas_scenario(False, 0), "silent")
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen)
+
+        async def listed() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "manual" else None
+
+        view = await eventually(listed, 120, "the revisit on the manual list")
+        for _ in range(3):  # the dialer goes on: no fourth call
+            await hotline.revisit_dialer.tick()
+        await asyncio.sleep(2)
+    finally:
+        await silent.stop()
+    assert dialled(silent) == [citizen] * 3
+    assert view["attempts"] == 3 and view["manual_reason"] == "attempts_exhausted"
+    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+    async with aiohttp.ClientSession() as web:
+        async with web.get(f"{url}?state=manual", headers=await supervisor_auth(hotline)) as r:
+            assert r.status == 200
+            assert number in [row["order_number"] for row in (await r.json())["revisits"]]
+
+
+async def test_not_resolved_goes_back_for_rework_and_onto_the_supervisors_list(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    """The phone keeps pressing 2: not resolved, satisfied. The order goes back to its
+    department, and the revisit is flagged for the supervisors."""
+    hotline = revisiting
+    phone = await start_phone(
+        tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "twos.pcap", "2" * 90)), "citizen"
+    )
+    try:
+        citizen = new_caller()
+        number = await reviewed_order(hotline, citizen)
+
+        async def done() -> dict[str, Any] | None:
+            view = await revisit_state(hotline, number)
+            return view if view["state"] == "done" else None
+
+        view = await eventually(done, 90, "the revisit's result")
+    finally:
+        await phone.stop()
+    assert dialled(phone) == [citizen]
+    assert view["resolved"] is False and view["attention"] is True
+    order = await hotline.work_orders.get(number)
+    assert order.state is State.DISPATCHED and order.rework_count == 1
+    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+    async with aiohttp.ClientSession() as web:
+        async with web.get(url, headers=await supervisor_auth(hotline)) as r:
+            rows = {row["order_number"]: row for row in (await r.json())["revisits"]}
+    assert rows[number]["attention"] is True
 
 
 async def test_due_outside_calling_hours_waits_until_they_open(
