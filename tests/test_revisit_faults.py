@@ -1,11 +1,14 @@
-"""A revisit call through a real fault: kill -9 of the engine while the citizen is in the
-survey. The next engine on the same data folder records the attempt as interrupted at its
-start and calls again; the second call completes. The engine is a child process (``hotline
-up``, so kill -9 is real) on this module's own Asterisk and the test Redis."""
+"""Revisit calls through real faults and real engine processes (``hotline up`` children, so
+kill -9 is real) on this module's own Asterisk and the test Redis: kill -9 of the engine
+while the citizen is in the survey (the next engine on the same data folder records the
+attempt as interrupted at its start and calls again; the second call completes), and two
+engines on one database and one Redis, both dialling: each citizen's phone (a sipp UAS)
+rings once."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import pytest_asyncio
 from conftest import (
     PORT_OFFSET,
     TEST_ENVIRON,
+    engine_ports,
     engine_settings,
     eventually,
     fast_menu,
@@ -26,6 +30,7 @@ from test_revisit_calls import KEYS, answering_phone, dialled, start_phone
 
 from hotline.child import EngineProcess
 from hotline.database import create_schema, make_engine, make_sessions
+from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from hotline.wiring import provision_asterisk, revisits, work_orders
 from ivr.menu import load_menu
@@ -80,6 +85,19 @@ async def schedule(settings: Settings) -> AsyncIterator[RevisitService]:
     await engine.dispose()
 
 
+async def reviewed(schedule: RevisitService, citizen: str) -> str:
+    """A work order of ``citizen`` taken to ``reviewed``: due for its revisit at once."""
+    orders = schedule.work_orders
+    new = NewWorkOrder(channel="phone", caller_phone=citizen, category="help",
+                       description="fault", lead_department="fault")  # fmt: skip
+    number = (await orders.create(new, LEAD)).number
+    for step in ("dispatch", "sign"):
+        await getattr(orders, step)(number, LEAD)
+    await orders.reply(number, LEAD, "已处理。")
+    await orders.review(number, LEAD, passed=True)
+    return number
+
+
 async def test_engine_killed_during_a_revisit_calls_again_after_restart(
     settings: Settings, schedule: RevisitService, tmp_path: Path
 ) -> None:
@@ -91,14 +109,7 @@ async def test_engine_killed_during_a_revisit_calls_again_after_restart(
         first.start()
         await first.ready()
         citizen = new_caller()
-        orders = schedule.work_orders
-        new = NewWorkOrder(channel="phone", caller_phone=citizen, category="help",
-                           description="fault", lead_department="fault")  # fmt: skip
-        number = (await orders.create(new, LEAD)).number
-        for step in ("dispatch", "sign"):
-            await getattr(orders, step)(number, LEAD)
-        await orders.reply(number, LEAD, "已处理。")
-        await orders.review(number, LEAD, passed=True)
+        number = await reviewed(schedule, citizen)
 
         async def in_survey() -> dict[str, Any] | None:
             try:
@@ -136,3 +147,48 @@ async def test_engine_killed_during_a_revisit_calls_again_after_restart(
     assert dialled(phone) == [citizen] and dialled(silent) == [citizen]
     order = await schedule.work_orders.get(number)
     assert order.state is State.REVISITED and order.satisfaction == "very_satisfied"
+
+
+async def test_two_engines_ring_each_citizens_phone_once(
+    settings: Settings, schedule: RevisitService, tmp_path: Path
+) -> None:
+    """Engines A and B: two processes, one SQLite database, one Redis, one Asterisk (its
+    FastAGI goes to A), both dialling every half second. Orders reviewed together are each
+    placed by one of them, once: the phone receives one INVITE per citizen."""
+    engine_a = EngineProcess(settings, tmp_path / "engine-a.log")
+    b_settings = settings.replace(
+        data_dir=tmp_path / "b", database_url=settings.effective_database_url,
+        agi_port=engine_ports(SHIFT + 7)["agi_port"], web_port=engine_ports(SHIFT + 7)["web_port"],
+        ami_secret=stored_secret(settings.data_dir, "ami_secret"),
+    )  # fmt: skip
+    engine_b = EngineProcess(b_settings, tmp_path / "engine-b.log")
+    phone = await start_phone(
+        tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)), "citizen"
+    )
+    citizens = [new_caller() for _ in range(3)]
+    try:
+        engine_a.start()
+        await engine_a.ready()
+        shutil.copytree(settings.prompts_dir, b_settings.prompts_dir)  # no second synthesis
+        engine_b.start()
+        await engine_b.ready()
+        numbers = [await reviewed(schedule, citizen) for citizen in citizens]
+
+        async def done() -> list[dict[str, Any]] | None:
+            views = []
+            for number in numbers:
+                try:
+                    views.append(await schedule.show(number))
+                except NotFound:
+                    return None
+            return views if all(v["state"] == "done" for v in views) else None
+
+        views = await eventually(done, 120, "every revisit's result")
+    finally:
+        for engine in (engine_a, engine_b):
+            engine.stop()
+        await phone.stop()
+    assert sorted(dialled(phone)) == sorted(citizens)  # one INVITE each
+    assert [[h["outcome"] for h in v["history"]] for v in views] == [["completed"]] * 3
+    placed = engine_a.text().count(": calling") + engine_b.text().count(": calling")
+    assert placed == 3, (engine_a.text()[-2000:], engine_b.text()[-2000:])
