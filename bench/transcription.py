@@ -141,23 +141,31 @@ def jobs_report(model_dir: Path, counts: list[int], sides: int, side_s: float) -
         server = RedisServer(folder / "redis", _free_port(), f"bench-{os.getpid()}")
         server.start()
         try:
-            rows = [(n, *asyncio.run(bench_jobs(model_dir, folder, files, n, server.url)))
-                    for n in counts]  # fmt: skip
+            rows = []
+            for n in counts:
+                load = os.getloadavg()[0]
+                rows.append((n, *asyncio.run(bench_jobs(model_dir, folder, files, n, server.url)),
+                             (load + os.getloadavg()[0]) / 2))  # fmt: skip
         finally:
             server.stop()
     base = audio / rows[0][1]
     print(f"{'workers':>7} {'wall s':>7} {'call-h/h':>9} {'call-h/core-h':>14} "
-          f"{'call-h/CPU-h':>13} {'scaling':>8} {'drain 1,100 call-h':>19}")  # fmt: skip
-    for workers, wall, cpu in rows:
+          f"{'call-h/CPU-h':>13} {'scaling':>8} {'drain 1,100 call-h':>19} "
+          f"{'box load':>8}")  # fmt: skip
+    for workers, wall, cpu, load in rows:
         # A call-hour is two sides of an hour each: a side-hour is half a call-hour.
         call_h_per_h = audio / wall / 2
         busy_cores = min(workers, cores)
         drain_h = CHENGDU_DAILY_CALL_HOURS / call_h_per_h
         print(f"{workers:>7} {wall:>7.1f} {call_h_per_h:>9.2f} {call_h_per_h / busy_cores:>14.2f} "
               f"{audio / cpu / 2:>13.2f} {audio / wall / base:>7.2f}x "
-              f"{drain_h:>9.0f} h ({drain_h / 24:4.1f} d)")  # fmt: skip
+              f"{drain_h:>9.0f} h ({drain_h / 24:4.1f} d) {load:>8.1f}")  # fmt: skip
+    per_cpu_h = audio / sum(row[2] for row in rows) * len(rows) / 2
     print(f"(core-hours: wall x min(workers, {cores} cores); CPU-hours: the workers' own CPU "
-          "time; other processes on this box share the same cores)")  # fmt: skip
+          "time; box load: the 1-minute load average during the run, other processes share "
+          f"the {cores} cores)\nChengdu's day ({CHENGDU_DAILY_CALL_HOURS:,.0f} call-hours) in "
+          f"24 h needs about {CHENGDU_DAILY_CALL_HOURS / per_cpu_h / 24:.0f} cores of workers "
+          f"at {per_cpu_h:.2f} call-hours per CPU-hour (mean of the runs)")  # fmt: skip
 
 
 def _free_port() -> int:

@@ -174,9 +174,10 @@ class JobWorker:
             worker = dramatiq.Worker(broker, queues={queue}, worker_threads=threads,
                                      worker_timeout=500)  # fmt: skip
             worker.queue_prefetch = 1
-            worker.start()
             self.brokers.append(broker)
             self.workers.append(worker)
+        for worker in self.workers:  # the jobs' bodies find both brokers from the first one
+            worker.start()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         log.info("transcription worker pid %d on %s and %s (model %s, recordings %s)",
                  os.getpid(), files_queue(c.prefix), live_queue(c.prefix), c.model_dir,

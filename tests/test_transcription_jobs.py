@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import eventually
+from conftest import TEST_REDIS_URL, drop_keys, eventually
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from test_intake_kill import Engine, a_recorded_call, engine_env, long_speech, orders_of
 
 from intake.outbox import Outbox
 from speech import default_test_model
+from speech.jobs import TranscriptionJobs, make_broker, transcript_key
+from speech.model import load_model
+from speech.stream import StreamRecogniser
 from workorders.models import WorkOrderRow
 
 pytestmark = [pytest.mark.slow]
@@ -34,11 +39,16 @@ def hotline_worker(env: dict[str, str], log: Path) -> Engine:
     return Engine(env, log, command="worker")
 
 
-def jobs_env(tmp_path: Path, model: Path, **changes: str) -> dict[str, str]:
-    env = engine_env(tmp_path, model)
-    env["HOTLINE_ACD_PREFIX"] = f"hotline-test-{uuid.uuid4().hex[:8]}-jobs:acd:"
-    env.update(changes)
-    return env
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    """A Redis prefix of the test's own; its queues, results and streams go afterwards."""
+    name = f"hotline-test-{uuid.uuid4().hex[:8]}-jobs:acd:"
+    yield name
+    await drop_keys(redis, name)
+
+
+def jobs_env(tmp_path: Path, model: Path, prefix: str, **changes: str) -> dict[str, str]:
+    return engine_env(tmp_path, model) | {"HOTLINE_ACD_PREFIX": prefix} | changes
 
 
 async def transcript_of(database: AsyncEngine, call_id: str) -> str:
@@ -64,13 +74,13 @@ async def database(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_the_engines_own_worker_transcribes_what_its_intake_enqueued(
-    tmp_path: Path, model: Path, database: AsyncEngine
+    tmp_path: Path, model: Path, database: AsyncEngine, prefix: str
 ) -> None:
     """`hotline up` out of the box: it starts a `hotline worker` itself."""
     speech = await asyncio.to_thread(long_speech, tmp_path, 1)
     call_id = f"1772616600.{uuid.uuid4().int % 100000}"
     outbox = a_recorded_call(tmp_path, speech, call_id)
-    engine = Engine(jobs_env(tmp_path, model), tmp_path / "engine.log")
+    engine = Engine(jobs_env(tmp_path, model, prefix), tmp_path / "engine.log")
     try:
         await eventually(lambda: orders_of(database, call_id), 120, "the work order")
         worker_pids = [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in
@@ -87,12 +97,12 @@ async def test_the_engines_own_worker_transcribes_what_its_intake_enqueued(
 
 @pytest.mark.fault
 async def test_a_worker_killed_mid_job_loses_nothing_and_the_order_is_drafted_once(
-    tmp_path: Path, model: Path, database: AsyncEngine
+    tmp_path: Path, model: Path, database: AsyncEngine, prefix: str
 ) -> None:
     speech = await asyncio.to_thread(long_speech, tmp_path)  # about 40 s per side
     call_id = f"1772616600.{uuid.uuid4().int % 100000}"
     outbox = a_recorded_call(tmp_path, speech, call_id)
-    env = jobs_env(tmp_path, model, HOTLINE_TRANSCRIPTION_LOCAL_WORKERS="false",
+    env = jobs_env(tmp_path, model, prefix, HOTLINE_TRANSCRIPTION_LOCAL_WORKERS="false",
                    HOTLINE_TRANSCRIPTION_LEASE_S="4")  # fmt: skip
     engine = Engine(env, tmp_path / "engine.log")
     first = hotline_worker(env, tmp_path / "first-worker.log")
@@ -117,6 +127,44 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_the_order_is_drafted_on
     transcript = await transcript_of(database, call_id)
     assert transcript.startswith("caller: ") and "operator: " in transcript
     assert await orders_of(database, call_id) == 1
+
+
+async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
+    tmp_path: Path, model: Path, redis: Redis, prefix: str
+) -> None:
+    """The stream capture's path: frames in the side's Redis stream, live results in the
+    call's, the whole side as the job's result: the words a recogniser fed the same frames
+    here hears, nothing lost or reordered on the way; the recorded side is transcribed too."""
+    speech = await asyncio.to_thread(long_speech, tmp_path, 1)
+    recorded = tmp_path / "recordings" / "side.wav"
+    recorded.parent.mkdir()
+    recorded.write_bytes(speech.read_bytes())
+    with wave.open(str(speech)) as wav:
+        pcm = wav.readframes(wav.getnframes())
+    env = jobs_env(tmp_path, model, prefix)
+    jobs = TranscriptionJobs(make_broker(TEST_REDIS_URL, prefix, 20), redis, prefix,
+                             recorded.parent)  # fmt: skip
+    worker = hotline_worker(env, tmp_path / "worker.log")
+    try:
+        await jobs.start_stream("1772616600.5", "caller")
+        for start in range(0, len(pcm), 3200):  # 200 ms at a time, as a capture would batch
+            await jobs.feed("1772616600.5", "caller", pcm[start : start + 3200])
+        await jobs.end_stream("1772616600.5", "caller")
+        live = await jobs.stream_result("1772616600.5", "caller", timeout_s=120)
+        from_file = await asyncio.wait_for(jobs.transcribe(recorded), 120)
+    finally:
+        worker.stop()
+        jobs.broker.close()
+    here = StreamRecogniser(await asyncio.to_thread(load_model, model))
+    for start in range(0, len(pcm), 3200):
+        await asyncio.to_thread(here.feed, pcm[start : start + 3200])
+    assert live.words and live == here.finish()
+    assert from_file.words and from_file.duration == live.duration
+    assert live.duration == pytest.approx(len(pcm) / 16000, abs=0.01)
+    events = await redis.xrange(transcript_key(prefix, "1772616600.5"))
+    kinds = [fields[b"kind"].decode() for _id, fields in events]
+    assert "partial" in kinds and kinds[-1] == "final"  # "words" when an utterance ends
+    assert events[-1][1][b"text"].decode() == live.text
 
 
 async def _says(worker: Engine, text: str) -> bool:
