@@ -28,6 +28,8 @@ from web.openapi import openapi_document
 
 STAFF_TOKEN = "fuzz-operator-token"
 SUPERVISOR_TOKEN = "fuzz-supervisor-token"
+# a recorded announcement's body is a WAV file's bytes: sent as they are
+schemathesis.serializer.alias("audio/wav", "application/octet-stream")
 schema = schemathesis.openapi.from_dict(openapi_document())
 ONE_SHAPE = openapi_document()["components"]["schemas"]["Error"]
 GEOREPORT = openapi_document()["components"]["schemas"]["GeoReportErrors"]
