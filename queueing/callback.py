@@ -146,14 +146,12 @@ class CallbackRinger:
         dial = self.options.dial.format(number=number)
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
-        dialling = False
+        await self.schedule.dialing(call_id, number, skill)  # a line of the outbound dialer
         try:
             await agi.set_variable("CALLERID(num)", self.options.hotline_number)
             if self.options.recordings_dir is not None:  # intake's files, from the seat's side
                 files = recording_files(self.options.recordings_dir, call_id, datetime.now(UTC))
                 await agi.command(f"EXEC MixMonitor {mixmonitor_args(files, on_seat_channel=True)}")
-            await self.schedule.dialing(call_id, number, skill)
-            dialling = True
             task = asyncio.ensure_future(
                 agi.command(f"EXEC Dial {dial},{_CITIZEN_RING_S}", deadline_s=4 * 3600)
             )
@@ -184,7 +182,7 @@ class CallbackRinger:
                 await self.schedule.ended(call_id, number, status or "FAILED")
         except CallerHungUp:
             log.info("%s: seat hung up", who)
-            if dialling and connected is None:  # the citizen was not reached: again later
+            if connected is None:  # the citizen was not reached: again later
                 await self.schedule.ended(call_id, number, "CANCEL")
         finally:
             self.dials.forget(agi.call.uniqueid)

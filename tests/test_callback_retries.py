@@ -16,7 +16,14 @@ from typing import Any, cast
 
 import pytest
 import test_acd_routes as routes
-from fake_channel import FakeChannel, agi_call, command, get_variable, set_variable
+from fake_channel import (
+    FakeChannel,
+    agi_call,
+    command,
+    get_variable,
+    hang_up,
+    set_variable,
+)
 from sql_databases import KINDS, fresh_database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from test_acd_routes import CITIZEN, CITIZEN_DIAL, NUMBERS, NoAmi, Parts, booked_callback
@@ -143,6 +150,26 @@ async def test_a_busy_citizen_is_retried_when_dials_reply_comes_before_dialend(
     assert await parts.acd.entry("1800000007.1") is None  # released at once
     clock += 600
     assert await retries.book_due() == ["1800000007.1-r1"]
+
+
+async def test_a_seat_hanging_up_before_the_citizen_answered_leaves_the_callback_due(
+    parts: Parts, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    clock = Clock()
+    retries = retries_of(parts, clock, sessions)
+    await booked_callback(parts, "1800000009.1", CITIZEN)
+    seat = agi_call("1800000009.9", channel="PJSIP/8001-0000000a", caller="8001",
+                    script="callback", args=("1800000009.1", CITIZEN, "report"))  # fmt: skip
+    channel = FakeChannel(seat, [hang_up()])  # the operator hung up at once
+    ringer = CallbackRinger(
+        parts.acd, cast(AmiClient, NoAmi()), parts.dispatcher, parts.dials,
+        Listeners([parts.seen]),
+        CallbackOptions(dial=CITIZEN_DIAL, numbers=callback_number_rule(NUMBERS)), retries,
+    )  # fmt: skip
+    await asyncio.wait_for(ringer.run(channel), 5)
+    assert await parts.acd.entry("1800000009.1") is None  # the seat is released
+    clock += 600
+    assert await retries.book_due() == ["1800000009.1-r1"]
 
 
 async def test_two_engines_book_a_due_retry_once(
