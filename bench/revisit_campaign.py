@@ -34,7 +34,8 @@ from sipsim.dtmf import write_dtmf_pcap
 from workorders.orders import Actor, NewWorkOrder, Role
 
 LEAD = Actor("bench", Role.SUPERVISOR)
-OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0")) + 300
+# off the test engines' ports (tests/test_revisit_faults.py is at 300), so both can run at once
+OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0")) + 350
 PHONE_PORT = 15399 + OFFSET
 
 
