@@ -95,7 +95,8 @@ def audio_key(prefix: str, call_id: str, side: str) -> str:
 
 
 def transcript_key(prefix: str, call_id: str) -> str:
-    """Redis stream of a live call's results: ``side``, ``kind`` (partial/words/final), ..."""
+    """Redis stream of a live call's results: ``side``, ``kind`` (heard: as it changes; final),
+    ``text`` (the completed utterances so far), ``partial`` (Vosk's guess at the current one)."""
     return f"{prefix}transcript:{call_id}"
 
 

@@ -13,11 +13,13 @@ be taken again after the lease, like a killed worker's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from speech.jobs import (
     result_key,
     transcript_key,
 )
+from speech.live import Heard, consume_side
 from speech.model import load_model
 from speech.stream import StreamRecogniser
 from speech.transcriber import Transcriber
@@ -92,38 +95,40 @@ class JobWorker:
         return transcript.to_dict()
 
     def transcribe_stream(self, call_id: str, side: str) -> dict[str, Any]:
-        """One live side: read its audio stream from the start (a retry reads it again),
-        publish completed utterances and partial guesses, return the side at ``end``."""
+        """One live side: its audio stream read from the start (a retry reads it again) into
+        :func:`speech.live.consume_side`, what is heard so far published as it changes,
+        the whole side returned at ``end``. Runs on an event loop of its own (this thread)."""
         broker = self.brokers[1]
         done = self._taken(broker)
         if done is not None:
             return done
         redis: Any = broker.client  # blocking redis-py (its stubs' unions are of no help here)
-        source = audio_key(self.config.prefix, call_id, side)
         results = transcript_key(self.config.prefix, call_id)
-        recogniser = StreamRecogniser(self.model)
-        last, ended = "0", False
-        while not ended:
-            block_ms = int(self.config.stream_idle_s * 1000)
-            batch = redis.xread({source: last}, count=50, block=block_ms)
+
+        def heard(what: Heard) -> None:
+            self._publish(redis, results, side, "heard", what.text, what.partial)
+
+        frames = self._frames(redis, audio_key(self.config.prefix, call_id, side), call_id, side)
+        transcript = asyncio.run(consume_side(frames, StreamRecogniser(self.model), heard))
+        self._publish(redis, results, side, "final", transcript.text, "")
+        return transcript.to_dict()
+
+    async def _frames(
+        self, redis: Any, source: str, call_id: str, side: str
+    ) -> AsyncIterator[bytes]:
+        """The side's audio from its Redis stream until ``end`` (or silence for too long)."""
+        last, block_ms = "0", int(self.config.stream_idle_s * 1000)
+        while True:
+            batch = await asyncio.to_thread(redis.xread, {source: last}, count=50, block=block_ms)
             if not batch:
                 log.warning("call %s %s side: no audio for %.0f s; finishing it", call_id, side,
                             self.config.stream_idle_s)  # fmt: skip
-                break
+                return
             for entry_id, fields in batch[0][1]:
                 last = entry_id
                 if b"end" in fields:
-                    ended = True
-                    break
-                words = recogniser.feed(fields.get(b"pcm", b""))
-                if words:
-                    self._publish(redis, results, side, "words", " ".join(w.text for w in words),
-                                  [w.__dict__ for w in words])  # fmt: skip
-                elif partial := recogniser.partial:
-                    self._publish(redis, results, side, "partial", partial, [])
-        transcript = recogniser.finish()
-        self._publish(redis, results, side, "final", transcript.text, [])
-        return transcript.to_dict()
+                    return
+                yield fields.get(b"pcm", b"")  # entry by entry: Vosk hears what was sent
 
     def _taken(self, broker: RedisBroker) -> dict[str, Any] | None:
         """Count this delivery; the stored result if the job was done already (asked twice).
@@ -148,12 +153,9 @@ class JobWorker:
         return None
 
     @staticmethod
-    def _publish(
-        redis: Any, key: str, side: str, kind: str, text: str, words: list[dict[str, Any]]
-    ) -> None:
+    def _publish(redis: Any, key: str, side: str, kind: str, text: str, partial: str) -> None:
         with redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"side": side, "kind": kind, "text": text,
-                            "words": json.dumps(words, ensure_ascii=False)})  # fmt: skip
+            pipe.xadd(key, {"side": side, "kind": kind, "text": text, "partial": partial})
             pipe.expire(key, STREAM_TTL_S)
             pipe.execute()
 

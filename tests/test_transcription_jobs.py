@@ -163,7 +163,7 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
     assert live.duration == pytest.approx(len(pcm) / 16000, abs=0.01)
     events = await redis.xrange(transcript_key(prefix, "1772616600.5"))
     kinds = [fields[b"kind"].decode() for _id, fields in events]
-    assert "partial" in kinds and kinds[-1] == "final"  # "words" when an utterance ends
+    assert "heard" in kinds and kinds[-1] == "final"
     assert events[-1][1][b"text"].decode() == live.text
 
 
