@@ -91,6 +91,7 @@ from queueing.callback import CallbackOptions, CallbackRinger, callback_number_r
 from queueing.callback_retries import CallbackRetryOptions, CallbackSchedule
 from queueing.channels import ami_channels, seat_channel
 from queueing.connector import QueueOptions, QueueRoute
+from queueing.consult import Consultations
 from queueing.dialing import DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
 from queueing.native import OPS as NATIVE_QUEUE_EVENTS
@@ -149,6 +150,7 @@ class Hotline:
     announcements: Announcements = field(init=False)
     work_orders: WorkOrderService = field(init=False)
     transfers: Transfers = field(init=False)  # of a seat's caller (desk, softphone)
+    consultations: Consultations = field(init=False)  # attended transfers
     accounts: AccountsWeb = field(init=False)
     intake: Intake = field(init=False)
     transcription_workers: LocalWorkers | None = None  # this box's `hotline worker` processes
@@ -405,6 +407,8 @@ class Hotline:
                                    department_numbers=numbers,
                                    on_transferred=onward.transferred)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
+        self.consultations = Consultations(self.transfers, self.ami.action)
+        self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
         self.ami.on("Hangup", onward.on_hangup)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions
@@ -525,6 +529,7 @@ class Hotline:
         stats_http.add_routes(app, self.stats)
         callback_retries.add_routes(app, self.callback_retries)
         transfer_http.add_routes(app, self.transfers)
+        app.router.add_routes(self.consultations.routes())
 
     def _supervisor_controls(self, app: web.Application) -> None:
         """A supervisor's listen-in on a seat's call, and the announcements before the menu."""

@@ -15,12 +15,15 @@ on in the dialplan:
   and hears it ring: the caller stays on the line until the other side answers and is then
   bridged to it; unanswered, back to the operator queue. Only numbers in the
   ``emergency_numbers`` setting are dialled;
+- ``number:<number>`` (a department's number) → ``hotline-transfer,number-<number>``: the
+  same as an emergency number, for the numbers a three-way call may dial;
 - ``three-way:<number>`` (a department's number): Redirect moves the citizen's and the
   seat's channel together (ExtraChannel) into a ConfBridge named after the call, and AMI
   Originate (class ``originate``) dials the number through the trunk into the same room.
   Only numbers the callback rule would call (local, never international or premium:
   ``callback_number_pattern``) are dialled. The ACD counts the seat's call completed then.
 
+An attended transfer (consult first, then complete or cancel) is :mod:`queueing.consult`.
 The recording goes on with the caller (:mod:`intake.onward`, told before the channel moves):
 the second party is in the call's one recording and work order.
 
@@ -40,7 +43,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +63,7 @@ from web.params import json_object, text_field
 
 log = logging.getLogger(__name__)
 
-KINDS = ("queue", "seat", "emergency", "three-way")
+KINDS = ("queue", "seat", "emergency", "three-way", "number")
 
 # Moves a channel to (context, extension, priority 1) of the dialplan: AMI Redirect; the
 # last argument, if not empty, a second channel moved with it (ExtraChannel).
@@ -105,8 +109,9 @@ def parse_target(
     emergency: tuple[str, ...],
     department_numbers: re.Pattern[str] | None = None,
 ) -> Target:
-    """``queue:<skill>``, ``seat:<ext>``, ``emergency:<number>`` or ``three-way:<number>`` (a
-    number ``department_numbers`` matches whole); ValueError otherwise."""
+    """``queue:<skill>``, ``seat:<ext>``, ``emergency:<number>``, ``number:<number>`` or
+    ``three-way:<number>`` (a number ``department_numbers`` matches whole); ValueError
+    otherwise."""
     kind, _, name = text.partition(":")
     if kind == "queue":
         skills = {skill for seat in seats.seats for skill, _ in seat.skills}
@@ -118,12 +123,12 @@ def parse_target(
     elif kind == "emergency":
         if name not in emergency:
             raise ValueError(f"{name!r} is not an emergency number: one of {', '.join(emergency)}")
-    elif kind == "three-way":
+    elif kind in ("three-way", "number"):
         if department_numbers is None or not department_numbers.fullmatch(name):
-            raise ValueError(f"{name!r} is not a number the hotline may dial for a three-way call")
+            raise ValueError(f"{name!r} is not a number the hotline may dial for a {kind} call")
     else:
-        raise ValueError(f"transfer to {text!r}: queue:<skill>, seat:<ext>, emergency:<number> "
-                         "or three-way:<number>")  # fmt: skip
+        raise ValueError(f"transfer to {text!r}: queue:<skill>, seat:<ext>, emergency:<number>, "
+                         "number:<number> or three-way:<number>")  # fmt: skip
     return Target(kind, name)
 
 
@@ -188,27 +193,31 @@ class Transfers:
         """Move the citizen connected to ``seat`` to ``target``; ``who`` asked for it."""
         if target.kind == "seat" and target.name == seat:
             raise ValueError(f"seat {seat} cannot transfer a call to itself")
+        call_id, record = await self.connected_call(seat)
+        self.on_transferred(call_id)
+        if target.kind == "three-way":
+            await self._three_way(seat, call_id, record["channel"], target.name)
+        else:
+            context, exten = target.dialplan()
+            await self.redirect(record["channel"], context, exten, "")
+        await self.calls.add_step_to(
+            call_id, JourneyStep("transfer", node=target.text, detail=f"from seat {seat} by {who}")
+        )
+        log.info("call %s from %s transferred from seat %s to %s by %s", call_id,
+                 mask_number(record["caller_number"] or "unknown"), seat, target.text,
+                 who)  # fmt: skip
+        self.kick()
+        return {"call_id": call_id, "from": seat, "to": target.text, "by": who}
+
+    async def connected_call(self, seat: str) -> tuple[str, dict[str, Any]]:
+        """The call id and call record of the citizen connected to ``seat``."""
         status = await self.acd.seat(seat)
         if status.state is not SeatState.ON_CALL or not status.call_id:
             raise TransferRefused(f"seat {seat} has no connected call ({status.state.value})")
         record = await self.calls.get(status.call_id)
         if record is None:
             raise TransferRefused(f"seat {seat}: call {status.call_id} has no call record")
-        self.on_transferred(status.call_id)
-        if target.kind == "three-way":
-            await self._three_way(seat, status.call_id, record["channel"], target.name)
-        else:
-            context, exten = target.dialplan()
-            await self.redirect(record["channel"], context, exten, "")
-        await self.calls.add_step_to(
-            status.call_id,
-            JourneyStep("transfer", node=target.text, detail=f"from seat {seat} by {who}"),
-        )
-        log.info("call %s from %s transferred from seat %s to %s by %s", status.call_id,
-                 mask_number(record["caller_number"] or "unknown"), seat, target.text,
-                 who)  # fmt: skip
-        self.kick()
-        return {"call_id": status.call_id, "from": seat, "to": target.text, "by": who}
+        return status.call_id, record
 
     async def _three_way(self, seat: str, call_id: str, caller_channel: str, number: str) -> None:
         """Citizen and seat into the call's conference room, then the number dialled into it."""
@@ -246,20 +255,30 @@ class Transfers:
     async def post(self, request: web.Request) -> web.Response:
         seat = request.match_info["ext"]
         body = await json_object(request)
-        user = current_user(request)
-        who = user.name if user is not None else "staff"
-        try:
+        with http_errors():
             target = self.target(text_field(body, "to", max_length=64))
-            done = await self.transfer(seat, target, who)
-        except TransferRefused as exc:
-            raise HttpError(409, "no_call", str(exc)) from None
-        except AmiActionError as exc:  # the call ended meanwhile, say
-            raise HttpError(409, "transfer_failed", f"Asterisk refused: {exc}") from None
-        except (AmiUnavailable, TimeoutError) as exc:
-            raise HttpError(503, "pbx_unavailable", f"Asterisk not reachable: {exc}") from None
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+            done = await self.transfer(seat, target, who_asks(request))
         return web.json_response(done)
+
+
+def who_asks(request: web.Request) -> str:
+    user = current_user(request)
+    return user.name if user is not None else "staff"
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """A transfer's refusals as the API's errors (409, 503, 400)."""
+    try:
+        yield
+    except TransferRefused as exc:
+        raise HttpError(409, "no_call", str(exc)) from None
+    except AmiActionError as exc:  # the call ended meanwhile, say
+        raise HttpError(409, "transfer_failed", f"Asterisk refused: {exc}") from None
+    except (AmiUnavailable, TimeoutError) as exc:
+        raise HttpError(503, "pbx_unavailable", f"Asterisk not reachable: {exc}") from None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def add_routes(app: web.Application, transfers: Transfers) -> None:

@@ -139,6 +139,54 @@ def uas_scenario(
 """
 
 
+_OK = """  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def refer_scenario(refer_to: str, after_ms: int, sip_port: int) -> str:
+    """A seat's softphone pressing its own transfer button: it answers, waits ``after_ms``,
+    sends REFER (``Refer-To: sip:<refer_to>@127.0.0.1:<sip_port>``, a blind transfer),
+    answers Asterisk's NOTIFYs on the transfer's progress, and Asterisk's BYE."""
+    uas = uas_scenario(True, 300, hangup_after_ms=after_ms)
+    head = uas[: uas.index('  <send retrans="500">\n    <![CDATA[\n      BYE')]
+    return (
+        head
+        + f"""  <send retrans="500">
+    <![CDATA[
+      REFER [$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:seat@[local_ip]:[local_port]>;tag=[pid]seat[call_number]
+      To: [$remote]
+      Call-ID: [call_id]
+      CSeq: 2 REFER
+      Contact: <sip:seat@[local_ip]:[local_port]>
+      Refer-To: <sip:{refer_to}@127.0.0.1:{sip_port}>
+      Referred-By: <sip:seat@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="202"/>
+  <label id="wait"/>
+  <recv request="NOTIFY" optional="true" next="notified"/>
+  <recv request="BYE"/>
+{_OK.replace("<send>", '<send next="done">', 1)}  <label id="notified"/>
+{_OK.replace("<send>", '<send next="wait">', 1)}  <label id="done"/>
+</scenario>
+"""
+    )
+
+
 @dataclass
 class Seat:
     """A registered, answering softphone; ``invites`` are the INVITEs it received."""

@@ -230,7 +230,8 @@ async def drop_acd_keys(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 def ami_events(hotline: Hotline) -> AmiEvents:
     events = AmiEvents()
-    for name in ("AGIExecStart", "QueueCallerJoin", "Hangup", "DialBegin", "BridgeEnter"):
+    for name in ("AGIExecStart", "QueueCallerJoin", "Hangup", "DialBegin", "BridgeEnter",
+                 "BridgeLeave"):  # fmt: skip
         hotline.ami.on(name, events.record)
     return events
 

@@ -47,16 +47,20 @@ def test_anything_else_is_refused(text: str) -> None:
         parse_target(text, SEATS, EMERGENCY)
 
 
-def test_a_three_way_call_dials_only_numbers_the_callback_rule_would_call() -> None:
+@pytest.mark.parametrize("kind", ["three-way", "number"])
+def test_a_department_number_is_dialled_only_if_the_callback_rule_would_call_it(
+    kind: str,
+) -> None:
+    """A three-way call, or a transfer (blind or attended) to a department's number."""
     rule = callback_number_rule(Settings().callback_number_pattern)
-    assert parse_target("three-way:02988886666", SEATS, EMERGENCY, rule) == Target(
-        "three-way", "02988886666"
+    assert parse_target(f"{kind}:02988886666", SEATS, EMERGENCY, rule) == Target(
+        kind, "02988886666"
     )
     for number in ("0012025550100", "19001234567", "110", "", "88886666;x"):
         with pytest.raises(ValueError):
-            parse_target(f"three-way:{number}", SEATS, EMERGENCY, rule)
-    with pytest.raises(ValueError):  # no rule: no three-way calls at all
-        parse_target("three-way:02988886666", SEATS, EMERGENCY)
+            parse_target(f"{kind}:{number}", SEATS, EMERGENCY, rule)
+    with pytest.raises(ValueError):  # no rule: no department numbers at all
+        parse_target(f"{kind}:02988886666", SEATS, EMERGENCY)
 
 
 def test_the_emergency_setting_takes_digits_only() -> None:

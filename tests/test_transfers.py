@@ -34,10 +34,11 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from intake.recording import IntakeResult
+from pbx.ami import AmiActionError
 from queueing.transfer import Target, transfer_codes
 from sipsim.citizen import free_udp_port
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
-from sipsim.seat import Seat, register, run_uas, uas_scenario, unregister
+from sipsim.seat import Seat, refer_scenario, register, run_uas, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -298,6 +299,48 @@ async def test_a_seat_transfers_its_caller_from_the_softphone_with_hash_1(
         await first.stop()
 
 
+async def test_a_seat_transfers_its_caller_with_its_softphones_refer(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Seat 8001's softphone (sipp) answers, then sends REFER to the code of queue business:
+    Asterisk moves the caller there (its NOTIFYs and BYE end the seat's part), seat 8003
+    answers, and the BlindTransfer event puts the step on the call record as REFER."""
+    s = hotline.settings
+    [code] = [c for c, t in transfer_codes(hotline.acd.seats, ()).items()
+              if t == Target("queue", "business")]  # fmt: skip
+    phones = await seats("8003")
+    first = await run_uas(tmp_path, "8001", free_udp_port(),
+                          refer_scenario(code, 2000, s.sip_port))  # fmt: skip
+    try:
+        await asyncio.sleep(0.2)
+        await register(tmp_path, "8001", stored_secret(s.data_dir, "seat-8001"),
+                       sip_port=s.sip_port, contact_port=first.port, expires=3600)  # fmt: skip
+        await hotline.acd.login("8001", "2468")
+        hotline.dispatcher.kick()
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 30_000)
+
+        async def at_second_seat() -> bool:
+            return any(e.type == "connect" and e.seat == "8003"
+                       for e in await call_events(hotline, caller))  # fmt: skip
+
+        await eventually(at_second_seat, 40, "the caller transferred by REFER to reach 8003")
+        assert phones["8003"].callers() == [caller]
+
+        async def recorded() -> list[tuple[str, str]]:
+            return await journey_transfers(hotline, call_id)
+
+        steps = await eventually(recorded, 10, "the transfer on the call record")
+        assert steps == [("queue:business", "from seat 8001 by softphone (REFER)")]
+        await call
+    finally:
+        await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
+        await hotline.acd.logout("8001")
+        await unregister(first, stored_secret(s.data_dir, "seat-8001"), sip_port=s.sip_port)
+        await first.stop()
+
+
 async def _not_on_call(hotline: Hotline, ext: str) -> bool:
     return (await hotline.acd.seat(ext)).state not in {SeatState.RINGING, SeatState.ON_CALL}
 
@@ -326,6 +369,7 @@ async def test_a_three_way_call_puts_caller_seat_and_department_in_one_bridge(
 ) -> None:
     department = "02988886666"  # a local number: the callback rule would call it
     office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
+    call_id = ""
     try:
         await seats("8001")
         caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
@@ -353,7 +397,19 @@ async def test_a_three_way_call_puts_caller_seat_and_department_in_one_bridge(
             (f"three-way:{department}", "from seat 8001 by e2e-op-8001")
         ]
     finally:
+        await end_room(hotline, ami_events, call_id)
         await office.stop()
+
+
+async def end_room(hotline: Hotline, events: AmiEvents, call_id: str) -> None:
+    """Hang up what is left of a three-way room once the citizen has gone: the seat and the
+    department would talk on (the room lasts while two remain), keeping the seat busy for
+    the tests that follow."""
+    for channel in _bridge_of(events, call_id):
+        try:
+            await hotline.ami.action({"Action": "Hangup", "Channel": channel})
+        except AmiActionError:
+            pass  # already gone
 
 
 def _bridge_of(events: AmiEvents, call_id: str) -> set[str]:

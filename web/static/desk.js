@@ -192,6 +192,31 @@ async function transfer(to) {
   } catch (error) { say(error.message); }
 }
 
+// An attended transfer: the caller is held while the operator talks to the target, then
+// put through (the seat's call ends) or back to the caller.
+async function consult(action) {
+  say("");
+  const picked = $("#consult-to").value;
+  const to = picked === "number" ? `number:${$("#three-way-number").value.trim()}` : picked;
+  try {
+    const done = await api("POST", `/api/seats/${me.extension}/${action}`, action === "consult" ? { to } : {});
+    const open = action === "consult";
+    $("#consult-complete").hidden = !open;
+    $("#consult-cancel").hidden = !open;
+    say(open ? `咨询中 consulting ${done.consulting}` :
+      action === "consult-complete" ? `已转接 transferred to ${done.to}` : "已取消 back with the caller");
+  } catch (error) { say(error.message); }
+}
+
+function consultChoices(targets) {
+  const choices = [
+    ...(targets.seats || []).filter((s) => s !== me.extension).map((s) => [`seat:${s}`, `坐席 seat ${s}`]),
+    ...(targets.emergency || []).map((n) => [`emergency:${n}`, `${n} ${EMERGENCY[n] || ""}`.trim()]),
+    ["number", "部门电话 department number"],
+  ];
+  options($("#consult-to"), choices.map((c) => c[0]), (v) => choices.find((c) => c[0] === v)[1]);
+}
+
 function transferChoices(targets) {
   const choices = [
     ...(targets.queues || []).map((q) => [`queue:${q}`, `队列 queue ${q}`]),
@@ -223,6 +248,7 @@ async function start() {
   options($("#category"), desk.categories);
   options($("#lead_department"), ["", ...desk.departments]);
   transferChoices(desk.transfer_targets || {});
+  consultChoices(desk.transfer_targets || {});
   if (desk.call) showCall(desk.call);
 
   $("#seat-login").addEventListener("click", () => seat("login", { pin: $("#pin").value }));
@@ -250,6 +276,9 @@ async function start() {
   $("#transfer").addEventListener("click", () => transfer($("#transfer-to").value));
   $("#three-way").addEventListener("click", () =>
     transfer(`three-way:${$("#three-way-number").value.trim()}`));
+  for (const action of ["consult", "consult-complete", "consult-cancel"]) {
+    $(`#${action}`).addEventListener("click", () => consult(action));
+  }
 
   const live = new EventSource("/api/live?topics=call,call-ended,order,acd");
   live.addEventListener(...onLive("call", showCall));

@@ -1,0 +1,200 @@
+"""Attended transfers: the operator consults the target while the caller is held, then
+completes (the caller is put through) or cancels (back to the caller).
+
+How: AMI ``Atxfer`` (class ``call``) on the seat's channel is Asterisk's own attended
+transfer, as if the seat had pressed ``#2`` (features.conf ``atxfer``) and dialled the
+target: the caller hears hold music, the seat's channel calls the target through a Local
+channel in ``hotline-transfer``: the transfer codes (a named seat's extension, an emergency
+number), or ``*9`` for a department's number, which the engine checked and set on the seat's
+channel (``HOTLINE_CONSULT_NUMBER``) first; numbers go out through the carrier trunk.
+Complete: the seat's channel hangs up (AMI ``Hangup``): Asterisk bridges the caller with
+the target, at once if it answered, otherwise once it answers, the caller hearing it ring
+(what 110/119/120/122 need: the caller stays on the line until the other side answers).
+Cancel: AMI ``CancelAtxfer`` (the ``atxferabort`` feature): the target's leg ends and the
+seat talks to the caller again.
+
+The softphone does the same with ``#2`` then a code of :func:`queueing.transfer.transfer_codes`;
+completing is hanging up, ``*1`` cancels (features.conf). Asterisk's ``AttendedTransfer``
+event, whoever started it, puts the step ``transfer`` on the call record (``(attended)``),
+tells intake that the recording goes on with the caller (:mod:`intake.onward`) and ends the
+first seat's part in the ACD (the caller's channel stays in its conversation, so the ACD
+would not hear of it otherwise). The desk's consultation (start and cancel) is the step
+``consult``. A queue is not a target: the ACD, not the operator, chooses its seat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from panoramisk.message import Message
+from redis.exceptions import RedisError
+
+from calls.store import JourneyStep
+from queueing.acd import AcdError
+from queueing.transfer import (
+    CONTEXT,
+    Target,
+    TransferRefused,
+    Transfers,
+    http_errors,
+    transfer_codes,
+    who_asks,
+)
+from web.params import json_object, text_field
+
+log = logging.getLogger(__name__)
+
+CONSULT_KINDS = ("seat", "emergency", "number")
+# A department's number has no code: the engine sets it on the seat's channel, then keys *9.
+NUMBER_CODE, NUMBER_VARIABLE = "*9", "HOTLINE_CONSULT_NUMBER"
+# One AMI action, its answer (pbx.ami.AmiClient.action).
+AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Consultation:
+    call_id: str
+    seat_channel: str
+    target: Target
+    who: str
+
+
+class Consultations:
+    def __init__(self, transfers: Transfers, ami: AmiAction) -> None:
+        self.transfers, self.ami = transfers, ami
+        self._open: dict[str, Consultation] = {}  # by seat
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def consult(self, seat: str, target: Target, who: str) -> dict[str, Any]:
+        """Hold the caller of ``seat`` and call ``target`` from the seat's channel."""
+        if target.kind not in CONSULT_KINDS:
+            raise ValueError(f"consult {target.text!r}: a seat, an emergency number or a "
+                             "department's number (a queue: transfer the caller)")  # fmt: skip
+        if target.kind == "seat" and target.name == seat:
+            raise ValueError(f"seat {seat} cannot consult itself")
+        call_id, _record = await self.transfers.connected_call(seat)
+        channel = await self._seat_channel(seat, call_id)
+        code = target.name  # a seat's extension, an emergency number: transfer codes
+        if target.kind == "number":  # checked above; the consultation inherits it
+            await self.ami({"Action": "Setvar", "Channel": channel,
+                            "Variable": f"__{NUMBER_VARIABLE}", "Value": target.name})  # fmt: skip
+            code = NUMBER_CODE
+        # Asterisk's Atxfer plays the feature code and these digits as if the seat keyed them
+        await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
+                        "Exten": code})  # fmt: skip
+        self._open[seat] = Consultation(call_id, channel, target, who)
+        await self._step(call_id, "consult", target.text, f"from seat {seat} by {who}")
+        log.info("call %s: seat %s consults %s (%s), the caller held", call_id, seat,
+                 target.text, who)  # fmt: skip
+        return {"call_id": call_id, "seat": seat, "consulting": target.text, "by": who}
+
+    async def complete(self, seat: str, who: str) -> dict[str, Any]:
+        """Put the caller through to the consulted target: the seat's channel leaves."""
+        open_ = self._consultation(seat)
+        self.transfers.on_transferred(open_.call_id)
+        await self.ami({"Action": "Hangup", "Channel": open_.seat_channel})
+        log.info("call %s: seat %s completes its transfer to %s (%s)", open_.call_id, seat,
+                 open_.target.text, who)  # fmt: skip
+        return {"call_id": open_.call_id, "from": seat, "to": open_.target.text, "by": who}
+
+    async def cancel(self, seat: str, who: str) -> dict[str, Any]:
+        """End the consultation: the seat is back with the caller."""
+        open_ = self._consultation(seat)
+        await self.ami({"Action": "CancelAtxfer", "Channel": open_.seat_channel})
+        self._open.pop(seat, None)
+        await self._step(open_.call_id, "consult", open_.target.text,
+                         f"cancelled by seat {seat} ({who})")  # fmt: skip
+        log.info("call %s: seat %s cancelled its consultation of %s", open_.call_id, seat,
+                 open_.target.text)  # fmt: skip
+        return {"call_id": open_.call_id, "seat": seat, "cancelled": open_.target.text}
+
+    def on_attended_transfer(self, event: Message) -> None:
+        """AMI AttendedTransfer: a seat's caller was put through (desk or softphone ``#2``)."""
+        if event.get("Result") != "Success":
+            return
+        transferer = event.get("OrigTransfererChannel", "")
+        seat = transferer.removeprefix("PJSIP/").rpartition("-")[0]
+        call_id = event.get("TransfereeUniqueid", "")
+        if not seat or not call_id:
+            return
+        open_ = self._open.pop(seat, None)
+        if open_ is not None:
+            target, who = open_.target.text, open_.who
+        else:  # the softphone's #2: the target's Local channel names the code dialled
+            target, who = self._dialled(event.get("TransferTargetChannel", "")), "softphone (#2)"
+        self.transfers.on_transferred(call_id)
+        log.info("call %s transferred from seat %s to %s after consulting (%s)", call_id, seat,
+                 target, who)  # fmt: skip
+        detail = f"from seat {seat} by {who} (attended)"
+        self._spawn(self._step(call_id, "transfer", target, detail))
+        self._spawn(self._seat_done(call_id, seat))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _dialled(self, channel: str) -> str:
+        """The target of a consultation's channel, ``Local/<code>@hotline-transfer-…;1``."""
+        exten = channel.removeprefix("Local/").partition("@")[0]
+        codes = transfer_codes(self.transfers.acd.seats, self.transfers.emergency)
+        return codes[exten].text if exten in codes else exten
+
+    def _consultation(self, seat: str) -> Consultation:
+        open_ = self._open.get(seat)
+        if open_ is None:
+            raise TransferRefused(f"seat {seat} is not consulting anybody")
+        return open_
+
+    async def _seat_channel(self, seat: str, call_id: str) -> str:
+        find = self.transfers.seat_channel
+        channel = await find(seat, call_id) if find is not None else None
+        if channel is None:
+            raise TransferRefused(f"seat {seat}: Asterisk has no channel of call {call_id}")
+        return channel
+
+    async def _step(self, call_id: str, kind: str, node: str, detail: str) -> None:
+        await self.transfers.calls.add_step_to(call_id, JourneyStep(kind, node=node,
+                                                                    detail=detail))  # fmt: skip
+
+    async def _seat_done(self, call_id: str, seat: str) -> None:
+        """The first seat's part is over (its wrap-up starts): the caller's conversation goes
+        on with the target, so the connector hears of its end only at the caller's hangup."""
+        try:
+            released = await self.transfers.acd.hangup(call_id)
+            log.info("call %s: seat %s's part %s", call_id, seat, released.outcome)
+        except (RedisError, OSError, TimeoutError, AcdError) as exc:
+            log.warning("call %s: seat %s not released after the transfer (%s)", call_id, seat,
+                        exc)  # fmt: skip
+        self.transfers.kick()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/seats/{ext}/consult", self.post_consult),
+            web.post("/api/seats/{ext}/consult-complete", self.post_complete),
+            web.post("/api/seats/{ext}/consult-cancel", self.post_cancel),
+        ]
+
+    async def post_consult(self, request: web.Request) -> web.Response:
+        body = await json_object(request)
+        with http_errors():
+            target = self.transfers.target(text_field(body, "to", max_length=64))
+            done = await self.consult(request.match_info["ext"], target, who_asks(request))
+        return web.json_response(done)
+
+    async def post_complete(self, request: web.Request) -> web.Response:
+        with http_errors():
+            done = await self.complete(request.match_info["ext"], who_asks(request))
+        return web.json_response(done)
+
+    async def post_cancel(self, request: web.Request) -> web.Response:
+        with http_errors():
+            done = await self.cancel(request.match_info["ext"], who_asks(request))
+        return web.json_response(done)

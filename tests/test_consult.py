@@ -1,0 +1,194 @@
+"""Attended transfers through Asterisk (issue 10): seat 8001's operator consults a target while
+the citizen is held (``POST /api/seats/8001/consult``: AMI Atxfer on the seat's channel),
+then completes (``consult-complete``: the seat's channel leaves, Asterisk puts the citizen
+through) or cancels (``consult-cancel``: AMI CancelAtxfer, back to the citizen). sipp plays
+the citizen, the seats and the emergency service's phone behind the carrier trunk; what
+happened is read from Asterisk's own AMI events (bridges), the sipp phones and the call
+record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import CALLBACK_PORT, AmiEvents, eventually
+
+# the e2e seats fixture and the helpers of the ACD's and the blind transfers' tests
+from test_acd_calls import StartSeats, call_events, seats  # noqa: F401
+from test_transfers import _sip_user, caller_at_8001, operator_auth
+
+from agents.states import SeatState
+from hotline.engine import Hotline
+from sipsim.seat import run_uas, uas_scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+async def consult(
+    hotline: Hotline, ext: str, action: str, auth: dict[str, str], to: str = ""
+) -> tuple[int, Any]:
+    s = hotline.settings
+    url = f"http://{s.web_host}:{s.web_port}/api/seats/{ext}/{action}"
+    async with aiohttp.ClientSession() as http, http.post(url, json={"to": to} if to else {},
+                                                           headers=auth) as response:  # fmt: skip
+        return response.status, await response.json()
+
+
+async def journey(hotline: Hotline, call_id: str) -> list[tuple[str, str, str]]:
+    record = await hotline.calls.get(call_id)
+    assert record is not None
+    return [(s["kind"], s["node"], s["detail"]) for s in record["journey"]
+            if s["kind"] in ("consult", "transfer")]  # fmt: skip
+
+
+def bridges_of(events: AmiEvents, uniqueid: str) -> set[str]:
+    return {e.get("BridgeUniqueid", "") for e in events.seen
+            if e.get("Event") == "BridgeEnter" and e.get("Uniqueid") == uniqueid}  # fmt: skip
+
+
+def talking(events: AmiEvents, a: str, b: str) -> bool:
+    """Whether channels ``a`` and ``b`` (uniqueids) are connected now, as AMI's BridgeEnter
+    and BridgeLeave tell: in one bridge, or through the two halves of a Local channel (an
+    attended transfer's consultation, which Asterisk may keep after completing)."""
+    members: dict[str, set[str]] = {}
+    halves: dict[str, set[str]] = {}
+    for e in events.seen:
+        kind, uniqueid = e.get("Event"), e.get("Uniqueid", "")
+        if kind not in ("BridgeEnter", "BridgeLeave"):
+            continue
+        bridge = members.setdefault(e.get("BridgeUniqueid", ""), set())
+        (bridge.add if kind == "BridgeEnter" else bridge.discard)(uniqueid)
+        name = e.get("Channel", "")
+        if name.startswith("Local/"):
+            halves.setdefault(name.rpartition(";")[0], set()).add(uniqueid)
+    reached, todo = {a}, [a]
+    groups = [*members.values(), *halves.values()]
+    while todo:
+        here = todo.pop()
+        for group in groups:
+            if here in group:
+                todo.extend(group - reached)
+                reached |= group
+    return b in reached
+
+
+def dialled(events: AmiEvents, number: str, since: int) -> str:
+    """The uniqueid of the channel Asterisk dialled ``number`` on (DialBegin), among the
+    events from index ``since`` on."""
+    return next((e.get("DestUniqueid", "") for e in events.seen[since:]
+                 if e.get("Event") == "DialBegin" and f"sip:{number}@" in e.get("DialString", "")),
+                "")  # fmt: skip
+
+
+async def test_an_operator_consults_110_then_puts_the_caller_through(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """While 110 rings and answers the citizen is held, still in the seat's conversation (not
+    bridged with 110); completing leaves the citizen and 110 in one bridge, seat 8001's part
+    over (wrap-up), and the call record says consulted, then transferred (attended)."""
+    police = await run_uas(tmp_path, "110", CALLBACK_PORT, uas_scenario(True, 1500))
+    try:
+        await seats("8001")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+        auth = await operator_auth(hotline, "8001")
+        status, body = await consult(hotline, "8001", "consult-complete", auth)
+        assert status == 409, body  # nobody consulted yet
+        status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
+        assert status == 400, body  # the ACD chooses a queue's seat: a blind transfer
+        since = len(ami_events.seen)
+        status, body = await consult(hotline, "8001", "consult", auth, "emergency:110")
+        assert status == 200, body
+        assert body["call_id"] == call_id and body["consulting"] == "emergency:110"
+
+        async def answered() -> str:
+            police_leg = dialled(ami_events, "110", since)
+            return police_leg if police_leg and bridges_of(ami_events, police_leg) else ""
+
+        police_leg = await eventually(answered, 20, "110 to answer the consulting seat")
+        [invite] = police.invites()
+        assert _sip_user(invite.splitlines()[0]) == "110", invite
+        # consulting: 110 talks to the seat, the citizen is held apart
+        assert not talking(ami_events, call_id, police_leg)
+        assert (await hotline.acd.seat("8001")).call_id == call_id
+
+        status, body = await consult(hotline, "8001", "consult-complete", auth)
+        assert status == 200, body
+        assert body == {"call_id": call_id, "from": "8001", "to": "emergency:110",
+                        "by": "e2e-op-8001"}  # fmt: skip
+
+        async def put_through() -> bool:
+            return talking(ami_events, call_id, police_leg)
+
+        await eventually(put_through, 15, "the citizen put through to 110")
+
+        async def seat_free() -> bool:
+            seat = await hotline.acd.seat("8001")
+            return seat.state is not SeatState.ON_CALL and seat.call_id != call_id
+
+        await eventually(seat_free, 10, "seat 8001's part to end")
+        await call  # the citizen talks to 110 and hangs up: sipp's scenario completes
+
+        async def steps() -> list[tuple[str, str, str]] | None:
+            found = await journey(hotline, call_id)
+            return found if len(found) == 2 else None
+
+        assert await eventually(steps, 10, "the transfer on the call record") == [
+            ("consult", "emergency:110", "from seat 8001 by e2e-op-8001"),
+            ("transfer", "emergency:110", "from seat 8001 by e2e-op-8001 (attended)"),
+        ]
+        kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+        assert kinds.count(("complete", "8001")) == 1, kinds
+    finally:
+        await police.stop()
+
+
+async def test_an_operator_consults_a_seat_then_cancels_and_talks_to_the_caller_again(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """Seat 8003's phone rings and answers the consultation; cancelling ends that leg (8003
+    gets its BYE) and puts seat 8001 back in the citizen's bridge; nothing is transferred."""
+    phones = await seats("8001", "8003")
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+    auth = await operator_auth(hotline, "8001")
+    status, body = await consult(hotline, "8001", "consult", auth, "seat:8001")
+    assert status == 400, body  # not itself
+    status, body = await consult(hotline, "8001", "consult", auth, "seat:8003")
+    assert status == 200, body
+
+    seat_leg = next(e.get("Uniqueid", "") for e in ami_events.seen
+                    if e.get("Event") == "BridgeEnter"
+                    and e.get("Channel", "").startswith("PJSIP/8001-")
+                    and e.get("BridgeUniqueid") in bridges_of(ami_events, call_id))  # fmt: skip
+
+    async def rung() -> bool:
+        return bool(phones["8003"].invites())
+
+    await eventually(rung, 15, "seat 8003's phone to ring for the consultation")
+    assert not talking(ami_events, call_id, seat_leg)  # the citizen held apart
+    status, body = await consult(hotline, "8001", "consult-cancel", auth)
+    assert status == 200, body
+    assert body == {"call_id": call_id, "seat": "8001", "cancelled": "seat:8003"}
+
+    async def back_with_caller() -> bool:
+        return talking(ami_events, call_id, seat_leg)
+
+    await eventually(back_with_caller, 15, "seat 8001 back with the citizen")
+    status, body = await consult(hotline, "8001", "consult-cancel", auth)
+    assert status == 409, body  # nothing left to cancel
+    seat = await hotline.acd.seat("8001")
+    assert (seat.state, seat.call_id) == (SeatState.ON_CALL, call_id)
+    await call
+    assert await journey(hotline, call_id) == [
+        ("consult", "seat:8003", "from seat 8001 by e2e-op-8001"),
+        ("consult", "seat:8003", "cancelled by seat 8001 (e2e-op-8001)"),
+    ]
+    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+    assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]

@@ -1,0 +1,138 @@
+"""The desk's transfer buttons in real headless Chromium (issue 10), checked from Asterisk's
+and sipp's side: the three-way button brings a department's number (a sipp UAS behind the
+carrier trunk) into one bridge with the citizen and the seat; "consult first" to a
+department's number holds the citizen while the operator talks to it, and "put through"
+connects the citizen to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from browser import browser, log_in, new_context  # noqa: F401
+from conftest import CALLBACK_PORT, AmiEvents, eventually
+from playwright.async_api import Browser, Page, expect
+from staff import staff_token
+
+# the e2e seats fixture and the helpers of the ACD's, transfers' and consultations' tests
+from test_acd_calls import StartSeats, seats  # noqa: F401
+from test_consult import dialled, journey, talking
+from test_transfers import _bridge_of, _sip_user, caller_at_8001, end_room
+
+from accounts.users import AccountRole
+from hotline.engine import Hotline
+from sipsim.seat import run_uas, uas_scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PASSWORD = "desk transfers password 1"
+DEPARTMENT = "02988886666"  # a local number: the callback rule would call it
+
+
+@pytest.fixture
+async def desk(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+) -> AsyncIterator[Page]:
+    """Seat 8001's operator on the desk page, its live stream open."""
+    s = hotline.settings
+    await staff_token(hotline.accounts.accounts, "e2e-desk-8001", AccountRole.OPERATOR,
+                      password=PASSWORD, extension="8001")  # fmt: skip
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    page = await context.new_page()
+    await log_in(page, "e2e-desk-8001", PASSWORD, then="/desk")
+    await expect(page.locator("body")).to_have_attribute("data-live", "open")
+    try:
+        yield page
+    finally:
+        await context.close()
+
+
+async def test_the_three_way_button_brings_a_department_into_the_call(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    desk: Page,
+    tmp_path: Path,
+) -> None:
+    office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
+    call_id = ""
+    try:
+        await seats("8001")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+        await expect(desk.locator("#caller-number")).to_have_text(caller)
+        await desk.fill("#three-way-number", "0012025550100")  # international: refused
+        await desk.click("#three-way")
+        await expect(desk.locator("#message")).to_contain_text("three-way")
+        assert not office.invites()
+        await desk.fill("#three-way-number", DEPARTMENT)
+        await desk.click("#three-way")
+        await expect(desk.locator("#message")).to_contain_text(f"three-way:{DEPARTMENT}")
+
+        async def three_in_one_bridge() -> bool:
+            return len(_bridge_of(ami_events, call_id)) == 3
+
+        await eventually(three_in_one_bridge, 20, "caller, seat and department in one bridge")
+        [invite] = office.invites()
+        assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
+        members = _bridge_of(ami_events, call_id)
+        assert any(name.startswith("PJSIP/8001-") for name in members), members
+        await call
+        assert await journey(hotline, call_id) == [
+            ("transfer", f"three-way:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001")
+        ]
+    finally:
+        await end_room(hotline, ami_events, call_id)
+        await office.stop()
+
+
+async def test_consult_first_then_put_through_from_the_desk(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    desk: Page,
+    tmp_path: Path,
+) -> None:
+    office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
+    try:
+        await seats("8001")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+        await expect(desk.locator("#caller-number")).to_have_text(caller)
+        await expect(desk.locator("#consult-complete")).to_be_hidden()
+        await desk.fill("#three-way-number", DEPARTMENT)
+        await desk.select_option("#consult-to", "number")
+        since = len(ami_events.seen)
+        await desk.click("#consult")
+        await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
+
+        async def answered() -> str:
+            leg = dialled(ami_events, DEPARTMENT, since)
+            return leg if leg and any(
+                e.get("Event") == "BridgeEnter" and e.get("Uniqueid") == leg
+                for e in ami_events.seen) else ""  # fmt: skip
+
+        office_leg = await eventually(answered, 20, "the department to answer the operator")
+        [invite] = office.invites()
+        assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
+        assert not talking(ami_events, call_id, office_leg)  # the citizen is held apart
+        await desk.click("#consult-complete")
+        await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
+        await expect(desk.locator("#consult-complete")).to_be_hidden()
+
+        async def put_through() -> bool:
+            return talking(ami_events, call_id, office_leg)
+
+        await eventually(put_through, 15, "the citizen put through to the department")
+        await call
+
+        async def steps() -> list[tuple[str, str, str]] | None:
+            found = await journey(hotline, call_id)
+            return found if len(found) == 2 else None
+
+        assert await eventually(steps, 10, "the transfer on the call record") == [
+            ("consult", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001"),
+            ("transfer", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001 (attended)"),
+        ]
+    finally:
+        await office.stop()
