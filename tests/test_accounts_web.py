@@ -22,6 +22,7 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select, text, update
 from staff import staff_token
 
+from accounts.access import rule_for
 from accounts.models import AuditRow, UserRow, WebSessionRow
 from accounts.service import THROTTLE_FAILURES, THROTTLE_WINDOW, AccountService
 from accounts.users import AccountRole
@@ -134,6 +135,20 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
         SUPERVISORS | {"op"},
     ),  # no revisit of a fresh order: 404 from the handler
     ("GET", "/api/callbacks/failed", None, SUPERVISORS),
+    ("GET", "/desk", None, {"op"}),  # the operator's desk: operators only
+    ("GET", "/api/desk", None, {"op"}),
+    ("POST", "/api/seats/8001/consult", {"to": "seat:8003"}, SUPERVISORS | {"op"}),
+    ("POST", "/api/seats/8002/consult", {"to": "emergency:110"}, SUPERVISORS),
+    ("POST", "/api/seats/8001/consult-complete", {}, SUPERVISORS | {"op"}),
+    ("POST", "/api/seats/8002/consult-cancel", {}, SUPERVISORS),
+    ("GET", "/api/wallboard", None, SUPERVISORS),
+    ("GET", "/api/announcements", None, SUPERVISORS),
+    ("GET", "/reports", None, SUPERVISORS),
+    ("GET", "/api/reports/daily.json?from=2026-12-01&to=2026-12-07", None, SUPERVISORS),
+    ("GET", "/portal", None, {"yanta"}),  # a department's own portal
+    ("GET", "/api/portal", None, {"yanta"}),
+    ("GET", "/knowledge", None, set(ROLES)),
+    ("GET", "/api/knowledge?q=%E5%99%AA%E9%9F%B3", None, set(ROLES)),  # 噪音
 ]
 #: what the work orders' own rules answer a role the access table let through
 SERVICE_REFUSES = {
@@ -153,8 +168,9 @@ async def test_every_role_on_every_staff_route(
     kwargs = {"json": body} if body is not None else {}
     # nobody: 401 for the API (with the scheme to use), the login page for a page
     status, answer, response = await call(staff, method, path, **kwargs)
-    if route == "/supervisor":
-        assert status == 303 and response.headers["Location"] == "/login?next=/supervisor"
+    rule = rule_for(path.partition("?")[0])
+    if rule is not None and rule.page:
+        assert status == 303 and response.headers["Location"] == f"/login?next={path}"
     else:
         assert status == 401 and refused(answer, "unauthenticated"), answer
         assert response.headers["WWW-Authenticate"].startswith("Bearer")

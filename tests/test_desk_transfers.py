@@ -18,7 +18,7 @@ from staff import staff_token
 # the e2e seats fixture and the helpers of the ACD's, transfers' and consultations' tests
 from test_acd_calls import StartSeats, seats  # noqa: F401
 from test_consult import dialled, journey, talking
-from test_transfers import _bridge_of, _sip_user, caller_at_8001, end_room
+from test_transfers import DESK_PASSWORD, _bridge_of, _sip_user, caller_at_8001, end_room
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
@@ -26,7 +26,6 @@ from sipsim.seat import run_uas, uas_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PASSWORD = "desk transfers password 1"
 DEPARTMENT = "02988886666"  # a local number: the callback rule would call it
 
 
@@ -35,13 +34,14 @@ async def desk(
     hotline: Hotline,
     browser: Browser,  # noqa: F811
 ) -> AsyncIterator[Page]:
-    """Seat 8001's operator on the desk page, its live stream open."""
+    """Seat 8001's operator on the desk page, its live stream open (the account of
+    test_transfers' handover test: one password for it in the session)."""
     s = hotline.settings
     await staff_token(hotline.accounts.accounts, "e2e-desk-8001", AccountRole.OPERATOR,
-                      password=PASSWORD, extension="8001")  # fmt: skip
+                      password=DESK_PASSWORD, extension="8001")  # fmt: skip
     context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
     page = await context.new_page()
-    await log_in(page, "e2e-desk-8001", PASSWORD, then="/desk")
+    await log_in(page, "e2e-desk-8001", DESK_PASSWORD, then="/desk")
     await expect(page.locator("body")).to_have_attribute("data-live", "open")
     try:
         yield page
