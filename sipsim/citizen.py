@@ -27,12 +27,10 @@ class SippResult:
     errors: str
 
 
-def answer_bye(timeout_ms: int = 0) -> str:
-    """A scenario step: wait for the other side's BYE (up to ``timeout_ms``; 0: sipp's
-    default) and answer it 200 OK."""
-    timeout = f' timeout="{timeout_ms}"' if timeout_ms else ""
-    return f"""  <recv request="BYE"{timeout}/>
-  <send><![CDATA[
+def answer_ok(then: str = "") -> str:
+    """A scenario step: answer the request just received 200 OK (then go to label ``then``)."""
+    goto = f' next="{then}"' if then else ""
+    return f"""  <send{goto}><![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
       [last_From:]
@@ -42,6 +40,13 @@ def answer_bye(timeout_ms: int = 0) -> str:
       Content-Length: 0
   ]]></send>
 """
+
+
+def answer_bye(timeout_ms: int = 0) -> str:
+    """A scenario step: wait for the other side's BYE (up to ``timeout_ms``; 0: sipp's
+    default) and answer it 200 OK."""
+    timeout = f' timeout="{timeout_ms}"' if timeout_ms else ""
+    return f'  <recv request="BYE"{timeout}/>\n' + answer_ok()
 
 
 def hung_up_by_hotline(xml: str, timeout_ms: int = 0) -> str:

@@ -10,7 +10,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipsim.citizen import answer_bye, audio_sdp, free_media_port, free_udp_port, media_on
+from sipsim.citizen import (
+    answer_bye,
+    answer_ok,
+    audio_sdp,
+    free_media_port,
+    free_udp_port,
+    media_on,
+)
 
 _REGISTER_REQUEST = """
   <send retrans="500">
@@ -139,20 +146,6 @@ def uas_scenario(
 """
 
 
-_OK = """  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-"""
-
-
 def refer_scenario(refer_to: str, after_ms: int, sip_port: int) -> str:
     """A seat's softphone pressing its own transfer button: it answers, waits ``after_ms``,
     sends REFER (``Refer-To: sip:<refer_to>@127.0.0.1:<sip_port>``, a blind transfer),
@@ -180,8 +173,8 @@ def refer_scenario(refer_to: str, after_ms: int, sip_port: int) -> str:
   <label id="wait"/>
   <recv request="NOTIFY" optional="true" next="notified"/>
   <recv request="BYE"/>
-{_OK.replace("<send>", '<send next="done">', 1)}  <label id="notified"/>
-{_OK.replace("<send>", '<send next="wait">', 1)}  <label id="done"/>
+{answer_ok(then="done")}  <label id="notified"/>
+{answer_ok(then="wait")}  <label id="done"/>
 </scenario>
 """
     )

@@ -43,6 +43,18 @@ async def journey(hotline: Hotline, call_id: str) -> list[tuple[str, str, str]]:
             if s["kind"] in ("consult", "transfer")]  # fmt: skip
 
 
+async def consulted_then_transferred(hotline: Hotline, call_id: str) -> list[tuple[str, str, str]]:
+    """The call record's two steps of an attended transfer (the second one is written when
+    Asterisk's AttendedTransfer event arrives)."""
+
+    async def steps() -> list[tuple[str, str, str]] | None:
+        found = await journey(hotline, call_id)
+        return found if len(found) == 2 else None
+
+    found: list[tuple[str, str, str]] = await eventually(steps, 10, "the transfer on the record")
+    return found
+
+
 def bridges_of(events: AmiEvents, uniqueid: str) -> set[str]:
     return {e.get("BridgeUniqueid", "") for e in events.seen
             if e.get("Event") == "BridgeEnter" and e.get("Uniqueid") == uniqueid}  # fmt: skip
@@ -133,11 +145,7 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
         await eventually(seat_free, 10, "seat 8001's part to end")
         await call  # the citizen talks to 110 and hangs up: sipp's scenario completes
 
-        async def steps() -> list[tuple[str, str, str]] | None:
-            found = await journey(hotline, call_id)
-            return found if len(found) == 2 else None
-
-        assert await eventually(steps, 10, "the transfer on the call record") == [
+        assert await consulted_then_transferred(hotline, call_id) == [
             ("consult", "emergency:110", "from seat 8001 by e2e-op-8001"),
             ("transfer", "emergency:110", "from seat 8001 by e2e-op-8001 (attended)"),
         ]

@@ -17,12 +17,12 @@ from staff import staff_token
 
 # the e2e seats fixture and the helpers of the ACD's, transfers' and consultations' tests
 from test_acd_calls import StartSeats, seats  # noqa: F401
-from test_consult import dialled, journey, talking
+from test_consult import consulted_then_transferred, dialled, journey, talking
 from test_transfers import DESK_PASSWORD, _bridge_of, _sip_user, caller_at_8001, end_room
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
-from sipsim.seat import run_uas, uas_scenario
+from sipsim.seat import Seat, run_uas, uas_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,14 +49,24 @@ async def desk(
         await context.close()
 
 
+@pytest.fixture
+async def office(tmp_path: Path) -> AsyncIterator[Seat]:
+    """A department's phone behind the carrier trunk: answers after a second of ringing."""
+    phone = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
+    try:
+        yield phone
+    finally:
+        await phone.stop()
+
+
 async def test_the_three_way_button_brings_a_department_into_the_call(
     hotline: Hotline,
     seats: StartSeats,  # noqa: F811
     ami_events: AmiEvents,
     desk: Page,
+    office: Seat,
     tmp_path: Path,
 ) -> None:
-    office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
     call_id = ""
     try:
         await seats("8001")
@@ -84,7 +94,6 @@ async def test_the_three_way_button_brings_a_department_into_the_call(
         ]
     finally:
         await end_room(hotline, ami_events, call_id)
-        await office.stop()
 
 
 async def test_consult_first_then_put_through_from_the_desk(
@@ -92,47 +101,40 @@ async def test_consult_first_then_put_through_from_the_desk(
     seats: StartSeats,  # noqa: F811
     ami_events: AmiEvents,
     desk: Page,
+    office: Seat,
     tmp_path: Path,
 ) -> None:
-    office = await run_uas(tmp_path, "office", CALLBACK_PORT, uas_scenario(True, 1000))
-    try:
-        await seats("8001")
-        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
-        await expect(desk.locator("#caller-number")).to_have_text(caller)
-        await expect(desk.locator("#consult-complete")).to_be_hidden()
-        await desk.fill("#three-way-number", DEPARTMENT)
-        await desk.select_option("#consult-to", "number")
-        since = len(ami_events.seen)
-        await desk.click("#consult")
-        await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
+    await seats("8001")
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+    await expect(desk.locator("#caller-number")).to_have_text(caller)
+    await expect(desk.locator("#consult-complete")).to_be_hidden()
+    await desk.fill("#three-way-number", DEPARTMENT)
+    await desk.select_option("#consult-to", "number")
+    since = len(ami_events.seen)
+    await desk.click("#consult")
+    await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
 
-        async def answered() -> str:
-            leg = dialled(ami_events, DEPARTMENT, since)
-            return leg if leg and any(
-                e.get("Event") == "BridgeEnter" and e.get("Uniqueid") == leg
-                for e in ami_events.seen) else ""  # fmt: skip
+    async def answered() -> str:
+        leg = dialled(ami_events, DEPARTMENT, since)
+        return leg if leg and any(
+            e.get("Event") == "BridgeEnter" and e.get("Uniqueid") == leg
+            for e in ami_events.seen) else ""  # fmt: skip
 
-        office_leg = await eventually(answered, 20, "the department to answer the operator")
-        [invite] = office.invites()
-        assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
-        assert not talking(ami_events, call_id, office_leg)  # the citizen is held apart
-        await desk.click("#consult-complete")
-        await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
-        await expect(desk.locator("#consult-complete")).to_be_hidden()
+    office_leg = await eventually(answered, 20, "the department to answer the operator")
+    [invite] = office.invites()
+    assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
+    assert not talking(ami_events, call_id, office_leg)  # the citizen is held apart
+    await desk.click("#consult-complete")
+    await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
+    await expect(desk.locator("#consult-complete")).to_be_hidden()
 
-        async def put_through() -> bool:
-            return talking(ami_events, call_id, office_leg)
+    async def put_through() -> bool:
+        return talking(ami_events, call_id, office_leg)
 
-        await eventually(put_through, 15, "the citizen put through to the department")
-        await call
+    await eventually(put_through, 15, "the citizen put through to the department")
+    await call
 
-        async def steps() -> list[tuple[str, str, str]] | None:
-            found = await journey(hotline, call_id)
-            return found if len(found) == 2 else None
-
-        assert await eventually(steps, 10, "the transfer on the call record") == [
-            ("consult", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001"),
-            ("transfer", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001 (attended)"),
-        ]
-    finally:
-        await office.stop()
+    assert await consulted_then_transferred(hotline, call_id) == [
+        ("consult", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001"),
+        ("transfer", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001 (attended)"),
+    ]

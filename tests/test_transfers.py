@@ -259,64 +259,33 @@ async def _bridged_with(events: AmiEvents, call_id: str, number: str) -> bool:
     )
 
 
-async def test_a_seat_transfers_its_caller_from_the_softphone_with_hash_1(
+@pytest.mark.parametrize("how", ["#1", "REFER"])
+async def test_a_seat_transfers_its_caller_from_the_softphone(
     hotline: Hotline,
     seats: StartSeats,  # noqa: F811
     tmp_path: Path,
+    how: str,
 ) -> None:
-    """Seat 8001's softphone presses #1 and the code of queue business (*4<n>) during the
-    call: Asterisk's blind transfer sends the caller to that queue, seat 8003 answers, and
-    the engine puts the transfer on the call record from AMI's BlindTransfer event."""
+    """Seat 8001's softphone sends its caller to queue business during the call: by keys
+    (#1 and the queue's code, *4<n>) or by its own transfer button (REFER to that code;
+    Asterisk's NOTIFYs and BYE end the seat's part). Asterisk's blind transfer sends the
+    caller there, seat 8003 answers, and the engine puts the transfer on the call record
+    from AMI's BlindTransfer event."""
     s = hotline.settings
     [code] = [c for c, t in transfer_codes(hotline.acd.seats, ()).items()
               if t == Target("queue", "business")]  # fmt: skip
     assert code.startswith("*4")
     phones = await seats("8003")
-    first = await _pressing_seat(tmp_path, "8001", stored_secret(s.data_dir, "seat-8001"),
-                                 s.sip_port, "#1" + code)  # fmt: skip
-    try:
-        await hotline.acd.login("8001", "2468")
-        hotline.dispatcher.kick()
-        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 30_000)
-
-        async def at_second_seat() -> bool:
-            return any(e.type == "connect" and e.seat == "8003"
-                       for e in await call_events(hotline, caller))  # fmt: skip
-
-        await eventually(at_second_seat, 40, "the caller transferred by #1 to reach seat 8003")
-        assert phones["8003"].callers() == [caller]
-
-        async def recorded() -> list[tuple[str, str]]:
-            return await journey_transfers(hotline, call_id)
-
-        steps = await eventually(recorded, 10, "the transfer on the call record")
-        assert steps == [("queue:business", "from seat 8001 by softphone (#1)")]
-        await call
-    finally:
-        await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
-        await hotline.acd.logout("8001")
-        await unregister(first, stored_secret(s.data_dir, "seat-8001"), sip_port=s.sip_port)
-        await first.stop()
-
-
-async def test_a_seat_transfers_its_caller_with_its_softphones_refer(
-    hotline: Hotline,
-    seats: StartSeats,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    """Seat 8001's softphone (sipp) answers, then sends REFER to the code of queue business:
-    Asterisk moves the caller there (its NOTIFYs and BYE end the seat's part), seat 8003
-    answers, and the BlindTransfer event puts the step on the call record as REFER."""
-    s = hotline.settings
-    [code] = [c for c, t in transfer_codes(hotline.acd.seats, ()).items()
-              if t == Target("queue", "business")]  # fmt: skip
-    phones = await seats("8003")
-    first = await run_uas(tmp_path, "8001", free_udp_port(),
-                          refer_scenario(code, 2000, s.sip_port))  # fmt: skip
-    try:
+    password = stored_secret(s.data_dir, "seat-8001")
+    if how == "#1":
+        first = await _pressing_seat(tmp_path, "8001", password, s.sip_port, "#1" + code)
+    else:
+        first = await run_uas(tmp_path, "8001", free_udp_port(),
+                              refer_scenario(code, 2000, s.sip_port))  # fmt: skip
         await asyncio.sleep(0.2)
-        await register(tmp_path, "8001", stored_secret(s.data_dir, "seat-8001"),
-                       sip_port=s.sip_port, contact_port=first.port, expires=3600)  # fmt: skip
+        await register(tmp_path, "8001", password, sip_port=s.sip_port,
+                       contact_port=first.port, expires=3600)  # fmt: skip
+    try:
         await hotline.acd.login("8001", "2468")
         hotline.dispatcher.kick()
         caller, call_id, call = await caller_at_8001(hotline, tmp_path, 30_000)
@@ -325,19 +294,19 @@ async def test_a_seat_transfers_its_caller_with_its_softphones_refer(
             return any(e.type == "connect" and e.seat == "8003"
                        for e in await call_events(hotline, caller))  # fmt: skip
 
-        await eventually(at_second_seat, 40, "the caller transferred by REFER to reach 8003")
+        await eventually(at_second_seat, 40, f"the caller transferred by {how} to reach 8003")
         assert phones["8003"].callers() == [caller]
 
         async def recorded() -> list[tuple[str, str]]:
             return await journey_transfers(hotline, call_id)
 
         steps = await eventually(recorded, 10, "the transfer on the call record")
-        assert steps == [("queue:business", "from seat 8001 by softphone (REFER)")]
+        assert steps == [("queue:business", f"from seat 8001 by softphone ({how})")]
         await call
     finally:
         await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
         await hotline.acd.logout("8001")
-        await unregister(first, stored_secret(s.data_dir, "seat-8001"), sip_port=s.sip_port)
+        await unregister(first, password, sip_port=s.sip_port)
         await first.stop()
 
 
