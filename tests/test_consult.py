@@ -17,11 +17,12 @@ from conftest import CALLBACK_PORT, AmiEvents, eventually
 
 # the e2e seats fixture and the helpers of the ACD's and the blind transfers' tests
 from test_acd_calls import StartSeats, call_events, seats  # noqa: F401
-from test_transfers import _sip_user, caller_at_8001, operator_auth
+from test_transfers import _not_on_call, _pressing_seat, _sip_user, caller_at_8001, operator_auth
 
 from agents.states import SeatState
 from hotline.engine import Hotline
-from sipsim.seat import run_uas, uas_scenario
+from hotline.secrets import stored_secret
+from sipsim.seat import run_uas, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -200,3 +201,45 @@ async def test_an_operator_consults_a_seat_then_cancels_and_talks_to_the_caller_
     ]
     kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
     assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]
+
+
+async def test_a_softphone_consults_110_with_hash_2_and_hangs_up_to_put_the_caller_through(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """Seat 8001's softphone (sipp) keys #2 and 110 during the call (Asterisk's attended
+    transfer, features.conf), talks to 110 while the citizen is held, then hangs up: the
+    citizen is put through to 110, and the engine writes the transfer from Asterisk's
+    AttendedTransfer event and ends the seat's part in the ACD."""
+    s = hotline.settings
+    password = stored_secret(s.data_dir, "seat-8001")
+    police = await run_uas(tmp_path, "110", CALLBACK_PORT, uas_scenario(True, 1000))
+    first = await _pressing_seat(tmp_path, "8001", password, s.sip_port, "#2110",
+                                 hangup_after_ms=5000)  # fmt: skip
+    try:
+        await hotline.acd.login("8001", "2468")
+        hotline.dispatcher.kick()
+        since = len(ami_events.seen)
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+
+        async def put_through() -> bool:
+            police_leg = dialled(ami_events, "110", since)
+            return bool(police_leg) and talking(ami_events, call_id, police_leg)
+
+        await eventually(put_through, 30, "the citizen put through to 110 by the softphone")
+        [invite] = police.invites()
+        assert _sip_user(invite.splitlines()[0]) == "110", invite
+        await call
+        assert await journey(hotline, call_id) == [
+            ("transfer", "emergency:110", "from seat 8001 by softphone (#2) (attended)")
+        ]
+        kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+        assert kinds.count(("complete", "8001")) == 1, kinds
+    finally:
+        await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
+        await hotline.acd.logout("8001")
+        await unregister(first, password, sip_port=s.sip_port)
+        await first.stop()
+        await police.stop()

@@ -314,15 +314,19 @@ async def _not_on_call(hotline: Hotline, ext: str) -> bool:
     return (await hotline.acd.seat(ext)).state not in {SeatState.RINGING, SeatState.ON_CALL}
 
 
-async def _pressing_seat(workdir: Path, ext: str, password: str, sip_port: int, keys: str) -> Seat:
+async def _pressing_seat(
+    workdir: Path, ext: str, password: str, sip_port: int, keys: str,
+    hangup_after_ms: int | None = None,
+) -> Seat:  # fmt: skip
     """A registered sipp seat that answers and then presses ``keys`` (RFC 4733, one burst:
-    a second stream would repeat the first one's RTP timestamps), then waits for the BYE."""
+    a second stream would repeat the first one's RTP timestamps), then waits for the BYE,
+    or hangs up itself ``hangup_after_ms`` after the keys."""
     pcap = write_dtmf_pcap(workdir / f"seat-{ext}-keys.pcap", keys)
     presses = (f'  <pause milliseconds="3000"/>\n'
                f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
                f'  <pause milliseconds="{sequence_duration_ms(keys) + 500}"/>\n')  # fmt: skip
     ack = '  <recv request="ACK"/>\n'
-    xml = uas_scenario(True, 300).replace(ack, ack + presses, 1)
+    xml = uas_scenario(True, 300, hangup_after_ms).replace(ack, ack + presses, 1)
     seat = await run_uas(workdir, ext, free_udp_port(), xml)
     await asyncio.sleep(0.2)
     await register(workdir, ext, password, sip_port=sip_port, contact_port=seat.port,
