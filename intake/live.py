@@ -97,6 +97,11 @@ class LiveTranscription:
         live = self._calls.get(call_id)
         return None if live is None else {s: side.heard for s, side in live.sides.items()}
 
+    def caught_up(self, call_id: str, speaker: Speaker) -> bool:
+        """Vosk has been given every frame of that side received so far."""
+        live = self._calls.get(call_id)
+        return live is not None and live.sides[speaker].frames.idle
+
     def call_of(self, call_id: str) -> ConnectedCall | None:
         live = self._calls.get(call_id)
         return None if live is None else live.call

@@ -39,6 +39,11 @@ class AudioSink(Protocol):
 SinkLookup = Callable[[uuid.UUID], AudioSink | None]
 
 
+def message(kind: int, payload: bytes = b"") -> bytes:
+    """One AudioSocket message as sent on the wire."""
+    return bytes([kind]) + len(payload).to_bytes(2, "big") + payload
+
+
 async def read_message(reader: asyncio.StreamReader, timeout_s: float) -> tuple[int, bytes]:
     """(kind, payload) of the next message; IncompleteReadError at the socket's end."""
     async with asyncio.timeout(timeout_s):

@@ -41,6 +41,7 @@ class FrameQueue:
         self.ended_at: float | None = None  # time.time() of its end
         self.error = ""  # why it broke off (empty: it ended normally)
         self.ended = asyncio.Event()
+        self._waiting = False
 
     def audio(self, frame: bytes) -> None:
         self.bytes += len(frame)
@@ -52,10 +53,17 @@ class FrameQueue:
             self._queue.put_nowait(None)
             self.ended.set()
 
+    @property
+    def idle(self) -> bool:
+        """The consumer has taken every frame and asked for more (it has caught up)."""
+        return self._waiting and self._queue.empty()
+
     async def batches(self) -> AsyncIterator[bytes]:
         """Every frame waiting at once (after a slow Vosk call the backlog goes in together)."""
         while True:
+            self._waiting = True
             frame = await self._queue.get()
+            self._waiting = False
             if frame is None:
                 return
             chunk = bytearray(frame)

@@ -26,10 +26,10 @@ from db.base import utcnow
 from intake.live import LiveTranscription
 from knowledge.entries import Entry, Kind
 from knowledge.service import Hit, SearchResult
-from speech.audiosocket import KIND_AUDIO, KIND_ERROR, KIND_HANGUP, KIND_UUID, AudioSocketServer
+from sipsim.audiosocket import play
+from speech.audiosocket import KIND_ERROR, AudioSocketServer
 from speech.live import Heard
 from speech.model import load_model
-from speech.stream import AUDIOSOCKET_FRAME_BYTES
 from web.live import LiveHub
 from web.transcript import TranscriptPanel
 from workorders.dispatch import DispatchRules
@@ -50,24 +50,6 @@ class OriginatingAmi:
         spied = action["Variable"].removeprefix("HOTLINE_STREAM_CHANNEL=")
         self.channels[spied] = uuid.UUID(stream_id[1])
         return {"Response": "Success"}
-
-
-def message(kind: int, payload: bytes = b"") -> bytes:
-    return bytes([kind]) + len(payload).to_bytes(2, "big") + payload
-
-
-async def play(port: int, stream_id: uuid.UUID, pcm: bytes, end: int = KIND_HANGUP) -> None:
-    """chan_audiosocket's side: the UUID, the audio frame by frame, then ``end``."""
-    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(message(KIND_UUID, stream_id.bytes))
-    for offset in range(0, len(pcm), AUDIOSOCKET_FRAME_BYTES):
-        writer.write(message(KIND_AUDIO, pcm[offset : offset + AUDIOSOCKET_FRAME_BYTES]))
-        if offset % (AUDIOSOCKET_FRAME_BYTES * 50) == 0:
-            await writer.drain()
-            await asyncio.sleep(0.01)
-    writer.write(message(end, b"\x01" if end == KIND_ERROR else b""))
-    await writer.drain()
-    writer.close()
 
 
 @pytest.fixture(scope="module")
