@@ -73,10 +73,12 @@ from ivr import http as announcements_http
 from ivr.announcements import Announcements
 from ivr.menu import Menu, load_menu
 from ivr.order_status import DEFAULT_FILE, OrderStatusReader, StatusTexts
+from ivr.phone_announcements import PhoneAnnouncements
 from ivr.prompts import PromptLibrary
 from ivr.session import IvrSession
 from knowledge.service import KnowledgeService
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from pbx.config import TRANSFER_BEEP
 from pbx.fastagi import FastAgiServer
 from pbx.instance import AsteriskInstance
 from pbx.kamailio import KamailioProxy
@@ -276,6 +278,10 @@ class Hotline:
         self.agi.add_route(
             "seat", FeatureCodes(self.acd, self._announcer, self.dispatcher.kick).run
         )
+        phones = [p.strip() for p in s.announcement_phones.split(",") if p.strip()]
+        recorder = PhoneAnnouncements(self.announcements, self._announcer, phones,
+                                      s.recordings_dir, s.moh_dir / TRANSFER_BEEP)  # fmt: skip
+        self.agi.add_route("announcement", recorder.run)  # a supervisor's *25
         revisit_routes = await self._start_revisits(prompts)
         await self.agi.start(s.agi_host, s.agi_port)
         stack.push_async_callback(self.agi.stop)

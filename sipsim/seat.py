@@ -306,9 +306,18 @@ async def unregister(seat: Seat, password: str, *, sip_port: int) -> None:
                    expires=0)  # fmt: skip
 
 
-def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: int) -> str:
-    """The seat's softphone dials a feature code (digest auth), maybe keys in digits, and
-    waits for the hotline to hang up after its spoken confirmation."""
+def feature_code_scenario(
+    ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: int, speak: Path | None = None
+) -> str:
+    """The seat's softphone dials a feature code (digest auth), maybe speaks (``speak``, an
+    8 kHz µ-law WAV, 9 s after the answer: past the hotline's prompt), maybe keys in digits,
+    and waits for the hotline to hang up after its spoken confirmation."""
+    says = (
+        f'  <pause milliseconds="9000"/>\n'
+        f'  <nop><action><exec rtp_stream="{speak},1,0"/></action></nop>\n'
+        if speak
+        else ""
+    )
     keys = (
         f'  <pause milliseconds="2500"/>\n'
         f'  <nop><action><exec play_pcap_audio="{dtmf_pcap}"/></action></nop>\n'
@@ -367,14 +376,16 @@ def feature_code_scenario(ext: str, code: str, dtmf_pcap: Path | None, dtmf_ms: 
       Max-Forwards: 70
       Content-Length: 0
   ]]></send>
-{keys}{answer_bye()}</scenario>
+{says}{keys}{answer_bye()}</scenario>
 """
 
 
 async def dial_feature_code(
-    workdir: Path, ext: str, password: str, code: str, *, sip_port: int, keys: str = ""
-) -> None:
-    """Dial ``code`` from seat ``ext``'s softphone (e.g. *21 then the PIN and #)."""
+    workdir: Path, ext: str, password: str, code: str, *, sip_port: int, keys: str = "",
+    speak: Path | None = None,
+) -> None:  # fmt: skip
+    """Dial ``code`` from seat ``ext``'s softphone (e.g. *21 then the PIN and #; or *25,
+    say ``speak``, then #)."""
     from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
 
     os.makedirs(workdir, exist_ok=True)
@@ -382,7 +393,8 @@ async def dial_feature_code(
     pcap = write_dtmf_pcap(workdir / f"fc-{ext}-{port}.pcap", keys) if keys else None
     dtmf_ms = sequence_duration_ms(keys) + 300 if keys else 0
     scenario = workdir / f"fc-{ext}-{port}.xml"
-    scenario.write_text(feature_code_scenario(ext, code, pcap, dtmf_ms), encoding="ISO-8859-1")
+    xml = feature_code_scenario(ext, code, pcap, dtmf_ms, speak)
+    scenario.write_text(xml, encoding="ISO-8859-1")
     cmd = [
         "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-l", "1",
         "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",

@@ -6,7 +6,10 @@ until they expire."""
 from __future__ import annotations
 
 import asyncio
+import io
+import struct
 import subprocess
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,8 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from sipsim.citizen import Press, free_udp_port, media_on, place_call
-from sipsim.seat import Seat, register, start_seat, uas_scenario, unregister
+from sipsim.rtp import FRAME, share
+from sipsim.seat import Seat, dial_feature_code, register, start_seat, uas_scenario, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -313,3 +317,40 @@ async def test_recorded_announcement_is_heard_before_the_menu_until_it_expires(
         after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
         assert announcement_steps(after) == [], after["journey"]
         assert not [c for c in played if made["id"] in c] and played, played
+
+
+async def test_supervisor_records_an_announcement_from_their_phone(
+    hotline: Hotline, tmp_path: Path
+) -> None:
+    """*25<minutes> from a supervisor's phone (the announcement_phones setting): a prompt, a
+    beep, the phone's voice (a 400 Hz tone) until #, and the recording is an announcement by
+    that phone for those minutes, its sound the phone's; another seat's phone is refused and
+    nothing is stored."""
+    s, store = hotline.settings, hotline.announcements
+    assert s.announcement_phones == PHONE
+    tone = tmp_path / "voice.wav"
+    sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "2", "sine"]
+    await asyncio.to_thread(subprocess.run, [*sox, "400"], check=True)
+    before = {a.id for a in await store.current()}
+    await dial_feature_code(tmp_path, "8002", stored_secret(s.data_dir, "seat-8002"), "*25",
+                            sip_port=s.sip_port)  # fmt: skip
+    assert {a.id for a in await store.current()} == before  # refused: not a supervisor's
+
+    await dial_feature_code(tmp_path, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
+                            "*2530", sip_port=s.sip_port, keys="#", speak=tone)  # fmt: skip
+    (made,) = [a for a in await store.current() if a.id not in before]
+    try:
+        assert made.created_by == f"phone {PHONE}" and made.recording and made.texts == {}
+        assert 1.0 <= made.seconds <= 15, made
+        left = made.expires_at - datetime.now(UTC)
+        assert timedelta(minutes=28) < left <= timedelta(minutes=30), left
+        audio = await hotline.acd.redis.get(store.audio_key(made.id))
+        with wave.open(io.BytesIO(audio), "rb") as sound:
+            frames = sound.readframes(sound.getnframes())
+        samples = [v for (v,) in struct.iter_unpack("<h", frames)]
+        windows = [samples[i : i + FRAME] for i in range(0, len(samples) - FRAME, FRAME)]
+        voiced = sum(1 for w in windows if share(w, 400) > 0.5)
+        assert voiced >= 25, f"{voiced} of {len(windows)} 20 ms windows hold the phone's tone"
+        assert not list(s.recordings_dir.glob("announcement-*")), "the raw recording is left"
+    finally:
+        await store.remove(made.id)
