@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from browser import browser, log_in, new_context  # noqa: F401
+from browser import browser, log_in, new_context, screenshot  # noqa: F401
 from conftest import CALLBACK_PORT, AmiEvents, eventually
 from playwright.async_api import Browser, Page, expect
 from staff import staff_token
@@ -124,6 +124,8 @@ async def test_consult_first_then_put_through_from_the_desk(
     [invite] = office.invites()
     assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
     assert not talking(ami_events, call_id, office_leg)  # the citizen is held apart
+    await expect(desk.locator("#consult-cancel")).to_be_visible()
+    await screenshot(desk, "desk-consult", tmp_path)  # the README's picture
     await desk.click("#consult-complete")
     await expect(desk.locator("#message")).to_contain_text(f"number:{DEPARTMENT}")
     await expect(desk.locator("#consult-complete")).to_be_hidden()
