@@ -67,7 +67,7 @@ async def streaming_hotline(
 
 
 async def call_with_speech(
-    hotline: Hotline, workdir: Path, caller: str, hold_ms: int = 12000
+    hotline: Hotline, workdir: Path, caller: str, hold_ms: int = 20000
 ) -> tuple[asyncio.Task[SippResult], Seat, str]:
     """A seat that speaks, and a citizen's call (running) that speaks to it."""
     s = hotline.settings
