@@ -8,6 +8,7 @@ record."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ from conftest import CALLBACK_PORT, AmiEvents, eventually
 
 # the e2e seats fixture and the helpers of the ACD's and the blind transfers' tests
 from test_acd_calls import StartSeats, call_events, seats  # noqa: F401
-from test_transfers import _not_on_call, _pressing_seat, _sip_user, caller_at_8001, operator_auth
+from test_transfers import (
+    _not_on_call,
+    _pressing_seat,
+    _sip_user,
+    caller_at_8001,
+    intake_of,
+    operator_auth,
+)
 
 from agents.states import SeatState
 from hotline.engine import Hotline
@@ -107,7 +115,7 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
     police = await run_uas(tmp_path, "110", CALLBACK_PORT, uas_scenario(True, 1500))
     try:
         await seats("8001")
-        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speaking=True)
         auth = await operator_auth(hotline, "8001")
         status, body = await consult(hotline, "8001", "consult-complete", auth)
         assert status == 409, body  # nobody consulted yet
@@ -138,6 +146,7 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
             return talking(ami_events, call_id, police_leg)
 
         await eventually(put_through, 15, "the citizen put through to 110")
+        put_through_at = time.time()
 
         async def seat_free() -> bool:
             seat = await hotline.acd.seat("8001")
@@ -145,6 +154,10 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
 
         await eventually(seat_free, 10, "seat 8001's part to end")
         await call  # the citizen talks to 110 and hangs up: sipp's scenario completes
+        with_110_s = time.time() - put_through_at
+        # one recording of the whole call, 110's part in it, drafted when the citizen left
+        recorded = await intake_of(hotline, call_id)
+        assert recorded.duration_s is not None and recorded.duration_s > with_110_s
 
         assert await consulted_then_transferred(hotline, call_id) == [
             ("consult", "emergency:110", "from seat 8001 by e2e-op-8001"),

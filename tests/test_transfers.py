@@ -60,12 +60,22 @@ async def transfer(hotline: Hotline, ext: str, to: str, auth: dict[str, str]) ->
         return response.status, await response.json()
 
 
-async def caller_at_8001(hotline: Hotline, workdir: Path, hold_ms: int) -> tuple[
-    str, str, asyncio.Task[None]
-]:  # fmt: skip
-    """A sipp citizen who chose report and talks to seat 8001: number, call id, the call."""
+async def caller_at_8001(
+    hotline: Hotline, workdir: Path, hold_ms: int, *, speaking: bool = False
+) -> tuple[str, str, asyncio.Task[None]]:
+    """A sipp citizen who chose report and talks to seat 8001: number, call id, the call.
+    ``speaking``: the citizen's voice (a tone) streams all along, so that the recording has
+    sound for every moment the citizen is bridged with somebody."""
     caller = new_caller()
-    call = asyncio.create_task(dial(hotline, workdir, caller, REPORT, hold_ms))
+    speak = None
+    if speaking:
+        voice = workdir / "voice.wav"
+        sox = await asyncio.create_subprocess_exec(
+            "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(voice), "synth", "60",
+            "sine", "440")  # fmt: skip
+        assert await sox.wait() == 0
+        speak = Speak(voice, 200)
+    call = asyncio.create_task(dial(hotline, workdir, caller, REPORT, hold_ms, speak=speak))
     assert await connected_seat(hotline, caller) == "8001"
     return caller, (await call_events(hotline, caller))[0].call_id, call
 
@@ -127,17 +137,7 @@ async def test_the_second_party_of_a_transferred_call_is_recorded_with_the_call(
     with 8003 (without the fix: stopped when 8001's part ended, a second or two), and is the
     recording of the call's work order."""
     await seats("8001", "8003")
-    voice = tmp_path / "voice.wav"
-    sox = await asyncio.create_subprocess_exec(
-        "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(voice), "synth", "60", "sine",
-        "440")  # fmt: skip
-    assert await sox.wait() == 0
-    caller = new_caller()
-    call = asyncio.create_task(
-        dial(hotline, tmp_path, caller, REPORT, 25_000, speak=Speak(voice, 200))
-    )
-    assert await connected_seat(hotline, caller) == "8001"
-    call_id = (await call_events(hotline, caller))[0].call_id
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speaking=True)
     status, body = await transfer(hotline, "8001", "queue:business",
                                   await operator_auth(hotline, "8001"))  # fmt: skip
     assert status == 200, body
@@ -151,13 +151,7 @@ async def test_the_second_party_of_a_transferred_call_is_recorded_with_the_call(
     second_part_s = time.time() - began
     assert second_part_s > 8, "the scenario leaves the citizen long enough with 8003"
 
-    async def drafted() -> IntakeResult | None:
-        try:
-            return await hotline.intake.recordings.wait_done(call_id, timeout=1)
-        except (KeyError, TimeoutError):
-            return None
-
-    result = await eventually(drafted, 60, "the transferred call's work order")
+    result = await intake_of(hotline, call_id)
     assert result.duration_s is not None
     assert result.duration_s > second_part_s - 3, (result.duration_s, second_part_s)
     order = await hotline.work_orders.get(result.work_order_number)
@@ -165,6 +159,19 @@ async def test_the_second_party_of_a_transferred_call_is_recorded_with_the_call(
     assert await journey_transfers(hotline, call_id) == [
         ("queue:business", "from seat 8001 by e2e-op-8001")
     ]
+
+
+async def intake_of(hotline: Hotline, call_id: str) -> IntakeResult:
+    """The call's recording and work order, once intake has drafted it."""
+
+    async def drafted() -> IntakeResult | None:
+        try:
+            return await hotline.intake.recordings.wait_done(call_id, timeout=1)
+        except (KeyError, TimeoutError):
+            return None
+
+    result: IntakeResult = await eventually(drafted, 60, "the transferred call's work order")
+    return result
 
 
 async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
