@@ -348,3 +348,37 @@ async def test_a_killed_worker_is_replaced_and_the_file_retried_once(
             await asyncio.wait_for(job, 180)
         assert pool.rebuilds == 3
         check_timings(await pool.transcribe(audio["operator"]))  # the pool works on
+
+
+def test_a_transcription_job_names_a_recording_inside_the_recordings_folder_only(
+    tmp_path: Path,
+) -> None:
+    """A job carries the path relative to the recordings folder (shared storage); a worker
+    never opens a file outside its own recordings folder, whatever a job says."""
+    from speech.errors import RecordingError
+    from speech.jobs import (
+        FILE_JOB,
+        files_queue,
+        job_message,
+        relative_recording,
+        resolve_recording,
+        result_key,
+    )
+
+    recordings = tmp_path / "recordings"
+    side = recordings / "2026" / "03" / "04" / "1772616600.1-caller.wav"
+    assert relative_recording(recordings, side) == "2026/03/04/1772616600.1-caller.wav"
+    assert (
+        resolve_recording(tmp_path / "elsewhere", "2026/x.wav")
+        == (tmp_path / "elsewhere" / "2026" / "x.wav").resolve()
+    )
+    for outside in ("../secrets.toml", "/etc/passwd", "2026/../../x.wav"):
+        with pytest.raises(RecordingError):
+            resolve_recording(recordings, outside)
+    with pytest.raises(RecordingError):
+        relative_recording(recordings, tmp_path / "var" / "secrets.toml")
+    # Asked twice (an engine restarted), the same job: the same message id and result key.
+    first, again = (job_message(files_queue("h:"), FILE_JOB, ("a.wav",), "file:a.wav")
+                    for _ in range(2))  # fmt: skip
+    assert first.message_id == again.message_id
+    assert result_key("h:", first) == f"h:speech-results:h:speech:{FILE_JOB}:{first.message_id}"
