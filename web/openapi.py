@@ -234,6 +234,11 @@ def openapi_document() -> dict[str, Any]:
             "summary": "the operator's seat, its state, and the call at it with its context",
             "tags": ["desk"], "security": [{"staff": []}],
             "responses": _answers(_json(OBJECT), 401, 403, 409)}},
+        "/api/live/transcript/{call_id}": {"get": {
+            "summary": "what each side of a running call said so far (live transcription) and "
+                       "the category and knowledge entries it suggests; an operator: own seat",
+            "tags": ["desk"], "security": [{"staff": []}], "parameters": [_path("call_id")],
+            "responses": _answers(_json(OBJECT), 401, 403, 404)}},
         "/api/portal": {"get": {
             "summary": "the department's orders it leads or assists in that still need it",
             "tags": ["portal"], "security": [{"staff": []}],
