@@ -174,6 +174,9 @@ class Settings:
     transcription_workers: int = 1
     transcription_local_workers: bool = True
     transcription_lease_s: float = 20.0
+    # How long intake waits for a call's two sides before drafting it without transcript
+    # (the jobs stay queued; raise it where workers may lag behind, e.g. draining a backlog).
+    transcription_timeout_s: float = 600.0
     # Live transcription (intake/live.py): with a model, each connected call's two sides are
     # streamed by AudioSocket to the engine's server on audiosocket_host:audiosocket_port
     # (where the local Asterisk reaches it) and transcribed while the call runs; the

@@ -219,6 +219,7 @@ def intake_config(settings: Settings) -> IntakeConfig:
         outbox_dir=settings.data_dir / "intake-outbox",
         vosk_model_dir=Path(model).expanduser() if model else None,
         transcription_workers=settings.transcription_workers,
+        transcription_timeout_s=settings.transcription_timeout_s,
         recording_retention_days=settings.recording_retention_days,
         network_timeout_s=settings.network_timeout_s,
     )

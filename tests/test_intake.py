@@ -257,3 +257,15 @@ async def test_intake_opens_without_a_model_and_closes(
     await intake.recordings.finished(call)
     await intake.close(timeout=10)  # drains the running intake
     assert (await intake.store.get(call.call_id)).work_order_number  # type: ignore[union-attr]
+
+
+def test_intake_takes_its_transcription_settings_from_the_hotlines() -> None:
+    """Where workers may lag behind (a backlog), intake waits longer for a transcript."""
+    from hotline.settings import Settings
+    from hotline.wiring import intake_config
+
+    settings = Settings.load(environ={"HOTLINE_TRANSCRIPTION_TIMEOUT_S": "7200",
+                                      "HOTLINE_VOSK_MODEL_DIR": "/models/cn"})  # fmt: skip
+    config = intake_config(settings)
+    assert config.transcription_timeout_s == 7200.0 and config.vosk_model_dir == Path("/models/cn")
+    assert intake_config(Settings()).transcription_timeout_s == 600.0
