@@ -380,7 +380,7 @@ class Hotline:
             QueueOptions(announce_interval_s=s.queue_announce_interval_s,
                          callback_after_s=s.callback_offer_after_s, callback_numbers=numbers,
                          max_wait_s=s.acd_max_wait_s),
-            self._stop_playback,
+            self._stop_playback, self._wake_caller,
         )  # fmt: skip
         # Callbacks' calls to citizens: on the outbound dialer's record (its lines, retries
         # booked by its loop, the failed list), in SQL like the revisits.
@@ -496,6 +496,16 @@ class Hotline:
                                    "Control": "stop"})  # fmt: skip
         except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
             log.debug("%s: announcement not stopped (%s); it plays to its end", who, exc)
+
+    async def _wake_caller(self, channel: str, digit: str, who: str) -> None:
+        """End a waiting caller's WAIT FOR DIGIT now (its seat was chosen): ``digit`` is
+        queued on the channel as if received from the caller (AMI PlayDTMF, Receive)."""
+        try:
+            await self.ami.action({"Action": "PlayDTMF", "Channel": channel, "Digit": digit,
+                                   "Duration": "100", "Receive": "true"})  # fmt: skip
+        except (AmiActionError, AmiUnavailable, TimeoutError) as exc:
+            log.warning("%s: wait not ended (%s); the seat rings when it ends by itself", who,
+                        exc)  # fmt: skip
 
     async def _redirect(self, channel: str, context: str, exten: str, extra: str = "") -> None:
         """Move a channel in the dialplan (a transfer), and ``extra`` with it to the same

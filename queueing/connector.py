@@ -51,9 +51,12 @@ from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
 
-# How long one WAIT FOR DIGIT lasts: the latency from a decision to the ring for a caller
-# who had to wait (one who finds a free seat is dialled at once).
-_POLL_MS = 100
+# A waiting caller's channel runs one long WAIT FOR DIGIT (music on) until the next thing
+# due: an announcement, the callback offer, the overflow, or at most this long. A seat's
+# decision ends it at once: the engine queues the digit _WAKE_DIGIT on the channel as if the
+# caller had pressed it (AMI PlayDTMF with Receive), so the seat rings without polling.
+_LONGEST_WAIT_S = 10.0
+_WAKE_DIGIT = "D"  # no citizen's keypad sends it
 _ENTRY_CHECK_S = 2.0  # how often a waiting session checks that Redis still has its caller
 _MAX_CALL_S = 4 * 3600.0
 _DIGIT_1 = "49"
@@ -62,8 +65,10 @@ _DIGIT_1 = "49"
 _EARLIER_SESSION_S = 15.0
 
 
-# Stops the announcement playing on a channel (AMI ControlPlayback), given channel and who.
+# Stops the announcement playing on a channel (AMI ControlPlayback), given channel and who;
+# a WakeCaller ends the channel's WAIT FOR DIGIT (AMI PlayDTMF Receive of _WAKE_DIGIT).
 StopPlayback = Callable[[str, str], Awaitable[None]]
+WakeCaller = Callable[[str, str, str], Awaitable[None]]  # channel, digit, who
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,11 @@ class QueueRoute:
         listeners: Listeners,
         options: QueueOptions,
         stop_playback: StopPlayback,
+        wake: WakeCaller,
     ) -> None:
         self.acd, self.dispatcher, self.dials = acd, dispatcher, dials
         self.announcer, self.listeners, self.options = announcer, listeners, options
-        self.stop_playback = stop_playback
+        self.stop_playback, self.wake = stop_playback, wake
         self.detached = False  # set when the engine lets callers go to the fallback
         self._background: set[asyncio.Future[str | None]] = set()
         self._sessions: dict[str, asyncio.Event] = {}  # by call id: set when it has ended
@@ -198,7 +204,6 @@ class QueueRoute:
         loop = asyncio.get_running_loop()
         entered = loop.time()
         next_announce = entered + self.options.announce_interval_s
-        next_check = entered + _ENTRY_CHECK_S
         offered = False
         assignment = self.dispatcher.wait_for_seat(call_id)
         await self.dispatcher.step()  # a free seat rings now, without a poll's delay
@@ -216,16 +221,14 @@ class QueueRoute:
             now = loop.time()
             if self.options.max_wait_s and now - entered >= self.options.max_wait_s:
                 return "overflow"
-            if now >= next_check:
-                next_check = now + _ENTRY_CHECK_S
-                await self._check_entry(entry, who, assignment)
             after = self.options.callback_after_s if self._may_call_back(agi) else 0
             if after > 0 and not offered and now - entered >= after:
                 offered = True
                 offer = sentence("callback-offer", language)
                 if await self._say(agi, who, offer, assignment) == _DIGIT_1:
                     return await self._book_callback(agi, who, language, entry)
-            elif now >= next_announce:
+                continue
+            if now >= next_announce:
                 next_announce = now + self.options.announce_interval_s
                 position = await self._tolerant(self.acd.position(call_id), entry, who)
                 if position is not None:
@@ -234,9 +237,45 @@ class QueueRoute:
                     heard = await self._say(agi, who, said, assignment)
                     if heard == _DIGIT_1 and offered:
                         return await self._book_callback(agi, who, language, entry)
-            code, _ = await agi.command(f"WAIT FOR DIGIT {_POLL_MS}", deadline_s=10)
+                continue
+            due = [next_announce, now + _LONGEST_WAIT_S]
+            if self.options.max_wait_s:
+                due.append(entered + self.options.max_wait_s)
+            if after > 0 and not offered:
+                due.append(entered + after)
+            code = await self._listen(agi, who, entry, assignment, min(due) - now)
             if code == _DIGIT_1 and offered:
                 return await self._book_callback(agi, who, language, entry)
+
+    async def _listen(
+        self,
+        agi: AgiChannel,
+        who: str,
+        entry: _Entry,
+        assignment: asyncio.Future[Assignment],
+        wait_s: float,
+    ) -> str:
+        """Music and one WAIT FOR DIGIT of ``wait_s``; returns the key pressed ("" for none).
+        A seat's decision ends it at once; Redis is checked for the caller's entry meanwhile
+        (every ``_ENTRY_CHECK_S``, without a turn on the channel)."""
+        ms = max(1, int(wait_s * 1000))
+        waiting = asyncio.ensure_future(agi.command(f"WAIT FOR DIGIT {ms}", deadline_s=wait_s + 10))
+        try:
+            while not waiting.done():
+                pending: list[asyncio.Future[Any]] = [waiting, assignment]
+                await asyncio.wait(pending, timeout=_ENTRY_CHECK_S,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if waiting.done():
+                    break
+                if assignment.done():
+                    await self.wake(agi.call.channel, _WAKE_DIGIT, who)
+                    break
+                await self._check_entry(entry, who, assignment)
+            code, _ = await waiting
+        finally:
+            if not waiting.done():
+                waiting.cancel()  # the session ends (an error): its channel goes too
+        return "" if code in {"", "0", str(ord(_WAKE_DIGIT))} else code
 
     async def _check_entry(
         self, entry: _Entry, who: str, assignment: asyncio.Future[Assignment]
@@ -348,7 +387,8 @@ class QueueRoute:
             await self._release(call.uniqueid, who)
             return "completed"
         log.warning("%s: seat %s did not take the call (%s)", who, a.seat, status or "?")
-        await self.acd.requeue_head(call.uniqueid)
+        if not self.dispatcher.decided(call.uniqueid):  # else already requeued and re-offered
+            await self.acd.requeue_head(call.uniqueid)
         return "requeued"
 
     async def _connected(

@@ -75,6 +75,11 @@ class Dispatcher:
             self._waiters[call_id] = future
         return future
 
+    def decided(self, call_id: str) -> bool:
+        """Whether a new decision already waits for the caller's session (made while its
+        last ring was still ending, e.g. the ACD requeued it when the seat unregistered)."""
+        return call_id in self._early
+
     def forget(self, call_id: str) -> None:
         self._held.discard(call_id)
         self._early.pop(call_id, None)

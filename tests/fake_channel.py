@@ -13,7 +13,8 @@ A ``repeat`` step (a poll: ``WAIT FOR DIGIT 100``) matches any number of times u
 route performs the operation of the step after it (:func:`polls` scripts an exact number).
 ``then`` runs when a step is reached, before the reply: what happens outside the channel
 meanwhile (a seat answers, a DialEnd event arrives); ``delay_s`` is how long the operation
-takes on the caller's side.
+takes on the caller's side. :func:`wake` is Asterisk receiving a digit queued by the engine
+(AMI PlayDTMF Receive): it ends the channel's running ``WAIT FOR DIGIT`` at once.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ def get_variable(name: str, reply: str = "") -> Step:
     return Step("get_variable", name, reply=reply)
 
 
-def polls(count: int, text: Matcher = "WAIT FOR DIGIT 100", delay_s: float = 0.1) -> list[Step]:
+WAIT = re.compile(r"WAIT FOR DIGIT \d+")  # the queue's wait for a key (any length)
+
+
+def polls(count: int, text: Matcher = WAIT, delay_s: float = 0.1) -> list[Step]:
     """``count`` polls for a key in which the caller presses nothing."""
     return [command(text, delay_s=delay_s) for _ in range(count)]
 
@@ -122,6 +126,19 @@ def agi_call(
     return AgiCall(uniqueid, channel, parse_caller_id(caller), dialed, script, args)
 
 
+_LIVE: dict[str, FakeChannel] = {}  # the latest FakeChannel by channel name
+
+
+async def wake(channel: str, digit: str, _who: str = "") -> None:
+    """Asterisk receives ``digit`` on ``channel``: a running WAIT FOR DIGIT returns it (the
+    engine's WakeCaller); at any other moment the digit goes unheard, as on a real channel."""
+    fake = _LIVE.get(channel)
+    if fake is not None:
+        fake.woken.append(digit)
+        if fake._waiting is not None and not fake._waiting.done():
+            fake._waiting.set_result(digit)
+
+
 class ScriptError(AssertionError):
     """The route did something the call's script did not expect."""
 
@@ -134,10 +151,13 @@ class FakeChannel:
     script: list[Step]
     done: list[str] = field(default_factory=list)  # every operation performed, in order
     failures: list[ScriptError] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)  # digits queued by wake()
     hung_up: bool = False
     _next: int = 0
+    _waiting: asyncio.Future[str] | None = None  # the running WAIT FOR DIGIT
 
     def __post_init__(self) -> None:
+        _LIVE[self.call.channel] = self
         for step, following in zip(self.script, self.script[1:], strict=False):
             if step.repeat and following.op == "hang_up":
                 raise ValueError("a hang_up() after a repeated step would never come: "
@@ -192,6 +212,15 @@ class FakeChannel:
             result = step.then()
             if result is not None:
                 await result
+        if op == "command" and what.startswith("WAIT FOR DIGIT "):
+            woken = self._waiting = asyncio.get_running_loop().create_future()
+            try:
+                digit = await asyncio.wait_for(woken, step.delay_s)
+            except TimeoutError:
+                return step.reply
+            finally:
+                self._waiting = None
+            return (str(ord(digit)), "")
         await asyncio.sleep(step.delay_s)
         return step.reply
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 import pytest
 from conftest import TEST_REDIS_URL, eventually
 from fake_channel import (
+    WAIT,
     FakeChannel,
     Step,
     agi_call,
@@ -31,6 +32,7 @@ from fake_channel import (
     polls,
     set_variable,
     stream,
+    wake,
 )
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -70,7 +72,6 @@ NUMBERS = r"1[3-9]\d{9}"  # callback_number_pattern: mobile numbers only
 CITIZEN = "13900001111"
 CITIZEN_DIAL = "PJSIP/citizens/sip:{number}@127.0.0.1:5999"
 MUSIC_ON = "SET MUSIC ON default"
-POLL = "WAIT FOR DIGIT 100"
 
 
 class Seen:
@@ -114,6 +115,7 @@ class Parts:
         return QueueRoute(
             self.acd, self.dispatcher, self.dials, Announcer(PromptNames()),
             Listeners([self.seen]), QueueOptions(**{**defaults, **options}), stop_playback,
+            wake,
         )  # fmt: skip
 
     def callback_route(self, recordings: Path, schedule: CallbackSchedule) -> CallbackRinger:
@@ -168,7 +170,7 @@ def waiting_with_music(language: str) -> list[Step]:
     return [
         get_variable("HOTLINE_LANGUAGE", language),
         command(MUSIC_ON),
-        command(POLL, repeat=True, delay_s=0.05),
+        command(WAIT, repeat=True, delay_s=0.05),
     ]
 
 
@@ -245,6 +247,33 @@ async def test_a_caller_waits_with_music_until_a_seat_logs_in(parts: Parts) -> N
     await asyncio.wait_for(running, 5)
     channel.check()
     assert [c.seat for c in parts.seen.bridged] == ["8001"]
+
+
+async def test_a_waiting_caller_rings_the_moment_a_seat_is_chosen(parts: Parts) -> None:
+    """The caller waits in one long WAIT FOR DIGIT (no polling): the routing step that picks
+    a seat ends it at once (the engine's wake digit), and the seat is dialled."""
+    call = caller("1800000001.8")
+    channel = FakeChannel(call, [
+        get_variable("HOTLINE_LANGUAGE", "zh"),
+        command(MUSIC_ON),
+        command(WAIT, repeat=True, delay_s=60),  # would hold the caller a minute
+        command("SET MUSIC OFF"),
+        command(dial_seat("8001"), then=parts.answers(call, "PJSIP/8001-00000009"),
+                delay_s=0.1),
+        set_variable("HOTLINE_QUEUE_RESULT", "completed"),
+    ])  # fmt: skip
+    running = asyncio.create_task(parts.queue_route().run(channel))
+    await eventually(lambda: _waits(channel), 5, "the caller to wait")
+    await parts.acd.login("8001", "1111")
+    await parts.dispatcher.step()
+    await asyncio.wait_for(running, 5)
+    channel.check()
+    assert channel.woken == ["D"] and len(channel.operations("command")) == 4
+    assert [c.seat for c in parts.seen.bridged] == ["8001"]
+
+
+async def _waits(channel: FakeChannel) -> bool:
+    return any(op.startswith("WAIT FOR DIGIT") for op in channel.operations("command"))
 
 
 async def test_a_seat_that_does_not_answer_is_paused_and_the_caller_keeps_the_head(

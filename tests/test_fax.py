@@ -68,10 +68,9 @@ SENDER = "fax-test-sender"
 
 
 def add_dialplan(hotline: Hotline, lines: list[str]) -> None:
-    """A test-only context added through the CLI (nothing written to the shipped config), and
-    app_senddtmf (AMI PlayDTMF), which the fax machine's key press needs and the hotline not."""
+    """A test-only context added through the CLI (nothing written to the shipped config); the
+    fax machine's key press is AMI PlayDTMF (app_senddtmf, loaded for the ACD's waits)."""
     assert hotline.asterisk is not None
-    hotline.asterisk.cli("module load app_senddtmf.so")
     for line in lines:
         done = hotline.asterisk.cli(f'dialplan add extension "{line}" into {SENDER} replace')
         assert done.returncode == 0, done.stderr or done.stdout
