@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -31,13 +32,27 @@ log = logging.getLogger(__name__)
 _children: dict[Path, subprocess.Popen[bytes]] = {}
 
 # The host's name resolution, copied into the root at every mount: without it Asterisk's
-# lookup of its own host name fails and logs four ERROR/WARNING lines for every call.
-_HOST_FILES = ("hosts", "resolv.conf")
+# lookup of its own host name fails and logs four ERROR/WARNING lines for every call, and
+# goes to DNS for each new call (5 s stalls in bursts when DNS does not answer). The root's
+# hosts file always names localhost and this machine (root_hosts), whatever the host's has.
+_HOST_FILES = ("resolv.conf",)
 # Paths inside the root, relative to it (Debian's /var/run is a symlink to /run: a host-side
 # path through it would leave the root, so the run directory is named by its real place).
 _RUNTIME_DIRS = ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk")
 # Mounted by earlier versions: still unmounted on stop, so an upgrade leaves nothing behind.
 _LEGACY_BINDS = ("proc", "dev")
+
+
+def root_hosts(host_hosts: str, hostname: str) -> str:
+    """The root's /etc/hosts: the host's lines, plus localhost and ``hostname`` if missing."""
+    names = {name for line in host_hosts.splitlines()
+             for name in line.split("#", 1)[0].split()[1:]}  # fmt: skip
+    lines = [host_hosts.rstrip("\n")] if host_hosts.strip() else []
+    if "localhost" not in names:
+        lines.append("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback")
+    if hostname and hostname not in names:
+        lines.append(f"127.0.1.1\t{hostname}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,9 @@ class AsteriskInstance:
             host_file = Path("/etc") / name
             if host_file.is_file():
                 shutil.copyfile(host_file, self.root / "etc" / name)
+        host_hosts = Path("/etc/hosts")
+        known = host_hosts.read_text(encoding="utf-8") if host_hosts.is_file() else ""
+        (self.root / "etc/hosts").write_text(root_hosts(known, socket.gethostname()))
         uid, gid = self.owner()
         for sub in _RUNTIME_DIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)

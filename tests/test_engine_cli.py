@@ -98,6 +98,18 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_the_asterisk_root_resolves_this_machine_from_its_hosts_file() -> None:
+    """Asterisk looks its host's name up for every new call: the root's /etc/hosts always
+    names it and localhost, so no call waits on DNS, whatever the host's own file holds."""
+    from pbx.instance import root_hosts
+
+    made = root_hosts("", "box7")
+    assert "127.0.1.1\tbox7" in made and "127.0.0.1\tlocalhost" in made
+    kept = "127.0.0.1 localhost\n10.0.0.5 box7 # the host's own line\n"
+    assert root_hosts(kept, "box7") == kept
+    assert root_hosts("127.0.0.1 localhost\n", "box7").endswith("127.0.1.1\tbox7\n")
+
+
 def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root: chroot and mounts")
@@ -111,6 +123,8 @@ def test_asterisk_commands_and_reload_without_restart(tmp_path: Path) -> None:
         dialplan = ["chroot", str(root), "asterisk", "-rx", "dialplan show hotline"]
         before = subprocess.run(dialplan, capture_output=True, text=True, check=True).stdout
         assert "'12345'" in before
+        hosts = ["chroot", str(root), "getent", "hosts", socket.gethostname()]
+        assert subprocess.run(hosts, capture_output=True, check=False).returncode == 0
         pid = (root / "run/asterisk/asterisk.pid").read_text().strip()
 
         reloaded = run(["asterisk", "reload"], {**env, "HOTLINE_HOTLINE_NUMBER": "12399"})
