@@ -46,6 +46,7 @@ from hotline.streaming import start_streaming
 from hotline.wiring import (
     accounts_web,
     agi_key,
+    ami_events,
     ami_secret,
     asterisk_instance,
     check_menu_queues,
@@ -228,7 +229,12 @@ class Hotline:
             stack.push_async_callback(asyncio.to_thread, asterisk.stop)
 
         self.ami = AmiClient(
-            s.ami_host, s.ami_port, s.ami_user, ami_secret(s), timeout=s.network_timeout_s
+            s.ami_host,
+            s.ami_port,
+            s.ami_user,
+            ami_secret(s),
+            timeout=s.network_timeout_s,
+            events=ami_events(s),
         )
         stack.push_async_callback(self.ami.close)
         for request in ("HangupRequest", "SoftHangupRequest"):

@@ -118,6 +118,8 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "hotline"
     ami_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml
+    # AMI events sent to the engine besides its own (hotline.wiring.AMI_EVENTS), comma-separated
+    ami_extra_events: str = ""
     agi_host: str = "127.0.0.1"  # loopback: only the local Asterisk reaches the FastAGI server
     agi_port: int = 4573
     agi_secret: str = ""  # empty: generated once and kept in data_dir/secrets.toml

@@ -26,6 +26,7 @@ from ivr.menu import Menu, Route
 from knowledge import http as knowledge_http
 from knowledge import search as knowledge_search
 from knowledge.service import KnowledgeService
+from pbx.ami import event_filter
 from pbx.config import (
     PbxConfig,
     ensure_hold_music,
@@ -38,6 +39,7 @@ from pbx.kamailio import KamailioConfig, KamailioProxy, parse_boxes
 from pbx.root import ProvisionError, build_root, is_built
 from queueing.callback import callback_number_rule, may_call_back
 from queueing.callback_retries import lines_in_use as callback_lines
+from queueing.native import OPS as NATIVE_QUEUE_EVENTS
 from queueing.redis_server import RedisServer
 from queueing.rules import RoutingRules
 from queueing.transfer import emergency_numbers, render_codes, transfer_codes
@@ -115,6 +117,20 @@ def check_menu_queues(menu: Menu, seats: SeatsFile) -> tuple[str, ...]:
     return tuple(queues)
 
 
+# The AMI events the engine subscribes to (hotline.engine): Asterisk sends its user these
+# only (manager.conf eventfilter), so every other event of every call costs nothing.
+AMI_EVENTS = (
+    "Hangup", "HangupRequest", "SoftHangupRequest", "Newchannel", "DialEnd", "BlindTransfer",
+    "ContactStatus", "ReceiveFAX", "AttendedTransfer", *NATIVE_QUEUE_EVENTS,
+)  # fmt: skip
+
+
+def ami_events(settings: Settings) -> tuple[str, ...]:
+    """The engine's events and the ``ami_extra_events`` setting's (tools, tests)."""
+    extra = [name.strip() for name in settings.ami_extra_events.split(",") if name.strip()]
+    return (*AMI_EVENTS, *extra)
+
+
 def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -> PbxConfig:
     """The values Asterisk's configuration is rendered from."""
     s = settings
@@ -125,6 +141,7 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
         sip_host=s.sip_host, sip_port=s.sip_port,
         rtp_port_start=s.rtp_port_start, rtp_port_end=s.rtp_port_end,
         ami_host=s.ami_host, ami_port=s.ami_port, ami_user=s.ami_user, ami_secret=ami_secret(s),
+        ami_event_filter=event_filter(ami_events(s)),
         agi_host=s.agi_host, agi_port=s.agi_port, agi_key=agi_key(s),
         hotline_number=s.hotline_number, citizen_networks=s.citizen_networks,
         queue_max_wait_s=s.queue_max_wait_s, recordings_dir=s.recordings_dir, moh_dir=s.moh_dir,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from panoramisk import Manager
@@ -19,6 +19,17 @@ from panoramisk.message import Message
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Message], None]
+
+
+# Events panoramisk itself waits for (an Async Originate's answer): always let through.
+_ACTION_EVENTS = ("OriginateResponse",)
+
+
+def event_filter(events: Iterable[str]) -> str:
+    """manager.conf lines for the engine's AMI user: Asterisk sends it only ``events`` (and
+    the ones its own actions wait for), not the dozens of others every call raises."""
+    names = sorted({*events, *_ACTION_EVENTS})
+    return "\n".join(f"eventfilter(action(include),name({name})) =" for name in names)
 
 
 class AmiUnavailable(ConnectionError):
@@ -59,11 +70,15 @@ class AmiClient:
         *,
         timeout: float = 5.0,
         max_backoff: float = 10.0,
+        events: Iterable[str] | None = None,
     ) -> None:
+        """``events``: the only ones Asterisk sends this user (its manager.conf filter, see
+        :func:`event_filter`); subscribing to any other is a mistake caught at once."""
         self._config = {"host": host, "port": port, "username": username, "secret": secret}
         self._timeout = timeout
         self._max_backoff = max_backoff
         self._handlers: list[tuple[str, EventHandler]] = []
+        self._events = None if events is None else frozenset(events)
         self._manager: _SupervisedManager | None = None
         self._logged_in = asyncio.Event()
         self._lost = asyncio.Event()
@@ -74,7 +89,12 @@ class AmiClient:
         return self._logged_in.is_set()
 
     def on(self, event: str, handler: EventHandler) -> None:
-        """Call ``handler`` for every event matching ``event`` (fnmatch pattern)."""
+        """Call ``handler`` for every event named ``event``."""
+        if self._events is not None and event not in self._events:
+            raise ValueError(
+                f"AMI event {event} is filtered out for the engine: add it to "
+                "hotline.wiring.AMI_EVENTS or the ami_extra_events setting"
+            )
         self._handlers.append((event, handler))
         if self._manager is not None:
             self._manager.register_event(event, _adapt(handler))

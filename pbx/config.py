@@ -57,6 +57,7 @@ class PbxConfig:
     transfer_ring_s: int = 60
     transfer_codes: str = ""  # a seat's transfer codes (queueing.transfer.render_codes)
     system_name: str = "hotline12345"  # asterisk.conf: the prefix of every call id
+    ami_event_filter: str = ""  # the AMI events the engine's user gets (pbx.ami.event_filter)
 
 
 def render_template(text: str, values: Mapping[str, object], name: str = "template") -> str:

@@ -18,11 +18,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import call_record, eventually, new_caller
+from panoramisk import Manager
 
 from hotline.engine import Hotline
 from hotline.private import private_dir
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
+from hotline.wiring import ami_events, ami_secret
 from pbx.ami import AmiActionError
 from pbx.config import PbxConfig, render_all, write_config
 from queueing.callback import callback_number_rule, may_call_back
@@ -255,3 +257,36 @@ async def test_the_ami_user_may_send_exactly_what_the_engine_sends(hotline: Hotl
     channels = await hotline.ami.action({"Action": "CoreShowChannels"}, as_list=True)
     assert channels, "CoreShowChannels unanswered"
     await hotline.ami.action({"Action": "Status"}, as_list=True)
+
+
+@pytest.mark.e2e
+async def test_the_ami_user_gets_only_the_events_the_engine_subscribes_to(
+    hotline: Hotline, tmp_path: Path
+) -> None:
+    """Asterisk filters the engine's AMI user's events (manager.conf eventfilter): a call
+    through the IVR raises dozens of event kinds, a session of that user receives only the
+    engine's (and the tests' extras); subscribing to any other is refused at once."""
+    s = hotline.settings
+    allowed = set(ami_events(s)) | {"OriginateResponse"}
+    seen: list[str] = []
+    manager = Manager(host=s.ami_host, port=s.ami_port, username=s.ami_user,
+                      secret=ami_secret(s), events="on", ping_delay=0)  # fmt: skip
+    manager.register_event("*", lambda _m, event: seen.append(event.get("Event", "")))
+    await asyncio.wait_for(manager.connect(), 10)
+    try:
+        result = await place_call(
+            tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=new_caller(), presses=[Press("9", 2500)], hold_ms=1500,
+        )  # fmt: skip
+        assert result.returncode == 0, result.errors[-2000:]
+        await eventually(lambda: _has(seen, "Hangup"), 10, "the call's Hangup event")
+    finally:
+        manager.close()
+    assert {"Newchannel", "Hangup"} <= set(seen)
+    assert set(seen) - {"FullyBooted", ""} <= allowed, sorted(set(seen) - allowed)
+    with pytest.raises(ValueError, match="Newstate"):
+        hotline.ami.on("Newstate", lambda _event: None)
+
+
+async def _has(seen: list[str], name: str) -> bool:
+    return name in seen
