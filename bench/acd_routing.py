@@ -8,8 +8,10 @@
   ``dispatch_once`` is one atomic step that must pick the caller and the seat among 10,000
   waiting (the queue is topped up to stay at 10,000): p50/p99 latency of that decision.
 
-Beside them, ``redis-benchmark -q -n 100000 -t set,get`` measured in the same run: the ACD's
-decisions per second as a ratio to the plain GET/SET ceiling of this Redis.
+Beside them, ``redis-benchmark -q -n 100000 -c 1 -t set,get`` measured in the same run (one
+client, as the decisions above are made one at a time by one client): the ACD's decisions
+per second as a percentage of this Redis's GET rate; and what one steady decision costs
+inside Redis (its Lua call's commands and microseconds, from INFO commandstats).
 
     python -m bench.acd_routing [--redis redis://127.0.0.1:6379/0]
 """
@@ -108,18 +110,45 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
 
         # steady state: one seat frees up, one decision
         latencies, decided = [], 0
+        commands, server_us = 0, 0.0
         for _ in range(steady_rounds):
             ending = on_call.pop(rng.randrange(len(on_call)))
             await acd.hangup(ending)
             await enqueue_one(acd, rng, next_call)  # keep 10,000 waiting
             next_call += 1
+            before = await command_stats(redis)
             t = time.perf_counter()
             got = await acd.dispatch_once(limit=1)
             latencies.append(time.perf_counter() - t)
+            inside, us = lua_cost(before, await command_stats(redis))
+            commands, server_us = commands + inside, server_us + us
             for a in got:
                 decided += 1
                 await acd.answered(a.call_id)
                 on_call.append(a.call_id)
+        # a new caller finds a free seat: three calls before (priority, enqueue, routing
+        # step) against Acd.enter's one, alternately, each after a seat freed up
+        paths: dict[str, list[float]] = {"three calls": [], "enter": []}
+        for n in range(2 * steady_rounds):
+            ending = on_call.pop(rng.randrange(len(on_call)))
+            await acd.hangup(ending)
+            call_id, number = f"call-{next_call}", f"139{next_call:08d}"
+            next_call += 1
+            t = time.perf_counter()
+            if n % 2:
+                got = (await acd.enter(call_id, "skill00", caller=number)).assignments
+                paths["enter"].append(time.perf_counter() - t)
+            else:
+                prio = await acd.caller_priority(number)
+                await acd.enqueue(call_id, "skill00", caller=number, priority=prio)
+                got = await acd.dispatch_once()
+                paths["three calls"].append(time.perf_counter() - t)
+            for a in got:
+                await acd.answered(a.call_id)
+                on_call.append(a.call_id)
+        for name, values in paths.items():
+            figures[f"entry_{name}_p50_ms"] = percentile(values, 0.50) * 1000
+            figures[f"entry_{name}_p99_ms"] = percentile(values, 0.99) * 1000
         snap = await acd.snapshot()
         figures["steady_rounds"] = steady_rounds
         figures["steady_decisions"] = decided
@@ -127,6 +156,8 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
         figures["steady_p99_ms"] = percentile(latencies, 0.99) * 1000
         figures["steady_decisions_per_s"] = decided / sum(latencies)
         figures["waiting_at_end"] = snap.waiting
+        figures["commands_per_decision"] = commands / steady_rounds
+        figures["server_us_per_decision"] = server_us / steady_rounds
     finally:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=2000)]
         for i in range(0, len(keys), 500):
@@ -135,7 +166,27 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
     return figures
 
 
-def redis_benchmark(url: str) -> dict[str, float] | None:
+async def command_stats(redis: Redis) -> dict[str, tuple[int, float]]:
+    """Redis's INFO commandstats: command -> (calls, usec)."""
+    stats = await redis.info("commandstats")
+    return {name: (int(v["calls"]), float(v["usec"])) for name, v in stats.items()}
+
+
+def lua_cost(
+    before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]
+) -> tuple[int, float]:
+    """(Redis commands run inside the scripts, microseconds Redis spent on the scripts)
+    between two command_stats (the INFO calls themselves left out)."""
+    inside = sum(
+        calls - before.get(name, (0, 0.0))[0]
+        for name, (calls, _us) in after.items()
+        if name not in {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_info"}
+    )
+    script = after.get("cmdstat_evalsha", (0, 0.0))[1] - before.get("cmdstat_evalsha", (0, 0.0))[1]
+    return inside, script
+
+
+def redis_benchmark(url: str, clients: int) -> dict[str, float] | None:
     tool = shutil.which("redis-benchmark")
     if tool is None:
         print("redis-benchmark: not installed (Debian package redis-tools); no ratio")
@@ -143,7 +194,7 @@ def redis_benchmark(url: str) -> dict[str, float] | None:
     parsed = urlparse(url)
     out = subprocess.run(
         [tool, "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
-        + ["-q", "-n", "100000", "-t", "set,get"],
+        + ["-q", "-n", "100000", "-c", str(clients), "-t", "set,get"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,14 +230,23 @@ def main() -> None:
         f"  decision latency           p50 {figures['steady_p50_ms']:.2f} ms, "
         f"p99 {figures['steady_p99_ms']:.2f} ms  ({figures['waiting_at_end']:.0f} waiting)"
     )
-    ceiling = redis_benchmark(args.redis)
+    for name in ("three calls", "enter"):
+        p50, p99 = figures[f"entry_{name}_p50_ms"], figures[f"entry_{name}_p99_ms"]
+        print(f"  new caller -> decision     {name:11}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(
+        f"  one decision               1 Lua call, {figures['commands_per_decision']:.0f} Redis "
+        f"commands inside, {figures['server_us_per_decision']:.0f} us of Redis time"
+    )
+    # the decisions above come from one client, one call at a time: so does the GET ceiling
+    ceiling = redis_benchmark(args.redis, clients=1)
     if ceiling:
         for op, rate in sorted(ceiling.items()):
-            print(f"  redis-benchmark {op}        {rate:10.0f} requests/s")
+            print(f"  redis-benchmark -c 1 {op}   {rate:10.0f} requests/s")
         get = ceiling.get("GET") or max(ceiling.values())
         print(
-            f"  ratio to GET ceiling       batch {figures['batch_decisions_per_s'] / get:.4f}, "
-            f"steady {figures['steady_decisions_per_s'] / get:.4f}"
+            f"  % of GET (same client count, 1): batch "
+            f"{100 * figures['batch_decisions_per_s'] / get:.1f} %, steady "
+            f"{100 * figures['steady_decisions_per_s'] / get:.1f} % (goal >= 30 %)"
         )
 
 

@@ -47,6 +47,7 @@ from queueing.models import (
     Assignment,
     CallKind,
     CallStateError,
+    Entered,
     LoginRefused,
     Released,
     Requeued,
@@ -58,11 +59,16 @@ from queueing.rules import PRIORITY_MAX, RoutingRules, estimated_wait_s
 from queueing.snapshot import read_snapshot, seat_status
 
 log = logging.getLogger(__name__)
+_ROUTING = {"enqueue", "dispatch", "enter"}  # the scripts built on lua/route.lua
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 _SCRIPTS = (
-    "enqueue", "dispatch", "seat", "answer", "release", "requeue", "callback", "register",
+    "enqueue", "dispatch", "enter", "seat", "answer", "release", "requeue", "callback", "register",
     "channel", "native",
 )  # fmt: skip
+
+
+def _lua(name: str) -> str:
+    return (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _s(value: Any) -> str:
@@ -91,10 +97,10 @@ class Acd:
         self.rules = rules or RoutingRules()
         self.timeout_s, self.scan, self.aht_alpha = timeout_s, scan, aht_alpha
         self._rules_json = self.rules.to_json()
-        common = (LUA_DIR / "common.lua").read_text(encoding="utf-8")
+        common, route = _lua("common"), _lua("route")
         self._scripts = {
             name: redis.register_script(
-                common + "\n" + (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+                "\n".join((common, route if name in _ROUTING else "", _lua(name)))
             )
             for name in _SCRIPTS
         }
@@ -393,6 +399,32 @@ class Acd:
         """One atomic routing step: match as many waiting callers to seats as possible.
         Each assigned seat is ringing; the engine rings it and calls :meth:`answered`."""
         rows = await self._run("dispatch", _ms(self._now(now)), limit, self.scan, self._rules_json)
+        return self._assignments(rows)
+
+    async def enter(
+        self, call_id: str, skill: str, *, caller: str = "", language: str = "zh",
+        now: float | None = None, limit: int = 1000,
+    ) -> Entered:  # fmt: skip
+        """A voice caller joins its queue and a routing step runs, in one Lua call: its
+        priority (:meth:`caller_priority`'s rule), its position, and the step's decisions
+        (one for this caller when a seat is free for it)."""
+        priority = self.rules.priority
+        try:
+            prio, position, rows = await self._run(
+                "enter", call_id, skill, language, caller,
+                caller if caller and caller.isdigit() else "", _ms(self._now(now)), self.owner,
+                int(priority.repeat_window_s * 1000), priority.priority(repeat_caller=True),
+                limit, self.scan, self._rules_json,
+            )  # fmt: skip
+        except ResponseError as exc:
+            if "HOTLINE_UNKNOWN_SKILL" in str(exc):
+                raise UnknownSkill(f"no skill {skill}") from exc
+            raise
+        log.info("call %s from %s queued for %s at %s (priority %s)", call_id,
+                 mask_number(caller), skill, position, prio)  # fmt: skip
+        return Entered(int(prio), int(position), self._assignments(rows))
+
+    def _assignments(self, rows: list[Any]) -> list[Assignment]:
         out = [
             Assignment(
                 call_id=_s(r[0]),

@@ -1,7 +1,8 @@
 """The FastAGI ``queue`` route: a citizen waits in the engine's ACD and reaches a seat.
 
 The path: the dialplan's ``hotline-queue,<skill>`` runs ``AGI(agi://.../queue)`` →
-:meth:`QueueRoute.run` enqueues the caller (priority from :meth:`Acd.caller_priority`),
+:meth:`QueueRoute.run` enqueues the caller and runs a routing step in one Lua call
+(:meth:`Acd.enter`: priority, position, a free seat chosen at once),
 plays hold music, announces position and estimated wait every
 ``announce_interval_s``, offers the callback after ``callback_after_s`` (1 = keep the
 place, hang up) → the dispatcher's decision arrives → the caller's own channel dials the
@@ -146,11 +147,10 @@ class QueueRoute:
         skill = call.dialed
         try:
             language = await agi.get_variable("HOTLINE_LANGUAGE") or "zh"
-            priority = await self.acd.caller_priority(number)
             self.dispatcher.expect(call.uniqueid)
-            position = await self.acd.enqueue(
-                call.uniqueid, skill, caller=number, language=language, priority=priority
-            )
+            # one Lua call: priority, queue entry and the routing step (a free seat rings now)
+            entered = await self.dispatcher.enter(call.uniqueid, skill, number, language)
+            priority, position = entered.priority, entered.position
         except CallerHungUp:
             self.dispatcher.forget(call.uniqueid)
             log.info("%s hung up before joining queue %s", who, skill)
@@ -205,8 +205,7 @@ class QueueRoute:
         entered = loop.time()
         next_announce = entered + self.options.announce_interval_s
         offered = False
-        assignment = self.dispatcher.wait_for_seat(call_id)
-        await self.dispatcher.step()  # a free seat rings now, without a poll's delay
+        assignment = self.dispatcher.wait_for_seat(call_id)  # a free seat: decided at entry
         if not assignment.done():
             await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
         while True:

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from calls.callerid import mask_number
 from queueing.acd import Acd
-from queueing.models import AcdError, Assignment, CallKind
+from queueing.models import AcdError, Assignment, CallKind, Entered
 from queueing.ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,15 @@ class Dispatcher:
         future = self._waiters.pop(call_id, None)
         if future is not None and not future.done():
             future.cancel()
+
+    async def enter(self, call_id: str, skill: str, caller: str, language: str) -> Entered:
+        """A voice caller joins its queue and a routing step runs in the same Lua call
+        (:meth:`Acd.enter`); its decisions are handed on as :meth:`step`'s are."""
+        with self.decision_seconds.time():
+            entered = await self.acd.enter(call_id, skill, caller=caller, language=language)
+        for a in entered.assignments:
+            self.deliver(a, forwarded=False)
+        return entered
 
     def kick(self) -> None:
         self._kick.set()

@@ -55,6 +55,16 @@ class Released:
 
 
 @dataclass(frozen=True)
+class Entered:
+    """A voice caller in its queue (Acd.enter): its priority, its position (1 = next) and the
+    routing step's decisions made on its entry."""
+
+    priority: int
+    position: int
+    assignments: list[Assignment]
+
+
+@dataclass(frozen=True)
 class Requeued:
     call_id: str
     seat: str  # the seat that did not answer, now paused

@@ -18,7 +18,7 @@ from agents.seats import SeatsFile, load_seats, parse_seats
 from agents.states import SeatState, SeatStateError
 from queueing.acd import Acd
 from queueing.events import read_events
-from queueing.models import CallKind, LoginRefused
+from queueing.models import CallKind, LoginRefused, UnknownSkill
 from queueing.rules import RelaxStep, RoutingRules
 
 REPO = Path(__file__).resolve().parent.parent
@@ -438,3 +438,21 @@ async def test_repeat_caller_and_elderly_line_rank_higher(acd: Acd) -> None:
     assert await acd.caller_priority("13800000009", now=T0 + 3600) == 1  # again within 24 h
     assert await acd.caller_priority("13900000000", elderly_line=True, now=T0) == 2
     assert await acd.caller_priority("", now=T0) == 0  # anonymous: never a repeat
+
+
+async def test_a_caller_enters_and_is_routed_in_one_call(acd: Acd) -> None:
+    """Acd.enter: the repeat-caller priority, the queue entry and the routing step in one Lua
+    call (the connector's path for every voice caller)."""
+    await _login(acd, ("8002", T0))
+    first = await acd.enter("c1", "report", caller="13800000009", now=T0 + 1)
+    assert (first.priority, first.position) == (0, 1)
+    assert [(a.call_id, a.seat, a.kind) for a in first.assignments] == [
+        ("c1", "8002", CallKind.VOICE)
+    ]
+    again = await acd.enter("c2", "report", caller="13800000009", now=T0 + 3600)
+    assert (again.priority, again.position, again.assignments) == (1, 1, [])  # all seats busy
+    assert (await acd.entry("c2") or {}).get("prio") == "1"
+    anonymous = await acd.enter("c3", "report", caller="anonymous", now=T0 + 3601)
+    assert (anonymous.priority, anonymous.position) == (0, 2)  # behind the repeat caller
+    with pytest.raises(UnknownSkill):
+        await acd.enter("c4", "cooking", now=T0 + 3602)

@@ -53,7 +53,7 @@ from queueing.callback_retries import CallbackRetryOptions, CallbackSchedule, li
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.dialing import DialEnd, DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
-from queueing.models import CallKind
+from queueing.models import CallKind, Entered
 from queueing.tables import CallbackRow
 
 SEATS = """
@@ -206,14 +206,14 @@ async def test_a_routing_step_between_enqueue_and_wait_keeps_the_decision(
     before the caller's session waits: the decision is kept for that session, not cancelled
     as if the caller were held nowhere."""
     await parts.acd.login("8001", "1111")
-    enqueue = parts.acd.enqueue
+    enter = parts.acd.enter
 
-    async def enqueue_then_route(*args: Any, **kwargs: Any) -> int:
-        position = await enqueue(*args, **kwargs)
+    async def enter_then_route(*args: Any, **kwargs: Any) -> Entered:
+        entered = await enter(*args, **kwargs, limit=0)  # its own step decides nothing here
         assert await parts.dispatcher.step() == 1  # the loop's tick lands here
-        return position
+        return entered
 
-    monkeypatch.setattr(parts.acd, "enqueue", enqueue_then_route)
+    monkeypatch.setattr(parts.acd, "enter", enter_then_route)
     call = caller("1800000001.9")
     channel = FakeChannel(call, [
         get_variable("HOTLINE_LANGUAGE", "zh"),
