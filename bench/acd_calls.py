@@ -1,18 +1,28 @@
-"""Benchmark: from a caller entering the queue to the seat's phone ringing, through the
-engine's ACD vs. Asterisk's native ``Queue()``, under the same small sipp load.
+"""Benchmark: from a caller entering the queue to the chosen seat's phone ringing, through
+the engine's ACD vs. Asterisk's native ``Queue()``, on the same Asterisk in the same run.
 
 Runs a whole hotline (Asterisk 22, engine, Redis) on its own ports, registers sipp seats
-that answer, and places sipp citizens who press 1 (Mandarin) then 1 (report) in the IVR.
+(sipsim/seat.py) that answer after 100 ms, and places sipp citizens (sipsim/citizen.py) who
+press 1 (Mandarin) then 1 (report) in the IVR and hang up after ``--hold-ms`` of talk.
 
-* ACD: "entered" is the ACD's ``enter`` event (the engine's clock at enqueue).
+Both variants are measured from the same events, outside the engine:
+
+* "entered": the dialplan's first line of ``hotline-queue`` (its Verbose line in Asterisk's
+  log, Asterisk's clock in ms), before the FastAGI ``queue`` route or ``Queue()`` runs;
+* "seat freed": the BYE that ends the seat's previous call, in the seat's sipp trace;
+* "ringing": the INVITE's arrival at the seat's sipp (its message trace).
+
+A caller who entered while every seat talked is a "busy" sample (seat freed -> ringing),
+the others "free" samples (entered -> ringing). Two phases per variant: callers spaced
+wider than a call lasts (seats free), then a burst faster than the seats can take (callers
+wait, then a seat frees). Seats have no wrap-up, so a freed seat is free at once for both.
+
 * native: the engine's FastAGI ``queue`` route is removed, so the dialplan falls back to
-  ``Queue(hotline-report)`` with the same seats; "entered" is the AMI ``QueueCallerJoin``
-  event as the engine receives it.
-* "ringing" is the INVITE's arrival at the seat's sipp (its message trace, wall clock).
+  ``Queue(hotline-report)`` with the same seats.
 
-Needs root (Asterisk in a chroot). Usage::
+Needs root (Asterisk in a chroot). Ports shift by ``HOTLINE_TEST_PORT_OFFSET``. Usage::
 
-    python -m bench.acd_calls [--calls 10] [--interval 3.0]
+    python -m bench.acd_calls [--calls 100] [--seats 3]
 
 """
 
@@ -20,149 +30,224 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import re
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from panoramisk.message import Message
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR, Settings
-from queueing.events import read_events
 from sipsim.citizen import Press, place_call
-from sipsim.seat import Seat, start_seat, unregister
+from sipsim.seat import start_seat, unregister
 
-SEATS = ("8001", "8005", "8002")  # hold "report" within the first two level bands
+ALL_SEATS = ("8001", "8005", "8002", "8003")  # hold "report" within the first level bands
 REPORT = [Press("1", 2500), Press("1", 1500)]
 PIN = "2468"
+OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
+_ENTERED = re.compile(r"^\[([^\]]+)\].*hotline (\S+) waits in queue ", re.M)
+_STAMP = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def fast_seats(target: Path) -> Path:
+    """The shipped seats file with no wrap-up: a seat is free the moment its call ends."""
     text = (PROJECT_DIR / "agents" / "seats.toml").read_text(encoding="utf-8")
-    for old, new in {"wrap_up_s = 15": "wrap_up_s = 1", "wrap_up_s = 30": "wrap_up_s = 1",
-                     "wrap_up_s = 45": "wrap_up_s = 1"}.items():  # fmt: skip
-        text = text.replace(old, new)
+    text = re.sub(r"wrap_up_s = \d+", "wrap_up_s = 0", text)
     target.write_text(text, encoding="utf-8")
     return target
 
 
-def invite_times(seats: list[Seat]) -> dict[str, float]:
-    """Caller number -> when its INVITE reached a seat (first one)."""
-    out: dict[str, float] = {}
-    for seat in seats:
-        if not seat.trace.exists():
+@dataclass
+class SeatTrace:
+    """What one seat's sipp saw: INVITEs (time, caller) and BYEs (time), in order."""
+
+    invites: list[tuple[float, str]] = field(default_factory=list)
+    byes: list[float] = field(default_factory=list)
+
+
+def seat_trace(trace: Path) -> SeatTrace:
+    """A seat's (or a UAS's) sipp message trace."""
+    out = SeatTrace()
+    if not trace.exists():
+        return out
+    text = trace.read_text(errors="replace")
+    seen: set[str] = set()
+    for block in text.split("-----------------------------------------------")[1:]:
+        head, _, message = block.partition("\n")
+        body = message.split("\n\n", 1)[-1].lstrip()
+        try:
+            stamp = datetime.strptime(head.strip(), _STAMP).timestamp()
+        except ValueError:
             continue
-        text = seat.trace.read_text(errors="replace")
-        for block in text.split("-----------------------------------------------")[1:]:
-            head, _, message = block.partition("\n")
-            if "message received" not in message.split("\n", 1)[0]:
-                continue
-            body = message.split("\n\n", 1)[-1]
-            if not body.lstrip().startswith("INVITE "):
-                continue
-            stamp = datetime.strptime(head.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            for line in body.splitlines():
-                if line.lower().startswith("from:") and "<sip:" in line:
-                    caller = line.split("<sip:", 1)[1].split("@", 1)[0]
-                    out.setdefault(caller, stamp)
+        call_id = re.search(r"^Call-ID:\s*(\S+)", body, re.M | re.I)
+        key = call_id.group(1) if call_id else body
+        if body.startswith("INVITE ") and "message received" in message and key not in seen:
+            seen.add(key)
+            caller = re.search(r"^From:.*?<sip:([^@>]+)@", body, re.M | re.I)
+            out.invites.append((stamp, caller.group(1) if caller else ""))
+        elif body.startswith("BYE ") and f"bye {key}" not in seen:
+            seen.add(f"bye {key}")
+            out.byes.append(stamp)
     return out
 
 
-async def run_variant(
-    hotline: Hotline, workdir: Path, name: str, calls: int, interval: float
-) -> list[float]:
+def entered_times(log: Path, since: float, callers: dict[str, str]) -> dict[str, float]:
+    """Caller number -> when its channel entered hotline-queue (Asterisk's log)."""
+    out: dict[str, float] = {}
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for stamp, uniqueid in _ENTERED.findall(text):
+        at = datetime.strptime(stamp, _STAMP).timestamp()
+        if at >= since and uniqueid in callers:
+            out.setdefault(callers[uniqueid], at)
+    return out
+
+
+@dataclass
+class Samples:
+    free: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
+    missing: int = 0
+
+
+def samples(traces: list[SeatTrace], entered: dict[str, float]) -> Samples:
+    out = Samples()
+    for trace in traces:
+        for at, caller in trace.invites:
+            start = entered.get(caller)
+            if start is None:
+                out.missing += 1
+                continue
+            freed = [b for b in trace.byes if start <= b <= at]
+            if freed:  # the caller waited for this seat's previous call to end
+                out.busy.append((at - freed[-1]) * 1000)
+            else:
+                out.free.append((at - start) * 1000)
+    return out
+
+
+async def run_phase(
+    hotline: Hotline, workdir: Path, variant: str, phase: str, args: argparse.Namespace,
+    uniqueids: dict[str, str],
+) -> Samples:  # fmt: skip
     s = hotline.settings
-    joined: dict[str, float] = {}
-
-    def on_join(event: object) -> None:
-        number = event.get("CallerIDNum", "")  # type: ignore[attr-defined]
-        joined.setdefault(number, time.time())
-
-    if name == "native":
-        hotline.ami.on("QueueCallerJoin", on_join)
+    folder = workdir / f"{variant}-{phase}"
+    exts = ALL_SEATS[: args.seats]
     seats = [
         await start_seat(
-            workdir / name,
+            folder,
             ext,
             stored_secret(s.data_dir, f"seat-{ext}"),
             sip_port=s.sip_port,
-            answer_after_ms=200,
+            answer_after_ms=100,
         )  # fmt: skip
-        for ext in SEATS
+        for ext in exts
     ]
-    if name == "acd":
-        for ext in SEATS:
+    if variant == "acd":
+        for ext in exts:
             await hotline.acd.login(ext, PIN)
-    callers = [f"1390000{int(time.time()) % 1000:03d}{i}" for i in range(calls)]
+    hotline.dispatcher.kick()
+    # free: one call at a time per seat; busy: callers arrive faster than seats finish
+    call_s = args.hold_ms / 1000 + 0.5
+    interval = (call_s + 1.0) / args.seats if phase == "free" else call_s / args.seats / 2
+    prefix = f"139{int(time.time()) % 100000:05d}"
+    since = time.time()
     tasks = []
-    for caller in callers:
+    for i in range(args.calls):
         tasks.append(asyncio.create_task(place_call(
-            workdir / name, sip_host=s.sip_host, sip_port=s.sip_port,
-            service=s.hotline_number, caller=caller, presses=REPORT, hold_ms=1500,
+            folder, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+            caller=f"{prefix}{i:03d}", presses=REPORT, hold_ms=args.hold_ms, timeout_s=600,
         )))  # fmt: skip
         await asyncio.sleep(interval)
     results = await asyncio.gather(*tasks)
-    failed = [r for r in results if r.returncode != 0]
     await asyncio.sleep(1)
-    if name == "acd":
-        events = await read_events(hotline.acd.redis, s.acd_prefix, count=100_000)
-        joined = {e.data: e.at for e in events if e.type == "enter"}
-        for ext in SEATS:
+    if variant == "acd":
+        for ext in exts:
             await hotline.acd.logout(ext)
-    rings = invite_times(seats)
+    traces = [seat_trace(seat.trace) for seat in seats]
     for seat in seats:
         await unregister(seat, stored_secret(s.data_dir, f"seat-{seat.ext}"), sip_port=s.sip_port)
         await seat.stop()
-    delays = [(rings[c] - joined[c]) * 1000 for c in callers if c in rings and c in joined]
-    print(f"{name}: {len(delays)}/{calls} calls measured, {len(failed)} sipp failures")
-    return delays
+    assert hotline.asterisk is not None
+    log = hotline.asterisk.root / "var/log/asterisk/messages.log"
+    found = samples(traces, entered_times(log, since - 1, uniqueids))
+    failed = sum(1 for r in results if r.returncode != 0)
+    print(f"{variant:6} {phase:4}: {args.calls} calls, {failed} sipp failures, "
+          f"{len(found.free)} free + {len(found.busy)} busy samples, "
+          f"{found.missing} unmatched")  # fmt: skip
+    return found
 
 
-def summary(name: str, delays: list[float]) -> float:
-    if not delays:
-        print(f"  {name:7} no measurements")
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(name: str, values: list[float]) -> float:
+    if not values:
+        print(f"  {name:14} no samples")
         return float("nan")
-    ordered = sorted(delays)
-    p50 = statistics.median(ordered)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    print(f"  {name:7} entered->ringing  p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   "
-          f"max {ordered[-1]:7.1f} ms   (n={len(ordered)})")  # fmt: skip
+    p50 = statistics.median(values)
+    print(f"  {name:14} p50 {p50:7.1f} ms   p99 {percentile(values, 0.99):7.1f} ms   "
+          f"max {max(values):7.1f} ms   (n={len(values)})")  # fmt: skip
     return p50
 
 
-async def main(calls: int, interval: float) -> None:
+async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         base = Path(tmp)
         settings = Settings.load(environ={}).replace(
             data_dir=base / "var", recordings_dir=base / "rec",
             seats_file=fast_seats(base / "seats.toml"),
             acd_prefix=f"hotline-bench-{int(time.time())}:acd:",
-            sip_port=5960, ami_port=5938, agi_port=5473, web_port=9245,
-            rtp_port_start=16000, rtp_port_end=16999,
-            seat_qualify_s=0, seat_rewrite_contact=False,
+            sip_port=5960 + OFFSET, ami_port=5938 + OFFSET, agi_port=5473 + OFFSET,
+            web_port=9845 + OFFSET, rtp_port_start=30000 + 2 * OFFSET,
+            rtp_port_end=30999 + 2 * OFFSET, seat_qualify_s=0, seat_rewrite_contact=False,
             queue_announce_interval_s=600, callback_offer_after_s=0,
         )  # fmt: skip
         hotline = Hotline(settings)
         await hotline.start()
+        uniqueids: dict[str, str] = {}
+
+        def on_channel(event: Message) -> None:
+            uniqueids.setdefault(event.get("Uniqueid", ""), event.get("CallerIDNum", ""))
+
+        hotline.ami.on("Newchannel", on_channel)
+        results: dict[str, Samples] = {}
         try:
-            acd = await run_variant(hotline, base, "acd", calls, interval)
-            hotline.agi._routes.pop("queue")  # the dialplan falls back to Queue()
-            native = await run_variant(hotline, base, "native", calls, interval)
+            for variant in ("acd", "native"):
+                if variant == "native":
+                    hotline.agi._routes.pop("queue")  # the dialplan falls back to Queue()
+                    logging.getLogger("pbx.fastagi").setLevel(logging.CRITICAL)  # says so per call
+                merged = Samples()
+                for phase in ("free", "busy"):
+                    got = await run_phase(hotline, base, variant, phase, args, uniqueids)
+                    merged.free += got.free
+                    merged.busy += got.busy
+                results[variant] = merged
         finally:
             keys = [k async for k in hotline.acd.redis.scan_iter(f"{settings.acd_prefix}*")]
             if keys:
                 await hotline.acd.redis.delete(*keys)
             await hotline.stop()
-    print(f"\nentered queue -> seat's phone ringing, {len(SEATS)} sipp seats, "
-          f"{calls} sipp citizens one every {interval:.1f} s:")  # fmt: skip
-    a, n = summary("ACD", acd), summary("native", native)
-    print(f"  ratio ACD/native (p50): {a / n:.1f}x")
+    print(f"\nqueue -> seat's phone ringing ({args.seats} sipp seats, {args.calls} calls per "
+          f"phase, talk {args.hold_ms} ms):")  # fmt: skip
+    for kind in ("free", "busy"):
+        what = "entered->ring" if kind == "free" else "freed->ring"
+        a = summary(f"ACD    {kind}", getattr(results["acd"], kind))
+        n = summary(f"native {kind}", getattr(results["native"], kind))
+        print(f"  {kind}: {what} ratio ACD/native p50 {a / n:.2f}x (goal <= 1.5x)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--interval", type=float, default=3.0)
-    args = parser.parse_args()
-    asyncio.run(main(args.calls, args.interval))
+    parser.add_argument("--calls", type=int, default=100, help="calls per phase and variant")
+    parser.add_argument("--seats", type=int, default=3, choices=range(1, len(ALL_SEATS) + 1))
+    parser.add_argument("--hold-ms", type=int, default=1500, help="talk time of each call")
+    asyncio.run(main(parser.parse_args()))
