@@ -146,7 +146,9 @@ class QueueRoute:
         who = f"call {call.uniqueid} from {mask_number(number or 'unknown')}"
         skill = call.dialed
         try:
-            language = await agi.get_variable("HOTLINE_LANGUAGE") or "zh"
+            # the dialplan passes the caller's language as the AGI's argument (no AGI turn)
+            args = agi.call.args
+            language = (args[0] if args else await agi.get_variable("HOTLINE_LANGUAGE")) or "zh"
             self.dispatcher.expect(call.uniqueid)
             # one Lua call: priority, queue entry and the routing step (a free seat rings now)
             entered = await self.dispatcher.enter(call.uniqueid, skill, number, language)
@@ -206,16 +208,18 @@ class QueueRoute:
         next_announce = entered + self.options.announce_interval_s
         offered = False
         assignment = self.dispatcher.wait_for_seat(call_id)  # a free seat: decided at entry
-        if not assignment.done():
+        music = not assignment.done()  # a seat free at entry rings without a turn for music
+        if music:
             await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
         while True:
             if assignment.done():
-                outcome = await self._ring(agi, who, assignment.result())
+                outcome = await self._ring(agi, who, assignment.result(), music=music)
                 if outcome != "requeued":
                     return outcome
                 assignment = self.dispatcher.wait_for_seat(call_id)
                 self.dispatcher.kick()
                 await agi.command(f"SET MUSIC ON {self.options.musicclass}", deadline_s=10)
+                music = True
                 continue
             now = loop.time()
             if self.options.max_wait_s and now - entered >= self.options.max_wait_s:
@@ -356,13 +360,15 @@ class QueueRoute:
             await agi.command(f'STREAM FILE "{file}" ""', deadline_s=60)
         return "callback"
 
-    async def _ring(self, agi: AgiChannel, who: str, a: Assignment) -> str:
-        """Dial the chosen seat from the caller's channel; 'connected', or 'requeued'."""
+    async def _ring(self, agi: AgiChannel, who: str, a: Assignment, *, music: bool) -> str:
+        """Dial the chosen seat from the caller's channel (the hold music stopped first, if
+        it plays); 'connected', or 'requeued'."""
         call = agi.call
         ring_s = max(2, int(a.ring_until - time.time()))
         log.info("%s rings seat %s for %s s (%s, waited %.1f s)", who, a.seat, ring_s, a.skill,
                  a.waited_s)  # fmt: skip
-        await agi.command("SET MUSIC OFF", deadline_s=10)
+        if music:
+            await agi.command("SET MUSIC OFF", deadline_s=10)
         ended = self.dials.expect(call.uniqueid)
         dial = asyncio.ensure_future(
             agi.command(f"EXEC Dial PJSIP/{a.seat},{ring_s},mt", deadline_s=_MAX_CALL_S)
