@@ -194,8 +194,9 @@ class TranscriptionJobs:
                 await asyncio.sleep(self.poll_s)
         if isinstance(stored, dict) and "exn" in stored:  # the job failed: Dramatiq's shape
             exn = stored["exn"]
-            if exn.get("type") == "RecordingError":
-                raise RecordingError(str(message.args[0]), str(exn.get("msg", "")))
+            if exn.get("type") == "RecordingError":  # its message: "recording P cannot be ...: R"
+                said = str(exn.get("msg", ""))
+                raise RecordingError(str(message.args[0]), said.partition(": ")[2] or said)
             raise WorkerPoolError(f"transcription job {message.args} failed: {exn.get('msg')}")
         if not isinstance(stored, dict):
             raise WorkerPoolError(f"transcription job {message.args} returned {stored!r}")

@@ -163,7 +163,10 @@ class JobWorker:
     def start(self) -> None:
         c = self.config
         limit_ms = int(c.job_time_limit_s * 1000)
-        options: dict[str, Any] = dict(max_retries=0, time_limit=limit_ms,
+        # An unusable recording or a poisoned job fails at once (the engine is told why);
+        # anything else (Redis away a moment) is tried twice more, 1-10 s apart.
+        options: dict[str, Any] = dict(max_retries=2, min_backoff=1000, max_backoff=10000,
+                                       time_limit=limit_ms,
                                        throws=(RecordingError, PoisonRecordingError))  # fmt: skip
         for queue, actor, body, threads in (
             (files_queue(c.prefix), FILE_JOB, self.transcribe_file, 1),

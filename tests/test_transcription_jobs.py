@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from test_intake_kill import Engine, a_recorded_call, engine_env, long_speech, orders_of
 
 from intake.outbox import Outbox
-from speech import default_test_model
+from speech import RecordingError, default_test_model
 from speech.jobs import TranscriptionJobs, make_broker, transcript_key
 from speech.model import load_model
 from speech.stream import StreamRecogniser
@@ -134,7 +134,7 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
 ) -> None:
     """The stream capture's path: frames in the side's Redis stream, live results in the
     call's, the whole side as the job's result: the words a recogniser fed the same frames
-    here hears, nothing lost or reordered on the way; the recorded side is transcribed too."""
+    here hears, nothing lost or reordered on the way; the recorded side is transcribed too; a file that is no WAV is refused with the reason."""
     speech = await asyncio.to_thread(long_speech, tmp_path, 1)
     recorded = tmp_path / "recordings" / "side.wav"
     recorded.parent.mkdir()
@@ -152,6 +152,10 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
         await jobs.end_stream("1772616600.5", "caller")
         live = await jobs.stream_result("1772616600.5", "caller", timeout_s=120)
         from_file = await asyncio.wait_for(jobs.transcribe(recorded), 120)
+        not_audio = recorded.with_name("not-audio.wav")
+        not_audio.write_text("not audio")
+        with pytest.raises(RecordingError, match="not a readable WAV file"):
+            await asyncio.wait_for(jobs.transcribe(not_audio), 120)  # told, not retried
     finally:
         worker.stop()
         jobs.broker.close()
