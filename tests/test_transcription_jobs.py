@@ -134,7 +134,8 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
 ) -> None:
     """The stream capture's path: frames in the side's Redis stream, live results in the
     call's, the whole side as the job's result: the words a recogniser fed the same frames
-    here hears, nothing lost or reordered on the way; the recorded side is transcribed too; a file that is no WAV is refused with the reason."""
+    here hears, nothing lost or reordered on the way; the recorded side is transcribed too;
+    a file that is no WAV is refused with the reason."""
     speech = await asyncio.to_thread(long_speech, tmp_path, 1)
     recorded = tmp_path / "recordings" / "side.wav"
     recorded.parent.mkdir()
