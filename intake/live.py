@@ -98,9 +98,10 @@ class LiveTranscription:
         return None if live is None else {s: side.heard for s, side in live.sides.items()}
 
     def caught_up(self, call_id: str, speaker: Speaker) -> bool:
-        """Vosk has been given every frame of that side received so far."""
+        """Vosk has been given every frame of that side received so far (or it ended)."""
         live = self._calls.get(call_id)
-        return live is not None and live.sides[speaker].frames.idle
+        frames = live.sides[speaker].frames if live is not None else None
+        return frames is None or frames.idle or frames.ended.is_set()
 
     def call_of(self, call_id: str) -> ConnectedCall | None:
         live = self._calls.get(call_id)

@@ -54,9 +54,12 @@ async def read_message(reader: asyncio.StreamReader, timeout_s: float) -> tuple[
 
 
 class AudioSocketServer:
-    def __init__(self, sinks: SinkLookup, idle_timeout_s: float = 30.0) -> None:
+    def __init__(self, sinks: SinkLookup, idle_timeout_s: float = 3600.0) -> None:
         self._sinks = sinks
-        self._idle_timeout_s = idle_timeout_s  # a stream silent this long is dropped
+        # A stream silent this long is dropped. ChanSpy sends nothing while its channel sends
+        # no audio (a phone that suppresses silence, a side that only listens), so this is
+        # about the longest call, not a gap in speech; Asterisk closes the socket at hangup.
+        self._idle_timeout_s = idle_timeout_s
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
