@@ -67,13 +67,17 @@ def seats_file(target: Path, count: int) -> Path:
     return target
 
 
-def citizens_scenario(workdir: Path, key: str) -> Path:
-    """Every call: caller 139<key><n>, 1 (Mandarin), ``key`` (the queue), then it waits
-    for the hotline's BYE (the seat hangs up; up to 4 minutes)."""
+def citizens_scenario(
+    workdir: Path, key: str, *, caller: str = "139{key}", timeout_ms: int = 240_000
+) -> Path:
+    """Every call: caller 139<key><n> (``caller``'s pattern, then sipp's call number),
+    1 (Mandarin), ``key`` (the queue), then it waits for the hotline's BYE (the seat hangs
+    up; up to ``timeout_ms``, 4 minutes, after which sipp gives up the call)."""
     presses = [Press("1", 2500), Press(key, 1500)]
-    xml = citizen_scenario(f"139{key}[call_number]", presses, 0, workdir)
-    path = workdir / f"citizens-{key}.xml"
-    path.write_text(hung_up_by_hotline(xml, timeout_ms=240_000), encoding="ISO-8859-1")
+    number = caller.format(key=key)
+    xml = citizen_scenario(f"{number}[call_number]", presses, 0, workdir)
+    path = workdir / f"citizens-{number}.xml"
+    path.write_text(hung_up_by_hotline(xml, timeout_ms=timeout_ms), encoding="ISO-8859-1")
     return path
 
 
