@@ -421,6 +421,8 @@ class Hotline:
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
         self.consultations = Consultations(self.transfers, self.ami.action)
         self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
+        self.ami.on("Hangup", self.consultations.on_hangup)
+        self.ami.on("Newchannel", self.consultations.on_newchannel)
         self.ami.on("Hangup", onward.on_hangup)
         self.ami.on("ContactStatus", self.registrations.on_contact_status)
         self._sessions = sessions

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 CONSULT_KINDS = ("seat", "emergency", "number")
 # A department's number has no code: the engine sets it on the seat's channel, then keys *9.
 NUMBER_CODE, NUMBER_VARIABLE = "*9", "HOTLINE_CONSULT_NUMBER"
+KEEP_DIALLED = 1024  # consultations remembered until they complete or end
 # One AMI action, its answer (pbx.ami.AmiClient.action).
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 
@@ -68,6 +69,7 @@ class Consultations:
     def __init__(self, transfers: Transfers, ami: AmiAction) -> None:
         self.transfers, self.ami = transfers, ami
         self._open: dict[str, Consultation] = {}  # by seat
+        self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def consult(self, seat: str, target: Target, who: str) -> dict[str, Any]:
@@ -105,8 +107,12 @@ class Consultations:
     async def cancel(self, seat: str, who: str) -> dict[str, Any]:
         """End the consultation: the seat is back with the caller."""
         open_ = self._consultation(seat)
-        await self.ami({"Action": "CancelAtxfer", "Channel": open_.seat_channel})
-        self._open.pop(seat, None)
+        del self._open[seat]  # before its channel's Hangup arrives (on_hangup)
+        try:
+            await self.ami({"Action": "CancelAtxfer", "Channel": open_.seat_channel})
+        except BaseException:
+            self._open.setdefault(seat, open_)
+            raise
         await self._step(open_.call_id, "consult", open_.target.text,
                          f"cancelled by seat {seat} ({who})")  # fmt: skip
         log.info("call %s: seat %s cancelled its consultation of %s", open_.call_id, seat,
@@ -126,7 +132,7 @@ class Consultations:
         if open_ is not None:
             target, who = open_.target.text, open_.who
         else:  # the softphone's #2: the target's Local channel names the code dialled
-            target, who = self._dialled(event.get("TransferTargetChannel", "")), "softphone (#2)"
+            target, who = self._dialled.pop(call_id, "?"), "softphone (#2)"
         self.transfers.on_transferred(call_id)
         log.info("call %s transferred from seat %s to %s after consulting (%s)", call_id, seat,
                  target, who)  # fmt: skip
@@ -134,13 +140,38 @@ class Consultations:
         self._spawn(self._step(call_id, "transfer", target, detail))
         self._spawn(self._seat_done(call_id, seat))
 
-    # -- helpers -------------------------------------------------------------------------
-    def _dialled(self, channel: str) -> str:
-        """The target of a consultation's channel, ``Local/<code>@hotline-transfer-…;1``."""
-        exten = channel.removeprefix("Local/").partition("@")[0]
-        codes = transfer_codes(self.transfers.acd.seats, self.transfers.emergency)
-        return codes[exten].text if exten in codes else exten
+    def on_newchannel(self, event: Message) -> None:
+        """AMI Newchannel: a consultation's own channel names the code the seat keyed
+        (``Local/<code>@hotline-transfer-…;1``, linked to the citizen's call); Asterisk may
+        optimise that channel away before the transfer completes, so it is read now."""
+        name = event.get("Channel", "")
+        if name.startswith("Local/") and f"@{CONTEXT}-" in name and name.endswith(";1"):
+            code = name.removeprefix("Local/").partition("@")[0]
+            codes = transfer_codes(self.transfers.acd.seats, self.transfers.emergency)
+            self._dialled[event.get("Linkedid", "")] = codes[code].text if code in codes else code
+            while len(self._dialled) > KEEP_DIALLED:
+                del self._dialled[next(iter(self._dialled))]
 
+    def on_hangup(self, event: Message) -> None:
+        """AMI Hangup: a consultation's own channel (``Local/<code>@hotline-transfer-…;1``,
+        linked to the citizen's call) ended before it was put through: the target did not
+        answer or hung up, and the seat is back with its caller. Completing it now would
+        hang up the seat's call with the caller, so it is no longer open."""
+        name = event.get("Channel", "")
+        if not (name.startswith("Local/") and f"@{CONTEXT}-" in name and name.endswith(";1")):
+            return
+        call_id = event.get("Linkedid", "")
+        self._dialled.pop(call_id, None)
+        for seat, open_ in list(self._open.items()):
+            if open_.call_id == call_id:
+                del self._open[seat]
+                log.info("call %s: seat %s's consultation of %s ended unanswered (%s); the "
+                         "seat is back with the caller", call_id, seat, open_.target.text,
+                         event.get("Cause-txt", "?"))  # fmt: skip
+                self._spawn(self._step(call_id, "consult", open_.target.text,
+                                       f"ended: {event.get('Cause-txt', 'hung up')}"))  # fmt: skip
+
+    # -- helpers -------------------------------------------------------------------------
     def _consultation(self, seat: str) -> Consultation:
         open_ = self._open.get(seat)
         if open_ is None:

@@ -235,7 +235,7 @@ async def drop_acd_keys(settings: Settings) -> None:
 def ami_events(hotline: Hotline) -> AmiEvents:
     events = AmiEvents()
     for name in ("AGIExecStart", "QueueCallerJoin", "Hangup", "DialBegin", "BridgeEnter",
-                 "BridgeLeave"):  # fmt: skip
+                 "BridgeLeave", "AttendedTransfer"):  # fmt: skip
         hotline.ami.on(name, events.record)
     return events
 

@@ -247,7 +247,7 @@ async def test_a_softphone_consults_110_with_hash_2_and_hangs_up_to_put_the_call
         await call
         assert await journey(hotline, call_id) == [
             ("transfer", "emergency:110", "from seat 8001 by softphone (#2) (attended)")
-        ]
+        ], [dict(e) for e in ami_events.seen if e.get("Event") == "AttendedTransfer"]
         kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
         assert kinds.count(("complete", "8001")) == 1, kinds
     finally:
@@ -256,3 +256,55 @@ async def test_a_softphone_consults_110_with_hash_2_and_hangs_up_to_put_the_call
         await unregister(first, password, sip_port=s.sip_port)
         await first.stop()
         await police.stop()
+
+
+async def test_a_consultation_the_target_hangs_up_cannot_be_completed(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """110 answers the consultation and hangs up a second later: the seat is back with its
+    caller, and "put through" is refused (409) rather than hanging up the seat's call with
+    the caller; the record says the consultation ended."""
+    police = await run_uas(tmp_path, "110", CALLBACK_PORT,
+                           uas_scenario(True, 500, hangup_after_ms=1000))  # fmt: skip
+    try:
+        await seats("8001")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+        auth = await operator_auth(hotline, "8001")
+        seat_leg = next(e.get("Uniqueid", "") for e in ami_events.seen
+                        if e.get("Event") == "BridgeEnter"
+                        and e.get("Channel", "").startswith("PJSIP/8001-")
+                        and e.get("BridgeUniqueid") in bridges_of(ami_events, call_id))  # fmt: skip
+        since = len(ami_events.seen)
+        status, body = await consult(hotline, "8001", "consult", auth, "emergency:110")
+        assert status == 200, body
+
+        async def police_gone() -> bool:
+            leg = dialled(ami_events, "110", since)
+            return bool(leg) and any(e.get("Event") == "Hangup" and e.get("Uniqueid") == leg
+                                     for e in ami_events.seen[since:])  # fmt: skip
+
+        await eventually(police_gone, 20, "110 to answer and hang up")
+
+        async def refused() -> bool:
+            status, _body = await consult(hotline, "8001", "consult-complete", auth)
+            return status == 409
+
+        await eventually(refused, 10, "put through to be refused")
+        await eventually(lambda: _talking_now(ami_events, call_id, seat_leg), 10,
+                         "seat 8001 back with the caller")  # fmt: skip
+        seat = await hotline.acd.seat("8001")
+        assert (seat.state, seat.call_id) == (SeatState.ON_CALL, call_id)
+        await call
+        steps = await journey(hotline, call_id)
+        assert steps[0] == ("consult", "emergency:110", "from seat 8001 by e2e-op-8001")
+        assert steps[1][:2] == ("consult", "emergency:110") and steps[1][2].startswith("ended")
+        assert len(steps) == 2, steps
+    finally:
+        await police.stop()
+
+
+async def _talking_now(events: AmiEvents, a: str, b: str) -> bool:
+    return talking(events, a, b)
