@@ -69,8 +69,9 @@ PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 TEST_REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Test engines start with no accounts: each test makes the ones it needs (tests/staff.py).
 # The AMI events tests watch besides the engine's own (the AMI user gets no others).
-TEST_AMI_EVENTS = ("AGIExecStart,AGIExecEnd,QueueCallerJoin,DialBegin,BridgeEnter,BridgeLeave,"
-                   "ChanSpyStart")
+TEST_AMI_EVENTS = (
+    "AGIExecStart,AGIExecEnd,QueueCallerJoin,DialBegin,BridgeEnter,BridgeLeave,ChanSpyStart"
+)
 TEST_ENVIRON = {"HOTLINE_REDIS_URL": TEST_REDIS_URL, "HOTLINE_FIRST_ACCOUNTS": "false",
                 "HOTLINE_AMI_EXTRA_EVENTS": TEST_AMI_EVENTS}  # fmt: skip
 #: where the engine calls citizens back during the tests (a sipp UAS started by the test)
