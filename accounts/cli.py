@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default="", help="the user's login name")
     parser.add_argument("--role", choices=[r.value for r in AccountRole], default="operator")
     parser.add_argument("--department", default="", help="role department: one of the catalogue")
-    parser.add_argument("--extension", default="", help="role operator: the seat's extension")
+    parser.add_argument(
+        "--extension", default="", help="operator: the seat; supervisor, admin: their phone"
+    )
     parser.add_argument(
         "--no-password", action="store_true", help="add: an account for API tokens only"
     )

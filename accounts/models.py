@@ -17,7 +17,8 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)  # the login name
     role: Mapped[str] = mapped_column(String(16))
     department: Mapped[str] = mapped_column(String(64), default="")  # role department only
-    extension: Mapped[str] = mapped_column(String(16), default="")  # role operator: the seat
+    # an operator's seat; a supervisor's or admin's own phone (a seat's softphone), if any
+    extension: Mapped[str] = mapped_column(String(16), default="")
     # argon2id PHC string; empty for an account that only has API tokens (cannot log in).
     password_hash: Mapped[str] = mapped_column(String(255), default="")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.models import ApiTokenRow, AuditRow, UserRow, WebSessionRow
 from accounts.passwords import hash_password, needs_rehash, verify_password
 from accounts.users import (
+    SUPERVISORS,
     AccountRole,
     UnknownUser,
     User,
@@ -130,8 +131,9 @@ class AccountService:
     async def bind(
         self, name: str, *, department: str = "", extension: str = "", actor: str = "cli"
     ) -> User:
-        """Bind an operator to another seat, or a department user to another department
-        (e.g. an account imported from the old staff file, which had neither)."""
+        """Bind an operator to another seat, a supervisor or admin to their phone (or to none:
+        ``extension=""``), or a department user to another department (e.g. an account
+        imported from the old staff file, which had neither)."""
         async with self.sessions.begin() as db:
             row = await _existing(db, name)
             check_account(row.name, AccountRole(row.role), department, extension,
@@ -164,6 +166,17 @@ class AccountService:
     async def user(self, name: str) -> User:
         async with self.sessions() as db:
             return _user(await _existing(db, name))
+
+    async def supervisor_at(self, extension: str) -> User | None:
+        """The enabled supervisor or admin whose phone is ``extension`` (the first by name if
+        several share it), or None."""
+        roles = [role.value for role in SUPERVISORS]
+        async with self.sessions() as db:
+            row = (await db.execute(
+                select(UserRow).where(UserRow.extension == extension, UserRow.role.in_(roles),
+                                      UserRow.disabled.is_(False)).order_by(UserRow.name).limit(1)
+            )).scalar_one_or_none()  # fmt: skip
+            return None if row is None or not extension else _user(row)
 
     # -- tokens for machines ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Who a user is (role, department, seat), the rules an account must follow, and the
+"""Who a user is (role, department, seat or phone), the rules an account must follow, and the
 accounts' errors with their stable codes (mapped to HTTP in web/errors.py)."""
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def check_account(
     extensions: Collection[str],
 ) -> None:
     """A department user names one department of the dispatch catalogue; an operator one
-    seat of the seats file; nobody else carries either."""
+    seat of the seats file; a supervisor or an admin may name the seat whose softphone is
+    theirs (listen-in rings it, ``*25`` records an announcement from it)."""
     if not NAME.fullmatch(name):
         raise InvalidAccount("a user name is 1-64 characters without spaces, slashes or colons")
     if role is AccountRole.DEPARTMENT:
@@ -85,12 +86,12 @@ def check_account(
             raise InvalidAccount(f"department {department[:64]!r} is not in the catalogue: {known}")
     elif department:
         raise InvalidAccount("only a department user is bound to a department")
-    if role is AccountRole.OPERATOR:
+    if role is AccountRole.OPERATOR or (role in SUPERVISORS and extension):
         if not EXTENSION.fullmatch(extension) or extension not in extensions:
             known = ", ".join(sorted(extensions)) or "none"
-            raise InvalidAccount(f"operator needs a seat extension of the seats file: {known}")
+            raise InvalidAccount(f"{role.value} needs a seat extension of the seats file: {known}")
     elif extension:
-        raise InvalidAccount("only an operator is bound to a seat extension")
+        raise InvalidAccount("a department user is bound to no seat extension")
 
 
 def check_password(password: str) -> None:

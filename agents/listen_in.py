@@ -1,13 +1,15 @@
 """A supervisor listens to, whispers to or barges into a seat's live call.
 
-``POST /api/seats/{ext}/listen`` with ``{"mode": "listen"|"whisper"|"barge", "phone": "<ext>"}``
-(supervisors and admins: :mod:`accounts.access`) rings the supervisor's own softphone by AMI
+``POST /api/seats/{ext}/listen`` with ``{"mode": "listen"|"whisper"|"barge"}`` (supervisors and
+admins: :mod:`accounts.access`) rings the supervisor's own softphone by AMI
 ``Originate`` into the dialplan's ``hotline-spy`` context (asterisk-config/extensions.conf),
 whose extension per mode runs ``ChanSpy(PJSIP/<seat>-,...)``: listen hears both sides,
 whisper (``w``) also speaks to the seat alone, barge (``B``) speaks to both. The engine's AMI
 user may Originate into a context, not into an application (its write classes have no
-``system``). The supervisor's phone is a PJSIP endpoint of the seats file (a supervisor sits at
-a seat's softphone), given in the body. Each use goes to the audit log.
+``system``). The supervisor's phone is the extension of their account (``hotline users bind
+NAME --extension EXT``: a PJSIP endpoint of the seats file, a supervisor sits at a seat's
+softphone); ``"phone"`` in the body rings another seat's softphone instead (a supervisor at
+another desk). Each use goes to the audit log.
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ async def listen(request: web.Request) -> web.Response:
         raise InvalidRequest(f"mode must be one of {', '.join(SpyMode)}, not {raw!r}") from None
     phone = text_field(body, "phone", default=user.extension, max_length=16)
     if not phone:
-        raise InvalidRequest("phone is required: the extension of the supervisor's softphone")
+        raise InvalidRequest(
+            f"{user.name} has no phone: hotline users bind {user.name} "
+            "--extension EXT (or give the phone's extension)"
+        )
     channel_id = await request.app[LISTEN_IN].start(user.name, seat, phone, mode)
     return web.json_response(
         {"seat": seat, "mode": mode.value, "phone": phone, "channel_id": channel_id}, status=202

@@ -284,8 +284,8 @@ class Hotline:
         self.agi.add_route(
             "seat", FeatureCodes(self.acd, self._announcer, self.dispatcher.kick).run
         )
-        phones = [p.strip() for p in s.announcement_phones.split(",") if p.strip()]
-        recorder = PhoneAnnouncements(self.announcements, self._announcer, phones,
+        recorder = PhoneAnnouncements(self.announcements, self._announcer,
+                                      self.accounts.accounts.supervisor_at,
                                       s.recordings_dir, s.moh_dir / TRANSFER_BEEP)  # fmt: skip
         self.agi.add_route("announcement", recorder.run)  # a supervisor's *25
         revisit_routes = await self._start_revisits(prompts)

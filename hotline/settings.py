@@ -83,9 +83,6 @@ class Settings:
     # The supervisor's wallboard colours a queue and raises an alert past these thresholds.
     wallboard_longest_wait_alert_s: float = 60.0
     wallboard_service_level_alert: float = 0.80  # service level below this (0..1)
-    # The softphones (seat extensions, comma separated) a supervisor may record a broadcast
-    # announcement from by dialling *25 (ivr/phone_announcements.py); empty: none.
-    announcement_phones: str = ""
     # The bearer token a Prometheus scraper sends to /metrics (empty: generated once and
     # kept in data_dir/secrets.toml as metrics_token).
     metrics_token: str = ""

@@ -2,12 +2,12 @@
 ``announcement``).
 
 The softphone dials ``*25`` (or ``*25<minutes>``: how long callers hear it; default
-:data:`DEFAULT_MINUTES`); only the phones of the ``announcement_phones`` setting may (the
-supervisors' desks: accounts bind no phone to a supervisor). After a spoken prompt and a
-beep Asterisk records (``RECORD FILE``, ``#`` ends it, at most
+:data:`DEFAULT_MINUTES`); only a phone bound to an enabled supervisor's or admin's account may
+(``hotline users bind NAME --extension EXT``; asked of ``AccountService.supervisor_at``).
+After a spoken prompt and a beep Asterisk records (``RECORD FILE``, ``#`` ends it, at most
 :data:`~ivr.announcements.MAX_RECORDING_S`) into the recordings folder it shares with the
 engine; the file becomes an announcement like an upload on the wallboard
-(:meth:`~ivr.announcements.Announcements.add_recording`, by ``phone <extension>``) and is
+(:meth:`~ivr.announcements.Announcements.add_recording`, by the account's name) and is
 removed. The call ends with a spoken confirmation or refusal.
 """
 
@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
+from accounts.users import User
 from ivr.announcements import MAX_RECORDING_S, AnnouncementError, Announcements
 from ivr.tree import Prompt
 from pbx.agi_channel import AgiChannel, CallerHungUp
@@ -41,12 +43,12 @@ _SAY = {
 
 class PhoneAnnouncements:
     def __init__(
-        self, announcements: Announcements, announcer: Announcer, phones: Collection[str],
-        folder: Path, beep: Path,
+        self, announcements: Announcements, announcer: Announcer,
+        owner: Callable[[str], Awaitable[User | None]], folder: Path, beep: Path,
     ) -> None:  # fmt: skip
         self.announcements, self.announcer = announcements, announcer
         self.beep = beep  # the tone before recording (without .wav), as Asterisk plays it
-        self.phones = frozenset(phones)  # the extensions that may record
+        self.owner = owner  # the supervisor (or admin) whose phone an extension is, or None
         self.folder = folder  # where Asterisk records (the same path on both sides)
 
     async def run(self, agi: AgiChannel) -> None:
@@ -61,10 +63,15 @@ class PhoneAnnouncements:
             log.info("%s hung up while recording an announcement: nothing published", who)
 
     async def _record(self, agi: AgiChannel, phone: str, who: str) -> str:
-        if phone not in self.phones:
-            log.warning("%s: not one of the announcement phones: not recorded", who)
+        try:
+            user = await self.owner(phone)
+        except SQLAlchemyError as exc:
+            log.warning("%s: the accounts could not be read (%s): not recorded", who, exc)
+            return "failed"
+        if user is None:
+            log.warning("%s: not a supervisor's phone: not recorded", who)
             return "refused"
-        author = f"phone {phone}"
+        author = user.name
         minutes = _minutes(agi.call.args[0] if agi.call.args else "")
         await self._say(agi, "record", who)
         await agi.stream([str(self.beep)])

@@ -122,7 +122,6 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         queue_announce_interval_s=8.0,
         callback_offer_after_s=4.0,
         wallboard_longest_wait_alert_s=4.0,  # the wallboard's alert shows within a test call
-        announcement_phones="8006",  # the supervisor's softphone of test_supervisor_controls
         callback_dial=f"PJSIP/citizens/sip:{{number}}@127.0.0.1:{CALLBACK_PORT}",
         # Orders other tests answer or review are scheduled for a revisit, never called: a
         # revisit call would ring the phones other tests play on the callback port. The

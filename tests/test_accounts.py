@@ -53,12 +53,17 @@ def test_account_rules() -> None:
     ok = {"departments": departments, "extensions": ("8001", "8002")}
     check_account("王敏", AccountRole.OPERATOR, "", "8001", **ok)
     check_account("yanta", AccountRole.DEPARTMENT, "雁塔区人民政府", "", **ok)
+    check_account("lead", AccountRole.SUPERVISOR, "", "8002", **ok)  # the supervisor's phone
+    check_account("lead", AccountRole.SUPERVISOR, "", "", **ok)  # or none
+    check_account("root", AccountRole.ADMIN, "", "8001", **ok)
     for name, role, department, extension in (
         ("op", AccountRole.OPERATOR, "", ""),  # an operator needs a seat
         ("op", AccountRole.OPERATOR, "", "9999"),  # of the seats file
         ("d", AccountRole.DEPARTMENT, "", ""),  # a department user needs a department
         ("d", AccountRole.DEPARTMENT, "火星局", ""),  # of the catalogue
-        ("lead", AccountRole.SUPERVISOR, "", "8001"),  # nobody else carries either
+        ("lead", AccountRole.SUPERVISOR, "", "9999"),  # a phone: a seat of the seats file
+        ("lead", AccountRole.SUPERVISOR, "雁塔区人民政府", ""),  # nobody else a department
+        ("d", AccountRole.DEPARTMENT, "雁塔区人民政府", "8001"),  # nor a department a phone
         ("a b", AccountRole.ADMIN, "", ""),
         ("", AccountRole.ADMIN, "", ""),
         ("x" * 65, AccountRole.ADMIN, "", ""),

@@ -25,7 +25,7 @@ from staff import staff_token
 from accounts.access import rule_for
 from accounts.models import AuditRow, UserRow, WebSessionRow
 from accounts.service import THROTTLE_FAILURES, THROTTLE_WINDOW, AccountService
-from accounts.users import AccountRole
+from accounts.users import AccountRole, InvalidAccount
 from db.base import utcnow
 from hotline.engine import Hotline
 
@@ -432,3 +432,27 @@ async def test_browser_operator_cannot_open_the_supervisor_page(
         assert (await response.json())["error"]["code"] == "forbidden"
     finally:
         await context.close()
+
+
+async def test_a_supervisors_phone_is_part_of_the_account(staff: Staff) -> None:
+    """A supervisor or admin is bound to the seat whose softphone is theirs (shown by
+    /api/me): the one owner *25 asks (``supervisor_at``); an operator's seat, a disabled or
+    unbound supervisor owns no announcement phone."""
+    accounts = staff.accounts
+    token = await staff_token(accounts, "boss", AccountRole.SUPERVISOR, extension="8006",
+                              password=PASSWORD)  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        async with http.get(staff.url + "/api/me",
+                            headers={"Authorization": f"Bearer {token}"}) as r:  # fmt: skip
+            assert (await r.json())["extension"] == "8006"
+    assert (await accounts.supervisor_at("8006")) == await accounts.user("boss")
+    assert await accounts.supervisor_at("8001") is None  # the operator op's seat
+    assert await accounts.supervisor_at("") is None
+    with pytest.raises(InvalidAccount):
+        await accounts.bind("boss", extension="9999")  # not a seat of the seats file
+    await accounts.add_user("root2", AccountRole.ADMIN, extension="8005", actor="test")
+    assert (await accounts.supervisor_at("8005")) == await accounts.user("root2")
+    await accounts.set_disabled("root2", actor="test")
+    assert await accounts.supervisor_at("8005") is None
+    await accounts.bind("boss", extension="", actor="test")
+    assert await accounts.supervisor_at("8006") is None

@@ -35,12 +35,20 @@ from sipsim.seat import Seat, dial_feature_code, register, start_seat, uas_scena
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SEAT, PHONE = "8001", "8006"  # the operator on the call; the supervisor's softphone
+PHONE_OWNER = "e2e-sup-8006"  # the supervisor whose account is bound to PHONE
 BOARD_PASSWORD = "listen-in board password"
 REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report (seat 8001's skill)
 
 
 def base(hotline: Hotline) -> str:
     return f"http://{hotline.settings.web_host}:{hotline.settings.web_port}"
+
+
+async def phone_owner_auth(hotline: Hotline) -> dict[str, str]:
+    """The Authorization header of the supervisor whose account's phone is PHONE."""
+    token = await staff_token(hotline.accounts.accounts, PHONE_OWNER, AccountRole.SUPERVISOR,
+                              extension=PHONE)  # fmt: skip
+    return {"Authorization": f"Bearer {token}"}
 
 
 class RtpCounter(asyncio.DatagramProtocol):
@@ -86,8 +94,9 @@ async def test_supervisor_listens_to_a_live_call(
     browser: Browser,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """The wallboard's Listen button beside a seat on a call rings the supervisor's phone,
-    which receives the call's audio; then a barge into the same call by the API."""
+    """The wallboard's Listen button beside a seat on a call rings the logged-in supervisor's
+    phone (their account's extension), which receives the call's audio; then a barge into the
+    same call by the API, again on the account's phone; a supervisor without one is refused."""
     s = hotline.settings
     tone = tmp_path / "tone.wav"
     sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "30", "sine"]
@@ -115,7 +124,8 @@ async def test_supervisor_listens_to_a_live_call(
             return (await hotline.acd.seat(SEAT)).state is SeatState.ON_CALL
 
         await eventually(on_call, 40, f"seat {SEAT} to answer the caller")
-        auth = await supervisor_auth(hotline)
+        auth = await phone_owner_auth(hotline)
+        unbound = await supervisor_auth(hotline)  # a supervisor whose account has no phone
         operator = await staff_token(hotline.accounts.accounts, "e2e-op-8002",
                                      AccountRole.OPERATOR, extension="8002")  # fmt: skip
         async with aiohttp.ClientSession(base(hotline)) as http:
@@ -124,6 +134,7 @@ async def test_supervisor_listens_to_a_live_call(
                 (url, {"mode": "shout", "phone": PHONE}, auth, 400, "invalid_input"),
                 (url, {"phone": "9999"}, auth, 400, "invalid_input"),
                 (url, {"phone": SEAT}, auth, 400, "invalid_input"),
+                (url, {"mode": "listen"}, unbound, 400, "invalid_input"),
                 ("/api/seats/8002/listen", {"phone": PHONE}, auth, 409, "not_on_call"),
                 ("/api/seats/8002/listen", {"phone": "8002"},
                  {"Authorization": f"Bearer {operator}"}, 403, "forbidden"),
@@ -134,12 +145,14 @@ async def test_supervisor_listens_to_a_live_call(
                     assert (r.status, answer["error"]["code"]) == (status, code), (body, answer)
             assert counter.packets == 0 and not spies
         await staff_token(hotline.accounts.accounts, "e2e-board", AccountRole.SUPERVISOR,
-                          password=BOARD_PASSWORD)  # fmt: skip
+                          password=BOARD_PASSWORD, extension=PHONE)  # fmt: skip
         context = await new_context(browser, base(hotline))
         try:
             page = await context.new_page()
             await log_in(page, "e2e-board", BOARD_PASSWORD, then="/supervisor")
-            await page.fill("#my-phone", PHONE)
+            await page.wait_for_function(
+                f"document.getElementById('my-phone').textContent === '{PHONE}'"
+            )
             await page.click(f'button[data-seat="{SEAT}"][data-action="listen"]')
             await page.wait_for_function(
                 "document.getElementById('notice').textContent.includes('ringing your phone')"
@@ -157,9 +170,10 @@ async def test_supervisor_listens_to_a_live_call(
         assert f"phone={PHONE}" in uses[0]["detail"] and "mode=listen" in uses[0]["detail"]
         # barge into the same call: the phone rings again and ChanSpy joins the seat's call
         async with aiohttp.ClientSession(base(hotline)) as http:
-            async with http.post(url, json={"mode": "barge", "phone": PHONE}, headers=auth) as r:
-                assert r.status == 202, await r.text()
+            async with http.post(url, json={"mode": "barge"}, headers=auth) as r:
+                assert r.status == 202 and (await r.json())["phone"] == PHONE, await r.text()
         await eventually(lambda: _true(len(spies) == 2), 20, "ChanSpy to start barging")
+        assert spies[1]["SpyerChannel"].startswith(f"PJSIP/{PHONE}-"), dict(spies[1])
         assert spies[1]["SpyeeChannel"].startswith(f"PJSIP/{SEAT}-"), dict(spies[1])
         uses = [e for e in await hotline.accounts.accounts.audit_log(30)
                 if e["action"] == "listen_in"]  # fmt: skip
@@ -322,12 +336,17 @@ async def test_recorded_announcement_is_heard_before_the_menu_until_it_expires(
 async def test_supervisor_records_an_announcement_from_their_phone(
     hotline: Hotline, tmp_path: Path
 ) -> None:
-    """*25<minutes> from a supervisor's phone (the announcement_phones setting): a prompt, a
-    beep, the phone's voice (a 400 Hz tone) until #, and the recording is an announcement by
-    that phone for those minutes, its sound the phone's; another seat's phone is refused and
+    """*25<minutes> from a supervisor's phone (their account's extension): a prompt, a beep,
+    the phone's voice (a 400 Hz tone) until #, and the recording is an announcement by that
+    supervisor for those minutes, its sound the phone's; an operator's seat (bound to an
+    operator's account) and PHONE once no supervisor's account holds it are refused and
     nothing is stored."""
-    s, store = hotline.settings, hotline.announcements
-    assert s.announcement_phones == PHONE
+    s, store, accounts = hotline.settings, hotline.announcements, hotline.accounts.accounts
+    await staff_token(accounts, "e2e-op-8002", AccountRole.OPERATOR, extension="8002")
+    await phone_owner_auth(hotline)  # PHONE_OWNER's account holds PHONE
+    for user in await accounts.users():  # no other supervisor (e.g. e2e-board) holds PHONE
+        if user.extension == PHONE and user.name != PHONE_OWNER:
+            await accounts.bind(user.name, extension="", actor="test")
     tone = tmp_path / "voice.wav"
     sox = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(tone), "synth", "2", "sine"]
     await asyncio.to_thread(subprocess.run, [*sox, "400"], check=True)
@@ -335,12 +354,19 @@ async def test_supervisor_records_an_announcement_from_their_phone(
     await dial_feature_code(tmp_path, "8002", stored_secret(s.data_dir, "seat-8002"), "*25",
                             sip_port=s.sip_port)  # fmt: skip
     assert {a.id for a in await store.current()} == before  # refused: not a supervisor's
+    await accounts.bind(PHONE_OWNER, extension="", actor="test")
+    try:
+        await dial_feature_code(tmp_path, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
+                                "*25", sip_port=s.sip_port)  # fmt: skip
+    finally:
+        await accounts.bind(PHONE_OWNER, extension=PHONE, actor="test")
+    assert {a.id for a in await store.current()} == before  # refused: no supervisor's phone
 
     await dial_feature_code(tmp_path, PHONE, stored_secret(s.data_dir, f"seat-{PHONE}"),
                             "*2530", sip_port=s.sip_port, keys="#", speak=tone)  # fmt: skip
     (made,) = [a for a in await store.current() if a.id not in before]
     try:
-        assert made.created_by == f"phone {PHONE}" and made.recording and made.texts == {}
+        assert made.created_by == PHONE_OWNER and made.recording and made.texts == {}
         assert 1.0 <= made.seconds <= 15, made
         left = made.expires_at - datetime.now(UTC)
         assert timedelta(minutes=28) < left <= timedelta(minutes=30), left

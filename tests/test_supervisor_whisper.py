@@ -16,8 +16,7 @@ import aiohttp
 import pytest
 from conftest import eventually, new_caller
 from panoramisk.message import Message
-from staff import supervisor_auth
-from test_supervisor_controls import PHONE, _true, base, release, supervisor_phone
+from test_supervisor_controls import _true, base, phone_owner_auth, release, supervisor_phone
 
 from agents.states import SeatState
 from hotline.engine import Hotline
@@ -62,10 +61,10 @@ async def test_whisper_reaches_the_seat_only_and_barge_both(
         await eventually(lambda: hears(operator, CALLER_HZ, 0), 60, "the seat to hear the caller")
         await eventually(lambda: hears(citizen, SEAT_HZ, 0), 20, "the caller to hear the seat")
         assert citizen.heard[SUPERVISOR_HZ] == operator.heard[SUPERVISOR_HZ] == 0
-        auth = await supervisor_auth(hotline)
+        auth = await phone_owner_auth(hotline)  # the account whose phone is the softphone
         url = f"/api/seats/{SEAT}/listen"
         async with aiohttp.ClientSession(base(hotline)) as http:
-            async with http.post(url, json={"mode": "whisper", "phone": PHONE}, headers=auth) as r:
+            async with http.post(url, json={"mode": "whisper"}, headers=auth) as r:
                 assert r.status == 202, await r.text()
             await eventually(lambda: _true(len(spies) == 1), 20, "ChanSpy to start whispering")
             # the seat hears the supervisor; meanwhile the caller hears the seat, never them
@@ -76,7 +75,7 @@ async def test_whisper_reaches_the_seat_only_and_barge_both(
                              "two more seconds of the seat at the caller")  # fmt: skip
             assert citizen.heard[SUPERVISOR_HZ] == 0, "the caller heard a whisper"
 
-            async with http.post(url, json={"mode": "barge", "phone": PHONE}, headers=auth) as r:
+            async with http.post(url, json={"mode": "barge"}, headers=auth) as r:
                 assert r.status == 202, await r.text()
             await eventually(lambda: _true(len(spies) == 2), 20, "ChanSpy to start barging")
             await eventually(lambda: hears(citizen, SUPERVISOR_HZ, 0), 20,

@@ -198,7 +198,7 @@ def openapi_document() -> dict[str, Any]:
             "responses": _answers(_json(OBJECT), 400, 401, 403, 404, 409, 415)})},
         "/api/seats/{ext}/listen": {"post": _supervisor({
             "summary": "listen to, whisper to or barge into the seat's live call on the "
-                       "supervisor's softphone (an extension of the seats file)",
+                       "supervisor's softphone (their account's extension, or phone: a seat's)",
             "parameters": [_path("ext")],
             "requestBody": _body({"type": "object", "properties": {
                 "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
