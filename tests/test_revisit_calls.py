@@ -108,6 +108,16 @@ async def revisit_state(hotline: Hotline, number: str) -> dict[str, Any]:
         return {"state": "", "attempts": 0}
 
 
+async def revisit_done(hotline: Hotline, number: str, what: str) -> dict[str, Any]:
+    """The revisit's view once it is done (up to 90 s)."""
+
+    async def done() -> dict[str, Any] | None:
+        view = await revisit_state(hotline, number)
+        return view if view["state"] == "done" else None
+
+    return await eventually(done, 90, what)
+
+
 async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
     revisiting: Hotline, tmp_path: Path
 ) -> None:
@@ -119,11 +129,7 @@ async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
 
-        async def done() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "done" else None
-
-        view = await eventually(done, 90, "the revisit's result")
+        view = await revisit_done(hotline, number, "the revisit's result")
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
@@ -167,12 +173,7 @@ async def test_no_answer_twice_then_answered_on_the_third_call(
     pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
     phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
     try:
-
-        async def done() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "done" else None
-
-        view = await eventually(done, 90, "the third attempt's result")
+        view = await revisit_done(hotline, number, "the third attempt's result")
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
@@ -222,11 +223,7 @@ async def test_not_resolved_goes_back_for_rework_and_onto_the_supervisors_list(
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
 
-        async def done() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "done" else None
-
-        view = await eventually(done, 90, "the revisit's result")
+        view = await revisit_done(hotline, number, "the revisit's result")
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
@@ -268,11 +265,7 @@ async def test_due_outside_calling_hours_waits_until_they_open(
         morning = datetime(2026, 11, 24, 1, 0, 5, tzinfo=UTC) - datetime.now(UTC)
         service.clock = lambda: datetime.now(UTC) + morning
 
-        async def done() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "done" else None
-
-        view = await eventually(done, 90, "the morning's revisit call")
+        view = await revisit_done(hotline, number, "the morning's revisit call")
     finally:
         service.clock = running
         await phone.stop()
