@@ -15,7 +15,8 @@ local function event(now, kind, call, seat, skill, data)
     'ts', now, 'call', call or '', 'seat', seat or '', 'skill', skill or '', 'data', data or '')
 end
 
--- Every index a seat is in while available: all, per language, per skill+language+level.
+-- Every index a seat is in while available: all, per language, per skill+language+level (the
+-- keys); and per skill, availskill:<skill> scored by the seat's level (the {key, level}s).
 local function seat_indexes(ext)
   local f = redis.call('HMGET', P .. 'seat:' .. ext, 'langs', 'skills')
   local keys = {P .. 'avail'}
@@ -25,7 +26,11 @@ local function seat_indexes(ext)
       keys[#keys + 1] = P .. 'avail:' .. skill .. ':' .. lang .. ':' .. lvl
     end
   end
-  return keys
+  local levels = {}
+  for skill, lvl in string.gmatch(f[2] or '', '([^%s:]+):(%d+)') do
+    levels[#levels + 1] = {P .. 'availskill:' .. skill, lvl}
+  end
+  return keys, levels
 end
 
 
@@ -41,16 +46,15 @@ end
 -- stays out of the indexes: it is offered nothing until that channel hangs up (channel.lua).
 local function index_add(ext, idle)
   if redis.call('SCARD', P .. 'chans:' .. ext) > 0 then return end
-  for _, key in ipairs(seat_indexes(ext)) do redis.call('ZADD', key, idle, ext) end
-  local s = redis.call('HGET', P .. 'seat:' .. ext, 'skills') or ''
-  for skill, lvl in string.gmatch(s, '([^%s:]+):(%d+)') do
-    redis.call('ZADD', P .. 'availskill:' .. skill, lvl, ext)
-  end
+  local keys, levels = seat_indexes(ext)
+  for _, key in ipairs(keys) do redis.call('ZADD', key, idle, ext) end
+  for _, kl in ipairs(levels) do redis.call('ZADD', kl[1], kl[2], ext) end
 end
 
 local function index_rem(ext)
-  for _, key in ipairs(seat_indexes(ext)) do redis.call('ZREM', key, ext) end
-  for _, skill in ipairs(seat_skills(ext)) do redis.call('ZREM', P .. 'availskill:' .. skill, ext) end
+  local keys, levels = seat_indexes(ext)
+  for _, key in ipairs(keys) do redis.call('ZREM', key, ext) end
+  for _, kl in ipairs(levels) do redis.call('ZREM', kl[1], ext) end
 end
 
 -- Move a seat to `state`; keeps the available indexes, the timers and the staffed sets right.

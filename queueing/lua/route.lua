@@ -48,7 +48,9 @@ local function dispatch_step(now, limit, scan, rules)
   end
 
   local out = {}
-  if redis.call('ZCARD', P .. 'avail') == 0 then return out end
+  -- seats leave `avail` only by this step's own offers below: counted here, not asked again
+  local free = redis.call('ZCARD', P .. 'avail')
+  if free == 0 then return out end
 
   -- Queues worth looking at. With few seats free, only the queues of their skills can be
   -- served, unless somebody waited long enough for "any seat with the language" (any_after).
@@ -59,17 +61,18 @@ local function dispatch_step(now, limit, scan, rules)
     if s.any_skill and any_after == nil then any_after = s.after_ms end
   end
   local skills = nil
-  local free = redis.call('ZCARD', P .. 'avail')
+  local few = free <= 16
   local oldest_all = redis.call('ZRANGE', P .. 'waitall', 0, 0, 'WITHSCORES')
-  if free <= 16 and (any_after == nil or oldest_all[2] == nil
+  if few and (any_after == nil or oldest_all[2] == nil
       or now - tonumber(oldest_all[2]) < any_after) then
+    -- (a skill nobody waits for has an empty qt:<skill>: the look below drops it)
     skills = {}
     local seen = {}
     for _, ext in ipairs(redis.call('ZRANGE', P .. 'avail', 0, -1)) do
       for _, skill in ipairs(seat_skills(ext)) do
         if not seen[skill] then
           seen[skill] = true
-          if redis.call('SISMEMBER', P .. 'queues', skill) == 1 then skills[#skills + 1] = skill end
+          skills[#skills + 1] = skill
         end
       end
     end
@@ -112,13 +115,28 @@ local function dispatch_step(now, limit, scan, rules)
     return q.buf[q.pos]
   end
 
+  -- With few seats free, availskill:<skill> (all of them, any language) says which levels
+  -- have a seat at all: only those levels' indexes are read.
+  local function levels_in(skill, lo, hi)
+    local present = {}
+    if few then
+      local r = redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, lo, hi, 'WITHSCORES')
+      for i = 2, #r, 2 do present[tonumber(r[i])] = true end
+    else
+      for level = lo, hi do present[level] = true end
+    end
+    return present
+  end
+
   local function find_seat(skill, lang, step)
     for _, band in ipairs(rules.bands) do
       local best, best_idle, best_level = nil, nil, nil
-      for level = band.lo, math.min(band.hi, step.max_level) do
-        local r = redis.call('ZRANGE', P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level,
-          0, 0, 'WITHSCORES')
-        if r[1] then
+      local hi = math.min(band.hi, step.max_level)
+      local present = band.lo <= hi and levels_in(skill, band.lo, hi) or {}
+      for level = band.lo, hi do
+        local key = P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level
+        local r = present[level] and redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        if r and r[1] then
           local idle = tonumber(r[2])
           if best == nil or idle < best_idle or (idle == best_idle and r[1] < best) then
             best, best_idle, best_level = r[1], idle, level
@@ -153,7 +171,8 @@ local function dispatch_step(now, limit, scan, rules)
   for _, q in ipairs(queues) do push(q) end
 
   local exhausted = {}  -- seats only leave the indexes during this step: "none" stays true
-  while #out < limit and #order > 0 and redis.call('ZCARD', P .. 'avail') > 0 do
+  local lang_free = {}  -- available seats per language, read once between offers
+  while #out < limit and #order > 0 and free > 0 do
     local best_q = table.remove(order, 1)
     local best = best_q.h
     best_q.pos = best_q.pos + 1
@@ -162,7 +181,10 @@ local function dispatch_step(now, limit, scan, rules)
     local ck = P .. 'call:' .. id
     local c = redis.call('HMGET', ck, 'lang', 'enq', 'caller', 'prio', 'kind')
     local lang = c[1]
-    if redis.call('ZCARD', P .. 'availlang:' .. lang) > 0 then
+    if lang_free[lang] == nil then
+      lang_free[lang] = redis.call('ZCARD', P .. 'availlang:' .. lang)
+    end
+    if lang_free[lang] > 0 then
       local wait = now - tonumber(c[2])
       local si = step_at(wait)
       local memo = skill .. '|' .. lang .. '|' .. si
@@ -173,6 +195,7 @@ local function dispatch_step(now, limit, scan, rules)
           local ring_until = now + tonumber(redis.call('HGET', sk, 'ring_ms'))
           redis.call('HSET', sk, 'call', id)
           set_state(ext, 'ringing', now, '', {'ring_until', ring_until})
+          free, lang_free = free - 1, {}
           redis.call('ZADD', P .. 'ringing', ring_until, ext)
           queue_rem(id, skill)
           best_q.offset = best_q.offset - 1  -- it left the part of the queue already read
