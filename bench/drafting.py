@@ -6,10 +6,13 @@ duration, transcript, the draft in SQLite.
 
 - batch: both recorded sides through the Vosk pool after hangup (the path without streaming);
 - streaming: during the call each side reached live transcription (intake/live.py) through
-  the real AudioSocket server, as chan_audiosocket sends it: the call's audio up to its last
-  second as fast as Vosk takes it, then (Vosk caught up, as it is during a real call at a
-  real-time factor of about 0.33) the last second at the phone's pace and the hangup. The
-  clock starts at the hangup message; intake then takes the streamed transcript.
+  the real AudioSocket server, as chan_audiosocket sends it, and went through Redis
+  (``$HOTLINE_REDIS_URL``, default the local one) to a transcription worker
+  (``transcribe_stream`` jobs; one :class:`speech.worker.JobWorker` in this process): the
+  call's audio up to its last second as fast as it is taken, then the last second at the
+  phone's pace and the hangup. The clock starts at the hangup message; intake then takes the
+  streamed transcript (the jobs' results). The worker may still be behind at the hangup (it
+  reports no progress), so the figure includes any backlog.
 
 Prints p50/p95 per length and path and the ratio batch/streaming; not a test.
 
@@ -34,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from bench.transcription import make_recording
 from calls.lifecycle import ConnectedCall
 from hotline.database import create_schema, make_engine, make_sessions
@@ -44,8 +49,10 @@ from intake.recording import RecordingListener
 from intake.store import RecordingStore
 from sipsim.audiosocket import play
 from speech.audiosocket import AudioSocketServer
-from speech.model import default_test_model, load_model
+from speech.jobs import TranscriptionJobs, make_broker
+from speech.model import default_test_model
 from speech.pool import TranscriptionPool
+from speech.worker import JobWorker, WorkerConfig
 from workorders.dispatch import DispatchRules
 from workorders.service import WorkOrderService
 from workorders.timelimits import TimeLimits
@@ -113,8 +120,13 @@ class Bench:
         warm = self.tmp / "warm.wav"
         make_recording(warm, 2)
         await asyncio.gather(*(self.pool.transcribe(warm) for _ in range(self.workers)))
-        model = await asyncio.to_thread(load_model, self.model_dir)
-        self.live = LiveTranscription(model, self.ami, "127.0.0.1:0")
+        url = os.environ.get("HOTLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+        prefix = f"hotline-bench-{uuid.uuid4().hex[:8]}:"
+        self.worker = JobWorker(WorkerConfig(url, prefix, self.tmp, self.model_dir))
+        await asyncio.to_thread(self.worker.start)
+        self.redis = Redis.from_url(url)
+        self.jobs = TranscriptionJobs(make_broker(url, prefix, 20), self.redis, prefix, self.tmp)
+        self.live = LiveTranscription(self.jobs, self.ami, "127.0.0.1:0")
         self.server = AudioSocketServer(self.live.sink)
         await self.server.start("127.0.0.1", 0)
 
@@ -123,6 +135,12 @@ class Bench:
             await self.live.close()
         if self.server is not None:
             await self.server.stop()
+            await asyncio.to_thread(self.worker.stop)
+            self.jobs.broker.close()
+            keys = [key async for key in self.redis.scan_iter(match=f"{self.jobs.prefix}*")]
+            if keys:
+                await self.redis.delete(*keys)
+            await self.redis.aclose()
         if self.pool is not None:
             await self.pool.close()
         await self.db.dispose()
@@ -168,7 +186,7 @@ async def bench(lengths: list[float], calls: int, workers: int, model: Path, mod
         tmp = Path(tmp_name)
         runner = Bench(tmp, model, workers)
         await runner.open()
-        print(f"{workers} Vosk pool worker(s) for batch, live transcription in-process; "
+        print(f"{workers} Vosk pool worker(s) for batch, live transcription through a jobs worker; "
               f"{os.cpu_count()} CPUs; {calls} calls per length and path")  # fmt: skip
         try:
             for seconds in lengths:

@@ -249,7 +249,7 @@ class Hotline:
         self.ami.on("ReceiveFAX", self.intake.fax.on_event)
         self.transcripts = TranscriptPanel(self.live, self.work_orders.rules, self.knowledge.search)
         self.streaming = await start_streaming(s, self.ami, self.intake.recordings,
-                                               self.transcripts, stack)  # fmt: skip
+                                               self.transcripts, stack, transcriber)  # fmt: skip
         streams = () if self.streaming is None else (self.streaming,)
         self.listeners = (*self.listeners, *streams, self.intake.recordings, self.live)
         self.work_orders.on_drafted = self.live.order_drafted

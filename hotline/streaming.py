@@ -1,13 +1,13 @@
-"""Live transcription in the running engine: the model, the AudioSocket server, the panel.
+"""Live transcription in the running engine: the AudioSocket server, the jobs, the panel.
 
-Started by the composition root when live transcription is on and a Vosk model is
-configured; anything missing is logged once and calls go on being transcribed from their
-recordings after hangup (the batch path).
+Started by the composition root when live transcription is on and the transcription jobs
+run (a usable Vosk model is configured); the sides are transcribed by ``hotline worker``
+processes (``transcribe_stream`` jobs). Anything missing is logged once and calls go on
+being transcribed from their recordings after hangup (the batch path).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import AsyncExitStack
 
@@ -15,8 +15,7 @@ from hotline.settings import Settings
 from intake.live import LiveTranscription
 from intake.recording import AmiActions, RecordingListener
 from speech.audiosocket import AudioSocketServer
-from speech.errors import ModelMissingError
-from speech.model import load_model
+from speech.jobs import TranscriptionJobs
 from web.transcript import TranscriptPanel
 
 log = logging.getLogger(__name__)
@@ -28,20 +27,16 @@ async def start_streaming(
     recordings: RecordingListener,
     panel: TranscriptPanel,
     stack: AsyncExitStack,
+    jobs: TranscriptionJobs | None,
 ) -> LiveTranscription | None:
     """Live transcription wired to intake and the desk's panel; None when it is off."""
     s = settings
-    if not s.live_transcription or not s.vosk_model_dir:
+    if not s.live_transcription or jobs is None:
         log.info("live transcription off (%s): calls are transcribed from their recordings "
-                 "after hangup", "no Vosk model" if s.live_transcription else
+                 "after hangup", "no usable Vosk model" if s.live_transcription else
                  "live_transcription = false")  # fmt: skip
         return None
-    try:
-        model = await asyncio.to_thread(load_model, s.vosk_model_dir)
-    except ModelMissingError as exc:
-        log.error("live transcription off: %s", exc)
-        return None
-    live = LiveTranscription(model, ami, f"{s.audiosocket_host}:{s.audiosocket_port}",
+    live = LiveTranscription(jobs, ami, f"{s.audiosocket_host}:{s.audiosocket_port}",
                              on_heard=panel.heard, timeout_s=s.network_timeout_s)  # fmt: skip
     server = AudioSocketServer(live.sink)
     try:

@@ -1,9 +1,11 @@
 """Live transcription without Asterisk: the test plays Asterisk's side of AudioSocket.
 
-The engine's AudioSocket server and :class:`intake.live.LiveTranscription` (real Vosk test
-model) get a call; the test reads the two AudioSocket channels it asks AMI to originate and
-connects as chan_audiosocket does (UUID, 320-byte slin frames, hangup). What was heard so far
-reaches ``on_heard`` as it is spoken; at hangup the call's transcript has both sides; a
+The engine's AudioSocket server and :class:`intake.live.LiveTranscription` get a call; the
+sides go through the test Redis (under a prefix of the test's own) to a transcription worker
+(:class:`speech.worker.JobWorker` in this process, real Vosk test model). The test reads the
+two AudioSocket channels it asks AMI to originate and connects as chan_audiosocket does
+(UUID, 320-byte slin frames, hangup). What the worker heard so far reaches ``on_heard`` as it
+is spoken; at hangup the call's transcript has both sides (the jobs' results); a
 stream that broke off or never connected gives None (intake then transcribes the recording).
 The desk panel's suggestion: the dispatch rules' category and the knowledge entries found.
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TEST_REDIS_URL, drop_keys
+from redis.asyncio import Redis
 from test_speech import CALLER_TEXT, OPERATOR_TEXT, model_dir, pcm_of, synthesise
 
 from calls.lifecycle import ConnectedCall
@@ -28,8 +32,9 @@ from knowledge.entries import Entry, Kind
 from knowledge.service import Hit, SearchResult
 from sipsim.audiosocket import play
 from speech.audiosocket import KIND_ERROR, AudioSocketServer
+from speech.jobs import TranscriptionJobs, make_broker
 from speech.live import Heard
-from speech.model import load_model
+from speech.worker import JobWorker, WorkerConfig
 from web.live import LiveHub
 from web.transcript import TranscriptPanel
 from workorders.dispatch import DispatchRules
@@ -59,17 +64,12 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
             for side, text in (("caller", CALLER_TEXT), ("operator", OPERATOR_TEXT))}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def model(model_dir: Path) -> Any:
-    return load_model(model_dir)
-
-
 class Listening:
-    def __init__(self, model: Any) -> None:
+    def __init__(self, jobs: TranscriptionJobs) -> None:
         self.ami = OriginatingAmi()
         self.heard: list[tuple[str, Heard]] = []
         self.live = LiveTranscription(
-            model,
+            jobs,
             self.ami,
             "127.0.0.1:1",
             on_heard=lambda _c, side, h: self.heard.append((side, h)),
@@ -78,12 +78,22 @@ class Listening:
 
 
 @pytest.fixture
-async def listening(model: Any) -> AsyncIterator[Listening]:
-    running = Listening(model)
+async def listening(model_dir: Path, redis: Redis, tmp_path: Path) -> AsyncIterator[Listening]:
+    prefix = f"hotline-test-{uuid.uuid4().hex[:8]}-live:acd:"
+    worker = JobWorker(WorkerConfig(TEST_REDIS_URL, prefix, tmp_path, model_dir, live_streams=4))
+    worker.start()
+    jobs = TranscriptionJobs(make_broker(TEST_REDIS_URL, prefix, 20), redis, prefix, tmp_path)
+    running = Listening(jobs)
     await running.server.start("127.0.0.1", 0)
-    yield running
-    await running.live.close()
-    await running.server.stop()
+    try:
+        yield running
+    finally:
+        await running.live.close()
+        await running.server.stop()
+        worker.stop()
+        jobs.broker.close()
+        jobs.broker.client.connection_pool.disconnect()  # close() leaves the enqueue's socket
+        await drop_keys(redis, prefix)
 
 
 def a_call(call_id: str) -> ConnectedCall:
