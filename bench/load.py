@@ -44,7 +44,7 @@ from panoramisk.message import Message
 
 from agents.seats import load_seats
 from bench.acd_calls import entered_times, percentile, seat_trace
-from bench.soak import QUEUE_KEYS, citizens_scenario, seats_file, sipp_totals
+from bench.soak import QUEUE_KEYS, box_settings, citizens_scenario, seats_file, sipp_totals
 from hotline.child import EngineProcess
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
@@ -180,16 +180,18 @@ async def run(args: argparse.Namespace) -> None:
     off = OFFSET
     redis_server = RedisServer(base / "redis", 7190 + off, secrets.token_urlsafe(16))
     redis_server.start()
-    settings = Settings.load(environ={"HOTLINE_REDIS_URL": redis_server.url}).replace(
-        data_dir=base / "var", recordings_dir=base / "recordings",
-        seats_file=seats_file(base / "seats.toml", args.seats), acd_prefix="hotline-load:acd:",
-        manage_asterisk=False, queue_announce_interval_s=45.0, callback_offer_after_s=0.0,
-        seat_qualify_s=0, seat_rewrite_contact=False, sip_port=7560 + off,
-        ami_port=7538 + off, agi_port=7573 + off, web_port=9785 + off,
-        rtp_port_start=40000 + 2 * off, rtp_port_end=43999 + 2 * off,
+    settings = box_settings(
+        base,
+        redis_server.url,
+        seats_file(base / "seats.toml", args.seats),
+        "hotline-load:acd:",
+        sip_port=7560 + off,
+        web_port=9785 + off,
+        rtp=(40000 + 2 * off, 43999 + 2 * off),
+        queue_announce_interval_s=45.0,
         # the bench's own AMI session measures the IVR's turns (AGIExec* of the same user)
         ami_extra_events="AGIExecStart,AGIExecEnd",
-    )  # fmt: skip
+    )
     seats = load_seats(settings.seats_file)
     print(f"load: {args.minutes:g} min per rate, rates {args.rates}, {args.seats} seats "
           f"talking {args.talk} s, patience {args.patience} s, in {base}")  # fmt: skip

@@ -67,6 +67,29 @@ def seats_file(target: Path, count: int) -> Path:
     return target
 
 
+def box_settings(
+    base: Path,
+    redis_url: str,
+    seats: Path,
+    prefix: str,
+    *,
+    sip_port: int,
+    web_port: int,
+    rtp: tuple[int, int],
+    **changes: object,
+) -> Settings:
+    """A bench's hotline: folders under ``base``, its Redis and prefix, Asterisk started by
+    the bench (not the engine), its ports (AMI and FastAGI beside ``sip_port``), no waits
+    before the callback offer, seats not qualified (sipp phones answer no OPTIONS)."""
+    return Settings.load(environ={"HOTLINE_REDIS_URL": redis_url}).replace(
+        data_dir=base / "var", recordings_dir=base / "recordings", seats_file=seats,
+        acd_prefix=prefix, manage_asterisk=False, callback_offer_after_s=0.0, seat_qualify_s=0,
+        seat_rewrite_contact=False, sip_port=sip_port, ami_port=sip_port - 22,
+        agi_port=sip_port + 13, web_port=web_port, rtp_port_start=rtp[0], rtp_port_end=rtp[1],
+        **changes,
+    )  # fmt: skip
+
+
 def citizens_scenario(
     workdir: Path, key: str, *, caller: str = "139{key}", timeout_ms: int = 240_000
 ) -> Path:
@@ -114,14 +137,16 @@ async def run(args: argparse.Namespace) -> None:
     duration = args.minutes * 60
     redis_server = RedisServer(base / "redis", 6890 + off, secrets.token_urlsafe(16))
     redis_server.start()
-    settings = Settings.load(environ={"HOTLINE_REDIS_URL": redis_server.url}).replace(
-        data_dir=base / "var", recordings_dir=base / "recordings",
-        seats_file=seats_file(base / "seats.toml", args.seats), acd_prefix="hotline-soak:acd:",
-        manage_asterisk=False, queue_announce_interval_s=60.0, callback_offer_after_s=0.0,
-        seat_qualify_s=0, seat_rewrite_contact=False, sip_port=7060 + off,
-        ami_port=7038 + off, agi_port=7073 + off, web_port=9545 + off,
-        rtp_port_start=18000 + 2 * off, rtp_port_end=19999 + 2 * off,
-    )  # fmt: skip
+    settings = box_settings(
+        base,
+        redis_server.url,
+        seats_file(base / "seats.toml", args.seats),
+        "hotline-soak:acd:",
+        sip_port=7060 + off,
+        web_port=9545 + off,
+        rtp=(18000 + 2 * off, 19999 + 2 * off),
+        queue_announce_interval_s=60.0,
+    )
     seats = load_seats(settings.seats_file)
     print(f"soak: {args.minutes} min, {args.seats} seats, {args.rate} calls/s, in {base}")
     asterisk = provision_asterisk(settings, load_menu(settings.menu_file), seats)
