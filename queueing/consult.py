@@ -20,14 +20,19 @@ tells intake that the recording goes on with the caller (:mod:`intake.onward`) a
 first seat's part in the ACD (the caller's channel stays in its conversation, so the ACD
 would not hear of it otherwise). The desk's consultation (start and cancel) is the step
 ``consult``. A queue is not a target: the ACD, not the operator, chooses its seat.
+
+An open consultation is kept in the ACD's Redis (:class:`OpenConsultations`, expiring), not
+in the engine's memory: Asterisk holds the call, so after an engine restart (or on another
+engine) the desk still completes or cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
@@ -35,7 +40,7 @@ from panoramisk.message import Message
 from redis.exceptions import RedisError
 
 from calls.store import JourneyStep
-from queueing.acd import AcdError
+from queueing.acd import Acd, AcdError
 from queueing.transfer import (
     CONTEXT,
     Target,
@@ -53,6 +58,9 @@ CONSULT_KINDS = ("seat", "emergency", "number")
 # A department's number has no code: the engine sets it on the seat's channel, then keys *9.
 NUMBER_CODE, NUMBER_VARIABLE = "*9", "HOTLINE_CONSULT_NUMBER"
 KEEP_DIALLED = 1024  # consultations remembered until they complete or end
+# An open consultation outlives the engine that started it (Redis, under the ACD prefix):
+# another engine, or this one restarted, completes or cancels it; forgotten after this long.
+OPEN_TTL_S = 4 * 3600
 # One AMI action, its answer (pbx.ami.AmiClient.action).
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 
@@ -61,14 +69,49 @@ AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 class Consultation:
     call_id: str
     seat_channel: str
-    target: Target
+    target: str  # Target.text
     who: str
+
+
+class OpenConsultations:
+    """The open consultations by seat, in the ACD's Redis: ``<prefix>consult:<seat>`` (the
+    consultation, JSON) and ``<prefix>consult-call:<call id>`` (its seat), both expiring."""
+
+    def __init__(self, acd: Acd) -> None:
+        self.acd = acd
+
+    def _keys(self, seat: str, call_id: str) -> tuple[str, str]:
+        return f"{self.acd.prefix}consult:{seat}", f"{self.acd.prefix}consult-call:{call_id}"
+
+    async def put(self, seat: str, open_: Consultation) -> None:
+        by_seat, by_call = self._keys(seat, open_.call_id)
+        pipe = self.acd.redis.pipeline(transaction=True)
+        pipe.set(by_seat, json.dumps(asdict(open_)), ex=OPEN_TTL_S)
+        pipe.set(by_call, seat, ex=OPEN_TTL_S)
+        await pipe.execute()
+
+    async def get(self, seat: str) -> Consultation | None:
+        raw = await self.acd.redis.get(self._keys(seat, "")[0])
+        return Consultation(**json.loads(raw)) if raw else None
+
+    async def pop(self, seat: str) -> Consultation | None:
+        """The seat's consultation, no longer open (only one caller gets it)."""
+        raw = await self.acd.redis.getdel(self._keys(seat, "")[0])
+        if not raw:
+            return None
+        open_ = Consultation(**json.loads(raw))
+        await self.acd.redis.delete(self._keys(seat, open_.call_id)[1])
+        return open_
+
+    async def seat_of(self, call_id: str) -> str | None:
+        raw = await self.acd.redis.get(self._keys("", call_id)[1])
+        return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class Consultations:
     def __init__(self, transfers: Transfers, ami: AmiAction) -> None:
         self.transfers, self.ami = transfers, ami
-        self._open: dict[str, Consultation] = {}  # by seat
+        self._open = OpenConsultations(transfers.acd)
         self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -89,7 +132,7 @@ class Consultations:
         # Asterisk's Atxfer plays the feature code and these digits as if the seat keyed them
         await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
                         "Exten": code})  # fmt: skip
-        self._open[seat] = Consultation(call_id, channel, target, who)
+        await self._open.put(seat, Consultation(call_id, channel, target.text, who))
         await self._step(call_id, "consult", target.text, f"from seat {seat} by {who}")
         log.info("call %s: seat %s consults %s (%s), the caller held", call_id, seat,
                  target.text, who)  # fmt: skip
@@ -97,27 +140,29 @@ class Consultations:
 
     async def complete(self, seat: str, who: str) -> dict[str, Any]:
         """Put the caller through to the consulted target: the seat's channel leaves."""
-        open_ = self._consultation(seat)
+        open_ = await self._consultation(seat)
         self.transfers.on_transferred(open_.call_id)
         await self.ami({"Action": "Hangup", "Channel": open_.seat_channel})
         log.info("call %s: seat %s completes its transfer to %s (%s)", open_.call_id, seat,
-                 open_.target.text, who)  # fmt: skip
-        return {"call_id": open_.call_id, "from": seat, "to": open_.target.text, "by": who}
+                 open_.target, who)  # fmt: skip
+        return {"call_id": open_.call_id, "from": seat, "to": open_.target, "by": who}
 
     async def cancel(self, seat: str, who: str) -> dict[str, Any]:
         """End the consultation: the seat is back with the caller."""
-        open_ = self._consultation(seat)
-        del self._open[seat]  # before its channel's Hangup arrives (on_hangup)
+        # no longer open before its channel's Hangup arrives (on_hangup)
+        open_ = await self._open.pop(seat)
+        if open_ is None:
+            raise TransferRefused(f"seat {seat} is not consulting anybody")
         try:
             await self.ami({"Action": "CancelAtxfer", "Channel": open_.seat_channel})
         except BaseException:
-            self._open.setdefault(seat, open_)
+            await self._open.put(seat, open_)
             raise
-        await self._step(open_.call_id, "consult", open_.target.text,
+        await self._step(open_.call_id, "consult", open_.target,
                          f"cancelled by seat {seat} ({who})")  # fmt: skip
         log.info("call %s: seat %s cancelled its consultation of %s", open_.call_id, seat,
-                 open_.target.text)  # fmt: skip
-        return {"call_id": open_.call_id, "seat": seat, "cancelled": open_.target.text}
+                 open_.target)  # fmt: skip
+        return {"call_id": open_.call_id, "seat": seat, "cancelled": open_.target}
 
     def on_attended_transfer(self, event: Message) -> None:
         """AMI AttendedTransfer: a seat's caller was put through (desk or softphone ``#2``)."""
@@ -128,17 +173,24 @@ class Consultations:
         call_id = event.get("TransfereeUniqueid", "")
         if not seat or not call_id:
             return
-        open_ = self._open.pop(seat, None)
+        self.transfers.on_transferred(call_id)
+        self._spawn(self._transferred(call_id, seat))
+
+    async def _transferred(self, call_id: str, seat: str) -> None:
+        try:
+            open_ = await self._open.pop(seat)
+        except RedisError as exc:
+            log.warning("call %s: seat %s's consultation not read (%s)", call_id, seat, exc)
+            open_ = None
         if open_ is not None:
-            target, who = open_.target.text, open_.who
+            target, who = open_.target, open_.who
         else:  # the softphone's #2: the target's Local channel names the code dialled
             target, who = self._dialled.pop(call_id, "?"), "softphone (#2)"
-        self.transfers.on_transferred(call_id)
         log.info("call %s transferred from seat %s to %s after consulting (%s)", call_id, seat,
                  target, who)  # fmt: skip
         detail = f"from seat {seat} by {who} (attended)"
-        self._spawn(self._step(call_id, "transfer", target, detail))
-        self._spawn(self._seat_done(call_id, seat))
+        await self._step(call_id, "transfer", target, detail)
+        await self._seat_done(call_id, seat)
 
     def on_newchannel(self, event: Message) -> None:
         """AMI Newchannel: a consultation's own channel names the code the seat keyed
@@ -162,18 +214,24 @@ class Consultations:
             return
         call_id = event.get("Linkedid", "")
         self._dialled.pop(call_id, None)
-        for seat, open_ in list(self._open.items()):
-            if open_.call_id == call_id:
-                del self._open[seat]
-                log.info("call %s: seat %s's consultation of %s ended unanswered (%s); the "
-                         "seat is back with the caller", call_id, seat, open_.target.text,
-                         event.get("Cause-txt", "?"))  # fmt: skip
-                self._spawn(self._step(call_id, "consult", open_.target.text,
-                                       f"ended: {event.get('Cause-txt', 'hung up')}"))  # fmt: skip
+        self._spawn(self._ended(call_id, event.get("Cause-txt", "")))
+
+    async def _ended(self, call_id: str, cause: str) -> None:
+        try:
+            seat = await self._open.seat_of(call_id)
+            open_ = await self._open.pop(seat) if seat else None
+        except RedisError as exc:
+            log.warning("call %s: its consultation's end not stored (%s)", call_id, exc)
+            return
+        if seat is None or open_ is None or open_.call_id != call_id:
+            return
+        log.info("call %s: seat %s's consultation of %s ended unanswered (%s); the seat is "
+                 "back with the caller", call_id, seat, open_.target, cause or "?")  # fmt: skip
+        await self._step(call_id, "consult", open_.target, f"ended: {cause or 'hung up'}")
 
     # -- helpers -------------------------------------------------------------------------
-    def _consultation(self, seat: str) -> Consultation:
-        open_ = self._open.get(seat)
+    async def _consultation(self, seat: str) -> Consultation:
+        open_ = await self._open.get(seat)
         if open_ is None:
             raise TransferRefused(f"seat {seat} is not consulting anybody")
         return open_

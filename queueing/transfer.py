@@ -50,6 +50,7 @@ from typing import Any
 
 from aiohttp import web
 from panoramisk.message import Message
+from redis.exceptions import RedisError
 
 from accounts.http import current_user
 from agents.seats import SeatsFile
@@ -277,6 +278,8 @@ def http_errors() -> Iterator[None]:
         raise HttpError(409, "transfer_failed", f"Asterisk refused: {exc}") from None
     except (AmiUnavailable, TimeoutError) as exc:
         raise HttpError(503, "pbx_unavailable", f"Asterisk not reachable: {exc}") from None
+    except RedisError as exc:  # the ACD's Redis (an open consultation, say)
+        raise HttpError(503, "unavailable", f"the ACD's Redis not reachable: {exc}") from None
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 

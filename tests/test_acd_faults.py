@@ -20,11 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from conftest import PORT_OFFSET, call_record, eventually, fast_menu, fast_seats, new_caller
+from conftest import (
+    PORT_OFFSET,
+    TEST_AMI_EVENTS,
+    AmiEvents,
+    call_record,
+    eventually,
+    fast_menu,
+    fast_seats,
+    new_caller,
+)
+from staff import staff_token
+from test_consult import talking
 
+from accounts.users import AccountRole
 from agents.seats import load_seats
 from agents.states import SeatState
 from calls.reconcile import UNHEARD
@@ -34,7 +47,7 @@ from hotline.database import make_engine, make_sessions
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
-from hotline.wiring import provision_asterisk, work_orders
+from hotline.wiring import accounts_web, ami_secret, provision_asterisk, work_orders
 from intake.store import RecordingStore
 from ivr.menu import load_menu
 from pbx.ami import AmiClient, EventHandler
@@ -75,7 +88,8 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     base = tmp_path_factory.mktemp("faults")
     server = RedisServer(base / "redis", 6690 + PORT_OFFSET, secrets.token_urlsafe(16))
     server.start()
-    settings = Settings.load(environ={"HOTLINE_REDIS_URL": server.url}).replace(
+    environ = {"HOTLINE_REDIS_URL": server.url, "HOTLINE_AMI_EXTRA_EVENTS": TEST_AMI_EVENTS}
+    settings = Settings.load(environ=environ).replace(
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"),
@@ -252,6 +266,76 @@ async def test_engine_killed_mid_conversation(pbx: Pbx, redis: aioredis.Redis) -
         await logout_all(acd)
         await drop_phone(pbx, talking)
         await drop_phone(pbx, other)
+
+
+@pytest.mark.fault
+@pytest.mark.e2e
+async def test_a_consultation_outlives_an_engine_restart(pbx: Pbx, redis: aioredis.Redis) -> None:
+    """kill -9 of the engine while seat 8001 consults seat 8005 (the caller held apart): the
+    restarted engine finds the consultation in the ACD's Redis, and the desk's "put through"
+    leaves the caller talking to 8005 (Asterisk's bridges) until the caller hangs up."""
+    s = pbx.settings
+    acd = pbx.acd(redis)
+    engine = EngineProcess(s, pbx.workdir / "engine-consult.log")
+    phones = [await seat_phone(pbx, ext) for ext in ("8001", "8005")]
+    events = AmiEvents()
+    ami = AmiClient(s.ami_host, s.ami_port, s.ami_user, ami_secret(s))
+    for name in ("BridgeEnter", "BridgeLeave"):
+        ami.on(name, events.record)
+    watching = asyncio.create_task(ami.run())
+    db = make_engine(s.effective_database_url)
+    try:
+        engine.start()
+        await engine.ready()
+        assert await ami.wait_connected(10)
+        accounts = await accounts_web(s, make_sessions(db), acd.seats)
+        token = await staff_token(accounts.accounts, "fault-op-8001", AccountRole.OPERATOR,
+                                  extension="8001")  # fmt: skip
+        await acd.login("8001", PIN)
+        call = await start_call(pbx, new_caller(), 40_000)
+        await eventually(lambda: _on_call(acd, "8001"), 40, "seat 8001 on the call")
+        call_id = (await acd.seat("8001")).call_id
+        status, body = await _desk(s, token, "consult", "seat:8005")
+        assert status == 200, body
+
+        async def target_leg() -> str:
+            return next((e.get("Uniqueid", "") for e in events.seen
+                         if e.get("Channel", "").startswith("PJSIP/8005-")), "")  # fmt: skip
+
+        leg = await eventually(target_leg, 20, "seat 8005 to answer the consultation")
+        assert not talking(events, call_id, leg)  # the caller held apart
+        engine.kill()
+        engine.start()
+        await engine.ready()
+        status, body = await _desk(s, token, "consult-complete")
+        assert status == 200, body  # 409 when the consultation lived in the engine's memory
+        assert body["to"] == "seat:8005" and body["call_id"] == call_id
+
+        async def put_through() -> bool:
+            return talking(events, call_id, leg)
+
+        await eventually(put_through, 15, "the caller put through to seat 8005")
+        await finished(call)  # the caller talked on and hung up
+    finally:
+        engine.stop()
+        await ami.close()
+        watching.cancel()
+        await db.dispose()
+        await logout_all(acd)
+        for phone in phones:
+            await drop_phone(pbx, phone)
+
+
+async def _desk(s: Settings, token: str, action: str, to: str = "") -> tuple[int, Any]:
+    """The desk's ``POST /api/seats/8001/<action>``: status and answer."""
+    url = f"http://{s.web_host}:{s.web_port}/api/seats/8001/{action}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            url, json={"to": to} if to else {}, headers={"Authorization": f"Bearer {token}"}
+        ) as response,
+    ):
+        return response.status, await response.json()
 
 
 async def _on_call(acd: Acd, ext: str) -> bool:
