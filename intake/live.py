@@ -177,13 +177,14 @@ class LiveTranscription:
                 live.problem = live.problem or (
                     f"the streams did not end within {self.finish_timeout_s:.0f} s of hangup"
                 )
+            else:  # their feeders send what is left and the end markers (or fail)
+                await asyncio.gather(*(side.task for side in sides))
             if not live.problem:
                 live.problem = _incomplete(live)
             if live.problem:
                 log.warning("call %s at seat %s: streamed transcript not used: %s",
                             call_id, live.call.seat, live.problem)  # fmt: skip
                 return None
-            await asyncio.gather(*(side.task for side in sides))  # the end markers are in
             caller, operator = await asyncio.gather(*(
                 self.jobs.stream_result(call_id, side, self.drain_timeout_s)
                 for side in (CALLER, OPERATOR)
@@ -216,7 +217,8 @@ class LiveTranscription:
             await self.jobs.start_stream(call_id, speaker)
             async for chunk in frames.batches():
                 await self.jobs.feed(call_id, speaker, chunk)
-                await asyncio.sleep(FEED_EVERY_S)  # the next frames gather meanwhile
+                if not frames.ended.is_set():  # (at the end the end marker goes at once)
+                    await asyncio.sleep(FEED_EVERY_S)  # the next frames gather meanwhile
         except Exception as exc:  # Redis away: the side is not usable, the recording is
             log.warning("call %s %s side: not streamed to the jobs (%s)", call_id, speaker, exc)
             live.problem = live.problem or f"the {speaker} side could not be fed ({exc})"
