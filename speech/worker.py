@@ -3,12 +3,13 @@
 It loads the Vosk model once, then runs two Dramatiq workers: recorded sides from
 :func:`speech.jobs.files_queue` one at a time (Vosk uses a core while it runs: start one
 process per core), and live sides from :func:`speech.jobs.live_queue`, many at once (they
-mostly wait for audio). Each holds one message at a time per queue (prefetch 1), so a busy
-worker hoards no job another could run. A heartbeat thread keeps the process's broker ids
-fresh in Redis every third of ``lease_s`` (and runs the maintenance that requeues the jobs
-of workers silent longer than ``lease_s``): see :mod:`speech.jobs`. SIGTERM or SIGINT stops
-taking jobs and gives back prefetched ones; a job still running after ``grace_s`` is left to
-be taken again after the lease, like a killed worker's.
+mostly wait for audio). Each takes no more messages than it has threads for (prefetch 1 for
+recorded sides, ``live_streams`` for live ones), so a busy worker hoards no job another
+could run, and one live side does not hold up the next call's. A heartbeat thread keeps the
+process's broker ids fresh in Redis every third of ``lease_s`` (and runs the maintenance
+that requeues the jobs of workers silent longer than ``lease_s``): see :mod:`speech.jobs`.
+SIGTERM or SIGINT stops taking jobs and gives back prefetched ones; a job still running
+after ``grace_s`` is left to be taken again after the lease, like a killed worker's.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class JobWorker:
                            priority=0, options=options)  # fmt: skip
             worker = dramatiq.Worker(broker, queues={queue}, worker_threads=threads,
                                      worker_timeout=500)  # fmt: skip
-            worker.queue_prefetch = 1
+            worker.queue_prefetch = threads  # (1 held every live side up until it ended)
             self.brokers.append(broker)
             self.workers.append(worker)
         for worker in self.workers:  # the jobs' bodies find both brokers from the first one
