@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from conftest import TEST_REDIS_URL, web_engine_settings
 from redis.asyncio import Redis
 from staff import staff_token
+from web_client import next_event
 
 from accounts.users import AccountRole, User
 from calls.lifecycle import ConnectedCall
@@ -255,18 +256,6 @@ async def _eventually_no_subscribers(engine: Web) -> bool:
         if hub.subscribers == 0:
             return True
     return False
-
-
-async def next_event(stream: aiohttp.ClientResponse, topic: str) -> dict[str, Any]:
-    name = ""
-    async with asyncio.timeout(10):
-        while True:
-            line = (await stream.content.readline()).decode().rstrip("\n")
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: ") and name == topic:
-                data: dict[str, Any] = json.loads(line[6:])
-                return data
 
 
 async def test_a_call_pops_on_its_desk_and_its_transcript_follows(engine: Web) -> None:

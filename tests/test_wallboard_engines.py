@@ -10,11 +10,9 @@ it (without it, the two streams on B stay silent)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -25,6 +23,7 @@ from playwright.async_api import Browser, Locator, expect
 from staff import staff_token
 from test_acd_calls import dial
 from test_wallboard import BUSINESS, PIN, SEAT, log_in, tile
+from web_client import next_event
 
 from accounts.users import AccountRole
 from agents.states import SeatState
@@ -59,18 +58,6 @@ async def engine_b(hotline: Hotline, tmp_path: Path) -> AsyncIterator[Hotline]:
         yield engine
     finally:
         await engine.stop()  # not `running`: the ACD keys are A's
-
-
-async def next_event(stream: aiohttp.ClientResponse, topic: str) -> dict[str, Any]:
-    name = ""
-    async with asyncio.timeout(30):
-        while True:
-            line = (await stream.content.readline()).decode().rstrip("\n")
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: ") and name == topic:
-                data: dict[str, Any] = json.loads(line[6:])
-                return data
 
 
 async def test_a_page_on_engine_b_follows_engine_a(
@@ -112,7 +99,7 @@ async def test_a_page_on_engine_b_follows_engine_a(
 
             await a.acd.login(SEAT, PIN)
             a.dispatcher.kick()
-            popped = await next_event(desk, "call")  # published by A, served by B
+            popped = await next_event(desk, "call", 30)  # published by A, served by B
             assert (popped["seat"], popped["caller_number"]) == (SEAT, caller)
             await expect_attr(row, "on_call")
             await expect_text(tile(page, "business", "waiting"), "0")
@@ -124,7 +111,7 @@ async def test_a_page_on_engine_b_follows_engine_a(
             actor = Actor("engines-op", Role.OPERATOR)
             order = await a.work_orders.create(new, actor)
             await a.work_orders.dispatch(order.number, actor, lead_department=WATER, assisting=[])
-            news = await next_event(portal, "portal")  # A's work-order service, B's portal
+            news = await next_event(portal, "portal", 30)  # A's work-order service, B's portal
             assert (news["number"], news["news"], news["part"]) == (order.number, "dispatched",
                                                                     "lead")  # fmt: skip
             await call

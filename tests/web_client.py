@@ -4,13 +4,17 @@ for the API tests. The staff below are real accounts with these bearer tokens.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -124,3 +128,19 @@ async def send_sms(client: TestClient, sender: str, text: str) -> tuple[int, dic
 def xml(text: str) -> ET.Element:
     assert text.startswith('<?xml version="1.0" encoding="utf-8"?>')
     return ET.fromstring(text.split("\n", 1)[1])
+
+
+async def next_event(
+    stream: aiohttp.ClientResponse, topic: str, timeout_s: float = 10
+) -> dict[str, Any]:
+    """The data of the next server-sent event named ``topic`` on ``stream`` (a live page's
+    event stream), skipping others; TimeoutError after ``timeout_s``."""
+    name = ""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            line = (await stream.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name == topic:
+                data: dict[str, Any] = json.loads(line[6:])
+                return data
