@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,14 +108,24 @@ async def revisit_state(hotline: Hotline, number: str) -> dict[str, Any]:
         return {"state": "", "attempts": 0}
 
 
-async def revisit_done(hotline: Hotline, number: str, what: str) -> dict[str, Any]:
-    """The revisit's view once it is done (up to 90 s)."""
+async def revisit_when(
+    hotline: Hotline,
+    number: str,
+    wanted: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout_s: float = 90,
+) -> dict[str, Any]:
+    """The revisit's view once ``wanted`` holds for it (up to ``timeout_s``)."""
 
-    async def done() -> dict[str, Any] | None:
+    async def reached() -> dict[str, Any] | None:
         view = await revisit_state(hotline, number)
-        return view if view["state"] == "done" else None
+        return view if wanted(view) else None
 
-    return await eventually(done, 90, what)
+    return await eventually(reached, timeout_s, what)
+
+
+async def revisit_done(hotline: Hotline, number: str, what: str) -> dict[str, Any]:
+    return await revisit_when(hotline, number, lambda view: view["state"] == "done", what)
 
 
 async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
@@ -160,11 +170,12 @@ async def test_no_answer_twice_then_answered_on_the_third_call(
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
 
-        async def retried() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["attempts"] >= 2 and view["state"] == "due" else None
-
-        view = await eventually(retried, 90, "two unanswered attempts to end")
+        view = await revisit_when(
+            hotline,
+            number,
+            lambda view: view["attempts"] >= 2 and view["state"] == "due",
+            "two unanswered attempts to end",
+        )
         for attempt in view["history"]:
             assert attempt["outcome"] in ("no_answer", "failed") and not attempt["answered"]
     finally:
@@ -191,11 +202,13 @@ async def test_no_answer_three_times_goes_to_the_manual_list(
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
 
-        async def listed() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "manual" else None
-
-        view = await eventually(listed, 120, "the revisit on the manual list")
+        view = await revisit_when(
+            hotline,
+            number,
+            lambda view: view["state"] == "manual",
+            "the revisit on the manual list",
+            120,
+        )
         for _ in range(3):  # the dialer goes on: no fourth call
             await hotline.revisit_dialer.tick()
         await asyncio.sleep(2)
@@ -280,11 +293,13 @@ async def test_opted_out_citizen_is_never_called(revisiting: Hotline, tmp_path: 
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen, confidential=True)
 
-        async def listed() -> dict[str, Any] | None:
-            view = await revisit_state(hotline, number)
-            return view if view["state"] == "manual" else None
-
-        view = await eventually(listed, 30, "the order on the manual list")
+        view = await revisit_when(
+            hotline,
+            number,
+            lambda view: view["state"] == "manual",
+            "the order on the manual list",
+            30,
+        )
         assert view["manual_reason"] == "opted_out" and view["attempts"] == 0
         for _ in range(3):  # several rounds of the dialer: still nobody is called
             await hotline.revisit_dialer.tick()
