@@ -27,7 +27,9 @@ class StreamRecogniser:
     """Feed 16-bit mono PCM frames as they arrive; finish() returns the whole transcript.
 
     Frames are buffered to ``batch_seconds`` before reaching Vosk, which costs less than
-    one call per 20 ms frame and adds at most that much delay.
+    one call per 20 ms frame and adds at most that much delay. Vosk always gets blocks of
+    exactly that size (the rest at finish()): its endpointing depends on the blocks it is
+    fed, so the same audio gives the same words however the network grouped the frames.
     """
 
     def __init__(
@@ -61,16 +63,15 @@ class StreamRecogniser:
             raise RuntimeError("feed() after finish()")
         self._buffer += frame
         self._bytes_fed += len(frame)
-        if len(self._buffer) < self._batch_bytes:
-            return []
-        return self._flush()
+        completed: list[Word] = []
+        while len(self._buffer) >= self._batch_bytes:
+            completed += self._accept(self._batch_bytes)
+        return completed
 
-    def _flush(self) -> list[Word]:
-        usable = len(self._buffer) - len(self._buffer) % 2  # keep a split sample for later
-        if usable == 0:
-            return []
-        chunk = bytes(self._buffer[:usable])
-        del self._buffer[:usable]
+    def _accept(self, size: int) -> list[Word]:
+        """Give Vosk the buffer's first ``size`` bytes; the words of an utterance it ended."""
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
         if not self._recogniser.AcceptWaveform(chunk):
             return []
         completed = words_from_result(self._recogniser.Result())
@@ -80,7 +81,9 @@ class StreamRecogniser:
     def finish(self) -> Transcript:
         """End of the call: flush, close the last utterance, return everything heard."""
         if not self._finished:
-            self._flush()
+            usable = len(self._buffer) - len(self._buffer) % 2  # a split sample is dropped
+            if usable:
+                self._accept(usable)
             self._words.extend(words_from_result(self._recogniser.FinalResult()))
             self._finished = True
         duration = self._bytes_fed / 2 / self.sample_rate

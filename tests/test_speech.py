@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from vosk_models import without_dither
 
 from speech import (
     ModelMissingError,
@@ -302,6 +303,30 @@ def test_stream_of_audiosocket_frames_matches_file_transcription(
     assert len(hangul(streamed.text) & hangul(from_file.text)) >= len(hangul(from_file.text)) // 2
     with pytest.raises(RuntimeError):
         recogniser.feed(b"\x00" * AUDIOSOCKET_FRAME_BYTES)
+
+
+def test_streamed_words_do_not_depend_on_how_the_frames_were_grouped(
+    model_dir: Path, audio: dict[str, Path], tmp_path: Path
+) -> None:
+    """The network groups frames as it likes (one 20 ms frame, a backlog of seconds, an odd
+    byte): Vosk still gets the same blocks, so the words and their confidences are the same
+    (with Kaldi's random dither off, which would change them from run to run anyway)."""
+    model = load_model(without_dither(model_dir, tmp_path / "model"))
+    pcm, rate = pcm_of(audio["caller"])
+
+    def heard(sizes: list[int]) -> Transcript:
+        recogniser = StreamRecogniser(model, sample_rate=rate)
+        offset, turn = 0, 0
+        while offset < len(pcm):
+            size = sizes[turn % len(sizes)]
+            recogniser.feed(pcm[offset : offset + size])
+            offset, turn = offset + size, turn + 1
+        return recogniser.finish()
+
+    by_frame = heard([AUDIOSOCKET_FRAME_BYTES])
+    assert by_frame.words
+    assert heard([16000, 7, 3200, 999, 320]) == by_frame
+    assert heard([len(pcm)]) == by_frame
 
 
 # --- a worker that dies -----------------------------------------------------------------------
