@@ -128,13 +128,14 @@ async def revisit_done(hotline: Hotline, number: str, what: str) -> dict[str, An
     return await revisit_when(hotline, number, lambda view: view["state"] == "done", what)
 
 
-async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
-    revisiting: Hotline, tmp_path: Path
-) -> None:
-    hotline = revisiting
-    pcap = write_dtmf_pcap(tmp_path / "ones.pcap", KEYS)
-    assert sequence_duration_ms(KEYS) > 30_000
-    phone = await start_phone(tmp_path, answering_phone(pcap), "citizen")
+async def surveyed(hotline: Hotline, tmp_path: Path, keys: str) -> tuple[str, dict[str, Any]]:
+    """A reviewed order whose revisit call a phone answers, pressing ``keys`` (one key every
+    0.4 s, those sent while the summary plays are lost): the order's number and its
+    revisit's view once done. The phone was called once, at the citizen's number."""
+    assert sequence_duration_ms(keys) > 30_000  # long enough for the summary and questions
+    phone = await start_phone(
+        tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "keys.pcap", keys)), "citizen"
+    )
     try:
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
@@ -143,6 +144,28 @@ async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
+    return number, view
+
+
+def revisits_url(hotline: Hotline) -> str:
+    return f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+
+
+async def supervisors_rows(hotline: Hotline, query: str = "") -> dict[str, dict[str, Any]]:
+    """GET /api/revisits (``query``: e.g. "?state=manual") as a supervisor: its rows by
+    order number."""
+    async with aiohttp.ClientSession() as web:
+        url = revisits_url(hotline) + query
+        async with web.get(url, headers=await supervisor_auth(hotline)) as response:
+            assert response.status == 200
+            return {row["order_number"]: row for row in (await response.json())["revisits"]}
+
+
+async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    hotline = revisiting
+    number, view = await surveyed(hotline, tmp_path, KEYS)
     assert view["attempts"] == 1 and view["result_by"] == "call"
     assert view["resolved"] is True and view["satisfaction"] == "very_satisfied"
     assert [h["outcome"] for h in view["history"]] == ["completed"]
@@ -150,7 +173,7 @@ async def test_resolved_and_very_satisfied_is_stored_and_closes_the_order(
     assert order.state is State.REVISITED and order.resolved is True
     assert order.satisfaction == "very_satisfied" and order.history[-1].actor == "revisit-call"
     # The supervisors' view, through the engine's web service and its access table.
-    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+    url = revisits_url(hotline)
     async with aiohttp.ClientSession() as web:
         async with web.get(url, headers=await supervisor_auth(hotline)) as response:
             assert response.status == 200
@@ -216,11 +239,7 @@ async def test_no_answer_three_times_goes_to_the_manual_list(
         await silent.stop()
     assert dialled(silent) == [citizen] * 3
     assert view["attempts"] == 3 and view["manual_reason"] == "attempts_exhausted"
-    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
-    async with aiohttp.ClientSession() as web:
-        async with web.get(f"{url}?state=manual", headers=await supervisor_auth(hotline)) as r:
-            assert r.status == 200
-            assert number in [row["order_number"] for row in (await r.json())["revisits"]]
+    assert number in await supervisors_rows(hotline, "?state=manual")
 
 
 async def test_not_resolved_goes_back_for_rework_and_onto_the_supervisors_list(
@@ -229,25 +248,32 @@ async def test_not_resolved_goes_back_for_rework_and_onto_the_supervisors_list(
     """The phone keeps pressing 2: not resolved, satisfied. The order goes back to its
     department, and the revisit is flagged for the supervisors."""
     hotline = revisiting
-    phone = await start_phone(
-        tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "twos.pcap", "2" * 90)), "citizen"
-    )
-    try:
-        citizen = new_caller()
-        number = await reviewed_order(hotline, citizen)
-
-        view = await revisit_done(hotline, number, "the revisit's result")
-    finally:
-        await phone.stop()
-    assert dialled(phone) == [citizen]
+    number, view = await surveyed(hotline, tmp_path, "2" * 90)
     assert view["resolved"] is False and view["attention"] is True
     order = await hotline.work_orders.get(number)
     assert order.state is State.DISPATCHED and order.rework_count == 1
-    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
-    async with aiohttp.ClientSession() as web:
-        async with web.get(url, headers=await supervisor_auth(hotline)) as r:
-            rows = {row["order_number"]: row for row in (await r.json())["revisits"]}
-    assert rows[number]["attention"] is True
+    assert (await supervisors_rows(hotline))[number]["attention"] is True
+
+
+async def test_resolved_but_dissatisfied_goes_back_for_rework(
+    revisiting: Hotline, tmp_path: Path
+) -> None:
+    """The phone presses 1, 3, 1, 3, ...: the resolved question takes a 1 (a 3 there is a
+    wrong key, asked again), and the key after it, 3, answers the satisfaction question:
+    resolved, dissatisfied. The result is stored with its attempt, the order goes back to its
+    department and the revisit onto the supervisors' list."""
+    hotline = revisiting
+    number, view = await surveyed(hotline, tmp_path, "13" * 45)
+    assert view["resolved"] is True and view["satisfaction"] == "dissatisfied"
+    assert view["attempts"] == 1 and view["result_by"] == "call"
+    assert [(h["outcome"], h["answered"]) for h in view["history"]] == [("completed", True)]
+    assert view["attention"] is True
+    order = await hotline.work_orders.get(number)
+    assert order.state is State.DISPATCHED and order.rework_count == 1
+    assert order.resolved is True and order.satisfaction == "dissatisfied"
+    assert order.history[-1].actor == "revisit-call"
+    assert order.history[-1].note.startswith("dissatisfied revisit")
+    assert (await supervisors_rows(hotline))[number]["attention"] is True
 
 
 async def test_due_outside_calling_hours_waits_until_they_open(
@@ -306,7 +332,7 @@ async def test_opted_out_citizen_is_never_called(revisiting: Hotline, tmp_path: 
         await asyncio.sleep(3)
         assert citizen not in dialled(phone)
         # An operator records the result by hand from the manual list.
-        base = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/revisits"
+        base = revisits_url(hotline)
         token = await staff_token(hotline.accounts.accounts, "e2e-operator", AccountRole.OPERATOR,
                                   extension="8001")  # fmt: skip
         auth = {"Authorization": f"Bearer {token}"}
