@@ -398,7 +398,7 @@ class Hotline:
         )  # fmt: skip
         self._callbacks = CallbackRinger(
             self.acd, self.ami, self.dispatcher, dials, listeners,
-            CallbackOptions(dial=s.callback_dial, numbers=numbers,
+            CallbackOptions(dial=s.outbound_dial, numbers=numbers,
                             hotline_number=s.hotline_number,
                             recordings_dir=s.recordings_dir),
             self.callback_retries,
@@ -489,7 +489,7 @@ class Hotline:
         self.agi.add_route("revisit", RevisitRoute(self.revisits, texts, prompts).run)
         dialer = self.revisit_dialer = RevisitDialer(
             self.revisits, self.ami, prompts, texts,
-            DialOptions(dial=s.callback_dial, hotline_number=s.hotline_number,
+            DialOptions(dial=s.outbound_dial, hotline_number=s.hotline_number,
                         tick_s=s.revisit_tick_s),
             engine_id(s.data_dir), callbacks=self.callback_retries,
         )  # fmt: skip
@@ -530,7 +530,7 @@ class Hotline:
         AMI Originate, class originate, answered later (Async)."""
         s = self.settings
         await self.ami.action({
-            "Action": "Originate", "Channel": s.callback_dial.format(number=number),
+            "Action": "Originate", "Channel": s.outbound_dial.channel(number),
             "Context": context, "Exten": exten, "Priority": "1", "Async": "true",
             "Timeout": str(s.transfer_ring_s * 1000), "CallerID": s.hotline_number,
         })  # fmt: skip

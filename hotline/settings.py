@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from pbx.outbound import OutboundDial
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -210,6 +212,14 @@ class Settings:
     @property
     def effective_staff_file(self) -> Path:
         return Path(self.staff_file) if self.staff_file else self.data_dir / "staff.toml"
+
+    @property
+    def outbound_dial(self) -> OutboundDial:
+        """The one way to dial a number outside (callbacks, revisits, transfers)."""
+        try:
+            return OutboundDial(self.callback_dial)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
     @property
     def effective_database_url(self) -> str:

@@ -156,7 +156,7 @@ def pbx_config(settings: Settings, menu: Menu, seats: SeatsFile | None = None) -
         queues=render_queues(seats, rules),
         queuerules=render_queuerules(rules),
         queue_first_band=rules.band_of(rules.steps[0].max_level),
-        transfer_dial=s.callback_dial.format(number="${HOTLINE_TRANSFER_NUMBER}"),
+        transfer_dial=s.outbound_dial.channel("${HOTLINE_TRANSFER_NUMBER}"),
         transfer_ring_s=s.transfer_ring_s,
         transfer_codes=render_codes(transfer_codes(seats, emergency_numbers(s.emergency_numbers))),
         system_name=s.asterisk_name,

@@ -30,6 +30,7 @@ from calls.lifecycle import ConnectedCall
 from intake.files import mixmonitor_args, recording_files
 from pbx.agi_channel import AgiChannel, CallerHungUp
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from pbx.outbound import OutboundDial
 from queueing.acd import Acd
 from queueing.callback_retries import CallbackSchedule
 from queueing.dialing import DialWatch, Listeners
@@ -56,7 +57,7 @@ def may_call_back(number: str | None, rule: re.Pattern[str]) -> bool:
 
 @dataclass(frozen=True)
 class CallbackOptions:
-    dial: str  # e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
+    dial: OutboundDial  # the carrier trunk (setting callback_dial)
     numbers: re.Pattern[str]  # numbers that may be called back (callback_number_rule)
     hotline_number: str = "12345"
     recordings_dir: Path | None = None  # set: the call is recorded for its work order
@@ -143,7 +144,7 @@ class CallbackRinger:
             log.warning("%s: the seat answered too late (call no longer offered)", who)
             return
         log.info("%s: seat answered, calling the citizen", who)
-        dial = self.options.dial.format(number=number)
+        dial = self.options.dial.channel(number)
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
         await self.schedule.dialing(call_id, number, skill)  # a line of the outbound dialer

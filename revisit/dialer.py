@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from calls.callerid import mask_number
 from ivr.prompts import PromptError, PromptLibrary
 from pbx.ami import AmiActionError, AmiClient, AmiUnavailable
+from pbx.outbound import OutboundDial
 from queueing.callback_retries import CallbackSchedule
 from revisit.rules import Outcome, outcome_of_hangup
 from revisit.service import REVISITED_FROM, Claimed, RevisitService
@@ -34,7 +35,7 @@ CHANNEL_PREFIX = "rv-"
 
 @dataclass(frozen=True)
 class DialOptions:
-    dial: str  # the callback's dial string, e.g. "PJSIP/citizens/sip:{number}@127.0.0.1"
+    dial: OutboundDial  # the callback's dial string (setting callback_dial)
     hotline_number: str = "12345"
     tick_s: float = 2.0
 
@@ -127,7 +128,7 @@ class RevisitDialer:
         ring_s = self.service.policy.ring_s
         action = {
             "Action": "Originate",
-            "Channel": self.options.dial.format(number=call.phone),
+            "Channel": self.options.dial.channel(call.phone),
             "Context": CONTEXT,
             "Exten": "s",
             "Priority": "1",

@@ -46,6 +46,7 @@ from hotline.database import create_schema, make_sessions
 from ivr.tree import Prompt
 from pbx.agi_channel import AgiCall
 from pbx.ami import AmiClient
+from pbx.outbound import OutboundDial
 from queueing.acd import Acd
 from queueing.announce import Announcer
 from queueing.callback import CallbackOptions, CallbackRinger, callback_number_rule
@@ -70,7 +71,7 @@ skills = { report = 1 }
 """
 NUMBERS = r"1[3-9]\d{9}"  # callback_number_pattern: mobile numbers only
 CITIZEN = "13900001111"
-CITIZEN_DIAL = "PJSIP/citizens/sip:{number}@127.0.0.1:5999"
+CITIZEN_DIAL = OutboundDial("PJSIP/citizens/sip:{number}@127.0.0.1:5999")
 MUSIC_ON = "SET MUSIC ON default"
 
 
@@ -357,7 +358,7 @@ async def test_the_callback_route_dials_the_citizens_number_from_the_seat(
     seat = agi_call("1800000002.9", channel="PJSIP/8001-0000000a", caller="8001",
                     script="callback", args=("1800000002.1", CITIZEN, "report"))  # fmt: skip
     citizen = "PJSIP/citizens-0000000b"
-    dial = CITIZEN_DIAL.format(number=CITIZEN)
+    dial = CITIZEN_DIAL.channel(CITIZEN)
     channel = FakeChannel(seat, [
         set_variable("CALLERID(num)", "12345"),  # the citizen sees the hotline's number
         command(re.compile(r"EXEC MixMonitor .*/1800000002\.1-mix\.wav,b.*")),

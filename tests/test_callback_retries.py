@@ -86,7 +86,7 @@ async def ring_unanswered(
         await booked_callback(parts, call_id, CITIZEN)
     seat = agi_call(f"{call_id}.9", channel="PJSIP/8001-0000000a", caller="8001",
                     script="callback", args=(call_id, CITIZEN, "report"))  # fmt: skip
-    dial = CITIZEN_DIAL.format(number=CITIZEN)
+    dial = CITIZEN_DIAL.channel(CITIZEN)
     event = parts.answers(seat, "PJSIP/citizens-0000000b", status) if dial_end else None
     channel = FakeChannel(seat, [
         set_variable("CALLERID(num)", "12345"),

@@ -22,6 +22,7 @@ from hotline.database import create_schema, make_sessions
 from ivr.menu import load_menu
 from ivr.prompts import PromptLibrary
 from ivr.tree import Prompt
+from pbx.outbound import OutboundDial
 from revisit.route import RevisitRoute
 from revisit.rules import Outcome, RevisitPolicy
 from revisit.service import RevisitService
@@ -35,8 +36,8 @@ from workorders.timelimits import TimeLimits
 
 OPERATOR = Actor("王敏", Role.OPERATOR)
 YANTA = Actor("雁塔区值班员", Role.DEPARTMENT, "雁塔区人民政府")
+CITIZEN_DIAL = OutboundDial("PJSIP/citizens/sip:{number}@127.0.0.1:5999")
 NOISE = "我要投诉，小寨附近的工地晚上施工噪音太吵了，我家住在长安南路88号"
-CITIZEN_DIAL = "PJSIP/citizens/sip:{number}@127.0.0.1:5999"
 REPLY = "已责令施工方夜间停工，并安排城管队员每晚巡查，发现违规施工将依法处罚，请您继续监督。"
 
 
