@@ -393,7 +393,8 @@ class Hotline:
         self.callback_retries = CallbackSchedule(
             sessions, self.acd, self.dispatcher.kick,
             CallbackRetryOptions(retries=max(0, s.callback_retries),
-                                 interval_s=s.callback_retry_interval_s),
+                                 interval_s=s.callback_retry_interval_s,
+                                 ring_s=s.callback_ring_s),
             engine_id(s.data_dir),
         )  # fmt: skip
         self._callbacks = CallbackRinger(

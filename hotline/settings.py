@@ -61,8 +61,10 @@ class Settings:
     # a transfer rings the other side before the caller returns to the operator queue.
     emergency_numbers: str = "110,119,120,122"
     transfer_ring_s: int = 60
-    # A callback the citizen does not answer is booked again this many times, so far apart,
-    # then listed as failed for the supervisors (GET /api/callbacks/failed).
+    # A callback the citizen does not answer (their phone rang this long) is booked again
+    # this many times, so far apart, then listed as failed for the supervisors
+    # (GET /api/callbacks/failed).
+    callback_ring_s: int = 30
     callback_retries: int = 2
     callback_retry_interval_s: float = 600.0
     # Numbers a caller may be called back on (a regular expression matching the whole

@@ -39,8 +39,6 @@ from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
 
-_CITIZEN_RING_S = 30
-
 
 def callback_number_rule(pattern: str) -> re.Pattern[str]:
     """The configured pattern of numbers that may be called back, checked once at start."""
@@ -144,7 +142,7 @@ class CallbackRinger:
             log.warning("%s: the seat answered too late (call no longer offered)", who)
             return
         log.info("%s: seat answered, calling the citizen", who)
-        dial = self.options.dial.channel(number)
+        dial, ring_s = self.options.dial.channel(number), self.schedule.options.ring_s
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
         await self.schedule.dialing(call_id, number, skill)  # a line of the outbound dialer
@@ -154,7 +152,7 @@ class CallbackRinger:
                 files = recording_files(self.options.recordings_dir, call_id, datetime.now(UTC))
                 await agi.command(f"EXEC MixMonitor {mixmonitor_args(files, on_seat_channel=True)}")
             task = asyncio.ensure_future(
-                agi.command(f"EXEC Dial {dial},{_CITIZEN_RING_S}", deadline_s=4 * 3600)
+                agi.command(f"EXEC Dial {dial},{ring_s}", deadline_s=4 * 3600)
             )
             pending: list[asyncio.Future[Any]] = [task, ended]
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

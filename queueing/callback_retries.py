@@ -52,7 +52,12 @@ class CallbackState(StrEnum):
 class CallbackRetryOptions:
     retries: int = 2
     interval_s: float = 600.0
+    ring_s: int = 30  # the citizen's phone rings this long, then the call counts as not answered
     lease_s: float = 120.0  # a citizen's leg "dialing" longer than this was left by a dead engine
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ring_s < self.lease_s:
+            raise ValueError(f"callback_ring_s {self.ring_s}: from 1 to {self.lease_s:.0f} s")
 
 
 def retry_of(call_id: str) -> tuple[str, int]:

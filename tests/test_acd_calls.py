@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
+from citizen_phones import dialled, start_phone
+from conftest import AmiEvents, eventually, new_caller
 from staff import supervisor_auth
 
 from agents.states import SeatState
@@ -320,15 +321,7 @@ async def test_a_seat_resuming_with_star24_is_rung_after_that_call_hangs_up(
 async def test_callback_keeps_the_callers_place(
     hotline: Hotline, seats: StartSeats, ami_events: AmiEvents, tmp_path: Path
 ) -> None:
-    citizen = Seat("citizen", CALLBACK_PORT, tmp_path)
-    scenario = tmp_path / "citizen-uas.xml"
-    scenario.write_text(uas_scenario(True, 200, hangup_after_ms=2000), encoding="ISO-8859-1")
-    citizen.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(citizen.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    citizen = await start_phone(tmp_path, uas_scenario(True, 200, hangup_after_ms=2000), "citizen")
     try:
         first, second = new_caller(), new_caller()
         # the callback is offered after 4 s of waiting (conftest); 1 books it
@@ -492,46 +485,31 @@ async def test_adding_a_seat_applies_by_reload(hotline: Hotline, tmp_path: Path)
         await hotline.reload_seats()
 
 
-BUSY_PHONE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="the citizen's phone is busy">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]busy[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-</scenario>
-"""
-
-
 async def test_a_callback_not_answered_is_retried_then_listed(
     hotline: Hotline, seats: StartSeats, tmp_path: Path
 ) -> None:
-    """The citizen's phone is busy at every callback: the seat is released each time, the
-    callback is booked again (by the outbound dialer's loop, the interval shortened for the
-    test) and rings a seat again, twice; then it is on the supervisors' failed-callbacks
-    list, from SQL."""
+    """Agent first: at every callback seat 8005 answers, then its channel dials the citizen,
+    whose phone rings and is never answered. While it rings the call holds one line of the
+    outbound dialer (the count the revisit calls' limit takes off); when the ring times out
+    the seat is released at once, and the dialer's loop books the callback again (ring and
+    interval shortened for the test) to ring a seat again, twice; then it is on the
+    supervisors' failed-callbacks list, from SQL."""
     from dataclasses import replace
 
-    retries = hotline.callback_retries
+    retries, revisits = hotline.callback_retries, hotline.revisits
     options = retries.options
-    retries.options = replace(options, interval_s=1.0)
-    citizen = Seat("busy-citizen", CALLBACK_PORT, tmp_path)
-    scenario = tmp_path / "busy-citizen.xml"
-    scenario.write_text(BUSY_PHONE, encoding="ISO-8859-1")
-    citizen.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(citizen.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    retries.options = replace(options, interval_s=1.0, ring_s=4)
+    lines: list[int] = []  # the dialer's lines held by callbacks, sampled all along
+
+    async def sample_lines() -> None:
+        assert revisits.other_lines is not None  # what a revisit claim counts
+        while True:
+            async with revisits.sessions() as session:
+                lines.append(await revisits.other_lines(session))
+            await asyncio.sleep(0.2)
+
+    citizen = await start_phone(tmp_path, uas_scenario(False, 0), "silent-citizen")
+    sampler = asyncio.create_task(sample_lines())
     try:
         caller = new_caller()
         booked = asyncio.create_task(
@@ -540,7 +518,7 @@ async def test_a_callback_not_answered_is_retried_then_listed(
         await eventually(lambda: waiting(hotline, caller), 30, "the caller to wait")
         await booked
         call_id = (await call_events(hotline, caller))[0].call_id
-        await seats("8005")
+        phones = await seats("8005")
 
         async def listed() -> list[dict[str, Any]]:
             return [f for f in await retries.failed() if f["call_id"] == call_id]
@@ -554,8 +532,19 @@ async def test_a_callback_not_answered_is_retried_then_listed(
                 body = await response.json()
         assert call_id in [f["call_id"] for f in body["failed"]]
     finally:
+        sampler.cancel()
         retries.options = options
         await citizen.stop()
-    assert failed["attempts"] == 3 and failed["last_status"] == "BUSY"
-    assert [_sip_user(i.splitlines()[0]) for i in citizen.invites()] == [caller] * 3
-    await eventually(lambda: _idle(hotline, "8005"), 30, "the seat to be free again")
+    assert failed["attempts"] == 3 and failed["last_status"] == "NOANSWER"
+    assert dialled(citizen) == [caller] * 3
+    assert len(phones["8005"].invites()) == 3  # the seat rang (and answered) before each
+    assert max(lines) == 1 and lines[-1] == 0, lines  # one line while ringing, then free
+    # Each attempt: the seat answered (connect), the citizen's phone rang 4 s, and the seat's
+    # call ended then (complete), not after a longer timeout.
+    attempts = [call_id, f"{call_id}-r1", f"{call_id}-r2"]
+    ends = {e.call_id: e for e in await call_events(hotline, caller) if e.type == "complete"}
+    assert sorted(ends) == attempts
+    for attempt in attempts:
+        assert ends[attempt].seat == "8005"
+        assert 4000 <= ends[attempt].ms <= 9000, (attempt, ends[attempt].ms)
+    await eventually(lambda: _idle(hotline, "8005"), 10, "the seat to be free again")

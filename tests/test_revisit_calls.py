@@ -7,7 +7,6 @@ retries on a short interval."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,15 +16,16 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import CALLBACK_PORT, eventually, new_caller
+from citizen_phones import dialled, start_phone
+from conftest import eventually, new_caller
 from staff import staff_token, supervisor_auth
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
 from revisit.rules import CallingHours
-from sipsim.citizen import audio_sdp, free_media_port
+from sipsim.citizen import audio_sdp
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
-from sipsim.seat import Seat, uas_scenario
+from sipsim.seat import uas_scenario
 from workorders.errors import NotFound
 from workorders.orders import Actor, NewWorkOrder, Role
 from workorders.states import State
@@ -43,29 +43,6 @@ def answering_phone(pcap: Path) -> str:
     play = f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
     assert ack in body and audio_sdp("seat") in body
     return body.replace(ack, ack + play, 1)
-
-
-async def start_phone(workdir: Path, scenario: str, name: str) -> Seat:
-    phone = Seat(name, CALLBACK_PORT, workdir)
-    path = workdir / f"{name}.xml"
-    path.write_text(scenario, encoding="ISO-8859-1")
-    phone.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(phone.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await asyncio.sleep(0.5)
-    return phone
-
-
-def dialled(phone: Seat) -> list[str]:
-    """The numbers in the Request-URI of each INVITE the phone received."""
-    numbers = []
-    for invite in phone.invites():
-        match = re.match(r"INVITE sip:([^@]+)@", invite.lstrip())
-        numbers.append(match.group(1) if match else "")
-    return numbers
 
 
 @pytest_asyncio.fixture(loop_scope="session")
