@@ -8,10 +8,14 @@
   ``dispatch_once`` is one atomic step that must pick the caller and the seat among 10,000
   waiting (the queue is topped up to stay at 10,000): p50/p99 latency of that decision.
 
-Beside them, ``redis-benchmark -q -n 100000 -c 1 -t set,get`` measured in the same run (one
-client, as the decisions above are made one at a time by one client): the ACD's decisions
-per second as a percentage of this Redis's GET rate; and what one steady decision costs
-inside Redis (its Lua call's commands and microseconds, from INFO commandstats).
+Beside them, GET measured in the same run with one client, as the decisions above are made
+one at a time by one client, over the same transport (TCP, or a Unix socket for a
+``unix:///path`` URL): through the same client as the decisions (redis-py), and with
+``redis-benchmark -q -n 100000 -c 1 -t set,get``; the decisions per second as a percentage
+of each. What one steady decision costs inside Redis (its Lua call's commands and
+microseconds, from INFO commandstats) beside one GET's microseconds there gives the rate
+redis-benchmark's own client would reach for decisions (a projection: redis-benchmark cannot
+make a decision that frees a seat first).
 
     python -m bench.acd_routing [--redis redis://127.0.0.1:6379/0]
 """
@@ -107,6 +111,9 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
             await acd.answered(a.call_id)
         on_call = [a.call_id for a in assigned]
         next_call = CALLERS
+        for _ in assigned:  # back to 10,000 waiting
+            await enqueue_one(acd, rng, next_call)
+            next_call += 1
 
         # steady state: one seat frees up, one decision
         latencies, decided = [], 0
@@ -158,12 +165,34 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
         figures["waiting_at_end"] = snap.waiting
         figures["commands_per_decision"] = commands / steady_rounds
         figures["server_us_per_decision"] = server_us / steady_rounds
+        figures.update(await same_client_get(redis, prefix, steady_rounds))
     finally:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=2000)]
         for i in range(0, len(keys), 500):
             await redis.delete(*keys[i : i + 500])
         await redis.aclose()
     return figures
+
+
+async def same_client_get(redis: Redis, prefix: str, rounds: int) -> dict[str, float]:
+    """GET through the client the decisions above went through (redis-py, one connection,
+    one call at a time): its rate, and what one GET costs inside Redis."""
+    key = f"{prefix}get"
+    await redis.set(key, "x" * 3)
+    latencies = []
+    before = await command_stats(redis)
+    for _ in range(rounds):
+        t = time.perf_counter()
+        await redis.get(key)
+        latencies.append(time.perf_counter() - t)
+    after = await command_stats(redis)
+    calls = after["cmdstat_get"][0] - before.get("cmdstat_get", (0, 0.0))[0]
+    us = after["cmdstat_get"][1] - before.get("cmdstat_get", (0, 0.0))[1]
+    return {
+        "client_get_per_s": len(latencies) / sum(latencies),
+        "client_get_p50_ms": percentile(latencies, 0.50) * 1000,
+        "server_us_per_get": us / calls,
+    }
 
 
 async def command_stats(redis: Redis) -> dict[str, tuple[int, float]]:
@@ -192,9 +221,13 @@ def redis_benchmark(url: str, clients: int) -> dict[str, float] | None:
         print("redis-benchmark: not installed (Debian package redis-tools); no ratio")
         return None
     parsed = urlparse(url)
+    # the transport the decisions used: a Unix socket (unix:///path) or TCP
+    if parsed.scheme == "unix":
+        where = ["-s", parsed.path]
+    else:
+        where = ["-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
     out = subprocess.run(
-        [tool, "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
-        + ["-q", "-n", "100000", "-c", str(clients), "-t", "set,get"],
+        [tool, *where, "-q", "-n", "100000", "-c", str(clients), "-t", "set,get"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -233,20 +266,40 @@ def main() -> None:
     for name in ("three calls", "enter"):
         p50, p99 = figures[f"entry_{name}_p50_ms"], figures[f"entry_{name}_p99_ms"]
         print(f"  new caller -> decision     {name:11}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    steady = figures["steady_decisions_per_s"]
     print(
         f"  one decision               1 Lua call, {figures['commands_per_decision']:.0f} Redis "
-        f"commands inside, {figures['server_us_per_decision']:.0f} us of Redis time"
+        f"commands inside, {figures['server_us_per_decision']:.0f} us of Redis time "
+        f"(one GET: {figures['server_us_per_get']:.1f} us)"
     )
-    # the decisions above come from one client, one call at a time: so does the GET ceiling
+    if figures["steady_decisions"] < figures["steady_rounds"]:
+        print("  !! some steady rounds decided nothing: the figures above are not decisions")
+    # the decisions above come from one client, one call at a time: so do both GET ceilings
+    print(
+        f"  GET, same client (redis-py) {figures['client_get_per_s']:9.0f} requests/s "
+        f"(p50 {figures['client_get_p50_ms']:.2f} ms): steady decisions "
+        f"{100 * steady / figures['client_get_per_s']:.1f} % of it"
+    )
     ceiling = redis_benchmark(args.redis, clients=1)
     if ceiling:
         for op, rate in sorted(ceiling.items()):
             print(f"  redis-benchmark -c 1 {op}   {rate:10.0f} requests/s")
         get = ceiling.get("GET") or max(ceiling.values())
         print(
-            f"  % of GET (same client count, 1): batch "
+            f"  % of redis-benchmark GET (same client count, 1): batch "
             f"{100 * figures['batch_decisions_per_s'] / get:.1f} %, steady "
-            f"{100 * figures['steady_decisions_per_s'] / get:.1f} % (goal >= 30 %)"
+            f"{100 * steady / get:.1f} % (goal >= 30 %); the same client's own GET reaches "
+            f"{100 * figures['client_get_per_s'] / get:.1f} %"
+        )
+        # inside Redis: a decision's Lua call against one GET's round trip as redis-benchmark
+        # sees it (its client costs next to nothing): the rate a C client could reach
+        round_trip_us = 1e6 / get
+        extra_us = figures["server_us_per_decision"] - figures["server_us_per_get"]
+        projected_us = round_trip_us + extra_us
+        print(
+            f"  projected for redis-benchmark's client: 1 / ({round_trip_us:.0f} us GET round "
+            f"trip + {extra_us:.0f} us more in Redis) = {1e6 / projected_us:.0f} decisions/s, "
+            f"{100 * round_trip_us / projected_us:.1f} % of GET"
         )
 
 

@@ -114,6 +114,56 @@ async def test_the_lua_applies_the_bands_it_is_given(redis: Redis, prefix: str) 
     assert await _seat_for(default, "c2", waited_s=0) == A  # 1-3 is one band there
 
 
+def _seats_with_fillers(fillers: int) -> str:
+    """Four seats for the report queue (zh; 8100 also en), one en only, an "other" seat, plus
+    ``fillers`` seats no report caller can have (other, yue only)."""
+    lines = ['languages = ["zh", "en", "yue"]', "[defaults]", "wrap_up_s = 0",
+             "ring_timeout_s = 15", "[skills.report]", "[skills.other]"]  # fmt: skip
+    seats = [("8100", '["zh", "en"]', "report = 2"), ("8101", '["zh"]', "report = 3"),
+             ("8102", '["zh"]', "report = 1"), ("8103", '["zh"]', "report = 4"),
+             ("8104", '["zh"]', "other = 1"), ("8105", '["en"]', "report = 1")]  # fmt: skip
+    seats += [(f"82{n:02d}", '["yue"]', "other = 1") for n in range(fillers)]
+    for ext, langs, skills in seats:
+        lines += ["[[seat]]", f'extension = "{ext}"', 'pin = "1111"', f"languages = {langs}",
+                  f"skills = {{ {skills} }}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("fillers", [0, 20])
+async def test_same_offers_with_few_or_many_seats_free(
+    redis: Redis, prefix: str, fillers: int
+) -> None:
+    """Up to 16 free seats the routing step searches them in Lua, with more it asks the
+    avail:* indexes: the same callers get the same seats either way (band, then longest idle,
+    then lowest extension; the relax steps; any seat with the language; no seat twice)."""
+    acd = Acd(redis, parse_seats(_seats_with_fillers(fillers)), prefix=prefix, rules=RULES)
+    await acd.register_seats(now=T0)
+    logins = {"8100": 1, "8101": 1, "8102": 2, "8103": 0, "8104": 3, "8105": 0}
+    logins |= {f"82{n:02d}": 10 + n for n in range(fillers)}
+    for ext, at in logins.items():
+        await acd.login(ext, "1111", now=T0 + at)
+    now = T0 + 1000
+
+    async def step(*callers: tuple[str, str, float]) -> list[tuple[str, str, int, int]]:
+        for call, language, waited in callers:
+            await acd.enqueue(call, "report", language=language, now=now - waited)
+        return [(a.call_id, a.seat, a.level, a.relax_step) for a in await acd.dispatch_once(now)]
+
+    assert await step(
+        ("c6", "zh", 130),
+        ("c5", "zh", 70),
+        ("c8", "en", 65),
+        ("c1", "zh", 5),
+        ("c2", "en", 4),
+        ("c3", "zh", 3),
+    ) == [("c6", "8100", 2, 2), ("c5", "8101", 3, 1), ("c8", "8105", 1, 1), ("c1", "8102", 1, 0)]
+    # no en seat is left: c2 waits; c3 (max level 3) cannot have 8103
+    assert await step(("c10", "zh", 200), ("c11", "zh", 200), ("c12", "zh", 200)) == [
+        ("c10", "8103", 4, 2),
+        ("c11", "8104", 0, 2),  # no report seat left: any seat with the language
+    ]
+
+
 def test_rules_from_mapping_and_validation() -> None:
     rules = RoutingRules.from_mapping(
         {

@@ -69,12 +69,18 @@ local function set_state(ext, state, now, reason, fields)
   elseif old ~= 'logged_out' and state == 'logged_out' then
     for _, skill in ipairs(seat_skills(ext)) do redis.call('SREM', P .. 'staff:' .. skill, ext) end
   end
-  redis.call('HSET', sk, 'state', state, 'since', now, 'reason', reason or '')
-  if fields and #fields > 0 then redis.call('HSET', sk, unpack(fields)) end
+  -- one HSET; the event names the seat's call: from `fields` when they set it
+  local set, call = {'state', state, 'since', now, 'reason', reason or ''}, nil
+  for i = 1, #(fields or {}), 2 do
+    set[#set + 1], set[#set + 2] = fields[i], fields[i + 1]
+    if fields[i] == 'call' then call = fields[i + 1] end
+  end
+  redis.call('HSET', sk, unpack(set))
   if state == 'available' and old ~= 'available' and redis.call('HGET', sk, 'retired') ~= '1' then
     index_add(ext, tonumber(redis.call('HGET', sk, 'idle')) or now)
   end
-  event(now, 'seat', redis.call('HGET', sk, 'call') or '', ext, '', state .. ' ' .. (reason or ''))
+  if call == nil then call = redis.call('HGET', sk, 'call') or '' end
+  event(now, 'seat', call, ext, '', state .. ' ' .. (reason or ''))
   return old
 end
 

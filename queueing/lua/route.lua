@@ -60,42 +60,147 @@ local function dispatch_step(now, limit, scan, rules)
   for _, s in ipairs(rules.steps) do
     if s.any_skill and any_after == nil then any_after = s.after_ms end
   end
-  local skills = nil
+  -- Where the step looks for seats. With few seats free (at most 16), their fields are read
+  -- once (avail, then one HMGET each) and searched here, in Lua; with more, the
+  -- avail:<skill>:<lang>:<level>, availlang:<lang> and availskill:<skill> indexes are asked.
+  -- Both give the same answers (the indexes hold exactly the seats of `avail`, with the same
+  -- idle score): `seats` answers
+  --   best(skill, lang, lo, hi)  the longest idle seat with the language and the skill at a
+  --                              level in lo-hi (ties: lowest extension) -> ext, level
+  --   any(lang)                  the longest idle seat with the language -> ext
+  --   count(lang)                how many seats have the language
+  --   reach(skill, max_level)    is any seat (any language) at most max_level in the skill?
+  --   take(ext)                  the seat was offered a call (the step's only way out)
   local few = free <= 16
-  local oldest_all = redis.call('ZRANGE', P .. 'waitall', 0, 0, 'WITHSCORES')
-  if few and (any_after == nil or oldest_all[2] == nil
-      or now - tonumber(oldest_all[2]) < any_after) then
-    -- (a skill nobody waits for has an empty qt:<skill>: the look below drops it)
-    skills = {}
-    local seen = {}
-    for _, ext in ipairs(redis.call('ZRANGE', P .. 'avail', 0, -1)) do
-      for _, skill in ipairs(seat_skills(ext)) do
-        if not seen[skill] then
-          seen[skill] = true
-          skills[#skills + 1] = skill
+  local seats = {}
+  if few then
+    local list = {}
+    local r = redis.call('ZRANGE', P .. 'avail', 0, -1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      local f = redis.call('HMGET', P .. 'seat:' .. r[i], 'langs', 'skills')
+      local s = {ext = r[i], idle = tonumber(r[i + 1]), langs = {}, levels = {}}
+      for lang in string.gmatch(f[1] or '', '%S+') do s.langs[lang] = true end
+      for skill, lvl in string.gmatch(f[2] or '', '([^%s:]+):(%d+)') do
+        s.levels[skill] = tonumber(lvl)
+      end
+      list[#list + 1] = s  -- in (idle, extension) order, as avail holds them
+    end
+    function seats.best(skill, lang, lo, hi)
+      for _, s in ipairs(list) do
+        local level = s.levels[skill]
+        if level and level >= lo and level <= hi and s.langs[lang] then return s.ext, level end
+      end
+      return nil, nil
+    end
+    function seats.any(lang)
+      for _, s in ipairs(list) do
+        if s.langs[lang] then return s.ext end
+      end
+      return nil
+    end
+    function seats.count(lang)
+      local n = 0
+      for _, s in ipairs(list) do
+        if s.langs[lang] then n = n + 1 end
+      end
+      return n
+    end
+    function seats.reach(skill, max_level)
+      for _, s in ipairs(list) do
+        local level = s.levels[skill]
+        if level and level <= max_level then return true end
+      end
+      return false
+    end
+    function seats.take(ext)
+      for i, s in ipairs(list) do
+        if s.ext == ext then
+          table.remove(list, i)
+          return
         end
       end
     end
-    table.sort(skills)
+    function seats.skills()
+      local skills, seen = {}, {}
+      for _, s in ipairs(list) do
+        for skill in pairs(s.levels) do
+          if not seen[skill] then
+            seen[skill] = true
+            skills[#skills + 1] = skill
+          end
+        end
+      end
+      table.sort(skills)
+      return skills
+    end
+  else
+    function seats.best(skill, lang, lo, hi)
+      local best, best_idle, best_level = nil, nil, nil
+      for level = lo, hi do
+        local r = redis.call('ZRANGE', P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level, 0, 0,
+          'WITHSCORES')
+        if r[1] then
+          local idle = tonumber(r[2])
+          if best == nil or idle < best_idle or (idle == best_idle and r[1] < best) then
+            best, best_idle, best_level = r[1], idle, level
+          end
+        end
+      end
+      return best, best_level
+    end
+    function seats.any(lang)
+      return redis.call('ZRANGE', P .. 'availlang:' .. lang, 0, 0)[1]
+    end
+    function seats.count(lang)
+      return redis.call('ZCARD', P .. 'availlang:' .. lang)
+    end
+    function seats.reach(skill, max_level)
+      return #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, '-inf', max_level,
+        'LIMIT', 0, 1) > 0
+    end
+    function seats.take(ext) end
+  end
+
+  -- Queues worth looking at. With few seats free, only the queues of their skills can be
+  -- served, unless somebody waited long enough for "any seat with the language" (any_after).
+  -- Of those, a queue whose oldest caller (its most relaxed one) no available seat is good
+  -- enough for has nobody to serve in this step.
+  local any_after = nil
+  for _, s in ipairs(rules.steps) do
+    if s.any_skill and any_after == nil then any_after = s.after_ms end
+  end
+  local skills = nil
+  local oldest_all = any_after and few and redis.call('ZRANGE', P .. 'waitall', 0, 0, 'WITHSCORES')
+  if few and (any_after == nil or oldest_all[2] == nil
+      or now - tonumber(oldest_all[2]) < any_after) then
+    -- (a skill nobody waits for has an empty qt:<skill>: the look below drops it)
+    skills = seats.skills()
   else
     skills = redis.call('SMEMBERS', P .. 'queues')
   end
+  -- (a skill with a seat good enough for every step needs no look at its oldest caller: an
+  -- empty queue shows at its first read)
+  local every_step = 10
+  for _, s in ipairs(rules.steps) do every_step = math.min(every_step, s.max_level) end
   local queues = {}
   for _, skill in ipairs(skills) do
-    local oldest = redis.call('ZRANGE', P .. 'qt:' .. skill, 0, 0, 'WITHSCORES')
-    local reachable = false
-    if oldest[2] then
-      local step = rules.steps[step_at(now - tonumber(oldest[2]))]
-      reachable = step.any_skill or #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill,
-        '-inf', step.max_level, 'LIMIT', 0, 1) > 0
+    local reachable = seats.reach(skill, every_step)
+    if not reachable then
+      local oldest = redis.call('ZRANGE', P .. 'qt:' .. skill, 0, 0, 'WITHSCORES')
+      if oldest[2] then
+        local step = rules.steps[step_at(now - tonumber(oldest[2]))]
+        reachable = step.any_skill or seats.reach(skill, step.max_level)
+      end
     end
     if reachable then
       queues[#queues + 1] = {skill = skill, key = P .. 'q:' .. skill, buf = {}, pos = 1,
-        offset = 0, seen = 0, done = false}
+        offset = 0, seen = 0, reads = 0, done = false}
     end
   end
 
-  local CHUNK = 8
+  -- A queue's callers are read a few at a time: the first read is short (one free seat
+  -- mostly takes one of the first callers looked at), the next ones longer.
+  local FIRST, CHUNK = 2, 8
   local function head(q)
     if q.done then return nil end
     if q.pos > #q.buf then
@@ -103,7 +208,9 @@ local function dispatch_step(now, limit, scan, rules)
         q.done = true
         return nil
       end
-      local r = redis.call('ZRANGE', q.key, q.offset, q.offset + CHUNK - 1, 'WITHSCORES')
+      local n = q.reads == 0 and FIRST or CHUNK
+      q.reads = q.reads + 1
+      local r = redis.call('ZRANGE', q.key, q.offset, q.offset + n - 1, 'WITHSCORES')
       q.buf, q.pos = {}, 1
       for i = 1, #r, 2 do q.buf[#q.buf + 1] = {r[i], tonumber(r[i + 1])} end
       q.offset = q.offset + #q.buf
@@ -115,39 +222,17 @@ local function dispatch_step(now, limit, scan, rules)
     return q.buf[q.pos]
   end
 
-  -- With few seats free, availskill:<skill> (all of them, any language) says which levels
-  -- have a seat at all: only those levels' indexes are read.
-  local function levels_in(skill, lo, hi)
-    local present = {}
-    if few then
-      local r = redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, lo, hi, 'WITHSCORES')
-      for i = 2, #r, 2 do present[tonumber(r[i])] = true end
-    else
-      for level = lo, hi do present[level] = true end
-    end
-    return present
-  end
-
   local function find_seat(skill, lang, step)
     for _, band in ipairs(rules.bands) do
-      local best, best_idle, best_level = nil, nil, nil
       local hi = math.min(band.hi, step.max_level)
-      local present = band.lo <= hi and levels_in(skill, band.lo, hi) or {}
-      for level = band.lo, hi do
-        local key = P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level
-        local r = present[level] and redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-        if r and r[1] then
-          local idle = tonumber(r[2])
-          if best == nil or idle < best_idle or (idle == best_idle and r[1] < best) then
-            best, best_idle, best_level = r[1], idle, level
-          end
-        end
+      if band.lo <= hi then
+        local ext, level = seats.best(skill, lang, band.lo, hi)
+        if ext then return ext, level end
       end
-      if best then return best, best_level end
     end
     if step.any_skill then
-      local r = redis.call('ZRANGE', P .. 'availlang:' .. lang, 0, 0)
-      if r[1] then return r[1], 0 end
+      local ext = seats.any(lang)
+      if ext then return ext, 0 end
     end
     return nil, nil
   end
@@ -182,7 +267,7 @@ local function dispatch_step(now, limit, scan, rules)
     local c = redis.call('HMGET', ck, 'lang', 'enq', 'caller', 'prio', 'kind')
     local lang = c[1]
     if lang_free[lang] == nil then
-      lang_free[lang] = redis.call('ZCARD', P .. 'availlang:' .. lang)
+      lang_free[lang] = seats.count(lang)
     end
     if lang_free[lang] > 0 then
       local wait = now - tonumber(c[2])
@@ -193,8 +278,8 @@ local function dispatch_step(now, limit, scan, rules)
         if ext then
           local sk = P .. 'seat:' .. ext
           local ring_until = now + tonumber(redis.call('HGET', sk, 'ring_ms'))
-          redis.call('HSET', sk, 'call', id)
-          set_state(ext, 'ringing', now, '', {'ring_until', ring_until})
+          set_state(ext, 'ringing', now, '', {'call', id, 'ring_until', ring_until})
+          seats.take(ext)
           free, lang_free = free - 1, {}
           redis.call('ZADD', P .. 'ringing', ring_until, ext)
           queue_rem(id, skill)
