@@ -17,11 +17,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from citizen_phones import dialled, start_phone
-from conftest import eventually, new_caller
+from conftest import AmiEvents, eventually, new_caller
+from sqlalchemy import select
 from staff import staff_token, supervisor_auth
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
+from revisit.models import RevisitAttemptRow, RevisitRow
 from revisit.rules import CallingHours
 from sipsim.citizen import audio_sdp
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
@@ -105,19 +107,26 @@ async def revisit_done(hotline: Hotline, number: str, what: str) -> dict[str, An
     return await revisit_when(hotline, number, lambda view: view["state"] == "done", what)
 
 
-async def surveyed(hotline: Hotline, tmp_path: Path, keys: str) -> tuple[str, dict[str, Any]]:
+async def surveyed(
+    hotline: Hotline, tmp_path: Path, keys: str, until: str = "done"
+) -> tuple[str, dict[str, Any]]:
     """A reviewed order whose revisit call a phone answers, pressing ``keys`` (one key every
-    0.4 s, those sent while the summary plays are lost): the order's number and its
-    revisit's view once done. The phone was called once, at the citizen's number."""
-    assert sequence_duration_ms(keys) > 30_000  # long enough for the summary and questions
-    phone = await start_phone(
-        tmp_path, answering_phone(write_dtmf_pcap(tmp_path / "keys.pcap", keys)), "citizen"
-    )
+    0.4 s, those sent while the summary plays are lost; none: the phone stays silent): the
+    order's number and its revisit's view once in state ``until``. The phone was called
+    once, at the citizen's number."""
+    if keys:
+        assert sequence_duration_ms(keys) > 30_000  # long enough for the summary and questions
+        scenario = answering_phone(write_dtmf_pcap(tmp_path / "keys.pcap", keys))
+    else:
+        scenario = uas_scenario(True, 300)  # answers, then waits for the hotline's BYE
+    phone = await start_phone(tmp_path, scenario, "citizen")
     try:
         citizen = new_caller()
         number = await reviewed_order(hotline, citizen)
 
-        view = await revisit_done(hotline, number, "the revisit's result")
+        view = await revisit_when(
+            hotline, number, lambda view: view["state"] == until, f"the revisit's {until} state"
+        )
     finally:
         await phone.stop()
     assert dialled(phone) == [citizen]
@@ -331,3 +340,33 @@ async def test_opted_out_citizen_is_never_called(revisiting: Hotline, tmp_path: 
         await phone.stop()
     order = await hotline.work_orders.get(number)
     assert order.state is State.REVISITED and order.history[-1].actor == "e2e-operator"
+
+
+@pytest.mark.parametrize("keys", ["9" * 90, ""], ids=["wrong-key", "no-key"])
+async def test_no_key_or_a_wrong_key_three_times_is_no_answer_to_the_survey(
+    revisiting: Hotline, ami_events: AmiEvents, tmp_path: Path, keys: str
+) -> None:
+    """The phone answers, then keeps pressing 9 (not a choice) or presses nothing: the
+    resolved question is asked, then twice again, and the survey counts as not answered:
+    the revisit goes to the manual list, the order keeps no result."""
+    hotline = revisiting
+    number, view = await surveyed(hotline, tmp_path, keys, until="manual")
+    assert view["manual_reason"] == "no_survey" and view["attempts"] == 1
+    assert [(h["outcome"], h["answered"]) for h in view["history"]] == [("no_survey", True)]
+    assert view["resolved"] is None and view["satisfaction"] is None
+    order = await hotline.work_orders.get(number)
+    assert order.state is State.REVIEWED and not order.satisfaction and order.resolved is None
+    async with hotline.revisits.sessions() as session:
+        [channel_id] = await session.scalars(
+            select(RevisitAttemptRow.channel_id)
+            .join(RevisitRow)
+            .where(RevisitRow.order_number == number)
+        )
+    asked = [
+        e.get("CommandLine", "") or e.get("Command", "")
+        for e in ami_events.of(channel_id, "AGIExecStart")
+    ]
+    questions = [c for c in asked if c.startswith("GET DATA") and "revisit-resolved" in c]
+    assert len(questions) == 3, asked
+    assert not any("revisit-satisfaction" in c for c in asked), asked
+    assert any("revisit-no-answer" in c for c in asked), asked
