@@ -1,12 +1,15 @@
-"""sipp as a citizen: build a UAC scenario that dials, presses keys (RFC 4733) and hangs up."""
+"""sipp as a citizen: build a UAC scenario that dials, presses keys (RFC 4733) and hangs up
+after a while, or at once when told (:meth:`CitizenCall.hang_up`)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import socket
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
 
@@ -115,11 +118,17 @@ class Speak:
     after_ms: int = 3000
 
 
+#: the request that makes a citizen on hold hang up at once (sent by :meth:`CitizenCall.hang_up`)
+HANG_UP_REQUEST = "INFO"
+
+
 def citizen_scenario(
     caller: str, presses: list[Press], hold_ms: int, workdir: Path, speak: Speak | None = None
 ) -> str:
     """A call to the service number that presses ``presses`` (then maybe speaks) and hangs
-    up after ``hold_ms``. ``caller`` may hold sipp keywords (``139[call_number]``)."""
+    up after ``hold_ms``, or before when it gets a ``HANG_UP_REQUEST`` (not answered: sipp
+    would send the answer to the hotline). ``caller`` may hold sipp keywords
+    (``139[call_number]``)."""
     actions: list[str] = []
     stem = re.sub(r"\W", "", caller)
     for press in presses:
@@ -171,7 +180,8 @@ def citizen_scenario(
     ]]>
   </send>
 {body}
-  <pause milliseconds="{hold_ms}"/>
+  <recv request="{HANG_UP_REQUEST}" timeout="{hold_ms}" ontimeout="hang-up"/>
+  <label id="hang-up"/>
   <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
@@ -205,6 +215,94 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+class CitizenCall:
+    """A sipp citizen call under way (:func:`start_call`): awaiting it gives its result once
+    the citizen hung up; :meth:`hang_up` makes the citizen hang up now rather than after the
+    scenario's hold."""
+
+    def __init__(
+        self, process: asyncio.subprocess.Process, port: int, errors: Path, timeout_s: float
+    ) -> None:
+        self.process = process
+        self.port = port  # the citizen's SIP port
+        self._result = asyncio.ensure_future(self._finish(errors, timeout_s))
+
+    async def _finish(self, errors: Path, timeout_s: float) -> SippResult:
+        process = self.process
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout_s + 10)
+        except TimeoutError:
+            process.kill()
+            out, err = await process.communicate()
+        return SippResult(
+            returncode=process.returncode if process.returncode is not None else -1,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            errors=_read(errors),
+        )
+
+    def __await__(self) -> Generator[Any, None, SippResult]:
+        return self._result.__await__()
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def cancel(self) -> None:
+        """Stop waiting; sipp itself is stopped too."""
+        self._result.cancel()
+        if self.process.returncode is None:
+            self.process.kill()
+
+    def tell_to_hang_up(self) -> None:
+        """Tell the citizen, on hold after its keys and speech, to hang up now (its BYE, as
+        after the hold)."""
+        call_id = f"1-{self.process.pid}@127.0.0.1"  # sipp's default -cid_str, call number 1
+        request = (
+            f"{HANG_UP_REQUEST} sip:citizen@127.0.0.1:{self.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-hang-up\r\n"
+            f"From: <sip:test@127.0.0.1>;tag=hang-up\r\nTo: <sip:citizen@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 {HANG_UP_REQUEST}\r\nMax-Forwards: 70\r\n"
+            f"Content-Length: 0\r\n\r\n"
+        )  # fmt: skip
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(request.encode(), ("127.0.0.1", self.port))
+
+    async def hang_up(self) -> SippResult:
+        """:meth:`tell_to_hang_up`, then the call's result."""
+        self.tell_to_hang_up()
+        return await self
+
+
+async def start_call(
+    workdir: Path,
+    *,
+    sip_host: str,
+    sip_port: int,
+    service: str,
+    caller: str,
+    presses: list[Press],
+    hold_ms: int = 1000,
+    timeout_s: float = 120,
+    speak: Speak | None = None,
+    rtp_port: int | None = None,
+) -> CitizenCall:
+    """Start one sipp citizen call (its audio to ``rtp_port``, if given)."""
+    scenario = write_scenario(workdir, caller, presses, hold_ms, speak, rtp_port)
+    errors = scenario.with_suffix(".errors.log")
+    port = free_udp_port()
+    cmd = [
+        "sipp", f"{sip_host}:{sip_port}",
+        "-sf", str(scenario), "-s", service, "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", str(port),
+        "-mi", "127.0.0.1", "-mp", str(free_media_port()),
+        "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err", "-error_file", str(errors),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    return CitizenCall(process, port, errors, timeout_s)
+
+
 async def place_call(
     workdir: Path,
     *,
@@ -219,26 +317,8 @@ async def place_call(
     rtp_port: int | None = None,
 ) -> SippResult:
     """Run one sipp citizen call to completion (its audio to ``rtp_port``, if given)."""
-    scenario = write_scenario(workdir, caller, presses, hold_ms, speak, rtp_port)
-    errors = scenario.with_suffix(".errors.log")
-    cmd = [
-        "sipp", f"{sip_host}:{sip_port}",
-        "-sf", str(scenario), "-s", service, "-m", "1", "-l", "1",
-        "-i", "127.0.0.1", "-p", str(free_udp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()),
-        "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err", "-error_file", str(errors),
-    ]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout_s + 10)
-    except TimeoutError:
-        process.kill()
-        out, err = await process.communicate()
-    return SippResult(
-        returncode=process.returncode if process.returncode is not None else -1,
-        stdout=out.decode(errors="replace"),
-        stderr=err.decode(errors="replace"),
-        errors=_read(errors),
-    )
+    call = await start_call(
+        workdir, sip_host=sip_host, sip_port=sip_port, service=service, caller=caller,
+        presses=presses, hold_ms=hold_ms, timeout_s=timeout_s, speak=speak, rtp_port=rtp_port,
+    )  # fmt: skip
+    return await call

@@ -18,13 +18,14 @@ import pytest
 import pytest_asyncio
 from citizen_phones import dialled, start_phone
 from conftest import AmiEvents, eventually, new_caller
+from seat_calls import REPORT, call_events, connected_seat
 from staff import supervisor_auth
 
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
-from queueing.events import AcdEvent, read_events
+from queueing.events import AcdEvent
 from sipsim.citizen import (
     Press,
     Speak,
@@ -38,7 +39,6 @@ from sipsim.seat import Seat, dial_feature_code, start_seat, uas_scenario, unreg
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PIN = "2468"
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 BUSINESS = [Press("1", 2500), Press("4", 1500)]  # Mandarin, then 4: business environment
 
 
@@ -105,26 +105,6 @@ async def dial(
     )
     out, err = await asyncio.wait_for(process.communicate(), 130)
     assert process.returncode == 0, f"sipp citizen {caller} failed:\n{out.decode()[-2500:]}"
-
-
-async def events(hotline: Hotline) -> list[AcdEvent]:
-    return await read_events(hotline.acd.redis, hotline.settings.acd_prefix, count=100_000)
-
-
-async def call_events(hotline: Hotline, caller: str) -> list[AcdEvent]:
-    """The ACD events of the call from ``caller`` (found by its ``enter`` event)."""
-    all_events = await events(hotline)
-    ids = {e.call_id for e in all_events if e.type == "enter" and e.data == caller}
-    return [e for e in all_events if e.call_id in ids]
-
-
-async def connected_seat(hotline: Hotline, caller: str) -> str:
-    async def probe() -> str | None:
-        return next((e.seat for e in await call_events(hotline, caller) if e.type == "connect"),
-                    None)  # fmt: skip
-
-    seat: str = await eventually(probe, 60, f"the call from {caller} to reach a seat")
-    return seat
 
 
 async def waiting(hotline: Hotline, caller: str) -> bool:

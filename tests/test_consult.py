@@ -15,17 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import CALLBACK_PORT, AmiEvents, eventually
+from seat_calls import call_events, caller_at_8001, tone
 
 # the e2e seats fixture and the helpers of the ACD's and the blind transfers' tests
-from test_acd_calls import StartSeats, call_events, seats  # noqa: F401
-from test_transfers import (
-    _not_on_call,
-    _pressing_seat,
-    _sip_user,
-    caller_at_8001,
-    intake_of,
-    operator_auth,
-)
+from test_acd_calls import StartSeats, seats  # noqa: F401
+from test_transfers import _not_on_call, _pressing_seat, _sip_user, intake_of, operator_auth
 
 from agents.states import SeatState
 from hotline.engine import Hotline
@@ -115,7 +109,8 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
     police = await run_uas(tmp_path, "110", CALLBACK_PORT, uas_scenario(True, 1500))
     try:
         await seats("8001")
-        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speaking=True)
+        voice = await tone(tmp_path)
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speak=voice)
         auth = await operator_auth(hotline, "8001")
         status, body = await consult(hotline, "8001", "consult-complete", auth)
         assert status == 409, body  # nobody consulted yet
@@ -153,7 +148,7 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
             return seat.state is not SeatState.ON_CALL and seat.call_id != call_id
 
         await eventually(seat_free, 10, "seat 8001's part to end")
-        await call  # the citizen talks to 110 and hangs up: sipp's scenario completes
+        await call.hang_up()  # the citizen, talking to 110, hangs up: sipp's scenario completes
         with_110_s = time.time() - put_through_at
         # one recording of the whole call, 110's part in it, drafted when the citizen left
         recorded = await intake_of(hotline, call_id)
@@ -207,7 +202,7 @@ async def test_an_operator_consults_a_seat_then_cancels_and_talks_to_the_caller_
     assert status == 409, body  # nothing left to cancel
     seat = await hotline.acd.seat("8001")
     assert (seat.state, seat.call_id) == (SeatState.ON_CALL, call_id)
-    await call
+    await call.hang_up()
     assert await journey(hotline, call_id) == [
         ("consult", "seat:8003", "from seat 8001 by e2e-op-8001"),
         ("consult", "seat:8003", "cancelled by seat 8001 (e2e-op-8001)"),
@@ -244,7 +239,7 @@ async def test_a_softphone_consults_110_with_hash_2_and_hangs_up_to_put_the_call
         await eventually(put_through, 30, "the citizen put through to 110 by the softphone")
         [invite] = police.invites()
         assert _sip_user(invite.splitlines()[0]) == "110", invite
-        await call
+        await call.hang_up()
         assert await journey(hotline, call_id) == [
             ("transfer", "emergency:110", "from seat 8001 by softphone (#2) (attended)")
         ], [dict(e) for e in ami_events.seen if e.get("Event") == "AttendedTransfer"]
@@ -297,7 +292,7 @@ async def test_a_consultation_the_target_hangs_up_cannot_be_completed(
                          "seat 8001 back with the caller")  # fmt: skip
         seat = await hotline.acd.seat("8001")
         assert (seat.state, seat.call_id) == (SeatState.ON_CALL, call_id)
-        await call
+        await call.hang_up()
         steps = await journey(hotline, call_id)
         assert steps[0] == ("consult", "emergency:110", "from seat 8001 by e2e-op-8001")
         assert steps[1][:2] == ("consult", "emergency:110") and steps[1][2].startswith("ended")

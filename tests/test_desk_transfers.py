@@ -13,12 +13,13 @@ import pytest
 from browser import browser, log_in, new_context, screenshot  # noqa: F401
 from conftest import CALLBACK_PORT, AmiEvents, eventually
 from playwright.async_api import Browser, Page, expect
+from seat_calls import caller_at_8001
 from staff import staff_token
 
 # the e2e seats fixture and the helpers of the ACD's, transfers' and consultations' tests
 from test_acd_calls import StartSeats, seats  # noqa: F401
 from test_consult import consulted_then_transferred, dialled, journey, talking
-from test_transfers import DESK_PASSWORD, _bridge_of, _sip_user, caller_at_8001, end_room
+from test_transfers import DESK_PASSWORD, _bridge_of, _sip_user, end_room
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
@@ -88,7 +89,7 @@ async def test_the_three_way_button_brings_a_department_into_the_call(
         assert _sip_user(invite.splitlines()[0]) == DEPARTMENT, invite
         members = _bridge_of(ami_events, call_id)
         assert any(name.startswith("PJSIP/8001-") for name in members), members
-        await call
+        await call.hang_up()
         assert await journey(hotline, call_id) == [
             ("transfer", f"three-way:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001")
         ]
@@ -134,7 +135,7 @@ async def test_consult_first_then_put_through_from_the_desk(
         return talking(ami_events, call_id, office_leg)
 
     await eventually(put_through, 15, "the citizen put through to the department")
-    await call
+    await call.hang_up()
 
     assert await consulted_then_transferred(hotline, call_id) == [
         ("consult", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001"),

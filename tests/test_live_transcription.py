@@ -21,8 +21,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from browser import browser, log_in, new_context  # noqa: F401
-from conftest import eventually, new_caller, running, vosk_engine_settings
+from conftest import eventually, running, vosk_engine_settings
 from playwright.async_api import Browser, expect
+from seat_calls import CallAt8001, caller_at_8001
 from staff import staff_token, supervisor_auth
 from test_recorded_call import SEAT_SPEECH, korean_speech, recording_of
 
@@ -31,7 +32,7 @@ from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.transcription import SideTranscriber
-from sipsim.citizen import Press, SippResult, Speak, place_call
+from sipsim.citizen import Speak
 from sipsim.seat import Seat, start_seat, unregister
 from speech.transcriber import Transcript
 
@@ -66,34 +67,38 @@ async def streaming_hotline(
         yield engine
 
 
-async def call_with_speech(
-    hotline: Hotline, workdir: Path, caller: str, hold_ms: int = 20000
-) -> tuple[asyncio.Task[SippResult], Seat, str]:
-    """A seat that speaks, and a citizen's call (running) that speaks to it."""
+@pytest_asyncio.fixture(loop_scope="session")
+async def seat_8001(streaming_hotline: Hotline, tmp_path: Path) -> AsyncIterator[Seat]:
+    """Seat 8001 of the streaming engine, registered and logged in, saying Korean words."""
+    hotline = streaming_hotline
     s = hotline.settings
     password = stored_secret(s.data_dir, "seat-8001")
+    seat_speech = await asyncio.to_thread(korean_speech, tmp_path, SEAT_SPEECH, "seat")
+    seat = await start_seat(tmp_path, "8001", password, sip_port=s.sip_port, speak=seat_speech)
+    try:
+        await hotline.acd.login("8001", "2468")
+        hotline.dispatcher.kick()
+        yield seat
+    finally:
+        await hotline.acd.logout("8001")
+        await unregister(seat, password, sip_port=s.sip_port)
+        await seat.stop()
+
+
+async def call_with_speech(
+    hotline: Hotline, workdir: Path, hold_ms: int = 20000
+) -> tuple[str, CallAt8001]:
+    """A citizen who speaks Korean, connected to seat 8001: the number and the running call."""
     speech = await asyncio.to_thread(korean_speech, workdir)
-    seat_speech = await asyncio.to_thread(korean_speech, workdir, SEAT_SPEECH, "seat")
-    seat = await start_seat(workdir, "8001", password, sip_port=s.sip_port, speak=seat_speech)
-    await hotline.acd.login("8001", "2468")
-    hotline.dispatcher.kick()
-    call = asyncio.create_task(place_call(
-        workdir, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-        caller=caller, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=hold_ms,
-        speak=Speak(speech, after_ms=3000),
-    ))  # fmt: skip
-    return call, seat, password
-
-
-async def end_seat(hotline: Hotline, seat: Seat, password: str) -> None:
-    await hotline.acd.logout("8001")
-    await unregister(seat, password, sip_port=hotline.settings.sip_port)
-    await seat.stop()
+    caller, _call_id, call = await caller_at_8001(hotline, workdir, hold_ms,
+                                                  speak=Speak(speech, after_ms=3000))  # fmt: skip
+    return caller, call
 
 
 @pytest.mark.timeout(300)
 async def test_partial_transcript_reaches_the_desk_during_the_call_and_the_order_after(
     streaming_hotline: Hotline,
+    seat_8001: Seat,
     browser: Browser,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -107,9 +112,9 @@ async def test_partial_transcript_reaches_the_desk_during_the_call_and_the_order
     desk = await context.new_page()
     await log_in(desk, "live-op", DESK_PASSWORD, then="/desk")
     await expect(desk.locator("#live-transcript")).to_have_attribute("data-live", "open")
-    caller = new_caller()
-    call, seat, password = await call_with_speech(hotline, tmp_path, caller)
+    call: CallAt8001 | None = None
     try:
+        caller, call = await call_with_speech(hotline, tmp_path)
         panel = desk.locator("#live-transcript")
         await expect(panel).to_be_visible(timeout=60_000)
         words = panel.locator("[data-side='caller'], [data-partial='caller']")
@@ -144,13 +149,13 @@ async def test_partial_transcript_reaches_the_desk_during_the_call_and_the_order
         order = await hotline.work_orders.get(row.work_order_number)
         assert "caller:" in order.transcript and order.recording_path == row.mix_path
     finally:
-        call.cancel()
+        if call is not None:
+            call.cancel()
         await context.close()
-        await end_seat(hotline, seat, password)
 
 
 async def test_streams_unavailable_the_recording_is_transcribed(
-    streaming_hotline: Hotline, tmp_path: Path
+    streaming_hotline: Hotline, seat_8001: Seat, tmp_path: Path
 ) -> None:
     hotline = streaming_hotline
     live = hotline.streaming
@@ -158,9 +163,9 @@ async def test_streams_unavailable_the_recording_is_transcribed(
     watched = hotline.intake.recordings.transcriber
     assert isinstance(watched, WatchedTranscriber)
     address, live.address = live.address, "127.0.0.1:9"  # nothing listens: AudioSocket fails
-    caller = new_caller()
-    call, seat, password = await call_with_speech(hotline, tmp_path, caller, hold_ms=9000)
+    call: CallAt8001 | None = None
     try:
+        caller, call = await call_with_speech(hotline, tmp_path, hold_ms=9000)
         result = await call
         assert result.returncode == 0, result.errors[-2000:]
         row = await eventually(lambda: recording_of(hotline, caller), 120, "the call to be drafted")
@@ -170,8 +175,8 @@ async def test_streams_unavailable_the_recording_is_transcribed(
         assert "caller:" in order.transcript
     finally:
         live.address = address
-        call.cancel()
-        await end_seat(hotline, seat, password)
+        if call is not None:
+            call.cancel()
 
 
 async def _on_call(hotline: Hotline, seat: str) -> str | None:

@@ -14,20 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 from browser import browser, log_in, new_context  # noqa: F401
-from conftest import CALLBACK_PORT, AmiEvents, eventually, new_caller
+from conftest import CALLBACK_PORT, AmiEvents, eventually
 from playwright.async_api import Browser, expect
+from seat_calls import call_events, caller_at_8001, tone
 from staff import staff_token
 
-# the e2e seats fixture and the helpers of the ACD's call tests
-from test_acd_calls import (  # noqa: F401
-    REPORT,
-    Speak,
-    StartSeats,
-    call_events,
-    connected_seat,
-    dial,
-    seats,
-)
+# the e2e seats fixture of the ACD's call tests
+from test_acd_calls import StartSeats, seats  # noqa: F401
 
 from accounts.users import AccountRole
 from agents.states import SeatState
@@ -58,26 +51,6 @@ async def transfer(hotline: Hotline, ext: str, to: str, auth: dict[str, str]) ->
     async with aiohttp.ClientSession() as http, http.post(url, json={"to": to},
                                                            headers=auth) as response:  # fmt: skip
         return response.status, await response.json()
-
-
-async def caller_at_8001(
-    hotline: Hotline, workdir: Path, hold_ms: int, *, speaking: bool = False
-) -> tuple[str, str, asyncio.Task[None]]:
-    """A sipp citizen who chose report and talks to seat 8001: number, call id, the call.
-    ``speaking``: the citizen's voice (a tone) streams all along, so that the recording has
-    sound for every moment the citizen is bridged with somebody."""
-    caller = new_caller()
-    speak = None
-    if speaking:
-        voice = workdir / "voice.wav"
-        sox = await asyncio.create_subprocess_exec(
-            "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(voice), "synth", "60",
-            "sine", "440")  # fmt: skip
-        assert await sox.wait() == 0
-        speak = Speak(voice, 200)
-    call = asyncio.create_task(dial(hotline, workdir, caller, REPORT, hold_ms, speak=speak))
-    assert await connected_seat(hotline, caller) == "8001"
-    return caller, (await call_events(hotline, caller))[0].call_id, call
 
 
 async def journey_transfers(hotline: Hotline, call_id: str) -> list[tuple[str, str]]:
@@ -114,7 +87,7 @@ async def test_a_caller_transferred_to_another_queue_reaches_a_seat_of_that_skil
     # the first seat's part ended when the caller left it: it is no longer on that call
     first = await hotline.acd.seat("8001")
     assert not (first.state is SeatState.ON_CALL and first.call_id == call_id)
-    await call  # the citizen talks to 8003 and hangs up: sipp's scenario completes
+    await call.hang_up()  # the citizen, talking to 8003, hangs up: sipp's scenario completes
     kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
     assert kinds.index(("connect", "8001")) < kinds.index(("complete", "8001"))
     assert kinds.index(("complete", "8001")) < kinds.index(("connect", "8003"))
@@ -137,7 +110,8 @@ async def test_the_second_party_of_a_transferred_call_is_recorded_with_the_call(
     with 8003 (without the fix: stopped when 8001's part ended, a second or two), and is the
     recording of the call's work order."""
     await seats("8001", "8003")
-    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speaking=True)
+    voice = await tone(tmp_path)
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000, speak=voice)
     status, body = await transfer(hotline, "8001", "queue:business",
                                   await operator_auth(hotline, "8001"))  # fmt: skip
     assert status == 200, body
@@ -236,7 +210,7 @@ async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers
         # the citizen's own channel dialled 110 and, once answered, shares a bridge with it
         await eventually(lambda: _bridged_with(ami_events, call_id, "110"), 15,
                          "the caller bridged with 110")  # fmt: skip
-        await call
+        await call.hang_up()
         assert await journey_transfers(hotline, call_id) == [
             ("emergency:110", "from seat 8001 by e2e-desk-8001")
         ]
@@ -309,7 +283,7 @@ async def test_a_seat_transfers_its_caller_from_the_softphone(
 
         steps = await eventually(recorded, 10, "the transfer on the call record")
         assert steps == [("queue:business", f"from seat 8001 by softphone ({how})")]
-        await call
+        await call.hang_up()
     finally:
         await eventually(lambda: _not_on_call(hotline, "8001"), 30, "seat 8001 to be free")
         await hotline.acd.logout("8001")
@@ -372,7 +346,7 @@ async def test_a_three_way_call_puts_caller_seat_and_department_in_one_bridge(
         await eventually(three_in_one_bridge, 15, "caller, seat and department in one bridge")
         members = _bridge_of(ami_events, call_id)
         assert any(name.startswith("PJSIP/8001-") for name in members), members
-        await call
+        await call.hang_up()
         assert await journey_transfers(hotline, call_id) == [
             (f"three-way:{department}", "from seat 8001 by e2e-op-8001")
         ]
