@@ -36,11 +36,11 @@ from accounts.users import AccountRole
 from calls.lifecycle import ConnectedCall
 from hotline.engine import Hotline
 from hotline.settings import Settings
+from sipsim.ports import SHIFTS, engine_ports
 from workorders.orders import Actor, NewWorkOrder, Role
 
 PIN = "2468"
 SEAT = "8001"
-PORT_SHIFT = 300 + int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 
 
 async def next_event(lines: aiohttp.StreamReader, topic: str) -> dict[str, object]:
@@ -69,8 +69,7 @@ async def run(calls: int, history: int) -> None:
     prefix = f"bench-desk-{os.getpid()}:acd:"
     s = Settings.load(environ={"HOTLINE_REDIS_URL": REDIS_URL}).replace(
         data_dir=base / "var", recordings_dir=base / "recordings", manage_asterisk=False,
-        acd_prefix=prefix, sip_port=5160 + PORT_SHIFT, ami_port=5138 + PORT_SHIFT,
-        agi_port=4673 + PORT_SHIFT, web_port=8445 + PORT_SHIFT,
+        acd_prefix=prefix, **engine_ports(SHIFTS["bench-desk-pop"]),
     )  # fmt: skip
     hotline = Hotline(s)
     await hotline.start()

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers: browse
 
 from hotline.engine import Hotline  # noqa: E402
 from hotline.settings import PROJECT_DIR, Settings  # noqa: E402
+from sipsim.ports import PORT_OFFSET, SHIFTS, engine_ports  # noqa: E402, F401
 from speech.model import default_test_model  # noqa: E402
 
 FAST_MENU_TIMEOUT_S = 2
@@ -63,8 +64,6 @@ def fast_seats(target: Path) -> Path:
     return target
 
 
-#: shifts every test port, so two test runs on one machine do not collide
-PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 #: the Redis the engine under test uses (the system one; fault tests start their own)
 TEST_REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Test engines start with no accounts: each test makes the ones it needs (tests/staff.py).
@@ -113,7 +112,7 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = tmp_path_factory.mktemp("hotline")
     return engine_settings(
         Settings.load(environ=TEST_ENVIRON),
-        0,
+        SHIFTS["e2e"],
         data_dir=base / "var",
         recordings_dir=base / "recordings",
         menu_file=fast_menu(base / "menu.toml"),
@@ -156,18 +155,9 @@ async def hotline(e2e_settings: Settings) -> AsyncIterator[Hotline]:
         yield engine
 
 
-def engine_ports(shift: int) -> dict[str, int]:
-    """The engine's SIP, AMI, AGI and web ports for a test engine ``shift`` off the session
-    engine's (shift 0), all moved by ``PORT_OFFSET`` (HOTLINE_TEST_PORT_OFFSET) too."""
-    shift += PORT_OFFSET
-    return {
-        "sip_port": 5160 + shift, "ami_port": 5138 + shift,
-        "agi_port": 4673 + shift, "web_port": 8445 + shift, "audiosocket_port": 9600 + shift,
-    }  # fmt: skip
-
-
 def engine_settings(base: Settings, shift: int, **changes: object) -> Settings:
-    """``base`` for a test engine on ports of its own (:func:`engine_ports`), with ``changes``."""
+    """``base`` for a test engine on ports of its own (:func:`sipsim.ports.engine_ports`),
+    with ``changes``."""
     return base.replace(**engine_ports(shift), **changes)
 
 

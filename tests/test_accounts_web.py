@@ -28,11 +28,12 @@ from accounts.service import THROTTLE_FAILURES, THROTTLE_WINDOW, AccountService
 from accounts.users import AccountRole, InvalidAccount
 from db.base import utcnow
 from hotline.engine import Hotline
+from sipsim.ports import SHIFTS
 
 pytestmark = pytest.mark.slow
 
 #: keeps this engine off the e2e engine's and the fuzz engine's ports
-ACCOUNTS_PORT_SHIFT = 57
+ACCOUNTS_PORT_SHIFT = SHIFTS["accounts-web"]
 PASSWORD = "correct horse battery"
 YANTA = "雁塔区人民政府"
 IMPORTED_TOKEN = "imported-department-token-from-staff-toml"

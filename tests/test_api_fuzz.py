@@ -24,6 +24,7 @@ from conftest import TEST_REDIS_URL, web_engine_settings
 from hypothesis import HealthCheck, Phase, settings
 
 from hotline.engine import Hotline
+from sipsim.ports import SHIFTS
 from web.openapi import openapi_document
 
 STAFF_TOKEN = "fuzz-operator-token"
@@ -43,7 +44,7 @@ class RunningEngine:
 
 
 #: keeps this engine off the e2e engine's ports when both run in one session
-FUZZ_PORT_SHIFT = 41
+FUZZ_PORT_SHIFT = SHIFTS["api-fuzz"]
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from conftest import running, web_engine_settings
 from accounts.users import AccountRole
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
+from sipsim.ports import SHIFTS
 
-FIRST_START_PORT_SHIFT = 113  # off the other test engines' ports
+FIRST_START_PORT_SHIFT = SHIFTS["first-start"]
 
 
 def settings_of(base: Path) -> Settings:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from calls.lifecycle import ConnectedCall
 from intake.files import recording_files
 from intake.outbox import Outbox, PendingDraft
+from sipsim.ports import SHIFTS
 from speech import default_test_model
 from workorders.models import WorkOrderRow
 
@@ -58,7 +59,10 @@ def engine_env(tmp_path: Path, model: Path) -> dict[str, str]:
         HOTLINE_MANAGE_ASTERISK="false",
         HOTLINE_VOSK_MODEL_DIR=str(model),
         HOTLINE_TRANSCRIPTION_WORKERS="1",
-        **{f"HOTLINE_{name.upper()}": str(port) for name, port in engine_ports(40).items()},
+        **{
+            f"HOTLINE_{name.upper()}": str(port)
+            for name, port in engine_ports(SHIFTS["intake-kill"]).items()
+        },
     )
     return env
 

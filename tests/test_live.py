@@ -27,6 +27,7 @@ from accounts.users import AccountRole, User
 from calls.lifecycle import ConnectedCall
 from hotline.engine import Hotline
 from queueing.events import AcdEvent
+from sipsim.ports import SHIFTS
 from web.fanout import RedisFanout
 from web.live import QUEUE_SIZE, LiveEvent, LiveHub
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -128,7 +129,7 @@ async def test_two_hubs_on_one_redis_see_each_others_events(redis: Redis, prefix
 
 
 # -- through the engine's own web service (no Asterisk: real Redis and SQLite) ---------------
-LIVE_PORT_SHIFT = 61  # off the other web-engine tests' ports
+LIVE_PORT_SHIFT = SHIFTS["live"]
 
 
 @dataclass

@@ -33,13 +33,14 @@ from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.transcription import SideTranscriber
 from sipsim.citizen import Speak
+from sipsim.ports import SHIFTS
 from sipsim.seat import Seat, start_seat, unregister
 from speech.transcriber import Transcript
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DESK_PASSWORD = "live desk password 1"
-SHIFT = 151  # off the other test engines' ports (and sipp's control ports from 8888)
+SHIFT = SHIFTS["live-transcription"]
 
 
 class WatchedTranscriber:

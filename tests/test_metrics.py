@@ -30,11 +30,12 @@ from db.base import utcnow
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR
 from hotline.wiring import metrics_token
+from sipsim.ports import SHIFTS
 from workorders.models import WorkOrderRow
 
 pytestmark = pytest.mark.slow
 
-METRICS_PORT_SHIFT = 61  # off the e2e engine's, the fuzz engine's and the accounts engine's
+METRICS_PORT_SHIFT = SHIFTS["metrics"]
 PIN = "2468"
 PASSWORD = "metrics lead password"
 YANTA = "雁塔区人民政府"

@@ -40,13 +40,14 @@ from staff import staff_token
 from accounts.users import AccountRole
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from sipsim.ports import SHIFTS
 from workorders.orders import Actor, NewWorkOrder, Role, WorkOrder
 from workorders.sms import sign
 from workorders.supervision import supervise
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PORTAL_PORT_SHIFT = 83  # off the other web-engine tests' ports
+PORTAL_PORT_SHIFT = SHIFTS["portal"]
 WATER, GAS = "市水务集团", "市燃气集团"
 PASSWORD = "portal clerk password"
 PHONE = "13912345678"

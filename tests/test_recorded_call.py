@@ -30,13 +30,14 @@ from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.store import CallRecording
 from sipsim.citizen import Press, Speak, place_call
+from sipsim.ports import SHIFTS
 from sipsim.seat import start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SPEECH = "안녕하세요. 우리 집 앞 도로에 큰 구멍이 생겼어요. 빨리 고쳐 주세요."
 SEAT_SPEECH = "감사합니다. 담당 부서에 전달하겠습니다. 좋은 하루 되세요."
-SHIFT = 200  # off the session engine's and the other test engines' ports
+SHIFT = SHIFTS["recorded-call"]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -18,10 +18,11 @@ from hotline.engine import Hotline
 from hotline.settings import Settings
 from ivr.prompts import PromptLibrary
 from sipsim.citizen import place_call
+from sipsim.ports import SHIFTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SHIFT = 73  # off the session engine's and the other test engines' ports
+SHIFT = SHIFTS["recorded-prompts"]
 RECORDING_S = 12.0  # far longer than the synthesised welcome (about 5 s)
 
 

@@ -34,9 +34,10 @@ from hotline.database import create_schema, make_sessions
 from hotline.engine import Hotline
 from reports.figures import PERIOD_COLUMNS, ReportSource
 from reports.periods import Period
+from sipsim.ports import SHIFTS
 from workorders.dispatch import DispatchRules
 
-REPORTS_PORT_SHIFT = 83  # off the other web-engine tests' ports
+REPORTS_PORT_SHIFT = SHIFTS["reports"]
 PASSWORD = "reports lead password"
 FIRST, LAST = date(2025, 11, 29), date(2025, 12, 8)  # rows begin before and end after;
 # the running engine schedules revisits of its own (today): outside the range

@@ -36,6 +36,7 @@ from hotline.wiring import provision_asterisk, revisits, work_orders
 from ivr.menu import load_menu
 from revisit.service import RevisitService
 from sipsim.dtmf import write_dtmf_pcap
+from sipsim.ports import SHIFTS
 from sipsim.seat import uas_scenario
 from workorders.errors import NotFound
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -43,7 +44,7 @@ from workorders.states import State
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.slow]
 
-SHIFT = 300  # off the session engine's and the other test engines' ports
+SHIFT = SHIFTS["revisit-faults"]
 PHONE_PORT = 15399 + PORT_OFFSET  # conftest's CALLBACK_PORT: the phone helpers listen there
 LEAD = Actor("fault-supervisor", Role.SUPERVISOR)
 
@@ -158,7 +159,8 @@ async def test_two_engines_ring_each_citizens_phone_once(
     engine_a = EngineProcess(settings, tmp_path / "engine-a.log")
     b_settings = settings.replace(
         data_dir=tmp_path / "b", database_url=settings.effective_database_url,
-        agi_port=engine_ports(SHIFT + 7)["agi_port"], web_port=engine_ports(SHIFT + 7)["web_port"],
+        agi_port=engine_ports(SHIFTS["revisit-faults-b"])["agi_port"],
+        web_port=engine_ports(SHIFTS["revisit-faults-b"])["web_port"],
         ami_secret=stored_secret(settings.data_dir, "ami_secret"),
     )  # fmt: skip
     engine_b = EngineProcess(b_settings, tmp_path / "engine-b.log")

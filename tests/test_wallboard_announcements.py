@@ -28,10 +28,11 @@ from test_prompts import write_tone
 
 from accounts.users import AccountRole
 from hotline.engine import Hotline
+from sipsim.ports import SHIFTS
 
 pytestmark = pytest.mark.slow
 
-ANNOUNCEMENT_BOARD_PORT_SHIFT = 127  # off the other test engines' ports (40-113, 200, 300)
+ANNOUNCEMENT_BOARD_PORT_SHIFT = SHIFTS["wallboard-announcements"]
 PASSWORD = "announcement lead password"
 
 

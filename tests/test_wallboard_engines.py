@@ -29,12 +29,13 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from sipsim.ports import SHIFTS
 from sipsim.seat import start_seat, unregister
 from workorders.orders import Actor, NewWorkOrder, Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ENGINES_PORT_SHIFT = 139  # engine B's web and FastAGI ports: off the other test engines'
+ENGINES_PORT_SHIFT = SHIFTS["wallboard-engines"]  # engine B's web and FastAGI ports
 PASSWORD = "wallboard lead password"  # test_wallboard's supervisor, made here if missing
 WATER = "市水务集团"
 

@@ -27,13 +27,14 @@ from test_revisit_service import reviewed
 from accounts.users import AccountRole
 from hotline.engine import Hotline
 from revisit.models import RevisitRow
+from sipsim.ports import SHIFTS
 from workorders.models import WorkOrderEventRow, WorkOrderRow
 from workorders.orders import Satisfaction
 from workorders.states import Action, State
 
 pytestmark = pytest.mark.slow
 
-REVISIT_BOARD_PORT_SHIFT = 107  # off the other test engines' ports (40-83, 200, 300)
+REVISIT_BOARD_PORT_SHIFT = SHIFTS["wallboard-revisits"]
 PASSWORD = "revisit lead password"
 
 
