@@ -113,7 +113,7 @@ from revisit.route import RevisitRoute
 from revisit.service import RevisitService
 from revisit.texts import DEFAULT_FILE as REVISIT_TEXTS
 from revisit.texts import RevisitTexts
-from speech.jobs import TranscriptionJobs, files_queue, make_broker
+from speech.jobs import TranscriptionJobs, close_broker, files_queue, make_broker
 from speech.local_workers import LocalWorkers
 from web import desk as desk_http
 from web import live as live_http
@@ -352,7 +352,7 @@ class Hotline:
         if usable_model(intake_config(s)) is None:
             return None
         broker = make_broker(redis_url(s), s.acd_prefix, s.transcription_lease_s)
-        stack.push_async_callback(asyncio.to_thread, broker.close)
+        stack.push_async_callback(asyncio.to_thread, close_broker, broker)
         jobs = TranscriptionJobs(broker, self._redis, s.acd_prefix, s.recordings_dir)
         if s.transcription_local_workers:
             workers = self.transcription_workers = local_workers(s, s.transcription_workers)

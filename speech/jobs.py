@@ -67,6 +67,17 @@ def make_broker(redis_url: str, prefix: str, lease_s: float) -> RedisBroker:
     return broker
 
 
+def close_broker(broker: RedisBroker) -> None:
+    """Close ``broker`` and the sockets of its Redis connection pools (its own and its
+    results'): Dramatiq's ``close`` leaves both open, one or more connections per broker."""
+    broker.close()
+    pools = [broker.client.connection_pool]
+    pools += [m.backend.client.connection_pool for m in broker.middleware
+              if isinstance(m, Results) and isinstance(m.backend, RedisBackend)]  # fmt: skip
+    for pool in pools:
+        pool.disconnect()
+
+
 def job_message(queue: str, actor: str, args: tuple[str, ...], job_id: str) -> Message[Any]:
     """The message of a job; its id (and so its result's key) follows from ``job_id``."""
     message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, job_id))

@@ -35,6 +35,7 @@ from speech.jobs import (
     STREAM_JOB,
     STREAM_TTL_S,
     audio_key,
+    close_broker,
     files_queue,
     live_queue,
     make_broker,
@@ -215,5 +216,5 @@ class JobWorker:
         for worker in self.workers:
             worker.stop(timeout=int(self.config.grace_s * 1000))
         for broker in self.brokers:
-            broker.close()
+            close_broker(broker)
         log.info("transcription worker pid %d stopped", os.getpid())

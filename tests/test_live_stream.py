@@ -32,7 +32,7 @@ from knowledge.entries import Entry, Kind
 from knowledge.service import Hit, SearchResult
 from sipsim.audiosocket import play
 from speech.audiosocket import KIND_ERROR, AudioSocketServer
-from speech.jobs import TranscriptionJobs, make_broker
+from speech.jobs import TranscriptionJobs, close_broker, make_broker
 from speech.live import Heard
 from speech.worker import JobWorker, WorkerConfig
 from web.live import LiveHub
@@ -91,8 +91,7 @@ async def listening(model_dir: Path, redis: Redis, tmp_path: Path) -> AsyncItera
         await running.live.close()
         await running.server.stop()
         worker.stop()
-        jobs.broker.close()
-        jobs.broker.client.connection_pool.disconnect()  # close() leaves the enqueue's socket
+        close_broker(jobs.broker)
         await drop_keys(redis, prefix)
 
 

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_REDIS_URL, drop_keys, eventually
+from conftest import TEST_REDIS_URL, drop_keys, eventually, running, web_engine_settings
+from dramatiq.results import Results
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -26,8 +27,9 @@ from test_intake_kill import Engine, a_recorded_call, engine_env, long_speech, o
 from vosk_models import without_dither
 
 from intake.outbox import Outbox
+from sipsim.ports import SHIFTS
 from speech import RecordingError, default_test_model
-from speech.jobs import TranscriptionJobs, make_broker, transcript_key
+from speech.jobs import TranscriptionJobs, close_broker, make_broker, transcript_key
 from speech.model import load_model
 from speech.stream import StreamRecogniser
 from workorders.models import WorkOrderRow
@@ -162,7 +164,7 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
             await asyncio.wait_for(jobs.transcribe(not_audio), 120)  # told, not retried
     finally:
         worker.stop()
-        jobs.broker.close()
+        close_broker(jobs.broker)
     here = StreamRecogniser(await asyncio.to_thread(load_model, model))
     for start in range(0, len(pcm), 3200):
         await asyncio.to_thread(here.feed, pcm[start : start + 3200])
@@ -186,3 +188,25 @@ async def _says(worker: Engine, text: str) -> bool:
 
 async def _gone(outbox: Outbox, call_id: str) -> bool:
     return call_id not in outbox
+
+
+async def test_the_engines_job_client_leaves_no_redis_connection_open_once_stopped(
+    tmp_path: Path, model: Path, redis: Redis
+) -> None:
+    """The Dramatiq broker the engine enqueues with, and its results' client, are closed with
+    the engine: Dramatiq's own ``close`` leaves their connection pools' sockets open."""
+    settings = web_engine_settings(tmp_path, "broker", SHIFTS["transcription-jobs"]).replace(
+        vosk_model_dir=str(model), transcription_local_workers=False
+    )
+    async with running(settings) as engine:
+        jobs = engine.intake.recordings.transcriber
+        assert isinstance(jobs, TranscriptionJobs)
+        results = [m.backend for m in jobs.broker.middleware if isinstance(m, Results)]
+        clients = [jobs.broker.client, *(backend.client for backend in results)]
+        assert len(clients) == 2
+        ids = {int(await asyncio.to_thread(client.client_id)) for client in clients}
+
+    async def closed() -> bool:
+        return not ids & {int(client["id"]) for client in await redis.client_list()}
+
+    await eventually(closed, 5, "the broker's connections to close")
