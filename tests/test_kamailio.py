@@ -43,7 +43,7 @@ from hotline.settings import Settings
 from hotline.wiring import asterisk_instance, kamailio_proxy
 from pbx.kamailio import KamailioProxy
 from queueing.acd import Acd
-from sipsim.citizen import Press, free_media_port, free_udp_port, place_call, write_scenario
+from sipsim.citizen import Press, free_media_port, free_udp_port, start_call, write_scenario
 from sipsim.seat import Seat, dial_feature_code, start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -151,15 +151,34 @@ async def box_of(site: Site, caller: str) -> str:
 
 
 async def call_reaches_a_seat(site: Site, phones: list[Seat]) -> str:
-    """One citizen call through Kamailio into the report queue; returns the box it took."""
+    """One citizen call through Kamailio into the report queue, which hangs up once a seat
+    has answered it; returns the box it took."""
     caller = new_caller()
-    result = await place_call(
+    call = await start_call(
         site.workdir, sip_host="127.0.0.1", sip_port=KAMAILIO_PORT, service="12345",
-        caller=caller, presses=REPORT, hold_ms=6000, timeout_s=60,
+        caller=caller, presses=REPORT, hold_ms=30_000, timeout_s=60,
     )  # fmt: skip
+
+    async def answered() -> bool:
+        phone = next((phone for phone in phones if caller in phone.callers()), None)
+        return phone is not None and await seat_state(site, phone.ext, SeatState.ON_CALL)
+
+    try:
+        await eventually(answered, 40, f"a seat to answer {caller}")
+    finally:
+        result = await call.hang_up()
     assert result.returncode == 0, result.stdout[-2000:] + result.errors
-    assert any(caller in phone.callers() for phone in phones), f"{caller} reached no seat"
     return await box_of(site, caller)
+
+
+async def calls_reach_seats(site: Site, phones: list[Seat], count: int) -> list[str]:
+    """``count`` calls of :func:`call_reaches_a_seat`, one per seat at a time; the boxes
+    that took them, in the order they were placed."""
+    taken: list[str] = []
+    while len(taken) < count:
+        at_once = min(len(phones), count - len(taken))
+        taken += await asyncio.gather(*(call_reaches_a_seat(site, phones) for _ in range(at_once)))
+    return taken
 
 
 async def seat_state(site: Site, ext: str, state: SeatState, *, negate: bool = False) -> bool:
@@ -204,7 +223,7 @@ async def test_calls_through_kamailio_reach_seats_on_any_box(site: Site) -> None
         for ext in SEATS:  # the seat's own call: through Kamailio to a box, challenged there
             await dial_feature_code(site.workdir, ext, password(site, ext), "*21",
                                     sip_port=KAMAILIO_PORT, keys=f"{PIN}#")  # fmt: skip
-        taken = [await call_reaches_a_seat(site, phones) for _ in range(4)]
+        taken = await calls_reach_seats(site, phones, 4)
         print(f"boxes that took the calls: {taken}")
         assert set(taken) == {"a", "b"}, taken
 
@@ -219,7 +238,7 @@ async def test_calls_through_kamailio_reach_seats_on_any_box(site: Site) -> None
                          f"seat {ext} freed after box b died")  # fmt: skip
         assert await seat_state(site, ext, SeatState.PAUSED, negate=True)
 
-        after = [await call_reaches_a_seat(site, phones) for _ in range(3)]
+        after = await calls_reach_seats(site, phones, 3)
         print(f"after box b died: {after}\n{site.kamailio.boxes()}")
         assert after == ["a"] * 3, after
     finally:
