@@ -17,8 +17,9 @@ end
 
 -- Every index a seat is in while available: all, per language, per skill+language+level (the
 -- keys); and per skill, availskill:<skill> scored by the seat's level (the {key, level}s).
-local function seat_indexes(ext)
-  local f = redis.call('HMGET', P .. 'seat:' .. ext, 'langs', 'skills')
+-- (f: the seat's {langs, skills} fields when the caller has read them)
+local function seat_indexes(ext, f)
+  f = f or redis.call('HMGET', P .. 'seat:' .. ext, 'langs', 'skills')
   local keys = {P .. 'avail'}
   for lang in string.gmatch(f[1] or '', '%S+') do
     keys[#keys + 1] = P .. 'availlang:' .. lang
@@ -51,17 +52,18 @@ local function index_add(ext, idle)
   for _, kl in ipairs(levels) do redis.call('ZADD', kl[1], kl[2], ext) end
 end
 
-local function index_rem(ext)
-  local keys, levels = seat_indexes(ext)
+local function index_rem(ext, f)
+  local keys, levels = seat_indexes(ext, f)
   for _, key in ipairs(keys) do redis.call('ZREM', key, ext) end
   for _, kl in ipairs(levels) do redis.call('ZREM', kl[1], ext) end
 end
 
 -- Move a seat to `state`; keeps the available indexes, the timers and the staffed sets right.
-local function set_state(ext, state, now, reason, fields)
+-- (f: the seat's {langs, skills} fields when the caller has read them)
+local function set_state(ext, state, now, reason, fields, f)
   local sk = P .. 'seat:' .. ext
   local old = redis.call('HGET', sk, 'state')
-  if old == 'available' and state ~= 'available' then index_rem(ext) end
+  if old == 'available' and state ~= 'available' then index_rem(ext, f) end
   if old == 'ringing' and state ~= 'ringing' then redis.call('ZREM', P .. 'ringing', ext) end
   if old == 'wrap_up' and state ~= 'wrap_up' then redis.call('ZREM', P .. 'wrapup', ext) end
   if old == 'logged_out' and state ~= 'logged_out' then

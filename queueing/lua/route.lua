@@ -49,17 +49,12 @@ local function dispatch_step(now, limit, scan, rules)
 
   local out = {}
   -- seats leave `avail` only by this step's own offers below: counted here, not asked again
-  local free = redis.call('ZCARD', P .. 'avail')
-  if free == 0 then return out end
+  local FEW = 16
+  local first = redis.call('ZRANGE', P .. 'avail', 0, FEW, 'WITHSCORES')
+  if #first == 0 then return out end
+  local few = #first <= 2 * FEW
+  local free = few and #first / 2 or redis.call('ZCARD', P .. 'avail')
 
-  -- Queues worth looking at. With few seats free, only the queues of their skills can be
-  -- served, unless somebody waited long enough for "any seat with the language" (any_after).
-  -- Of those, a queue whose oldest caller (its most relaxed one) no available seat is good
-  -- enough for has nobody to serve in this step.
-  local any_after = nil
-  for _, s in ipairs(rules.steps) do
-    if s.any_skill and any_after == nil then any_after = s.after_ms end
-  end
   -- Where the step looks for seats. With few seats free (at most 16), their fields are read
   -- once (avail, then one HMGET each) and searched here, in Lua; with more, the
   -- avail:<skill>:<lang>:<level>, availlang:<lang> and availskill:<skill> indexes are asked.
@@ -70,15 +65,15 @@ local function dispatch_step(now, limit, scan, rules)
   --   any(lang)                  the longest idle seat with the language -> ext
   --   count(lang)                how many seats have the language
   --   reach(skill, max_level)    is any seat (any language) at most max_level in the skill?
-  --   take(ext)                  the seat was offered a call (the step's only way out)
-  local few = free <= 16
+  --   take(ext)                  the seat was offered a call (the step's only way out): its
+  --                              ring time (ms) and, if read, its {langs, skills}
   local seats = {}
   if few then
     local list = {}
-    local r = redis.call('ZRANGE', P .. 'avail', 0, -1, 'WITHSCORES')
-    for i = 1, #r, 2 do
-      local f = redis.call('HMGET', P .. 'seat:' .. r[i], 'langs', 'skills')
-      local s = {ext = r[i], idle = tonumber(r[i + 1]), langs = {}, levels = {}}
+    for i = 1, #first, 2 do
+      local f = redis.call('HMGET', P .. 'seat:' .. first[i], 'langs', 'skills', 'ring_ms')
+      local s = {ext = first[i], idle = tonumber(first[i + 1]), ring_ms = tonumber(f[3]),
+        fields = {f[1], f[2]}, langs = {}, levels = {}}
       for lang in string.gmatch(f[1] or '', '%S+') do s.langs[lang] = true end
       for skill, lvl in string.gmatch(f[2] or '', '([^%s:]+):(%d+)') do
         s.levels[skill] = tonumber(lvl)
@@ -116,7 +111,7 @@ local function dispatch_step(now, limit, scan, rules)
       for i, s in ipairs(list) do
         if s.ext == ext then
           table.remove(list, i)
-          return
+          return s.ring_ms, s.fields
         end
       end
     end
@@ -158,7 +153,18 @@ local function dispatch_step(now, limit, scan, rules)
       return #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, '-inf', max_level,
         'LIMIT', 0, 1) > 0
     end
-    function seats.take(ext) end
+    function seats.take(ext)
+      return tonumber(redis.call('HGET', P .. 'seat:' .. ext, 'ring_ms'))
+    end
+  end
+
+  -- Queues worth looking at. With few seats free, only the queues of their skills can be
+  -- served, unless somebody waited long enough for "any seat with the language" (any_after).
+  -- Of those, a queue whose oldest caller (its most relaxed one) no available seat is good
+  -- enough for has nobody to serve in this step.
+  local any_after = nil
+  for _, s in ipairs(rules.steps) do
+    if s.any_skill and any_after == nil then any_after = s.after_ms end
   end
 
   -- Queues worth looking at. With few seats free, only the queues of their skills can be
@@ -276,10 +282,9 @@ local function dispatch_step(now, limit, scan, rules)
       if not exhausted[memo] then
         local ext, level = find_seat(skill, lang, rules.steps[si])
         if ext then
-          local sk = P .. 'seat:' .. ext
-          local ring_until = now + tonumber(redis.call('HGET', sk, 'ring_ms'))
-          set_state(ext, 'ringing', now, '', {'call', id, 'ring_until', ring_until})
-          seats.take(ext)
+          local ring_ms, seat_fields = seats.take(ext)
+          local ring_until = now + ring_ms
+          set_state(ext, 'ringing', now, '', {'call', id, 'ring_until', ring_until}, seat_fields)
           free, lang_free = free - 1, {}
           redis.call('ZADD', P .. 'ringing', ring_until, ext)
           queue_rem(id, skill)
