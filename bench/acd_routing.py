@@ -15,7 +15,9 @@ one at a time by one client, over the same transport (TCP, or a Unix socket for 
 of each. What one steady decision costs inside Redis (its Lua call's commands and
 microseconds, from INFO commandstats) beside one GET's microseconds there gives the rate
 redis-benchmark's own client would reach for decisions (a projection: redis-benchmark cannot
-make a decision that frees a seat first).
+make a decision that frees a seat first). The steady state is also measured with each
+decision sent through a plain connection (no asyncio, no pool; ``Acd.dispatch_command``),
+beside GET through that connection.
 
     python -m bench.acd_routing [--redis redis://127.0.0.1:6379/0]
 """
@@ -33,6 +35,7 @@ import time
 import uuid
 from urllib.parse import urlparse
 
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from agents.seats import Seat, SeatsFile, Skill
@@ -133,6 +136,42 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
                 decided += 1
                 await acd.answered(a.call_id)
                 on_call.append(a.call_id)
+        # the same, each decision (and then as many GETs) through a plain connection: no
+        # asyncio, no pool, as close to redis-benchmark's client as Python gets
+        plain = redis_sync.ConnectionPool.from_url(url).make_connection()
+        plain.connect()
+        plain.send_command("SET", f"{prefix}get", "xxx")  # what redis-benchmark GETs: 3 bytes
+        plain.read_response()
+        plain_latencies, plain_decided = [], 0
+        for _ in range(steady_rounds):
+            ending = on_call.pop(rng.randrange(len(on_call)))
+            await acd.hangup(ending)
+            await enqueue_one(acd, rng, next_call)
+            next_call += 1
+            command = acd.dispatch_command(limit=1)
+            t = time.perf_counter()
+            plain.send_command(*command)
+            rows = plain.read_response()
+            plain_latencies.append(time.perf_counter() - t)
+            for row in rows:
+                plain_decided += 1
+                call_id = row[0].decode()
+                await acd.answered(call_id)
+                on_call.append(call_id)
+        get_latencies = []
+        for _ in range(steady_rounds):
+            t = time.perf_counter()
+            plain.send_command("GET", f"{prefix}get")
+            plain.read_response()
+            get_latencies.append(time.perf_counter() - t)
+        plain.disconnect()
+        figures["plain_decided"] = plain_decided
+        figures["plain_decisions_per_s"] = plain_decided / sum(plain_latencies)
+        figures["plain_p50_ms"] = percentile(plain_latencies, 0.50) * 1000
+        figures["plain_p99_ms"] = percentile(plain_latencies, 0.99) * 1000
+        figures["plain_get_per_s"] = len(get_latencies) / sum(get_latencies)
+        figures["plain_get_p50_ms"] = percentile(get_latencies, 0.50) * 1000
+
         # a new caller finds a free seat: three calls before (priority, enqueue, routing
         # step) against Acd.enter's one, alternately, each after a seat freed up
         paths: dict[str, list[float]] = {"three calls": [], "enter": []}
@@ -178,7 +217,6 @@ async def same_client_get(redis: Redis, prefix: str, rounds: int) -> dict[str, f
     """GET through the client the decisions above went through (redis-py, one connection,
     one call at a time): its rate, and what one GET costs inside Redis."""
     key = f"{prefix}get"
-    await redis.set(key, "x" * 3)
     latencies = []
     before = await command_stats(redis)
     for _ in range(rounds):
@@ -280,6 +318,14 @@ def main() -> None:
         f"(p50 {figures['client_get_p50_ms']:.2f} ms): steady decisions "
         f"{100 * steady / figures['client_get_per_s']:.1f} % of it"
     )
+    plain = figures["plain_decisions_per_s"]
+    print(
+        f"  plain connection: steady   {plain:10.0f} decisions/s "
+        f"({figures['plain_decided']:.0f}/{figures['steady_rounds']:.0f} rounds decided, "
+        f"p50 {figures['plain_p50_ms']:.3f} ms, p99 {figures['plain_p99_ms']:.3f} ms); "
+        f"GET {figures['plain_get_per_s']:.0f}/s (p50 {figures['plain_get_p50_ms']:.3f} ms): "
+        f"{100 * plain / figures['plain_get_per_s']:.1f} % of it"
+    )
     ceiling = redis_benchmark(args.redis, clients=1)
     if ceiling:
         for op, rate in sorted(ceiling.items()):
@@ -288,8 +334,9 @@ def main() -> None:
         print(
             f"  % of redis-benchmark GET (same client count, 1): batch "
             f"{100 * figures['batch_decisions_per_s'] / get:.1f} %, steady "
-            f"{100 * steady / get:.1f} % (goal >= 30 %); the same client's own GET reaches "
-            f"{100 * figures['client_get_per_s'] / get:.1f} %"
+            f"{100 * steady / get:.1f} %, plain connection {100 * plain / get:.1f} % (goal >= "
+            f"30 %); the clients' own GET: redis-py {100 * figures['client_get_per_s'] / get:.1f}"
+            f" %, plain connection {100 * figures['plain_get_per_s'] / get:.1f} %"
         )
         # inside Redis: a decision's Lua call against one GET's round trip as redis-benchmark
         # sees it (its client costs next to nothing): the rate a C client could reach

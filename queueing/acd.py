@@ -398,8 +398,18 @@ class Acd:
     async def dispatch_once(self, now: float | None = None, limit: int = 1000) -> list[Assignment]:
         """One atomic routing step: match as many waiting callers to seats as possible.
         Each assigned seat is ringing; the engine rings it and calls :meth:`answered`."""
-        rows = await self._run("dispatch", _ms(self._now(now)), limit, self.scan, self._rules_json)
+        rows = await self._run("dispatch", *self._dispatch_args(now, limit))
         return self._assignments(rows)
+
+    def _dispatch_args(self, now: float | None, limit: int) -> list[Any]:
+        return [_ms(self._now(now)), limit, self.scan, self._rules_json]
+
+    def dispatch_command(self, now: float | None = None, limit: int = 1000) -> list[Any]:
+        """The EVALSHA command of :meth:`dispatch_once`'s routing step, for a client other
+        than this Acd's (``bench.acd_routing`` times it through a plain connection; the
+        script must be loaded, e.g. by one :meth:`dispatch_once`)."""
+        script = self._scripts["dispatch"]
+        return ["EVALSHA", script.sha, 0, self.prefix, *self._dispatch_args(now, limit)]
 
     async def enter(
         self, call_id: str, skill: str, *, caller: str = "", language: str = "zh",
