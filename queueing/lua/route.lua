@@ -166,15 +166,6 @@ local function dispatch_step(now, limit, scan, rules)
   for _, s in ipairs(rules.steps) do
     if s.any_skill and any_after == nil then any_after = s.after_ms end
   end
-
-  -- Queues worth looking at. With few seats free, only the queues of their skills can be
-  -- served, unless somebody waited long enough for "any seat with the language" (any_after).
-  -- Of those, a queue whose oldest caller (its most relaxed one) no available seat is good
-  -- enough for has nobody to serve in this step.
-  local any_after = nil
-  for _, s in ipairs(rules.steps) do
-    if s.any_skill and any_after == nil then any_after = s.after_ms end
-  end
   local skills = nil
   local oldest_all = any_after and few and redis.call('ZRANGE', P .. 'waitall', 0, 0, 'WITHSCORES')
   if few and (any_after == nil or oldest_all[2] == nil
