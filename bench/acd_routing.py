@@ -17,7 +17,8 @@ microseconds, from INFO commandstats) beside one GET's microseconds there gives 
 redis-benchmark's own client would reach for decisions (a projection: redis-benchmark cannot
 make a decision that frees a seat first). The steady state is also measured with each
 decision sent through a plain connection (no asyncio, no pool; ``Acd.dispatch_command``),
-beside GET through that connection.
+beside GET through that connection: one GET in each round (the GET and the decision first
+in turn), and GETs back to back as redis-benchmark sends them.
 
     python -m bench.acd_routing [--redis redis://127.0.0.1:6379/0]
 """
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlparse
 
 import redis as redis_sync
@@ -142,28 +144,37 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
         plain.connect()
         plain.send_command("SET", f"{prefix}get", "xxx")  # what redis-benchmark GETs: 3 bytes
         plain.read_response()
-        plain_latencies, plain_decided = [], 0
-        for _ in range(steady_rounds):
+        get = ["GET", f"{prefix}get"]
+
+        def timed(command: list[Any]) -> tuple[float, Any]:
+            t = time.perf_counter()
+            plain.send_command(*command)
+            reply = plain.read_response()
+            return time.perf_counter() - t, reply
+
+        plain_latencies, between, plain_decided = [], [], 0
+        for n in range(steady_rounds):
             ending = on_call.pop(rng.randrange(len(on_call)))
             await acd.hangup(ending)
             await enqueue_one(acd, rng, next_call)
             next_call += 1
-            command = acd.dispatch_command(limit=1)
-            t = time.perf_counter()
-            plain.send_command(*command)
-            rows = plain.read_response()
-            plain_latencies.append(time.perf_counter() - t)
+            decide = acd.dispatch_command(limit=1)
+            # a GET beside each decision, each first in turn after the round's other calls
+            # (whichever comes first finds Redis and the CPU caches colder)
+            if n % 2:
+                get_s, _ = timed(get)
+                took, rows = timed(decide)
+            else:
+                took, rows = timed(decide)
+                get_s, _ = timed(get)
+            plain_latencies.append(took)
+            between.append(get_s)
             for row in rows:
                 plain_decided += 1
                 call_id = row[0].decode()
                 await acd.answered(call_id)
                 on_call.append(call_id)
-        get_latencies = []
-        for _ in range(steady_rounds):
-            t = time.perf_counter()
-            plain.send_command("GET", f"{prefix}get")
-            plain.read_response()
-            get_latencies.append(time.perf_counter() - t)
+        get_latencies = [timed(get)[0] for _ in range(steady_rounds)]  # back to back
         plain.disconnect()
         figures["plain_decided"] = plain_decided
         figures["plain_decisions_per_s"] = plain_decided / sum(plain_latencies)
@@ -171,6 +182,8 @@ async def run(url: str, steady_rounds: int, batch: int) -> dict[str, float]:
         figures["plain_p99_ms"] = percentile(plain_latencies, 0.99) * 1000
         figures["plain_get_per_s"] = len(get_latencies) / sum(get_latencies)
         figures["plain_get_p50_ms"] = percentile(get_latencies, 0.50) * 1000
+        figures["between_get_per_s"] = len(between) / sum(between)
+        figures["between_get_p50_ms"] = percentile(between, 0.50) * 1000
 
         # a new caller finds a free seat: three calls before (priority, enqueue, routing
         # step) against Acd.enter's one, alternately, each after a seat freed up
@@ -322,10 +335,14 @@ def main() -> None:
     print(
         f"  plain connection: steady   {plain:10.0f} decisions/s "
         f"({figures['plain_decided']:.0f}/{figures['steady_rounds']:.0f} rounds decided, "
-        f"p50 {figures['plain_p50_ms']:.3f} ms, p99 {figures['plain_p99_ms']:.3f} ms); "
-        f"GET {figures['plain_get_per_s']:.0f}/s (p50 {figures['plain_get_p50_ms']:.3f} ms): "
-        f"{100 * plain / figures['plain_get_per_s']:.1f} % of it"
+        f"p50 {figures['plain_p50_ms']:.3f} ms, p99 {figures['plain_p99_ms']:.3f} ms)"
     )
+    for name, label in (("between", "beside the decisions"), ("plain", "back to back")):
+        rate = figures[f"{name}_get_per_s"]
+        print(
+            f"    GET {label:20} {rate:10.0f} requests/s (p50 "
+            f"{figures[f'{name}_get_p50_ms']:.3f} ms): decisions {100 * plain / rate:.1f} % of it"
+        )
     ceiling = redis_benchmark(args.redis, clients=1)
     if ceiling:
         for op, rate in sorted(ceiling.items()):
