@@ -64,13 +64,21 @@ _LISTENS = ("GET DATA", "STREAM FILE")
 _PLAYS = ("STREAM FILE", "GET DATA", "CONTROL STREAM FILE", "SET MUSIC ON", "EXEC Dial")
 
 
+# The IVR hands its route back to the dialplan with this: a gap across it ends in the queue.
+_LEAVES = "SET VARIABLE HOTLINE_ROUTE_KIND"
+
+
 @dataclass
 class Watch:
-    """What the bench's own AMI session sees: key-to-next-prompt gaps and channels' callers."""
+    """What the bench's own AMI session sees: key-to-next-prompt gaps (all of them, and split
+    into the menu's own turns and the last key's way into the queue) and channels' callers."""
 
     gaps_ms: list[float] = field(default_factory=list)
+    menu_gaps_ms: list[float] = field(default_factory=list)  # to the menu's next prompt
+    queue_gaps_ms: list[float] = field(default_factory=list)  # out of the IVR into the queue
     callers: dict[str, str] = field(default_factory=dict)  # uniqueid -> caller number
     _key_at: dict[str, float] = field(default_factory=dict)  # channel -> key's command end
+    _leaving: set[str] = field(default_factory=set)  # channels the IVR has routed since
 
     def on_event(self, _manager: Manager, event: Message) -> None:
         name, channel = event.get("Event"), event.get("Channel", "")
@@ -80,8 +88,15 @@ class Watch:
             self.callers.setdefault(event.get("Uniqueid", ""), event.get("CallerIDNum", ""))
         elif name == "AGIExecEnd" and command.startswith(_LISTENS):
             self._key_at[channel] = at
+            self._leaving.discard(channel)
+        elif name == "AGIExecStart" and command.startswith(_LEAVES) and channel in self._key_at:
+            self._leaving.add(channel)
         elif name == "AGIExecStart" and command.startswith(_PLAYS) and channel in self._key_at:
-            self.gaps_ms.append((at - self._key_at.pop(channel)) * 1000)
+            gap = (at - self._key_at.pop(channel)) * 1000
+            self.gaps_ms.append(gap)
+            leaving = channel in self._leaving
+            self._leaving.discard(channel)
+            (self.queue_gaps_ms if leaving else self.menu_gaps_ms).append(gap)
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -119,7 +134,7 @@ async def one_rate(
 ) -> dict[str, float]:  # fmt: skip
     duration = args.minutes * 60
     since = time.time()
-    gaps_before = len(watch.gaps_ms)
+    before = len(watch.gaps_ms), len(watch.menu_gaps_ms), len(watch.queue_gaps_ms)
     assert engine.process is not None
     cpu0 = (cpu_seconds(engine.process.pid), cpu_seconds(asterisk_pid), box_busy())
     per_queue = rate / len(QUEUE_KEYS)
@@ -158,12 +173,17 @@ async def one_rate(
     placed = sum(sipp_totals(path)[0] for path in stats.values())
     log = work.parent / "asterisk-messages.log"
     rings = queue_to_ring_ms(trace, entered_times(log, since, watch.callers))
-    gaps = watch.gaps_ms[gaps_before:]
+    gaps = watch.gaps_ms[before[0] :]
+    menu_gaps, queue_gaps = watch.menu_gaps_ms[before[1] :], watch.queue_gaps_ms[before[2] :]
     busy = (cpu1[2][0] - cpu0[2][0]) / max(1, cpu1[2][1] - cpu0[2][1])
     per_call = max(1, placed)
     print(f"\nrate {rate:.2f} calls/s for {args.minutes:g} min ({placed} calls placed by sipp):")
     print(f"  offered to queues {offered}, answered {answered}, abandoned {abandoned}")
     print(f"  key-to-next-prompt  p50 {p(gaps, 0.5)} ms  p99 {p(gaps, 0.99)} ms  (n={len(gaps)})")
+    print(f"    in the menu       p50 {p(menu_gaps, 0.5)} ms  p99 {p(menu_gaps, 0.99)} ms  "
+          f"(n={len(menu_gaps)})")  # fmt: skip
+    print(f"    into the queue    p50 {p(queue_gaps, 0.5)} ms  p99 {p(queue_gaps, 0.99)} ms  "
+          f"(n={len(queue_gaps)})")  # fmt: skip
     print(f"  queue-to-ring       p50 {p(rings, 0.5)} ms  p99 {p(rings, 0.99)} ms  "
           f"(n={len(rings)})")  # fmt: skip
     print(f"  CPU per call: engine {(cpu2[0] - cpu0[0]) / per_call * 1000:.0f} ms, "

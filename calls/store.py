@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +32,19 @@ class JourneyStep:
 class CallStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._writing: dict[str, asyncio.Event] = {}  # uniqueid -> the IVR's writes are done
+
+    @contextmanager
+    def writing(self, uniqueid: str) -> Iterator[None]:
+        """While a call's IVR writes its journey and route (after letting the caller go on),
+        :meth:`close` of that call waits: a record is whole once it is closed."""
+        done = self._writing[uniqueid] = asyncio.Event()
+        try:
+            yield
+        finally:
+            done.set()
+            if self._writing.get(uniqueid) is done:
+                del self._writing[uniqueid]
 
     async def open(
         self, uniqueid: str, channel: str, caller: CallerId, *, started_at: datetime | None = None
@@ -103,6 +119,8 @@ class CallStore:
         at: datetime | None = None,
     ) -> bool:
         """Close the record with the hangup cause; False if the call never reached the IVR."""
+        if (writing := self._writing.get(uniqueid)) is not None:
+            await writing.wait()
         async with self._sessions.begin() as session:
             record = await session.scalar(select(CallRecord).where(CallRecord.uniqueid == uniqueid))
             if record is None:

@@ -111,14 +111,18 @@ class IvrSession:
                 JourneyStep("error", walk.node, "IVR failed; operator fallback", utcnow())
             )
         finally:
-            await self._store.add_steps(call_id, journey)
-            await self._store.finish_ivr(
-                call_id,
-                route=str(route) if route else None,
-                reason=finish.reason if finish else "hangup",
-                language=walk.language,
-                entered=finish.collected if finish else None,
-            )
+            # the caller goes on (to the queue's music, say) while the record is written;
+            # the record's close on hangup waits for these writes
+            with self._store.writing(call.uniqueid):
+                agi.release()
+                await self._store.add_steps(call_id, journey)
+                await self._store.finish_ivr(
+                    call_id,
+                    route=str(route) if route else None,
+                    reason=finish.reason if finish else "hangup",
+                    language=walk.language,
+                    entered=finish.collected if finish else None,
+                )
 
     def _file(self, prompt: Prompt) -> str:
         return str(self._prompts.path_for(prompt))

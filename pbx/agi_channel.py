@@ -97,6 +97,11 @@ class AgiChannel(Protocol):
         """The channel variable's value ("" if unset)."""
         ...
 
+    def release(self) -> None:
+        """End the AGI conversation now: Asterisk goes on in the dialplan while the route
+        finishes its own work (writing the call record); no command may follow."""
+        ...
+
 
 class PanoramiskChannel:
     """:class:`AgiChannel` over a panoramisk FastAGI request, each command with a deadline."""
@@ -105,12 +110,15 @@ class PanoramiskChannel:
         self._request = request
         self._call = call
         self._deadline_s = deadline_s
+        self._released = False
 
     @property
     def call(self) -> AgiCall:
         return self._call
 
     async def command(self, command: str, deadline_s: float | None = None) -> tuple[str, str]:
+        if self._released:
+            raise AgiCommandError(f"{command!r}: the AGI conversation was released")
         if CONTROL.search(command):
             # a CR/LF would end this command and start another one of the caller's choosing
             raise AgiCommandError(f"{command!r}: refused, it holds a control character")
@@ -163,3 +171,8 @@ class PanoramiskChannel:
     async def get_variable(self, name: str) -> str:
         code, data = await self.command(f"GET VARIABLE {name}", deadline_s=10)
         return data if code == "1" else ""
+
+    def release(self) -> None:
+        # what the FastAGI server does when a route returns: Asterisk's AGI() ends on EOF
+        self._released = True
+        self._request.writer.close()

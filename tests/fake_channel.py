@@ -8,6 +8,8 @@ result), or :func:`hang_up` (every later operation raises ``CallerHungUp``, as A
 511 does). An operation the script does not expect fails at once with the step expected and
 what the route did so far (:class:`ScriptError`, also kept for :meth:`FakeChannel.check`, in
 case the route swallows it); :meth:`FakeChannel.check` also fails if steps are left over.
+A route may end the conversation early (``release()``, noted in :attr:`FakeChannel.done`);
+any operation after it fails.
 
 A ``repeat`` step (a poll: ``WAIT FOR DIGIT 100``) matches any number of times until the
 route performs the operation of the step after it (:func:`polls` scripts an exact number).
@@ -153,6 +155,7 @@ class FakeChannel:
     failures: list[ScriptError] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)  # digits queued by wake()
     hung_up: bool = False
+    released: bool = False  # the route ended the AGI conversation (release())
     _next: int = 0
     _waiting: asyncio.Future[str] | None = None  # the running WAIT FOR DIGIT
 
@@ -184,6 +187,10 @@ class FakeChannel:
         value: str = await self._perform("get_variable", name)
         return value
 
+    def release(self) -> None:
+        self.done.append("release")
+        self.released = True
+
     # -- the script -------------------------------------------------------------------------
     def check(self) -> None:
         """The route did what the script said, all of it."""
@@ -202,6 +209,8 @@ class FakeChannel:
 
     async def _perform(self, op: str, what: str, value: str | None = None) -> Any:
         self.done.append(f"{op} {what}" + ("" if value is None else f" = {value}"))
+        if self.released:
+            self._fail(f"{self.done[-1]!r} after the route released the channel")
         if self.hung_up:
             raise CallerHungUp("the caller hung up (scripted)")
         step = self._step(op, what, value)

@@ -8,13 +8,14 @@ The call record goes to a real SQLite database through the engine's :class:`Call
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_channel import FakeChannel, agi_call, get_data, hang_up, set_variable, stream
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from calls.store import CallStore
 from hotline.database import create_schema, make_sessions
@@ -117,11 +118,16 @@ def menu() -> Menu:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CallStore]:
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
     await create_schema(engine)
-    yield CallStore(make_sessions(engine))
+    yield make_sessions(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+def store(sessions: async_sessionmaker[AsyncSession]) -> CallStore:
+    return CallStore(sessions)
 
 
 async def run_call(
@@ -278,3 +284,53 @@ async def test_the_fake_fails_on_a_command_the_script_did_not_expect(
     """The seam itself: a route that strays from the script fails the test, clearly."""
     with pytest.raises(AssertionError, match=r"unexpected 'get_data main.zh'.*expected get_data"):
         await run_call(menu, store, [get_data("1", START), get_data("2", ["main.en"])])
+
+
+class WatchingStore(CallStore):
+    """A CallStore that notes whether the caller's channel was released before each write,
+    and closes the record (the hangup) while the IVR is still writing it."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channel: FakeChannel) -> None:
+        super().__init__(sessions)
+        self.channel = channel
+        self.released_at_write: list[bool] = []
+        self.done: list[str] = []
+        self.hangup: asyncio.Task[bool] | None = None
+
+    async def add_steps(self, call_id: int, steps: list[Any]) -> None:
+        self.released_at_write.append(self.channel.released)
+        # the caller hangs up as soon as the IVR let go (the dialplan's Hangup(), say)
+        self.hangup = asyncio.create_task(self.close(self.channel.call.uniqueid, cause=16,
+                                                     cause_text="Normal Clearing"))  # fmt: skip
+        await asyncio.sleep(0.05)
+        await super().add_steps(call_id, steps)
+
+    async def finish_ivr(self, call_id: int, **values: Any) -> None:
+        self.released_at_write.append(self.channel.released)
+        await super().finish_ivr(call_id, **values)
+        self.done.append("route written")
+
+    async def close(self, uniqueid: str, **values: Any) -> bool:
+        closed = await super().close(uniqueid, **values)
+        self.done.append("closed")
+        return closed
+
+
+async def test_the_caller_leaves_before_the_record_is_written(
+    menu: Menu, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The last key's way to the queue does not wait for SQL: the route releases the AGI
+    channel (Asterisk goes on in the dialplan) and then writes the journey and the route;
+    a hangup meanwhile closes the record only once they are written."""
+    channel = FakeChannel(agi_call("1800000000.8"), [
+        get_data("1", START), get_data("1", ["main.zh"]), *leaves_to("queue:report", "zh"),
+    ])  # fmt: skip
+    watching = WatchingStore(sessions, channel)
+    await IvrSession(menu, PromptNames(), watching).run(channel)
+    channel.check()
+    assert channel.done[-1] == "release"
+    assert watching.released_at_write == [True, True]
+    assert watching.hangup is not None and await watching.hangup
+    assert watching.done == ["route written", "closed"]
+    record = await watching.get("1800000000.8")
+    assert record is not None and record["route"] == "queue:report" and record["ended_at"]
