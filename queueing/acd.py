@@ -332,15 +332,18 @@ class Acd:
 
     async def seats_in_calls(self) -> list[SeatStatus]:
         """Seats ringing or on a call now (for the check against Asterisk)."""
-        out = []
-        for seat in self.seats.seats:
-            try:
-                status = await self.seat(seat.extension)
-            except UnknownSeat:
-                continue
-            if status.state in (SeatState.RINGING, SeatState.ON_CALL):
-                out.append(status)
-        return out
+        exts = [seat.extension for seat in self.seats.seats]
+        async with asyncio.timeout(self.timeout_s):  # one round trip, not one per seat
+            pipe = self.redis.pipeline(transaction=False)
+            for ext in exts:
+                pipe.hgetall(f"{self.prefix}seat:{ext}")
+            found = await pipe.execute()
+        statuses = (
+            seat_status(ext, {_s(k): _s(v) for k, v in raw.items()})
+            for ext, raw in zip(exts, found, strict=True)
+            if raw  # an unknown seat
+        )
+        return [s for s in statuses if s.state in (SeatState.RINGING, SeatState.ON_CALL)]
 
     async def waiting_ids(self) -> list[str]:
         """Every waiting call (voice and callbacks), oldest first."""
