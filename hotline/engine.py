@@ -420,7 +420,9 @@ class Hotline:
                                    department_numbers=numbers,
                                    on_transferred=onward.transferred)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
-        self.consultations = Consultations(self.transfers, self.ami.action)
+        self.consultations = Consultations(self.transfers, self.ami.action,
+                                           tell_desk=self.live.consultation,
+                                           put_through=self.live.connected)  # fmt: skip
         self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
         self.ami.on("Hangup", self.consultations.on_hangup)
         self.ami.on("Newchannel", self.consultations.on_newchannel)

@@ -16,7 +16,9 @@ Redis keys, all under ``prefix`` (default ``hotline:acd:``; times in epoch ms):
 ``skills`` / ``seats``         SETs of declared skills and registered seat extensions
 ``seat:<ext>``                 HASH: state, reason, since, idle, call, ring_until,
                                wrap_until, langs, skills ("report:1 ..."), ring_ms, wrap_ms,
-                               ``w:<skill>`` wrap-up per skill, name, retired
+                               ``w:<skill>`` wrap-up per skill, name, retired; ringing
+                               with reason ``consult``: chosen for a seat's consultation
+                               of ``call`` (queueing/lua/consult.lua), no RONA deadline
 ``chans:<ext>``                SET the seat's own live channels (unique ids); while any
                                lives the seat is in no ``avail*`` index (offered nothing)
 ``avail``                      ZSET available seats -> idle since (longest idle first)

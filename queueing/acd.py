@@ -59,11 +59,11 @@ from queueing.rules import PRIORITY_MAX, RoutingRules, estimated_wait_s
 from queueing.snapshot import read_snapshot, seat_status
 
 log = logging.getLogger(__name__)
-_ROUTING = {"enqueue", "dispatch", "enter"}  # the scripts built on lua/route.lua
+_ROUTING = {"enqueue", "dispatch", "enter", "consult"}  # the scripts built on lua/route.lua
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 _SCRIPTS = (
     "enqueue", "dispatch", "enter", "seat", "answer", "release", "requeue", "callback", "register",
-    "channel", "native",
+    "channel", "native", "consult",
 )  # fmt: skip
 
 
@@ -516,6 +516,48 @@ class Acd:
         for r in out:
             log.warning("call %s: seat %s did not answer (RONA), paused", r.call_id, r.seat)
         return out
+
+    # -- consultations (queueing/lua/consult.lua) ----------------------------------------
+    async def consult_seat(
+        self, call_id: str, seat: str, skill: str, now: float | None = None
+    ) -> str | None:
+        """The seat ``skill``'s queue would give the connected call ``call_id`` now, rung
+        for ``seat``'s consultation (offered no caller meanwhile); None if none is free."""
+        try:
+            row = await self._run("consult", "reserve", call_id, seat, _ms(self._now(now)),
+                                  skill, self._rules_json)  # fmt: skip
+        except ResponseError as exc:
+            if "HOTLINE_UNKNOWN_SKILL" in str(exc):
+                raise UnknownSkill(f"no skill {skill}") from exc
+            if "HOTLINE_CALL_STATE" in str(exc):
+                raise CallStateError(f"call {call_id}: {exc}") from exc
+            raise
+        if not row:
+            log.info("call %s: no seat of %s free for seat %s's consultation", call_id, skill,
+                     seat)  # fmt: skip
+            return None
+        log.info("call %s: seat %s chosen in %s for seat %s's consultation (level %s)",
+                 call_id, _s(row[0]), skill, seat, row[1])  # fmt: skip
+        return _s(row[0])
+
+    async def consult_handover(self, call_id: str, seat: str, now: float | None = None) -> str:
+        """The consultation was put through: the consulted ``seat`` is on the call, the seat
+        it leaves (returned) enters its wrap-up. CallStateError if ``seat`` no longer rings
+        for this call's consultation."""
+        try:
+            left = await self._run("consult", "handover", call_id, seat, _ms(self._now(now)),
+                                   str(self.aht_alpha))  # fmt: skip
+        except ResponseError as exc:
+            if "HOTLINE_CALL_STATE" in str(exc) or "HOTLINE_SEAT_STATE" in str(exc):
+                raise CallStateError(f"call {call_id}: {exc}") from exc
+            raise
+        log.info("call %s handed over from seat %s to seat %s", call_id, _s(left), seat)
+        return _s(left)
+
+    async def consult_free(self, call_id: str, seat: str, now: float | None = None) -> bool:
+        """The consultation ended without a handover: ``seat`` is available again (True), if
+        it still rang for it."""
+        return bool(await self._run("consult", "free", call_id, seat, _ms(self._now(now))))
 
     # -- statistics ---------------------------------------------------------------------
     async def snapshot(self, now: float | None = None) -> AcdSnapshot:

@@ -19,7 +19,16 @@ event, whoever started it, puts the step ``transfer`` on the call record (``(att
 tells intake that the recording goes on with the caller (:mod:`intake.onward`) and ends the
 first seat's part in the ACD (the caller's channel stays in its conversation, so the ACD
 would not hear of it otherwise). The desk's consultation (start and cancel) is the step
-``consult``. A queue is not a target: the ACD, not the operator, chooses its seat.
+``consult``.
+
+A queue as the target (``queue:<skill>``): the ACD chooses the seat, as it would for a caller
+of that queue arriving now (:meth:`queueing.acd.Acd.consult_seat`, Lua in Redis); that seat
+rings for the consultation (its extension is a transfer code) and is offered no caller
+meanwhile, and its desk is told it is a consultation (``consult``, not a new call). No seat
+of the queue free: refused (409 ``no_free_seat``), the caller is not held waiting. Put
+through, the chosen seat becomes the call's seat in the ACD (the first seat's part ends, its
+wrap-up starts) and its desk pops with the call; cancelled or unanswered, it is free at once.
+:meth:`Consultations.consult` is the one place a consultation's seat is chosen.
 
 An open consultation is kept in the ACD's Redis (:class:`OpenConsultations`, expiring), not
 in the engine's memory: Asterisk holds the call, so after an engine restart (or on another
@@ -33,16 +42,20 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
+from calls.lifecycle import ConnectedCall
 from calls.store import JourneyStep
 from queueing.acd import Acd, AcdError
+from queueing.models import CallStateError, UnknownSkill
 from queueing.transfer import (
     CONTEXT,
+    NoFreeSeat,
     Target,
     TransferRefused,
     Transfers,
@@ -54,7 +67,7 @@ from web.params import json_object, text_field
 
 log = logging.getLogger(__name__)
 
-CONSULT_KINDS = ("seat", "emergency", "number")
+CONSULT_KINDS = ("seat", "emergency", "number", "queue")
 # A department's number has no code: the engine sets it on the seat's channel, then keys *9.
 NUMBER_CODE, NUMBER_VARIABLE = "*9", "HOTLINE_CONSULT_NUMBER"
 KEEP_DIALLED = 1024  # consultations remembered until they complete or end
@@ -63,6 +76,10 @@ KEEP_DIALLED = 1024  # consultations remembered until they complete or end
 OPEN_TTL_S = 4 * 3600
 # One AMI action, its answer (pbx.ami.AmiClient.action).
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
+# Tells a seat's desk (web.live): a consultation rings there (seat, what it is about).
+TellDesk = Callable[[str, dict[str, Any]], None]
+# A call put through to a seat chosen for a consultation: its desk pops with the call.
+PutThrough = Callable[[ConnectedCall], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,7 @@ class Consultation:
     seat_channel: str
     target: str  # Target.text
     who: str
+    chosen: str = ""  # a queue's target: the seat the ACD chose for the consultation
 
 
 class OpenConsultations:
@@ -109,8 +127,16 @@ class OpenConsultations:
 
 
 class Consultations:
-    def __init__(self, transfers: Transfers, ami: AmiAction) -> None:
+    def __init__(
+        self,
+        transfers: Transfers,
+        ami: AmiAction,
+        *,
+        tell_desk: TellDesk = lambda seat, about: None,
+        put_through: PutThrough | None = None,
+    ) -> None:
         self.transfers, self.ami = transfers, ami
+        self.tell_desk, self.put_through = tell_desk, put_through
         self._open = OpenConsultations(transfers.acd)
         self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,25 +144,52 @@ class Consultations:
     async def consult(self, seat: str, target: Target, who: str) -> dict[str, Any]:
         """Hold the caller of ``seat`` and call ``target`` from the seat's channel."""
         if target.kind not in CONSULT_KINDS:
-            raise ValueError(f"consult {target.text!r}: a seat, an emergency number or a "
-                             "department's number (a queue: transfer the caller)")  # fmt: skip
+            raise ValueError(f"consult {target.text!r}: a queue, a seat, an emergency number "
+                             "or a department's number")  # fmt: skip
         if target.kind == "seat" and target.name == seat:
             raise ValueError(f"seat {seat} cannot consult itself")
-        call_id, _record = await self.transfers.connected_call(seat)
+        call_id, record = await self.transfers.connected_call(seat)
         channel = await self._seat_channel(seat, call_id)
         code = target.name  # a seat's extension, an emergency number: transfer codes
         if target.kind == "number":  # checked above; the consultation inherits it
             await self.ami({"Action": "Setvar", "Channel": channel,
                             "Variable": f"__{NUMBER_VARIABLE}", "Value": target.name})  # fmt: skip
             code = NUMBER_CODE
-        # Asterisk's Atxfer plays the feature code and these digits as if the seat keyed them
-        await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
-                        "Exten": code})  # fmt: skip
-        await self._open.put(seat, Consultation(call_id, channel, target.text, who))
-        await self._step(call_id, "consult", target.text, f"from seat {seat} by {who}")
-        log.info("call %s: seat %s consults %s (%s), the caller held", call_id, seat,
-                 target.text, who)  # fmt: skip
-        return {"call_id": call_id, "seat": seat, "consulting": target.text, "by": who}
+        chosen = await self._choose(call_id, seat, target) if target.kind == "queue" else ""
+        code = chosen or code  # the chosen seat's extension: a transfer code
+        open_ = Consultation(call_id, channel, target.text, who, chosen)
+        try:
+            # Atxfer plays the feature code and these digits as if the seat keyed them
+            await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
+                            "Exten": code})  # fmt: skip
+            await self._open.put(seat, open_)
+        except BaseException:
+            if chosen:
+                await self._free(open_, seat)
+            raise
+        detail = f"from seat {seat} by {who}" + (f": seat {chosen}" if chosen else "")
+        await self._step(call_id, "consult", target.text, detail)
+        log.info("call %s: seat %s consults %s%s (%s), the caller held", call_id, seat,
+                 target.text, f" (seat {chosen})" if chosen else "", who)  # fmt: skip
+        if chosen:
+            self.tell_desk(chosen, {"call_id": call_id, "from_seat": seat, "queue": target.name,
+                                    "caller_number": record["caller_number"] or "",
+                                    "by": who})  # fmt: skip
+        done = {"call_id": call_id, "seat": seat, "consulting": target.text, "by": who}
+        return {**done, "chosen_seat": chosen} if chosen else done
+
+    async def _choose(self, call_id: str, seat: str, target: Target) -> str:
+        """The seat the ACD gives ``target``'s queue for this consultation (ringing for it)."""
+        try:
+            chosen = await self.transfers.acd.consult_seat(call_id, seat, target.name)
+        except UnknownSkill as exc:
+            raise ValueError(str(exc)) from None
+        except CallStateError as exc:
+            raise TransferRefused(f"seat {seat}: {exc}") from None
+        if chosen is None:
+            raise NoFreeSeat(f"no seat of queue {target.name} is free to consult; try again "
+                             "or transfer the caller to the queue")  # fmt: skip
+        return chosen
 
     async def complete(self, seat: str, who: str) -> dict[str, Any]:
         """Put the caller through to the consulted target: the seat's channel leaves."""
@@ -158,6 +211,8 @@ class Consultations:
         except BaseException:
             await self._open.put(seat, open_)
             raise
+        if open_.chosen:
+            await self._free(open_, seat)
         await self._step(open_.call_id, "consult", open_.target,
                          f"cancelled by seat {seat} ({who})")  # fmt: skip
         log.info("call %s: seat %s cancelled its consultation of %s", open_.call_id, seat,
@@ -186,11 +241,15 @@ class Consultations:
             target, who = open_.target, open_.who
         else:  # the softphone's #2: the target's Local channel names the code dialled
             target, who = self._dialled.pop(call_id, "?"), "softphone (#2)"
-        log.info("call %s transferred from seat %s to %s after consulting (%s)", call_id, seat,
-                 target, who)  # fmt: skip
-        detail = f"from seat {seat} by {who} (attended)"
+        chosen = open_.chosen if open_ is not None else ""
+        log.info("call %s transferred from seat %s to %s%s after consulting (%s)", call_id, seat,
+                 target, f" (seat {chosen})" if chosen else "", who)  # fmt: skip
+        detail = f"from seat {seat} by {who} (attended)" + (f": seat {chosen}" if chosen else "")
         await self._step(call_id, "transfer", target, detail)
-        await self._seat_done(call_id, seat)
+        if chosen:
+            await self._handed_over(call_id, seat, chosen)
+        else:
+            await self._seat_done(call_id, seat)
 
     def on_newchannel(self, event: Message) -> None:
         """AMI Newchannel: a consultation's own channel names the code the seat keyed
@@ -225,6 +284,8 @@ class Consultations:
             return
         if seat is None or open_ is None or open_.call_id != call_id:
             return
+        if open_.chosen:
+            await self._free(open_, seat)
         log.info("call %s: seat %s's consultation of %s ended unanswered (%s); the seat is "
                  "back with the caller", call_id, seat, open_.target, cause or "?")  # fmt: skip
         await self._step(call_id, "consult", open_.target, f"ended: {cause or 'hung up'}")
@@ -256,6 +317,36 @@ class Consultations:
         except (RedisError, OSError, TimeoutError, AcdError) as exc:
             log.warning("call %s: seat %s not released after the transfer (%s)", call_id, seat,
                         exc)  # fmt: skip
+        self.transfers.kick()
+
+    async def _handed_over(self, call_id: str, seat: str, chosen: str) -> None:
+        """The seat the ACD chose is the call's seat now; its desk pops with the call."""
+        try:
+            await self.transfers.acd.consult_handover(call_id, chosen)
+        except (RedisError, OSError, TimeoutError, AcdError) as exc:
+            log.warning("call %s: not handed over from seat %s to seat %s in the ACD (%s)",
+                        call_id, seat, chosen, exc)  # fmt: skip
+            await self._seat_done(call_id, seat)
+            return
+        self.transfers.kick()
+        record = await self.transfers.calls.get(call_id) if self.put_through else None
+        if record is not None and self.put_through is not None:
+            skill = (await self.transfers.acd.entry(call_id) or {}).get("skill", "")
+            await self.put_through(ConnectedCall(
+                call_id=call_id, caller_channel=record["channel"],
+                caller_number=record["caller_number"], seat=chosen, seat_channel="",
+                skill=skill, connected_at=datetime.now(UTC),
+            ))  # fmt: skip
+
+    async def _free(self, open_: Consultation, seat: str) -> None:
+        """The seat chosen for ``seat``'s consultation is offered callers again at once."""
+        try:
+            if await self.transfers.acd.consult_free(open_.call_id, open_.chosen):
+                log.info("call %s: seat %s, chosen for seat %s's consultation, is free",
+                         open_.call_id, open_.chosen, seat)  # fmt: skip
+        except (RedisError, OSError, TimeoutError, AcdError) as exc:
+            log.warning("call %s: seat %s not freed after the consultation (%s)", open_.call_id,
+                        open_.chosen, exc)  # fmt: skip
         self.transfers.kick()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -79,6 +79,10 @@ class TransferRefused(Exception):
     """No call to transfer at the seat (409)."""
 
 
+class NoFreeSeat(Exception):
+    """No seat of the queue is free to consult (409)."""
+
+
 @dataclass(frozen=True)
 class Target:
     kind: str  # one of KINDS
@@ -274,6 +278,8 @@ def http_errors() -> Iterator[None]:
         yield
     except TransferRefused as exc:
         raise HttpError(409, "no_call", str(exc)) from None
+    except NoFreeSeat as exc:
+        raise HttpError(409, "no_free_seat", str(exc)) from None
     except AmiActionError as exc:  # the call ended meanwhile, say
         raise HttpError(409, "transfer_failed", f"Asterisk refused: {exc}") from None
     except (AmiUnavailable, TimeoutError) as exc:

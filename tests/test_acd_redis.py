@@ -456,3 +456,43 @@ async def test_a_caller_enters_and_is_routed_in_one_call(acd: Acd) -> None:
     assert (anonymous.priority, anonymous.position) == (0, 2)  # behind the repeat caller
     with pytest.raises(UnknownSkill):
         await acd.enter("c4", "cooking", now=T0 + 3602)
+
+
+async def test_a_consultation_of_a_queue_gets_the_seat_a_caller_would_and_holds_it(
+    acd: Acd, redis: Redis, prefix: str
+) -> None:
+    """Seat 8001 consults queue report about its call c1: the ACD chooses as for a caller
+    arriving now (8002, level 2; 8003's level 8 is past the first step), that seat rings for
+    the consultation and is offered no caller; freed, it keeps its place; put through, it is
+    the call's seat and 8001 wraps up; the call's queue counts one connect per seat."""
+    await _login(acd, ("8001", T0), ("8002", T0 + 1), ("8003", T0 + 2))
+    await acd.enqueue("c1", "report", now=T0 + 3)
+    [a] = await acd.dispatch_once(now=T0 + 4)
+    assert a.seat == "8001"
+    await acd.answered("c1", now=T0 + 5)
+    assert await acd.consult_seat("c1", "8001", "report", now=T0 + 10) == "8002"
+    status = await acd.seat("8002")
+    assert (status.state, status.reason, status.call_id) == (SeatState.RINGING, "consult", "c1")
+    await acd.enqueue("c2", "report", now=T0 + 11)
+    assert await acd.dispatch_once(now=T0 + 12) == []  # 8002 held, 8003 not good enough yet
+    assert await acd.expire_rings(now=T0 + 100) == []  # no RONA for a consultation
+    assert await acd.consult_free("c1", "8002", now=T0 + 13)
+    assert not await acd.consult_free("c1", "8002", now=T0 + 13)  # once
+    status = await acd.seat("8002")
+    assert status.state is SeatState.AVAILABLE and status.idle_since == T0 + 1
+    await acd.cancel("c2", now=T0 + 14)
+
+    assert await acd.consult_seat("c1", "8001", "report", now=T0 + 20) == "8002"
+    assert await acd.consult_handover("c1", "8002", now=T0 + 30) == "8001"
+    assert (await acd.seat("8001")).state is SeatState.WRAP_UP
+    status = await acd.seat("8002")
+    assert (status.state, status.call_id) == (SeatState.ON_CALL, "c1")
+    assert await acd.consult_seat("c1", "8002", "report", now=T0 + 31) is None  # 8003: level 8
+    done = await acd.hangup("c1", now=T0 + 60)
+    assert (done.outcome, done.seat, done.duration_s) == ("completed", "8002", 30.0)
+    events = [(e.type, e.seat, e.skill, e.data) for e in await read_events(redis, prefix)
+              if e.call_id == "c1" and e.type in ("connect", "complete")]  # fmt: skip
+    assert events == [
+        ("connect", "8001", "report", "2000"), ("complete", "8001", "report", "25000"),
+        ("connect", "8002", "report", "2000"), ("complete", "8002", "report", "30000"),
+    ]  # fmt: skip

@@ -20,6 +20,7 @@ from seat_calls import call_events, caller_at_8001, tone
 # the e2e seats fixture and the helpers of the ACD's and the blind transfers' tests
 from test_acd_calls import StartSeats, seats  # noqa: F401
 from test_transfers import _not_on_call, _pressing_seat, _sip_user, intake_of, operator_auth
+from web_client import next_event
 
 from agents.states import SeatState
 from hotline.engine import Hotline
@@ -115,7 +116,7 @@ async def test_an_operator_consults_110_then_puts_the_caller_through(
         status, body = await consult(hotline, "8001", "consult-complete", auth)
         assert status == 409, body  # nobody consulted yet
         status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
-        assert status == 400, body  # the ACD chooses a queue's seat: a blind transfer
+        assert status == 409 and body["error"]["code"] == "no_free_seat", body  # 8001 only
         since = len(ami_events.seen)
         status, body = await consult(hotline, "8001", "consult", auth, "emergency:110")
         assert status == 200, body
@@ -303,3 +304,105 @@ async def test_a_consultation_the_target_hangs_up_cannot_be_completed(
 
 async def _talking_now(events: AmiEvents, a: str, b: str) -> bool:
     return talking(events, a, b)
+
+
+async def test_an_operator_consults_a_queue_whose_seat_the_acd_chooses_then_cancels(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Seat 8001 consults queue business: with 8003 paused nobody is free (409 no_free_seat,
+    nothing rings); available, 8003 is the ACD's choice: it rings for the consultation, held
+    from callers, and its desk hears of a consultation, not of a call; cancelled, 8003 is
+    available at once."""
+    phones = await seats("8001", "8003")
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 15_000)
+    auth = await operator_auth(hotline, "8001")
+    await hotline.acd.pause("8003", "break")
+    status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
+    assert status == 409 and body["error"]["code"] == "no_free_seat", body
+    await hotline.acd.resume("8003")
+    async with aiohttp.ClientSession() as http, http.get(
+        live_url(hotline, "consult,call"), headers=await operator_auth(hotline, "8003")
+    ) as desk_8003:  # fmt: skip
+        status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
+        assert status == 200, body
+        assert (body["consulting"], body["chosen_seat"]) == ("queue:business", "8003")
+        told = await next_event(desk_8003, "consult")
+        assert (told["call_id"], told["from_seat"], told["queue"]) == (call_id, "8001",
+                                                                       "business")  # fmt: skip
+        chosen = await hotline.acd.seat("8003")
+        assert (chosen.state, chosen.reason, chosen.call_id) == (SeatState.RINGING, "consult",
+                                                                 call_id)  # fmt: skip
+
+        async def rung() -> bool:
+            return bool(phones["8003"].invites())
+
+        await eventually(rung, 15, "seat 8003's phone to ring for the consultation")
+        status, body = await consult(hotline, "8001", "consult-cancel", auth)
+        assert status == 200, body
+        assert (await hotline.acd.seat("8003")).state is SeatState.AVAILABLE  # at once
+    await call.hang_up()
+    assert await journey(hotline, call_id) == [
+        ("consult", "queue:business", "from seat 8001 by e2e-op-8001: seat 8003"),
+        ("consult", "queue:business", "cancelled by seat 8001 (e2e-op-8001)"),
+    ]
+    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+    assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]
+
+
+async def test_an_operator_consults_a_queue_then_puts_the_caller_through_to_its_seat(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """Seat 8001 consults queue business, 8003 (the ACD's choice) answers; put through, 8003
+    is the call's seat in the ACD (8001 wraps up), its desk pops with the call, and the
+    citizen's hangup ends 8003's part."""
+    await seats("8001", "8003")
+    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+    auth = await operator_auth(hotline, "8001")
+    async with aiohttp.ClientSession() as http, http.get(
+        live_url(hotline, "call"), headers=await operator_auth(hotline, "8003")
+    ) as desk_8003:  # fmt: skip
+        status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
+        assert status == 200 and body["chosen_seat"] == "8003", body
+
+        async def answered() -> bool:
+            return any(e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith(
+                "PJSIP/8003-") for e in ami_events.seen)  # fmt: skip
+
+        await eventually(answered, 15, "seat 8003 to answer the consultation")
+        status, body = await consult(hotline, "8001", "consult-complete", auth)
+        assert status == 200 and body["to"] == "queue:business", body
+
+        async def handed_over() -> bool:
+            seat = await hotline.acd.seat("8003")
+            return seat.state is SeatState.ON_CALL and seat.call_id == call_id
+
+        await eventually(handed_over, 15, "seat 8003 to be the call's seat")
+        popped = await next_event(desk_8003, "call")
+        assert (popped["call_id"], popped["seat"]) == (call_id, "8003")
+        assert popped["caller_number"] == caller and popped["order"]["call_id"] == call_id
+        first = await hotline.acd.seat("8001")
+        assert not (first.state is SeatState.ON_CALL and first.call_id == call_id)
+    await call.hang_up()  # the citizen, talking to 8003, hangs up
+
+    async def released() -> bool:
+        return (await hotline.acd.seat("8003")).state is not SeatState.ON_CALL
+
+    await eventually(released, 15, "seat 8003's part to end with the citizen's hangup")
+    assert await journey(hotline, call_id) == [
+        ("consult", "queue:business", "from seat 8001 by e2e-op-8001: seat 8003"),
+        ("transfer", "queue:business", "from seat 8001 by e2e-op-8001 (attended): seat 8003"),
+    ]
+    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)
+             if e.type in ("connect", "complete")]  # fmt: skip
+    assert kinds == [("connect", "8001"), ("complete", "8001"), ("connect", "8003"),
+                     ("complete", "8003")]  # fmt: skip
+
+
+def live_url(hotline: Hotline, topics: str) -> str:
+    s = hotline.settings
+    return f"http://{s.web_host}:{s.web_port}/api/live?topics={topics}"

@@ -1,8 +1,9 @@
 """Live events for the staff's pages: a small server-sent-events hub in the engine.
 
 Parts of the engine :meth:`LiveHub.publish` a :class:`LiveEvent` under a topic (``call``:
-a caller put through to a seat, ``call-ended``, ``order``: a call's work order drafted or
-updated, ``revisit``: a revisit changed, to supervisors; ``portal``: a department's news) and
+a caller put through to a seat, ``call-ended``, ``consult``: a seat rings for another
+seat's consultation, ``order``: a call's work order drafted or updated, ``revisit``: a
+revisit changed, to supervisors; ``portal``: a department's news) and
 the ACD's own event log arrives as ``acd`` (seat states and queue moves, as the Lua wrote
 them, whichever engine or feature code made them). ``GET /api/live?topics=call,order``
 streams them to one browser as ``text/event-stream``; each subscriber gets only what its
@@ -156,6 +157,11 @@ class LiveHub:
         data = {"call_id": call.call_id, "seat": call.seat,
                 "ended_at": call.ended_at.isoformat() if call.ended_at else None}  # fmt: skip
         self.publish(LiveEvent("call-ended", data, seat=call.seat))
+
+    def consultation(self, seat: str, about: dict[str, Any]) -> None:
+        """A seat chosen for another seat's consultation (queueing.consult) rings: its desk
+        shows who consults about which call, not a new caller."""
+        self.publish(LiveEvent("consult", about, seat=seat))
 
     def order_drafted(self, order: WorkOrder) -> None:
         """A call's order drafted or given its transcript: to the seat that took the call."""

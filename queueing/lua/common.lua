@@ -101,6 +101,22 @@ local function end_call(ext, skill, now)
   return 0
 end
 
+-- A connected call's part at seat `ext` is over (the caller left, or went on to another
+-- seat): the seat enters its wrap-up if it is still on this call, the skill's handling time
+-- is averaged in (weight `alpha`), and the event `complete` logged. Returns the talk ms.
+local function complete_part(id, ext, skill, answered_at, now, alpha)
+  local sk = P .. 'seat:' .. ext
+  local talk = now - tonumber(answered_at or now)
+  if redis.call('HGET', sk, 'state') == 'on_call' and redis.call('HGET', sk, 'call') == id then
+    local handled = talk + end_call(ext, skill, now)
+    local old = tonumber(redis.call('HGET', P .. 'aht', skill))
+    if old then handled = old + alpha * (handled - old) end
+    redis.call('HSET', P .. 'aht', skill, handled)
+  end
+  event(now, 'complete', id, ext, skill, tostring(talk))
+  return talk
+end
+
 local function queue_add(id, skill, score, enq)
   redis.call('ZADD', P .. 'q:' .. skill, score, id)
   redis.call('ZADD', P .. 'qt:' .. skill, enq, id)

@@ -27,16 +27,7 @@ elseif state == 'offered' then
   event(now, 'abandon', id, ext, skill, tostring(waited))
   result = {'abandoned', ext, waited}
 else
-  local sk = P .. 'seat:' .. ext
-  local talk = now - tonumber(c[5] or now)
-  if redis.call('HGET', sk, 'state') == 'on_call' and redis.call('HGET', sk, 'call') == id then
-    local handled = talk + end_call(ext, skill, now)
-    local old = tonumber(redis.call('HGET', P .. 'aht', skill))
-    if old then handled = old + alpha * (handled - old) end
-    redis.call('HSET', P .. 'aht', skill, handled)
-  end
-  event(now, 'complete', id, ext, skill, tostring(talk))
-  result = {'completed', ext, talk}
+  result = {'completed', ext, complete_part(id, ext, skill, c[5], now, alpha)}
 end
 redis.call('DEL', ck)
 redis.call('SREM', P .. 'callbacks', id)

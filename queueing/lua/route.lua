@@ -24,6 +24,59 @@ local function enqueue_call(id, skill, lang, prio, caller, now, kind, owner)
   return redis.call('ZRANK', P .. 'q:' .. skill, id) + 1
 end
 
+-- The available seats as the indexes hold them (avail:<skill>:<lang>:<level>, availlang:<lang>,
+-- availskill:<skill>): the `seats` of dispatch_step with more than a few seats free, and
+-- a consultation's choice (consult.lua).
+local function indexed_seats()
+  local seats = {}
+  function seats.best(skill, lang, lo, hi)
+    local best, best_idle, best_level = nil, nil, nil
+    for level = lo, hi do
+      local r = redis.call('ZRANGE', P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level, 0, 0,
+        'WITHSCORES')
+      if r[1] then
+        local idle = tonumber(r[2])
+        if best == nil or idle < best_idle or (idle == best_idle and r[1] < best) then
+          best, best_idle, best_level = r[1], idle, level
+        end
+      end
+    end
+    return best, best_level
+  end
+  function seats.any(lang)
+    return redis.call('ZRANGE', P .. 'availlang:' .. lang, 0, 0)[1]
+  end
+  function seats.count(lang)
+    return redis.call('ZCARD', P .. 'availlang:' .. lang)
+  end
+  function seats.reach(skill, max_level)
+    return #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, '-inf', max_level,
+      'LIMIT', 0, 1) > 0
+  end
+  function seats.take(ext)
+    return tonumber(redis.call('HGET', P .. 'seat:' .. ext, 'ring_ms'))
+  end
+  return seats
+end
+
+-- The best seat `seats` has for a caller of `skill` speaking `lang` at relax `step`: the
+-- lowest level band first (`bands`, best first), then the longest idle; any seat with the
+-- language if the step allows it. Returns ext, level (0: any skill), or nil.
+local function find_seat(seats, skill, lang, step, bands)
+  for _, band in ipairs(bands) do
+    local hi = math.min(band.hi, step.max_level)
+    if band.lo <= hi then
+      local ext, level = seats.best(skill, lang, band.lo, hi)
+      if ext then return ext, level end
+    end
+  end
+  if step.any_skill then
+    local ext = seats.any(lang)
+    if ext then return ext, 0 end
+  end
+  return nil, nil
+end
+
 -- One atomic routing step: ends due wrap-ups, then walks the heads of the skill queues in
 -- (priority, arrival) order (at most `scan` callers deep per queue) and offers each caller the
 -- best available seat its relax step allows: lowest level band first, then longest idle.
@@ -129,33 +182,7 @@ local function dispatch_step(now, limit, scan, rules)
       return skills
     end
   else
-    function seats.best(skill, lang, lo, hi)
-      local best, best_idle, best_level = nil, nil, nil
-      for level = lo, hi do
-        local r = redis.call('ZRANGE', P .. 'avail:' .. skill .. ':' .. lang .. ':' .. level, 0, 0,
-          'WITHSCORES')
-        if r[1] then
-          local idle = tonumber(r[2])
-          if best == nil or idle < best_idle or (idle == best_idle and r[1] < best) then
-            best, best_idle, best_level = r[1], idle, level
-          end
-        end
-      end
-      return best, best_level
-    end
-    function seats.any(lang)
-      return redis.call('ZRANGE', P .. 'availlang:' .. lang, 0, 0)[1]
-    end
-    function seats.count(lang)
-      return redis.call('ZCARD', P .. 'availlang:' .. lang)
-    end
-    function seats.reach(skill, max_level)
-      return #redis.call('ZRANGEBYSCORE', P .. 'availskill:' .. skill, '-inf', max_level,
-        'LIMIT', 0, 1) > 0
-    end
-    function seats.take(ext)
-      return tonumber(redis.call('HGET', P .. 'seat:' .. ext, 'ring_ms'))
-    end
+    seats = indexed_seats()
   end
 
   -- Queues worth looking at. With few seats free, only the queues of their skills can be
@@ -219,21 +246,6 @@ local function dispatch_step(now, limit, scan, rules)
     return q.buf[q.pos]
   end
 
-  local function find_seat(skill, lang, step)
-    for _, band in ipairs(rules.bands) do
-      local hi = math.min(band.hi, step.max_level)
-      if band.lo <= hi then
-        local ext, level = seats.best(skill, lang, band.lo, hi)
-        if ext then return ext, level end
-      end
-    end
-    if step.any_skill then
-      local ext = seats.any(lang)
-      if ext then return ext, 0 end
-    end
-    return nil, nil
-  end
-
   -- Lazy merge of the queues in (priority, arrival) order: callers are looked at one by one.
   -- `order` holds the queues sorted by their head caller (binary insertion keeps it sorted).
   local function before(a, b)
@@ -271,7 +283,7 @@ local function dispatch_step(now, limit, scan, rules)
       local si = step_at(wait)
       local memo = skill .. '|' .. lang .. '|' .. si
       if not exhausted[memo] then
-        local ext, level = find_seat(skill, lang, rules.steps[si])
+        local ext, level = find_seat(seats, skill, lang, rules.steps[si], rules.bands)
         if ext then
           local ring_ms, seat_fields = seats.take(ext)
           local ring_until = now + ring_ms
