@@ -410,8 +410,10 @@ class Hotline:
         list_calls = ami_channels(self.ami, s.network_timeout_s)
 
         async def seat_in_call(seat: str, call_id: str) -> str | None:
+            """The seat's channel talking in the call (bridged: Atxfer's keys reach its
+            features only then; a Dial just answered is not bridged yet)."""
             found = seat_channel(await list_calls(), seat, call_id)
-            return found.name if found is not None else None
+            return found.name if found is not None and found.talking else None
 
         onward = self.intake.recordings.onward  # a transferred call's recording goes on
         self.transfers = Transfers(self.acd, self.calls, self._redirect,

@@ -74,6 +74,7 @@ KEEP_DIALLED = 1024  # consultations remembered until they complete or end
 # An open consultation outlives the engine that started it (Redis, under the ACD prefix):
 # another engine, or this one restarted, completes or cancels it; forgotten after this long.
 OPEN_TTL_S = 4 * 3600
+BRIDGED_WAIT_S = 3.0  # a seat's channel just answered joins the caller's bridge within this
 # One AMI action, its answer (pbx.ami.AmiClient.action).
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 # Tells a seat's desk (web.live): a consultation rings there (seat, what it is about).
@@ -298,11 +299,20 @@ class Consultations:
         return open_
 
     async def _seat_channel(self, seat: str, call_id: str) -> str:
+        """The seat's channel talking with the caller; a call put through a moment ago is
+        waited for (up to ``BRIDGED_WAIT_S``): Atxfer before the bridge does nothing."""
         find = self.transfers.seat_channel
-        channel = await find(seat, call_id) if find is not None else None
-        if channel is None:
-            raise TransferRefused(f"seat {seat}: Asterisk has no channel of call {call_id}")
-        return channel
+        loop = asyncio.get_running_loop()
+        until = loop.time() + BRIDGED_WAIT_S
+        while find is not None:
+            channel = await find(seat, call_id)
+            if channel is not None:
+                return channel
+            if loop.time() >= until:
+                break
+            await asyncio.sleep(0.2)
+        raise TransferRefused(f"seat {seat}: Asterisk has no channel of call {call_id} "
+                              "talking with the caller")  # fmt: skip
 
     async def _step(self, call_id: str, kind: str, node: str, detail: str) -> None:
         await self.transfers.calls.add_step_to(call_id, JourneyStep(kind, node=node,

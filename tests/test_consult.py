@@ -366,12 +366,13 @@ async def test_an_operator_consults_a_queue_then_puts_the_caller_through_to_its_
     async with aiohttp.ClientSession() as http, http.get(
         live_url(hotline, "call"), headers=await operator_auth(hotline, "8003")
     ) as desk_8003:  # fmt: skip
+        since = len(ami_events.seen)
         status, body = await consult(hotline, "8001", "consult", auth, "queue:business")
         assert status == 200 and body["chosen_seat"] == "8003", body
 
         async def answered() -> bool:
             return any(e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith(
-                "PJSIP/8003-") for e in ami_events.seen)  # fmt: skip
+                "PJSIP/8003-") for e in ami_events.seen[since:])  # fmt: skip
 
         await eventually(answered, 15, "seat 8003 to answer the consultation")
         status, body = await consult(hotline, "8001", "consult-complete", auth)
