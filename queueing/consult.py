@@ -339,14 +339,19 @@ class Consultations:
             await self._seat_done(call_id, seat)
             return
         self.transfers.kick()
-        record = await self.transfers.calls.get(call_id) if self.put_through else None
-        if record is not None and self.put_through is not None:
-            skill = (await self.transfers.acd.entry(call_id) or {}).get("skill", "")
-            await self.put_through(ConnectedCall(
-                call_id=call_id, caller_channel=record["channel"],
-                caller_number=record["caller_number"], seat=chosen, seat_channel="",
-                skill=skill, connected_at=datetime.now(UTC),
-            ))  # fmt: skip
+        if self.put_through is None:
+            return
+        try:
+            record = await self.transfers.calls.get(call_id)
+            if record is not None:
+                await self.put_through(ConnectedCall(
+                    call_id=call_id, caller_channel=record["channel"],
+                    caller_number=record["caller_number"], seat=chosen, seat_channel="",
+                    skill=(record["route"] or "").removeprefix("queue:"),
+                    connected_at=datetime.now(UTC),
+                ))  # fmt: skip
+        except Exception:  # the database, say: the call goes on, the desk reloads it
+            log.exception("call %s: seat %s's desk not told of the call", call_id, chosen)
 
     async def _free(self, open_: Consultation, seat: str) -> None:
         """The seat chosen for ``seat``'s consultation is offered callers again at once."""

@@ -2,7 +2,8 @@
 and sipp's side: the three-way button brings a department's number (a sipp UAS behind the
 carrier trunk) into one bridge with the citizen and the seat; "consult first" to a
 department's number holds the citizen while the operator talks to it, and "put through"
-connects the citizen to it."""
+connects the citizen to it; "consult first" to a queue rings the seat the ACD chooses, whose
+desk shows the consultation, then the call once put through."""
 
 from __future__ import annotations
 
@@ -141,3 +142,54 @@ async def test_consult_first_then_put_through_from_the_desk(
         ("consult", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001"),
         ("transfer", f"number:{DEPARTMENT}", "from seat 8001 by e2e-desk-8001 (attended)"),
     ]
+
+
+async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_the_call(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    browser: Browser,  # noqa: F811
+    desk: Page,
+    tmp_path: Path,
+) -> None:
+    """8001's desk consults "the next free seat in business": seat 8003's desk shows a
+    consultation from 8001 (not a call); put through, 8003's desk pops with the caller."""
+    s = hotline.settings
+    await staff_token(hotline.accounts.accounts, "e2e-desk-8003", AccountRole.OPERATOR,
+                      password=DESK_PASSWORD, extension="8003")  # fmt: skip
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    try:
+        other = await context.new_page()
+        await log_in(other, "e2e-desk-8003", DESK_PASSWORD, then="/desk")
+        await expect(other.locator("body")).to_have_attribute("data-live", "open")
+        await seats("8001", "8003")
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+        await expect(desk.locator("#caller-number")).to_have_text(caller)
+        await desk.select_option("#consult-to", "queue:business")
+        since = len(ami_events.seen)
+        await desk.click("#consult")
+        await expect(desk.locator("#message")).to_contain_text("queue:business")
+        await expect(desk.locator("#message")).to_contain_text("8003")
+        banner = other.locator("#consultation")
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("8001")
+        await expect(banner).to_contain_text("business")
+        await expect(other.locator("#call")).to_be_hidden()  # not a call of 8003's yet
+
+        async def answered() -> bool:
+            return any(e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith(
+                "PJSIP/8003-") for e in ami_events.seen[since:])  # fmt: skip
+
+        await eventually(answered, 20, "seat 8003 to answer the consultation")
+        await desk.click("#consult-complete")
+        await expect(desk.locator("#message")).to_contain_text("queue:business")
+        await expect(other.locator("#caller-number")).to_have_text(caller)
+        await expect(banner).to_be_hidden()
+        await call
+        assert (await consulted_then_transferred(hotline, call_id))[1] == (
+            "transfer",
+            "queue:business",
+            "from seat 8001 by e2e-desk-8001 (attended): seat 8003",
+        )
+    finally:
+        await context.close()

@@ -82,7 +82,18 @@ function showOrder(order) {
 
 function showTimeLimit() { text($("#time-limit"), when(timeLimits[$("#category").value])); }
 
+// This seat was chosen for another seat's consultation: who asks about which caller. Not
+// a call of this seat's until it is put through (then the "call" event pops it).
+function showConsultation(about) {
+  const banner = $("#consultation");
+  banner.textContent = `咨询 Consultation: 坐席 seat ${about.from_seat} · 队列 ${about.queue} · ` +
+    `来电 ${about.caller_number || "—"}`;
+  banner.dataset.call = about.call_id;
+  banner.hidden = false;
+}
+
 function showCall(context) {
+  $("#consultation").hidden = true;
   call = context;
   pending = {};
   timeLimits = context.time_limits || {};
@@ -203,13 +214,16 @@ async function consult(action) {
     const open = action === "consult";
     $("#consult-complete").hidden = !open;
     $("#consult-cancel").hidden = !open;
-    say(open ? `咨询中 consulting ${done.consulting}` :
+    const chosen = done.chosen_seat ? ` → 坐席 seat ${done.chosen_seat}` : "";
+    say(open ? `咨询中 consulting ${done.consulting}${chosen}` :
       action === "consult-complete" ? `已转接 transferred to ${done.to}` : "已取消 back with the caller");
   } catch (error) { say(error.message); }
 }
 
 function consultChoices(targets) {
   const choices = [
+    // a queue: the ACD chooses its free seat (queueing/consult.py; 409 if none is free)
+    ...(targets.queues || []).map((q) => [`queue:${q}`, `队列空闲坐席 next free in ${q}`]),
     ...(targets.seats || []).filter((s) => s !== me.extension).map((s) => [`seat:${s}`, `坐席 seat ${s}`]),
     ...(targets.emergency || []).map((n) => [`emergency:${n}`, `${n} ${EMERGENCY[n] || ""}`.trim()]),
     ["number", "部门电话 department number"],
@@ -280,8 +294,9 @@ async function start() {
     $(`#${action}`).addEventListener("click", () => consult(action));
   }
 
-  const live = new EventSource("/api/live?topics=call,call-ended,order,acd");
+  const live = new EventSource("/api/live?topics=call,call-ended,consult,order,acd");
   live.addEventListener(...onLive("call", showCall));
+  live.addEventListener(...onLive("consult", showConsultation));
   live.addEventListener(...onLive("call-ended", (ended) => {
     if (call && ended.call_id === call.call_id) $("#call-ended").hidden = false;
   }));
@@ -289,7 +304,9 @@ async function start() {
     if (call && order.number === call.order.number) { call.order = order; showOrder(order); }
   }));
   live.addEventListener(...onLive("acd", (event) => {
-    if (event.type === "seat" && event.seat === me.extension) setState(event.state, event.reason);
+    if (event.type !== "seat" || event.seat !== me.extension) return;
+    setState(event.state, event.reason);
+    if (event.state !== "ringing") $("#consultation").hidden = true;  // ended or put through
   }));
   live.addEventListener("open", () => { document.body.dataset.live = "open"; });
 }
