@@ -185,7 +185,7 @@ async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_t
         await expect(desk.locator("#message")).to_contain_text("queue:business")
         await expect(other.locator("#caller-number")).to_have_text(caller)
         await expect(banner).to_be_hidden()
-        await call
+        await call.hang_up()
         assert (await consulted_then_transferred(hotline, call_id))[1] == (
             "transfer",
             "queue:business",
