@@ -573,7 +573,8 @@ class Hotline:
     def _live_routes(self, app: web.Application) -> None:
         """Live events, and the operator's desk that pops with each call put through."""
         live_http.add_routes(app, self.live)
-        desk = Desk(self.calls, self.work_orders, self.acd, self.transfers.targets)
+        desk = Desk(self.calls, self.work_orders, self.acd, self.transfers.targets,
+                    self.consultations.about)  # fmt: skip
         self.live.call_context = desk.connected
         desk_http.add_routes(app, desk)
         # The department portal: news of its orders on its page, by e-mail and by SMS.

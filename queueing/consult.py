@@ -75,6 +75,9 @@ KEEP_DIALLED = 1024  # consultations remembered until they complete or end
 # another engine, or this one restarted, completes or cancels it; forgotten after this long.
 OPEN_TTL_S = 4 * 3600
 BRIDGED_WAIT_S = 3.0  # a seat's channel just answered joins the caller's bridge within this
+# Now and then Asterisk's Atxfer does not dial (the keys it plays into the seat's channel are
+# lost): without the consultation's channel this soon, it is sent once more, then refused.
+ATXFER_TRIES, ATXFER_DIALS_S = 2, 4.0
 # One AMI action, its answer (pbx.ami.AmiClient.action).
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 # Tells a seat's desk (web.live): a consultation rings there (seat, what it is about).
@@ -140,6 +143,7 @@ class Consultations:
         self.tell_desk, self.put_through = tell_desk, put_through
         self._open = OpenConsultations(transfers.acd)
         self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
+        self._dialling: dict[str, asyncio.Event] = {}  # by call id: set when Atxfer dialled
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def consult(self, seat: str, target: Target, who: str) -> dict[str, Any]:
@@ -160,9 +164,7 @@ class Consultations:
         code = chosen or code  # the chosen seat's extension: a transfer code
         open_ = Consultation(call_id, channel, target.text, who, chosen)
         try:
-            # Atxfer plays the feature code and these digits as if the seat keyed them
-            await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
-                            "Exten": code})  # fmt: skip
+            await self._atxfer(call_id, channel, code)
             await self._open.put(seat, open_)
         except BaseException:
             if chosen:
@@ -173,11 +175,37 @@ class Consultations:
         log.info("call %s: seat %s consults %s%s (%s), the caller held", call_id, seat,
                  target.text, f" (seat {chosen})" if chosen else "", who)  # fmt: skip
         if chosen:
-            self.tell_desk(chosen, {"call_id": call_id, "from_seat": seat, "queue": target.name,
-                                    "caller_number": record["caller_number"] or "",
-                                    "by": who})  # fmt: skip
+            self.tell_desk(chosen, _about(open_, seat, record["caller_number"]))
         done = {"call_id": call_id, "seat": seat, "consulting": target.text, "by": who}
         return {**done, "chosen_seat": chosen} if chosen else done
+
+    async def about(self, chosen: str, call_id: str) -> dict[str, Any] | None:
+        """What ``chosen``'s desk shows while it rings for a consultation of ``call_id``
+        (the live ``consult`` event's data), if that consultation is open."""
+        seat = await self._open.seat_of(call_id)
+        open_ = await self._open.get(seat) if seat else None
+        if seat is None or open_ is None or open_.chosen != chosen:
+            return None
+        record = await self.transfers.calls.get(call_id)
+        return _about(open_, seat, record["caller_number"] if record else None)
+
+    async def _atxfer(self, call_id: str, channel: str, code: str) -> None:
+        """Asterisk's Atxfer on the seat's channel (it plays the feature code and ``code`` as
+        if the seat keyed them), until the consultation's channel appears (Newchannel)."""
+        dialled = self._dialling[call_id] = asyncio.Event()
+        try:
+            for attempt in range(1, ATXFER_TRIES + 1):
+                await self.ami({"Action": "Atxfer", "Channel": channel, "Context": CONTEXT,
+                                "Exten": code})  # fmt: skip
+                try:
+                    await asyncio.wait_for(dialled.wait(), ATXFER_DIALS_S)
+                    return
+                except TimeoutError:
+                    log.warning("call %s: Atxfer on %s did not dial %s (attempt %d)", call_id,
+                                channel, code, attempt)  # fmt: skip
+        finally:
+            self._dialling.pop(call_id, None)
+        raise TransferRefused(f"Asterisk did not start the consultation ({code}): try again")
 
     async def _choose(self, call_id: str, seat: str, target: Target) -> str:
         """The seat the ACD gives ``target``'s queue for this consultation (ringing for it)."""
@@ -260,7 +288,10 @@ class Consultations:
         if name.startswith("Local/") and f"@{CONTEXT}-" in name and name.endswith(";1"):
             code = name.removeprefix("Local/").partition("@")[0]
             codes = transfer_codes(self.transfers.acd.seats, self.transfers.emergency)
-            self._dialled[event.get("Linkedid", "")] = codes[code].text if code in codes else code
+            call_id = event.get("Linkedid", "")
+            self._dialled[call_id] = codes[code].text if code in codes else code
+            if (dialling := self._dialling.get(call_id)) is not None:
+                dialling.set()
             while len(self._dialled) > KEEP_DIALLED:
                 del self._dialled[next(iter(self._dialled))]
 
@@ -393,3 +424,10 @@ class Consultations:
         with http_errors():
             done = await self.cancel(request.match_info["ext"], who_asks(request))
         return web.json_response(done)
+
+
+def _about(open_: Consultation, seat: str, caller_number: str | None) -> dict[str, Any]:
+    """A queue consultation as the chosen seat's desk shows it."""
+    return {"call_id": open_.call_id, "from_seat": seat,
+            "queue": open_.target.removeprefix("queue:"), "caller_number": caller_number or "",
+            "by": open_.who}  # fmt: skip

@@ -153,7 +153,8 @@ async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_t
     tmp_path: Path,
 ) -> None:
     """8001's desk consults "the next free seat in business": seat 8003's desk shows a
-    consultation from 8001 (not a call); put through, 8003's desk pops with the caller."""
+    consultation from 8001 (not a call), reloaded too; put through, 8003's desk pops with the
+    caller."""
     s = hotline.settings
     await staff_token(hotline.accounts.accounts, "e2e-desk-8003", AccountRole.OPERATOR,
                       password=DESK_PASSWORD, extension="8003")  # fmt: skip
@@ -175,6 +176,10 @@ async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_t
         await expect(banner).to_contain_text("8001")
         await expect(banner).to_contain_text("business")
         await expect(other.locator("#call")).to_be_hidden()  # not a call of 8003's yet
+        await other.reload()  # the desk opened during the consultation (GET /api/desk)
+        await expect(other.locator("body")).to_have_attribute("data-live", "open")
+        await expect(banner).to_contain_text("8001")
+        await expect(other.locator("#call")).to_be_hidden()
 
         async def answered() -> bool:
             return any(e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith(

@@ -16,7 +16,7 @@ of the same number, and the time limit each category would have if dispatched no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 EARLIER_ORDERS = 20
 EARLIER_CALLS = 10
+CONSULT_REASON = "consult"  # a seat ringing for another seat's consultation (consult.lua)
+# The consultation a seat rings for (seat, call id), as its desk shows it; None if not open.
+Consultation = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
 
 def ivr_path(record: dict[str, Any] | None, connected_at: datetime) -> dict[str, Any]:
@@ -63,11 +66,13 @@ class Desk:
         orders: WorkOrderService,
         acd: Acd,
         transfer_targets: Callable[[], dict[str, list[str]]] = dict,
+        consultation: Consultation | None = None,
     ) -> None:
         self.calls = calls
         self.orders = orders
         self.acd = acd
         self.transfer_targets = transfer_targets  # queueing.transfer.Transfers.targets
+        self.consultation = consultation  # queueing.consult.Consultations.about
 
     async def connected(self, call: ConnectedCall) -> dict[str, Any]:
         """The facts the ``call`` event carries (the live hub's call context)."""
@@ -121,8 +126,11 @@ class Desk:
             "reason": status.reason, "pause_reasons": list(PAUSE_REASONS),
             "categories": list(CATEGORIES),
             "departments": sorted(self.orders.rules.departments), "call": None,
-            "transfer_targets": self.transfer_targets(),
+            "transfer_targets": self.transfer_targets(), "consultation": None,
         }  # fmt: skip
+        consulted = status.state is SeatState.RINGING and status.reason == CONSULT_REASON
+        if consulted and status.call_id and self.consultation is not None:
+            body["consultation"] = await self.consultation(user.extension, status.call_id)
         if status.call_id and status.state is SeatState.ON_CALL:
             record = await self.calls.get(status.call_id)
             if record is not None:

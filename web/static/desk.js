@@ -264,6 +264,7 @@ async function start() {
   transferChoices(desk.transfer_targets || {});
   consultChoices(desk.transfer_targets || {});
   if (desk.call) showCall(desk.call);
+  else if (desk.consultation) showConsultation(desk.consultation);
 
   $("#seat-login").addEventListener("click", () => seat("login", { pin: $("#pin").value }));
   $("#seat-available").addEventListener("click", () => seat("resume"));
