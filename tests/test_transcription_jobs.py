@@ -103,7 +103,7 @@ async def test_the_engines_own_worker_transcribes_what_its_intake_enqueued(
 async def test_a_worker_killed_mid_job_loses_nothing_and_the_order_is_drafted_once(
     tmp_path: Path, model: Path, database: AsyncEngine, prefix: str
 ) -> None:
-    speech = await asyncio.to_thread(long_speech, tmp_path)  # about 40 s per side
+    speech = await asyncio.to_thread(long_speech, tmp_path, 4)  # about 20 s per side
     call_id = f"1772616600.{uuid.uuid4().int % 100000}"
     outbox = a_recorded_call(tmp_path, speech, call_id)
     env = jobs_env(tmp_path, model, prefix, HOTLINE_TRANSCRIPTION_LOCAL_WORKERS="false",
@@ -113,7 +113,7 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_the_order_is_drafted_on
     second: Engine | None = None
     try:
         await eventually(lambda: _says(first, "transcribing "), 120, "the first side's job")
-        await asyncio.sleep(1.5)  # inside the ~13 s Vosk needs for one 40 s side
+        await asyncio.sleep(1.5)  # inside the ~6 s Vosk needs for one 20 s side
         first.kill()
         assert not first.says("transcribed "), "the job ended before the kill: no fault"
         assert await orders_of(database, call_id) == 0 and call_id in outbox
