@@ -13,7 +13,6 @@ README's docs/desk.png with HOTLINE_SCREENSHOTS=docs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -31,7 +30,7 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
-from sipsim.citizen import Press, SippResult, place_call
+from sipsim.citizen import CitizenCall, Press, start_call
 from sipsim.seat import dial_feature_code, start_seat, unregister
 from workorders.models import WorkOrderRow
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -132,7 +131,7 @@ async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
         assert await op2.locator("#call").is_hidden()
         assert (await op2.locator("#caller-number").text_content() or "") == ""
 
-        result = await citizen
+        result = await citizen.hang_up()
         assert result.returncode == 0, result.errors
         async with hotline._sessions() as session:
             stored = await session.scalar(select(WorkOrderRow).where(WorkOrderRow.number == first))
@@ -166,7 +165,7 @@ async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
         await row.locator("input[type=radio]").check()
         await op1.click("#merge")
         await expect(op1.locator("#order-state")).to_have_text("merged")
-        assert (await citizen).returncode == 0
+        assert (await citizen.hang_up()).returncode == 0
         merged = await hotline.work_orders.get(second)
         assert merged.state.value == "merged" and merged.merged_into == first
 
@@ -188,7 +187,7 @@ async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
         await expect(op1.locator("#answer-text")).to_have_value(re.compile("社保卡补办流程"))
         await op1.click("#answer")
         await expect(op1.locator("#order-state")).to_have_text("answered")
-        assert (await citizen).returncode == 0
+        assert (await citizen.hang_up()).returncode == 0
         answered = await hotline.work_orders.get(third)
         assert "【知识库：社保卡补办流程" in answered.reply
         assert answered.subject == "咨询社保卡补办"
@@ -217,16 +216,17 @@ async def test_the_desk_pops_with_the_call_and_dispatches_its_order(
 
 async def call_in(
     hotline: Hotline, desk: Page, workdir: Path, caller: str
-) -> tuple[asyncio.Task[SippResult], float]:
-    """A sipp citizen calls and presses 1 1 (report); returns once ``desk`` shows the caller
-    and a new order (and how long after the call started)."""
+) -> tuple[CitizenCall, float]:
+    """A sipp citizen calls and presses 1 1 (report) and stays on the line (until the test
+    hangs it up, at most 30 s); returns once ``desk`` shows the caller and a new order (and
+    how long after the call started)."""
     s = hotline.settings
     before = await desk.locator("#order-number").text_content() or ""
     started = time.monotonic()
-    citizen = asyncio.create_task(place_call(
+    citizen = await start_call(
         workdir, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-        caller=caller, presses=REPORT, hold_ms=10_000, timeout_s=90,
-    ))  # fmt: skip
+        caller=caller, presses=REPORT, hold_ms=30_000, timeout_s=90,
+    )  # fmt: skip
     number = desk.locator("#order-number")
     if before:
         await expect(number).not_to_have_text(before, timeout=40_000)

@@ -12,12 +12,20 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import AmiEvents, call_record, e2e_engine_settings, fast_menu, new_caller, running
+from conftest import (
+    AmiEvents,
+    call_record,
+    e2e_engine_settings,
+    eventually,
+    fast_menu,
+    new_caller,
+    running,
+)
 
 from hotline.engine import Hotline
 from hotline.settings import Settings
 from ivr.prompts import PromptLibrary
-from sipsim.citizen import place_call
+from sipsim.citizen import start_call
 from sipsim.ports import SHIFTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -78,10 +86,21 @@ async def test_asterisk_plays_the_recorded_welcome_to_its_end(
 
     s = hotline.settings
     caller = new_caller()
-    result = await place_call(
+    citizen = await start_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
         caller=caller, presses=[], hold_ms=int((RECORDING_S + 25) * 1000),
     )  # fmt: skip
+    try:
+        uniqueid = (await call_record(hotline, caller, closed=False))["uniqueid"]
+
+        async def timed_out() -> bool:  # a command after the first GET DATA: it has ended
+            commands = [e.get("Command", "") for e in events.of(uniqueid, "AGIExecStart")]
+            asks = [i for i, command in enumerate(commands) if "GET DATA" in command]
+            return bool(asks) and len(commands) > asks[0] + 1
+
+        await eventually(timed_out, RECORDING_S + 25, "the caller's first timeout")
+    finally:
+        result = await citizen.hang_up()
     assert result.returncode == 0, result.stderr[-2000:]
     call = await call_record(hotline, caller)
     commands = [e.get("Command", "") for e in events.of(call["uniqueid"], "AGIExecStart")]

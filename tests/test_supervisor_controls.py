@@ -10,6 +10,8 @@ import io
 import struct
 import subprocess
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
-from sipsim.citizen import Press, free_udp_port, media_on, place_call
+from ivr.announcements import Announcements
+from sipsim.citizen import Press, free_udp_port, media_on, place_call, start_call
 from sipsim.rtp import FRAME, share
 from sipsim.seat import Seat, dial_feature_code, register, start_seat, uas_scenario, unregister
 
@@ -112,10 +115,10 @@ async def test_supervisor_listens_to_a_live_call(
     spies: list[Message] = []
     hotline.ami.on("ChanSpyStart", spies.append)
     caller = new_caller()
-    call = asyncio.create_task(place_call(
+    call = await start_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
         caller=caller, presses=REPORT, hold_ms=26_000,
-    ))  # fmt: skip
+    )  # fmt: skip
     try:
         await hotline.acd.login(SEAT, "2468")
         hotline.dispatcher.kick()
@@ -178,7 +181,7 @@ async def test_supervisor_listens_to_a_live_call(
         uses = [e for e in await hotline.accounts.accounts.audit_log(30)
                 if e["action"] == "listen_in"]  # fmt: skip
         assert "mode=barge" in uses[0]["detail"], uses
-        result = await call
+        result = await call.hang_up()
         assert result.returncode == 0, result.errors[-2000:]
     finally:
         if not call.done():
@@ -229,6 +232,19 @@ async def silent_call(
         for e in ami_events.of(call["uniqueid"], "AGIExecStart")
     ]
     return call, played
+
+
+@contextmanager
+def clock_past(announcements: Announcements, moment: datetime) -> Iterator[None]:
+    """The announcements' clock a second past ``moment`` (an expiry) instead of waiting for
+    it; the real clock again afterwards."""
+    clock = announcements.clock
+    ahead = max(timedelta(0), moment + timedelta(seconds=1) - datetime.now(UTC))
+    announcements.clock = lambda: datetime.now(UTC) + ahead
+    try:
+        yield
+    finally:
+        announcements.clock = clock
 
 
 def announcement_steps(call: dict[str, Any]) -> list[str]:
@@ -285,10 +301,10 @@ async def test_announcement_is_heard_before_the_menu_until_it_expires(
         assert [played[i].split("/")[-2] for i in first] == ["zh", "en"], played
         assert menu and max(first) < min(menu), played
 
-        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1)
-        async with http.get("/api/announcements", headers=auth) as r:
-            assert (await r.json())["announcements"] == []
-        after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
+        with clock_past(hotline.announcements, soon):
+            async with http.get("/api/announcements", headers=auth) as r:
+                assert (await r.json())["announcements"] == []
+            after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
         assert not [st for st in after["journey"] if st["kind"] == "announcement"], after["journey"]
         assert not [c for c in played if made["id"] in c] and played, played
 
@@ -327,8 +343,8 @@ async def test_recorded_announcement_is_heard_before_the_menu_until_it_expires(
         lasted = float(end[0]["Timestamp"]) - float(start[0]["Timestamp"])
         assert lasted >= 1.5 - 0.1, f"the recording played for {lasted:.2f} s only"
 
-        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 1)
-        after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
+        with clock_past(hotline.announcements, soon):
+            after, played = await silent_call(hotline, ami_events, tmp_path, 5000)
         assert announcement_steps(after) == [], after["journey"]
         assert not [c for c in played if made["id"] in c] and played, played
 

@@ -9,7 +9,6 @@ audit log with its mode."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +20,7 @@ from test_supervisor_controls import _true, base, phone_owner_auth, release, sup
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
-from sipsim.citizen import place_call
+from sipsim.citizen import start_call
 from sipsim.rtp import RtpPhone, open_phone
 from sipsim.seat import start_seat
 
@@ -52,10 +51,10 @@ async def test_whisper_reaches_the_seat_only_and_barge_both(
     spies: list[Message] = []
     hotline.ami.on("ChanSpyStart", spies.append)
     await hotline.acd.login(SEAT, "2468")
-    call = asyncio.create_task(place_call(
+    call = await start_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
         caller=new_caller(), presses=[], hold_ms=50_000, rtp_port=citizen.port,
-    ))  # fmt: skip
+    )  # fmt: skip
     try:
         # the call is up both ways: each side hears the other's tone
         await eventually(lambda: hears(operator, CALLER_HZ, 0), 60, "the seat to hear the caller")
@@ -84,7 +83,7 @@ async def test_whisper_reaches_the_seat_only_and_barge_both(
         uses = [e for e in await hotline.accounts.accounts.audit_log(30)
                 if e["action"] == "listen_in" and e["target"] == SEAT]  # fmt: skip
         assert [u["detail"].split()[0] for u in uses[:2]] == ["mode=barge", "mode=whisper"], uses
-        result = await call
+        result = await call.hang_up()
         assert result.returncode == 0, result.errors[-2000:]
     finally:
         if not call.done():

@@ -9,7 +9,6 @@ it (without it, the two streams on B stay silent)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from browser import browser, new_context  # noqa: F401
 from conftest import engine_ports, eventually, new_caller
 from playwright.async_api import Browser, Locator, expect
 from staff import staff_token
-from test_acd_calls import dial
 from test_wallboard import BUSINESS, PIN, SEAT, log_in, tile
 from web_client import next_event
 
@@ -29,6 +27,7 @@ from accounts.users import AccountRole
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
+from sipsim.citizen import CitizenCall, start_call
 from sipsim.ports import SHIFTS
 from sipsim.seat import start_seat, unregister
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -79,7 +78,7 @@ async def test_a_page_on_engine_b_follows_engine_a(
     secret = stored_secret(s.data_dir, f"seat-{SEAT}")
     phone = await start_seat(tmp_path, SEAT, secret, sip_port=s.sip_port)
     context = await new_context(browser, b_url)
-    call: asyncio.Task[None] | None = None
+    call: CitizenCall | None = None
     async with aiohttp.ClientSession() as http:
         desk = await http.get(f"{b_url}/api/live?topics=call",
                               headers={"Authorization": f"Bearer {operator}"})  # fmt: skip
@@ -95,7 +94,10 @@ async def test_a_page_on_engine_b_follows_engine_a(
             row = page.locator(f'tr[data-seat="{SEAT}"] td.state')
 
             caller = new_caller()
-            call = asyncio.create_task(dial(a, tmp_path, caller, BUSINESS, 20_000))
+            call = await start_call(
+                tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+                caller=caller, presses=BUSINESS, hold_ms=20_000,
+            )  # fmt: skip
             await expect_text(tile(page, "business", "waiting"), "1")  # A's queue, B's page
 
             await a.acd.login(SEAT, PIN)
@@ -115,8 +117,9 @@ async def test_a_page_on_engine_b_follows_engine_a(
             news = await next_event(portal, "portal", 30)  # A's work-order service, B's portal
             assert (news["number"], news["news"], news["part"]) == (order.number, "dispatched",
                                                                     "lead")  # fmt: skip
-            await call
+            result = await call.hang_up()
             call = None
+            assert result.returncode == 0, result.errors[-2000:]
         finally:
             desk.close()
             portal.close()
