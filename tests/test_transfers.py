@@ -151,6 +151,7 @@ async def intake_of(hotline: Hotline, call_id: str) -> IntakeResult:
 async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
     hotline: Hotline,
     seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
     tmp_path: Path,
 ) -> None:
     phones = await seats("8001", "8003")
@@ -165,7 +166,12 @@ async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
         return phones["8003"].callers() == [caller]
 
     await eventually(rung, 15, "seat 8003's phone to ring with the caller")
-    await call  # the citizen talks to 8003 and hangs up
+
+    async def talking_to_8003() -> bool:
+        return any(name.startswith("PJSIP/8003-") for name in _bridge_of(ami_events, call_id))
+
+    await eventually(talking_to_8003, 15, "the caller in one bridge with seat 8003")
+    await call.hang_up()  # the citizen, talking to 8003, hangs up
     assert await journey_transfers(hotline, call_id) == [
         ("seat:8003", "from seat 8001 by e2e-op-8001")
     ]
