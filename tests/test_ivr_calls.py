@@ -22,7 +22,7 @@ from ivr.prompts import PromptLibrary
 from ivr.walk import Prompt
 from pbx.agi_channel import KEYS
 from queueing.events import read_events
-from sipsim.citizen import Press, free_media_port, free_udp_port, place_call
+from sipsim.citizen import Press, free_media_port, free_udp_port, place_call, start_call
 from workorders.orders import Actor, NewWorkOrder, Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,6 +35,27 @@ async def dial(hotline: Hotline, tmp_path: Path, caller: str, presses: list[Pres
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
         caller=caller, presses=presses, hold_ms=hold_ms,
     )  # fmt: skip
+    assert result.returncode == 0, f"sipp failed:\n{result.stderr[-2000:]}\n{result.errors[-2000:]}"
+
+
+async def dial_until_queued(
+    hotline: Hotline, tmp_path: Path, caller: str, presses: list[Press], hold_ms: int
+) -> None:
+    """A call that hangs up once the engine's ACD has queued it (after ``hold_ms`` at most)."""
+    s = hotline.settings
+    citizen = await start_call(
+        tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
+        caller=caller, presses=presses, hold_ms=hold_ms,
+    )  # fmt: skip
+    try:
+
+        async def queued() -> bool:
+            record = await call_record(hotline, caller, closed=False)
+            return bool(await acd_queues(hotline, record["uniqueid"]))
+
+        await eventually(queued, hold_ms / 1000 + 60, f"the call from {caller} to be queued")
+    finally:
+        result = await citizen.hang_up()
     assert result.returncode == 0, f"sipp failed:\n{result.stderr[-2000:]}\n{result.errors[-2000:]}"
 
 
@@ -109,7 +130,7 @@ async def test_silent_caller_reaches_the_operator_after_two_timeouts(
     transfer = menu.prompts["transfer"].prompt("zh")
     heard_s = sum(prompt_seconds(hotline, p) for p in [*intro, main, transfer])
     hold_ms = int((heard_s + 2 * menu.timeout_s + 6) * 1000)
-    await dial(hotline, tmp_path, caller, [], hold_ms=hold_ms)
+    await dial_until_queued(hotline, tmp_path, caller, [], hold_ms=hold_ms)
     call = await call_record(hotline, caller)
     assert call["route"] == "queue:operator"
     assert call["route_reason"] == "no-input"
@@ -198,7 +219,7 @@ async def test_work_order_number_is_read_after_3(
     hotline: Hotline, ami_events: AmiEvents, tmp_path: Path
 ) -> None:
     caller = new_caller()
-    await dial(
+    await dial_until_queued(
         hotline, tmp_path, caller,
         [Press("1", 2500), Press("3", 1500), Press("20260000001#", 2000)], hold_ms=12000,
     )  # fmt: skip
