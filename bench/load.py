@@ -146,14 +146,24 @@ async def one_rate(
             work, key, caller=f"139{{key}}{int(rate * 10):02d}",
             timeout_ms=(args.patience + args.talk) * 1000,
         )  # fmt: skip
-        citizens.append(await asyncio.create_subprocess_exec(
-            "sipp", f"127.0.0.1:{settings.sip_port}", "-sf", str(scenario),
-            "-s", settings.hotline_number, "-r", f"{per_queue:.3f}", "-m", str(calls),
-            "-l", "1000", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
-            "-mp", str(free_udp_port() & ~1), "-nostdin", "-trace_stat", "-stf",
-            str(stats[key]), "-fd", "5",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        ))  # fmt: skip
+        for _attempt in range(3):
+            sipp = await asyncio.create_subprocess_exec(
+                "sipp", f"127.0.0.1:{settings.sip_port}", "-sf", str(scenario),
+                "-s", settings.hotline_number, "-r", f"{per_queue:.3f}", "-m", str(calls),
+                "-l", "1000", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi",
+                "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin", "-trace_stat",
+                "-stf", str(stats[key]), "-fd", "5",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            try:  # a port taken meanwhile (the box is shared) ends sipp at once: new ports
+                await asyncio.wait_for(sipp.wait(), 1.0)
+            except TimeoutError:
+                citizens.append(sipp)
+                break
+            print(f"  the citizens' sipp of queue key {key} exited at once "
+                  f"({sipp.returncode}); again with other ports")  # fmt: skip
+        else:
+            raise RuntimeError(f"the citizens' sipp of queue key {key} does not start")
     await asyncio.sleep(duration)
     cpu1 = (cpu_seconds(engine.process.pid), cpu_seconds(asterisk_pid), box_busy())
     try:
@@ -177,7 +187,8 @@ async def one_rate(
     menu_gaps, queue_gaps = watch.menu_gaps_ms[before[1] :], watch.queue_gaps_ms[before[2] :]
     busy = (cpu1[2][0] - cpu0[2][0]) / max(1, cpu1[2][1] - cpu0[2][1])
     per_call = max(1, placed)
-    print(f"\nrate {rate:.2f} calls/s for {args.minutes:g} min ({placed} calls placed by sipp):")
+    print(f"\nrate {rate:.2f} calls/s for {args.minutes:g} min ({placed} calls placed by sipp, "
+          f"of {calls * len(QUEUE_KEYS)}):")  # fmt: skip
     print(f"  offered to queues {offered}, answered {answered}, abandoned {abandoned}")
     print(f"  key-to-next-prompt  p50 {p(gaps, 0.5)} ms  p99 {p(gaps, 0.99)} ms  (n={len(gaps)})")
     print(f"    in the menu       p50 {p(menu_gaps, 0.5)} ms  p99 {p(menu_gaps, 0.99)} ms  "
