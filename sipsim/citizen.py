@@ -248,10 +248,11 @@ class CitizenCall:
         return self._result.done()
 
     def cancel(self) -> None:
-        """Stop waiting; sipp itself is stopped too."""
-        self._result.cancel()
+        """Stop waiting, and tell the citizen to hang up (a BYE, so that the hotline does not
+        keep a seat on a call nobody is on; a kill would send none)."""
         if self.process.returncode is None:
-            self.process.kill()
+            self.tell_to_hang_up()
+        self._result.cancel()
 
     def tell_to_hang_up(self) -> None:
         """Tell the citizen, on hold after its keys and speech, to hang up now (its BYE, as
