@@ -17,7 +17,8 @@ the others "free" samples (entered -> ringing). Two phases per variant: callers 
 wider than a call lasts (seats free), then a burst faster than the seats can take (callers
 wait, then a seat frees). Seats have no wrap-up, so a freed seat is free at once for both.
 
-* native: the engine's FastAGI ``queue`` route is removed, so the dialplan falls back to
+* native: the engine's FastAGI ``queue`` route is removed (and the route detached: no early
+  entries on the dialplan's HotlineQueue event), so the dialplan falls back to
   ``Queue(hotline-report)`` with the same seats.
 
 Needs root (Asterisk in a chroot). Ports shift by ``HOTLINE_TEST_PORT_OFFSET``. Usage::
@@ -224,6 +225,7 @@ async def main(args: argparse.Namespace) -> None:
             for variant in ("acd", "native"):
                 if variant == "native":
                     hotline.agi._routes.pop("queue")  # the dialplan falls back to Queue()
+                    hotline.queue_route.detached = True  # no early entries either
                     logging.getLogger("pbx.fastagi").setLevel(logging.CRITICAL)  # says so per call
                 merged = Samples()
                 for phase in ("free", "busy"):
