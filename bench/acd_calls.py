@@ -17,13 +17,16 @@ the others "free" samples (entered -> ringing). Two phases per variant: callers 
 wider than a call lasts (seats free), then a burst faster than the seats can take (callers
 wait, then a seat frees). Seats have no wrap-up, so a freed seat is free at once for both.
 
-* native: the engine's FastAGI ``queue`` route is removed (and the route detached: no early
-  entries on the dialplan's HotlineQueue event), so the dialplan falls back to
-  ``Queue(hotline-report)`` with the same seats.
+The box's other load drifts over minutes, so the variants take turns: ``--rounds`` rounds in
+ABBA order (ACD, native, native, ACD, ...), each with its share of ``--calls``; the first
+``--warmup`` callers of each phase of a round are placed but not counted.
+
+* native: :func:`use_variant` (the dialplan falls back to ``Queue(hotline-report)`` with the
+  same seats).
 
 Needs root (Asterisk in a chroot). Ports shift by ``HOTLINE_TEST_PORT_OFFSET``. Usage::
 
-    python -m bench.acd_calls [--calls 100] [--seats 3]
+    python -m bench.acd_calls [--calls 100] [--seats 3] [--rounds 2] [--warmup 2]
 
 """
 
@@ -133,12 +136,22 @@ def samples(traces: list[SeatTrace], entered: dict[str, float]) -> Samples:
     return out
 
 
+def use_variant(hotline: Hotline, variant: str) -> None:
+    """native: the FastAGI ``queue`` route removed and the route detached (no early entries
+    on the dialplan's HotlineQueue event), so the dialplan falls back to ``Queue()``."""
+    native = variant == "native"
+    hotline.queue_route.detached = native
+    if native:
+        hotline.agi._routes.pop("queue", None)
+    else:
+        hotline.agi.add_route("queue", hotline.queue_route.run)
+
+
 async def run_phase(
-    hotline: Hotline, workdir: Path, variant: str, phase: str, args: argparse.Namespace,
-    uniqueids: dict[str, str],
+    hotline: Hotline, folder: Path, variant: str, phase: str, args: argparse.Namespace,
+    uniqueids: dict[str, str], calls: int,
 ) -> Samples:  # fmt: skip
     s = hotline.settings
-    folder = workdir / f"{variant}-{phase}"
     exts = ALL_SEATS[: args.seats]
     seats = [
         await start_seat(
@@ -160,7 +173,7 @@ async def run_phase(
     prefix = f"139{int(time.time()) % 100000:05d}"
     since = time.time()
     tasks = []
-    for i in range(args.calls):
+    for i in range(calls):
         tasks.append(asyncio.create_task(place_call(
             folder, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
             caller=f"{prefix}{i:03d}", presses=REPORT, hold_ms=args.hold_ms, timeout_s=600,
@@ -177,12 +190,21 @@ async def run_phase(
         await seat.stop()
     assert hotline.asterisk is not None
     log = hotline.asterisk.root / "var/log/asterisk/messages.log"
-    found = samples(traces, entered_times(log, since - 1, uniqueids))
+    entered = entered_times(log, since - 1, uniqueids)
+    warm = {f"{prefix}{i:03d}" for i in range(min(args.warmup, calls))}  # placed, not counted
+    entered = {caller: at for caller, at in entered.items() if caller not in warm}
+    traces = [_without(t, warm) for t in traces]
+    found = samples(traces, entered)
     failed = sum(1 for r in results if r.returncode != 0)
-    print(f"{variant:6} {phase:4}: {args.calls} calls, {failed} sipp failures, "
+    print(f"{variant:6} {phase:4}: {calls} calls, {failed} sipp failures, "
           f"{len(found.free)} free + {len(found.busy)} busy samples, "
           f"{found.missing} unmatched")  # fmt: skip
     return found
+
+
+def _without(trace: SeatTrace, callers: set[str]) -> SeatTrace:
+    """``trace`` without the INVITEs of ``callers`` (its BYEs stay: they free the seat)."""
+    return SeatTrace([i for i in trace.invites if i[1] not in callers], trace.byes)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -220,26 +242,27 @@ async def main(args: argparse.Namespace) -> None:
             uniqueids.setdefault(event.get("Uniqueid", ""), event.get("CallerIDNum", ""))
 
         hotline.ami.on("Newchannel", on_channel)
-        results: dict[str, Samples] = {}
+        results = {"acd": Samples(), "native": Samples()}
+        logging.getLogger("pbx.fastagi").setLevel(logging.CRITICAL)  # native: says so per call
+        per_round = -(-args.calls // args.rounds)
         try:
-            for variant in ("acd", "native"):
-                if variant == "native":
-                    hotline.agi._routes.pop("queue")  # the dialplan falls back to Queue()
-                    hotline.queue_route.detached = True  # no early entries either
-                    logging.getLogger("pbx.fastagi").setLevel(logging.CRITICAL)  # says so per call
-                merged = Samples()
-                for phase in ("free", "busy"):
-                    got = await run_phase(hotline, base, variant, phase, args, uniqueids)
-                    merged.free += got.free
-                    merged.busy += got.busy
-                results[variant] = merged
+            for r in range(args.rounds):
+                for variant in ("acd", "native") if r % 2 == 0 else ("native", "acd"):
+                    use_variant(hotline, variant)
+                    for phase in ("free", "busy"):
+                        folder = base / f"{variant}-{phase}-{r}"
+                        got = await run_phase(hotline, folder, variant, phase, args, uniqueids,
+                                              per_round + args.warmup)  # fmt: skip
+                        results[variant].free += got.free
+                        results[variant].busy += got.busy
         finally:
             keys = [k async for k in hotline.acd.redis.scan_iter(f"{settings.acd_prefix}*")]
             if keys:
                 await hotline.acd.redis.delete(*keys)
             await hotline.stop()
     print(f"\nqueue -> seat's phone ringing ({args.seats} sipp seats, {args.calls} calls per "
-          f"phase, talk {args.hold_ms} ms):")  # fmt: skip
+          f"phase in {args.rounds} rounds (+{args.warmup} warm-up each), "
+          f"talk {args.hold_ms} ms):")  # fmt: skip
     for kind in ("free", "busy"):
         what = "entered->ring" if kind == "free" else "freed->ring"
         a = summary(f"ACD    {kind}", getattr(results["acd"], kind))
@@ -252,4 +275,6 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=100, help="calls per phase and variant")
     parser.add_argument("--seats", type=int, default=3, choices=range(1, len(ALL_SEATS) + 1))
     parser.add_argument("--hold-ms", type=int, default=1500, help="talk time of each call")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the variants (ABBA)")
+    parser.add_argument("--warmup", type=int, default=2, help="callers not counted per phase")
     asyncio.run(main(parser.parse_args()))

@@ -1,7 +1,9 @@
 """The FastAGI ``queue`` route: a citizen waits in the engine's ACD and reaches a seat.
 
-The path: the dialplan's ``hotline-queue,<skill>`` runs ``AGI(agi://.../queue)`` →
-:meth:`QueueRoute.run` enqueues the caller and runs a routing step in one Lua call
+The path: the dialplan's ``hotline-queue,<skill>`` raises the AMI UserEvent ``HotlineQueue``
+(the caller's entry starts at once, :mod:`queueing.early_entry`) and runs
+``AGI(agi://.../queue)`` → :meth:`QueueRoute.run` claims that entry (or starts it, if the
+event did not come first): the caller is enqueued and a routing step runs in one Lua call
 (:meth:`Acd.enter`: priority, position, a free seat chosen at once),
 plays hold music, announces position and estimated wait every
 ``announce_interval_s``, offers the callback after ``callback_after_s`` (1 = keep the
