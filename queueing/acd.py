@@ -489,10 +489,20 @@ class Acd:
         """Like :meth:`hangup`, but a waiting callback is dropped too (abandoned)."""
         return await self._release(call_id, now, force=True)
 
-    async def _release(self, call_id: str, now: float | None, *, force: bool) -> Released:
+    async def not_reached(self, call_id: str, now: float | None = None) -> Released:
+        """A callback's seat answered and dialled the citizen, who did not answer: no call
+        was handled. The seat is available at once (no wrap-up), the attempt counts neither
+        as answered nor in AHT but as a callback not reached (outcome ``unreached``). Any
+        other call is released as by :meth:`hangup`."""
+        return await self._release(call_id, now, force=False, unreached=True)
+
+    async def _release(
+        self, call_id: str, now: float | None, *, force: bool, unreached: bool = False
+    ) -> Released:
         outcome, seat, duration = await self._run(
-            "release", call_id, _ms(self._now(now)), str(self.aht_alpha), "1" if force else "0"
-        )
+            "release", call_id, _ms(self._now(now)), str(self.aht_alpha), "1" if force else "0",
+            "1" if unreached else "0",
+        )  # fmt: skip
         released = Released(call_id, _s(outcome), _s(seat), int(duration) / 1000)
         log.info("call %s %s (seat %s, %.1fs)", call_id, released.outcome, released.seat,
                  released.duration_s)  # fmt: skip

@@ -10,6 +10,8 @@ trunk) showing the hotline's number. If the seat does not answer, the Originate 
 the ring deadline passes) and the call goes back to the head of its queue, the seat paused.
 Each call to the citizen is on the outbound dialer's record (:mod:`queueing.callback_retries`):
 it takes one of the dialer's lines while it rings; not answered, it is tried again later.
+A citizen not reached (busy, no answer, congestion, unavailable) frees the seat at once, as a
+callback not reached: no wrap-up, neither answered nor in AHT (:meth:`Acd.not_reached`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from queueing.dispatcher import Dispatcher
 from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
+
+# the citizen's leg ended (DIALSTATUS) without reaching the citizen: the seat handled no call
+NOT_REACHED = frozenset({"NOANSWER", "BUSY", "CONGESTION", "CHANUNAVAIL"})
 
 
 def callback_number_rule(pattern: str) -> re.Pattern[str]:
@@ -119,9 +124,14 @@ class CallbackRinger:
                 log.exception("%s: could not requeue", who)
             self.dispatcher.kick()
 
-    async def _release(self, call_id: str, who: str, *, drop: bool = False) -> None:
+    async def _release(
+        self, call_id: str, who: str, *, drop: bool = False, unreached: bool = False
+    ) -> None:
+        release = self.acd.not_reached if unreached else self.acd.hangup
+        if drop:
+            release = self.acd.cancel
         try:
-            released = await (self.acd.cancel if drop else self.acd.hangup)(call_id)
+            released = await release(call_id)
             log.info("%s: %s after %.1f s", who, released.outcome, released.duration_s)
         except (RedisError, OSError, TimeoutError, AcdError):
             log.exception("%s: could not release the call in the ACD", who)
@@ -145,6 +155,7 @@ class CallbackRinger:
         dial, ring_s = self.options.dial.channel(number), self.schedule.options.ring_s
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
+        unreached = False  # the citizen's leg ended NOT_REACHED
         await self.schedule.dialing(call_id, number, skill)  # a line of the outbound dialer
         try:
             await agi.set_variable("CALLERID(num)", self.options.hotline_number)
@@ -178,6 +189,7 @@ class CallbackRinger:
                     log.info("%s: citizen answered (DialEnd not seen)", who)
                 else:
                     log.warning("%s: the citizen did not answer (%s)", who, status or "?")
+                unreached = status in NOT_REACHED
                 await self.schedule.ended(call_id, number, status or "FAILED")
         except CallerHungUp:
             log.info("%s: seat hung up", who)
@@ -185,7 +197,7 @@ class CallbackRinger:
                 await self.schedule.ended(call_id, number, "CANCEL")
         finally:
             self.dials.forget(agi.call.uniqueid)
-            await self._release(call_id, who)
+            await self._release(call_id, who, unreached=unreached)
         if connected is not None:
             ended_call = ConnectedCall(**{**connected.__dict__, "ended_at": datetime.now(UTC)})
             await self.listeners.finished(ended_call)

@@ -3,7 +3,8 @@
 
 Types (like Asterisk's queue_log): ``enter`` (data: caller), ``offer`` (data: wait ms),
 ``connect`` (data: wait ms), ``requeue`` (data: reason), ``abandon`` (data: wait ms),
-``complete`` (data: talk ms), ``callback`` (data: number), ``seat`` (data: "<state> <reason>").
+``complete`` (data: talk ms), ``unreached`` (a callback's citizen did not answer the seat's
+call; data: the seat's ms on it), ``callback`` (data: number), ``seat`` (data: "<state> <reason>").
 A statistics writer tails the stream with :func:`read_events` and stores rows in SQL.
 """
 

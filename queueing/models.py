@@ -46,12 +46,13 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Released:
-    """What happened when a call left: ``abandoned`` (with its wait) or ``completed``."""
+    """What happened when a call left: ``abandoned`` (with its wait), ``completed``, or
+    ``unreached`` (a callback whose citizen did not answer the seat's call)."""
 
     call_id: str
-    outcome: str  # "abandoned" | "completed" | "unknown"
+    outcome: str  # "abandoned" | "completed" | "unreached" | "kept" | "unknown"
     seat: str  # the seat that rang (abandoned while ringing) or served the call
-    duration_s: float  # wait for abandoned, talk time for completed
+    duration_s: float  # wait for abandoned, talk time for completed, seat's time for unreached
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@
 per queue and overall, over a period: calls offered, answered, abandoned, service level
 (answered within ``service_level_s`` over answered + abandoned), ASA (average wait of the
 answered), AHT (average talk time of the completed), answer rate (answered over answered +
-abandoned); the live part (waiting, longest wait, seats by state) comes from the ACD's
-snapshot.
+abandoned); callback attempts whose citizen was not reached (``unreached``: the seat
+answered, the citizen did not) count as none of these; the live part (waiting, longest wait,
+seats by state) comes from the ACD's snapshot.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class QueueFigures:
     waiting: int
     longest_wait_s: float
     callbacks_waiting: int
+    callbacks_unreached: int  # callback attempts the citizen did not answer
     offered: int
     answered: int
     abandoned: int
@@ -131,7 +133,7 @@ class QueueFigures:
     answer_rate: float | None  # 0..1
 
 
-FIGURE_EVENTS = ("enter", "connect", "abandon", "complete")  # what _figures counts
+FIGURE_EVENTS = ("enter", "connect", "abandon", "complete", "unreached")  # what _figures counts
 
 
 def _figures(
@@ -141,6 +143,7 @@ def _figures(
     waits: dict[str, int] = {}  # a call's last connect
     gave_up: set[str] = set()
     talks: list[int] = []
+    unreached = 0
     for r in rows:  # one pass: a big city's day is ~100,000 events
         kind = r.type
         if kind == "enter":
@@ -151,6 +154,9 @@ def _figures(
             gave_up.add(r.call_id)
         elif kind == "complete":
             talks.append(int(float(r.data or 0)))
+        elif kind == "unreached":  # its seat answered (connect), the citizen did not
+            waits.pop(r.call_id, None)
+            unreached += 1
     abandoned = gave_up - set(waits)
     answered = len(waits)
     within = sum(1 for ms in waits.values() if ms <= sl_s * 1000)
@@ -160,6 +166,7 @@ def _figures(
         waiting=live[0],
         longest_wait_s=round(live[1], 1),
         callbacks_waiting=live[2],
+        callbacks_unreached=unreached,
         offered=len(entered),
         answered=answered,
         abandoned=len(abandoned),

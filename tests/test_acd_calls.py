@@ -473,7 +473,9 @@ async def test_a_callback_not_answered_is_retried_then_listed(
     outbound dialer (the count the revisit calls' limit takes off); when the ring times out
     the seat is released at once, and the dialer's loop books the callback again (ring and
     interval shortened for the test) to ring a seat again, twice; then it is on the
-    supervisors' failed-callbacks list, from SQL."""
+    supervisors' failed-callbacks list, from SQL. The seat handled no call: after each attempt
+    it is available at once (not in the report wrap-up), and the wallboard's figures of the
+    day count 3 callbacks not reached, no answered call and no change in AHT."""
     from dataclasses import replace
 
     retries, revisits = hotline.callback_retries, hotline.revisits
@@ -498,13 +500,15 @@ async def test_a_callback_not_answered_is_retried_then_listed(
         await eventually(lambda: waiting(hotline, caller), 30, "the caller to wait")
         await booked
         call_id = (await call_events(hotline, caller))[0].call_id
+        auth = await supervisor_auth(hotline)
+        before = await _report_figures(hotline, auth)
+        started = time.time()
         phones = await seats("8005")
 
         async def listed() -> list[dict[str, Any]]:
             return [f for f in await retries.failed() if f["call_id"] == call_id]
 
         [failed] = await eventually(listed, 120, "the callback on the failed list")
-        auth = await supervisor_auth(hotline)
         url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}"
         async with aiohttp.ClientSession() as web:
             async with web.get(url + "/api/callbacks/failed", headers=auth) as response:
@@ -520,11 +524,39 @@ async def test_a_callback_not_answered_is_retried_then_listed(
     assert len(phones["8005"].invites()) == 3  # the seat rang (and answered) before each
     assert max(lines) == 1 and lines[-1] == 0, lines  # one line while ringing, then free
     # Each attempt: the seat answered (connect), the citizen's phone rang 4 s, and the seat's
-    # call ended then (complete), not after a longer timeout.
+    # call ended then as not reached (no complete), not after a longer timeout; in that same
+    # step the seat became available, and it never went through a wrap-up.
     attempts = [call_id, f"{call_id}-r1", f"{call_id}-r2"]
-    ends = {e.call_id: e for e in await call_events(hotline, caller) if e.type == "complete"}
-    assert sorted(ends) == attempts
+    mine = await call_events(hotline, caller)
+    ends = {e.call_id: e for e in mine if e.type == "unreached"}
+    assert sorted(ends) == attempts and not [e for e in mine if e.type == "complete"]
+    seat_states = [(e.at, e.data.split()[0]) for e in await events(hotline)
+                   if e.type == "seat" and e.seat == "8005" and e.at >= started]  # fmt: skip
+    assert "wrap_up" not in {state for _, state in seat_states}, seat_states
     for attempt in attempts:
         assert ends[attempt].seat == "8005"
         assert 4000 <= ends[attempt].ms <= 9000, (attempt, ends[attempt].ms)
+        assert (ends[attempt].at, "available") in seat_states, (attempt, seat_states)
+    # the day's figures on the wallboard: 3 callbacks not reached, nothing answered, same AHT
+    after = await eventually(
+        lambda: _unreached_moved(hotline, auth, before, 3), 10, "3 callbacks not reached"
+    )
+    assert after["answered"] == before["answered"] and after["aht_s"] == before["aht_s"]
+    assert after["abandoned"] == before["abandoned"]
     await eventually(lambda: _idle(hotline, "8005"), 10, "the seat to be free again")
+
+
+async def _report_figures(hotline: Hotline, auth: dict[str, str]) -> dict[str, Any]:
+    """The report queue's figures of the day, as the wallboard shows them."""
+    url = f"http://{hotline.settings.web_host}:{hotline.settings.web_port}/api/wallboard"
+    async with aiohttp.ClientSession() as web, web.get(url, headers=auth) as response:
+        assert response.status == 200
+        board = await response.json()
+    return next(q for q in board["queues"] if q["queue"] == "report")
+
+
+async def _unreached_moved(
+    hotline: Hotline, auth: dict[str, str], before: dict[str, Any], by: int
+) -> dict[str, Any] | None:
+    now = await _report_figures(hotline, auth)
+    return now if now["callbacks_unreached"] == before["callbacks_unreached"] + by else None

@@ -286,6 +286,49 @@ async def test_cancelled_callback_leaves_the_queue(acd: Acd) -> None:
     assert await acd.position("a") is None
 
 
+async def test_a_callback_not_reached_frees_the_seat_at_once(
+    acd: Acd, redis: Redis, prefix: str
+) -> None:
+    """The seat answered a callback and dialled the citizen, who did not answer: the seat is
+    available at once (report's wrap-up is 10 s) and takes the next callback, the moving AHT
+    does not move, and the log says 'unreached', not 'complete'. A citizen reached: the call
+    completes as any call (wrap-up, AHT)."""
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("cb", "report", caller="13800000001", now=T0)
+    await acd.to_callback("cb", "13800000001", now=T0 + 1)
+    await acd.enqueue("cb2", "report", caller="13800000002", now=T0 + 2)
+    await acd.to_callback("cb2", "13800000002", now=T0 + 3)
+    [a] = await acd.dispatch_once(now=T0 + 4)
+    await acd.answered(a.call_id, now=T0 + 5)
+    gone = await acd.not_reached(a.call_id, now=T0 + 35)  # the citizen's phone rang 30 s
+    assert (gone.outcome, gone.seat, gone.duration_s) == ("unreached", "8001", 30.0)
+    status = await acd.seat("8001")
+    assert status.state is SeatState.AVAILABLE and status.idle_since == T0 + 35
+    assert await redis.hget(f"{prefix}aht", "report") is None
+    [b] = await acd.dispatch_once(now=T0 + 35)  # offered the next callback at once
+    assert (b.call_id, b.seat) == ("cb2", "8001")
+    await acd.answered("cb2", now=T0 + 36)
+    done = await acd.hangup("cb2", now=T0 + 96)  # this citizen answered: a minute's talk
+    assert (done.outcome, done.duration_s) == ("completed", 60.0)
+    assert (await acd.seat("8001")).state is SeatState.WRAP_UP
+    assert float(await redis.hget(f"{prefix}aht", "report") or 0) == 70_000  # talk + wrap-up
+    kinds = [(e.call_id, e.type) for e in await read_events(redis, prefix)
+             if e.type in ("connect", "complete", "unreached")]  # fmt: skip
+    assert kinds == [("cb", "connect"), ("cb", "unreached"), ("cb2", "connect"),
+                     ("cb2", "complete")]  # fmt: skip
+
+
+async def test_not_reached_applies_to_callbacks_only(acd: Acd, redis: Redis) -> None:
+    """A voice caller is always reached: released so, it completes with its wrap-up."""
+    await _login(acd, ("8001", T0))
+    await acd.enqueue("v", "report", caller="138", now=T0)
+    await acd.dispatch_once(now=T0 + 1)
+    await acd.answered("v", now=T0 + 2)
+    done = await acd.not_reached("v", now=T0 + 62)
+    assert (done.outcome, done.duration_s) == ("completed", 60.0)
+    assert (await acd.seat("8001")).state is SeatState.WRAP_UP
+
+
 async def test_login_with_wrong_pin_refused(acd: Acd) -> None:
     with pytest.raises(LoginRefused):
         await acd.login("8001", "9999", now=T0)

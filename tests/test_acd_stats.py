@@ -41,6 +41,18 @@ def test_figures_follow_the_call_center_definitions() -> None:
     assert (f.waiting, f.longest_wait_s, f.callbacks_waiting) == (2, 42.0, 1)
 
 
+def test_a_callback_not_reached_is_not_answered() -> None:
+    """The seat answered callback "a" (connect) and its citizen did not: neither answered nor
+    in ASA/AHT nor in the service level's calls; counted as a callback not reached."""
+    rows = [
+        row("enter", "a"), row("connect", "a", "40000"), row("unreached", "a", "4000"),
+        row("enter", "b"), row("connect", "b", "5000"), row("complete", "b", "60000"),
+    ]  # fmt: skip
+    f = _figures("report", rows, 15.0, (0, 0.0, 0))
+    assert (f.offered, f.answered, f.abandoned, f.callbacks_unreached) == (2, 1, 0, 1)
+    assert (f.asa_s, f.aht_s, f.service_level, f.answer_rate) == (5.0, 60.0, 1.0, 1.0)
+
+
 def test_no_calls_no_ratios() -> None:
     f = _figures("report", [], 15.0, (0, 0.0, 0))
     assert f.service_level is None and f.answer_rate is None and f.asa_s is None

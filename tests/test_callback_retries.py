@@ -114,7 +114,8 @@ async def test_an_unanswered_callback_is_retried_then_listed(
     await ring_unanswered(parts, retries, "1800000005.1", tmp_path, "NOANSWER")
     assert parts.seen.bridged == []
     assert await parts.acd.entry("1800000005.1") is None  # released at once
-    assert (await parts.acd.seat("8001")).state is not SeatState.ON_CALL
+    # the citizen was not reached: the seat handled no call, so no wrap-up
+    assert (await parts.acd.seat("8001")).state is SeatState.AVAILABLE
     assert await retries.book_due() == []  # ten minutes later, not now
     clock += 600
     assert await retries.book_due() == ["1800000005.1-r1"]
@@ -122,13 +123,12 @@ async def test_an_unanswered_callback_is_retried_then_listed(
     entry = await parts.acd.entry("1800000005.1-r1")
     assert entry is not None and entry["kind"] == CallKind.CALLBACK.value
     # The first retry rings a seat again; the citizen is busy this time.
-    await parts.acd.end_wrap_up("8001")
     [turn] = await parts.acd.dispatch_once()
     assert (turn.call_id, turn.kind, turn.seat) == ("1800000005.1-r1", CallKind.CALLBACK, "8001")
     await ring_unanswered(parts, retries, "1800000005.1-r1", tmp_path, "BUSY")
     clock += 600
     assert await retries.book_due() == ["1800000005.1-r2"]
-    await parts.acd.end_wrap_up("8001")
+    assert (await parts.acd.seat("8001")).state is SeatState.AVAILABLE
     [turn] = await parts.acd.dispatch_once()
     await ring_unanswered(parts, retries, "1800000005.1-r2", tmp_path, "NOANSWER")
     clock += 600

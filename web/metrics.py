@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 ReadingsRead = Callable[[], Awaitable[Readings]]
 
 # today's queue figures (queueing.stats.QueueFigures fields) exported as calls by outcome
-QUEUE_OUTCOMES = ("offered", "answered", "abandoned", "answered_within_sl")
+QUEUE_OUTCOMES = ("offered", "answered", "abandoned", "answered_within_sl", "callbacks_unreached")
 # today's queue ratios and averages: (field, metric name, help)
 QUEUE_FIGURES = (
     ("service_level", "hotline_queue_service_level_ratio",

@@ -86,11 +86,12 @@ local function set_state(ext, state, now, reason, fields, f)
   return old
 end
 
--- The seat's call of `skill` ended: its wrap-up (per skill, else the seat's), or available at
--- once without one. Returns the wrap-up in ms (0: none).
-local function end_call(ext, skill, now)
+-- The seat's call of `skill` ended: its wrap-up (per skill, else the seat's; `wrap_ms` given:
+-- that one), or available at once without one. Returns the wrap-up in ms (0: none).
+local function end_call(ext, skill, now, wrap_ms)
   local sk = P .. 'seat:' .. ext
-  local wrap = tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
+  local wrap = wrap_ms
+    or tonumber(redis.call('HGET', sk, 'w:' .. skill) or redis.call('HGET', sk, 'wrap_ms'))
   if wrap and wrap > 0 then
     set_state(ext, 'wrap_up', now, '', {'call', '', 'wrap_until', now + wrap})
     redis.call('ZADD', P .. 'wrapup', now + wrap, ext)

@@ -1,9 +1,12 @@
--- ARGV: prefix, call_id, now_ms, aht_alpha, force
+-- ARGV: prefix, call_id, now_ms, aht_alpha, force, unreached
 -- The caller's channel is gone (force "0": a waiting callback is kept, {'kept', '', 0}),
 -- or the call is cancelled outright (force "1"). Otherwise, by the call's state:
 --   waiting   -> abandoned (leaves the queue)            returns {'abandoned', '', waited_ms}
 --   offered   -> abandoned, the ringing seat is free now returns {'abandoned', seat, waited_ms}
 --   connected -> completed, the seat enters wrap-up      returns {'completed', seat, talk_ms}
+--   connected callback whose citizen was not reached (unreached "1": the seat's channel
+--             dialled, nobody answered) -> no call was handled: the seat is available at
+--             once, no wrap-up, no AHT; event 'unreached'  returns {'unreached', seat, ms}
 --   unknown   -> {'unknown', '', 0}
 local id, now, alpha = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local ck = P .. 'call:' .. id
@@ -26,6 +29,14 @@ elseif state == 'offered' then
   local waited = now - tonumber(c[4])
   event(now, 'abandon', id, ext, skill, tostring(waited))
   result = {'abandoned', ext, waited}
+elseif ARGV[6] == '1' and c[6] == 'callback' then
+  local sk = P .. 'seat:' .. ext
+  local rang = now - tonumber(c[5] or now)
+  if redis.call('HGET', sk, 'state') == 'on_call' and redis.call('HGET', sk, 'call') == id then
+    end_call(ext, skill, now, 0)
+  end
+  event(now, 'unreached', id, ext, skill, tostring(rang))
+  result = {'unreached', ext, rang}
 else
   result = {'completed', ext, complete_part(id, ext, skill, c[5], now, alpha)}
 end
