@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from citizen_phones import dialled, start_phone
 from conftest import AmiEvents, eventually, new_caller
-from seat_calls import REPORT, call_events, connected_seat
+from seat_calls import REPORT, call_events, connected_seat, events
 from staff import supervisor_auth
 
 from agents.states import SeatState
