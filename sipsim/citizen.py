@@ -111,15 +111,19 @@ def audio_sdp(user: str) -> str:
 
 @dataclass(frozen=True)
 class Speak:
-    """After the key presses, wait ``after_ms`` then stream ``wav`` (8 kHz mono µ-law) as
+    """After the key presses (and, with ``cued``, once told by :meth:`CitizenCall.speak_now`,
+    e.g. when a seat answered), wait ``after_ms`` then stream ``wav`` (8 kHz mono µ-law) as
     the caller's voice."""
 
     wav: Path
     after_ms: int = 3000
+    cued: bool = False
 
 
 #: the request that makes a citizen on hold hang up at once (sent by :meth:`CitizenCall.hang_up`)
 HANG_UP_REQUEST = "INFO"
+#: the request that makes a cued citizen speak (sent by :meth:`CitizenCall.speak_now`)
+SPEAK_REQUEST = "NOTIFY"
 
 
 def citizen_scenario(
@@ -139,6 +143,10 @@ def citizen_scenario(
             f'  <pause milliseconds="{sequence_duration_ms(press.keys) + 100}"/>'
         )
     if speak is not None:
+        if speak.cued:  # not told to: the citizen hangs up after the hold
+            actions.append(
+                f'  <recv request="{SPEAK_REQUEST}" timeout="{hold_ms}" ontimeout="hang-up"/>'
+            )
         actions.append(
             f'  <pause milliseconds="{speak.after_ms}"/>\n'
             f'  <nop><action><exec rtp_stream="{speak.wav},1,0"/></action></nop>'
@@ -257,12 +265,20 @@ class CitizenCall:
     def tell_to_hang_up(self) -> None:
         """Tell the citizen, on hold after its keys and speech, to hang up now (its BYE, as
         after the hold)."""
+        self._tell(HANG_UP_REQUEST)
+
+    def speak_now(self) -> None:
+        """Tell a citizen whose :class:`Speak` is ``cued`` to start speaking."""
+        self._tell(SPEAK_REQUEST)
+
+    def _tell(self, method: str) -> None:
+        """Send ``method`` into the citizen's dialog from the test (sipp takes it by Call-ID)."""
         call_id = f"1-{self.process.pid}@127.0.0.1"  # sipp's default -cid_str, call number 1
         request = (
-            f"{HANG_UP_REQUEST} sip:citizen@127.0.0.1:{self.port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-hang-up\r\n"
-            f"From: <sip:test@127.0.0.1>;tag=hang-up\r\nTo: <sip:citizen@127.0.0.1>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 {HANG_UP_REQUEST}\r\nMax-Forwards: 70\r\n"
+            f"{method} sip:citizen@127.0.0.1:{self.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-{method.lower()}\r\n"
+            f"From: <sip:test@127.0.0.1>;tag=test\r\nTo: <sip:citizen@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
             f"Content-Length: 0\r\n\r\n"
         )  # fmt: skip
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

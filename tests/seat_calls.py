@@ -84,8 +84,9 @@ async def caller_at_8001(
     hotline: Hotline, workdir: Path, hold_ms: int, *, speak: Speak | None = None
 ) -> tuple[str, str, CallAt8001]:
     """A sipp citizen who chose report and talks to seat 8001 (registered and logged in by
-    the test), ``speak`` after the keys: the caller's number, the call id and the running
-    call, which hangs up after ``hold_ms`` (at the latest)."""
+    the test), ``speak`` after the keys (a cued one once the seat answered): the caller's
+    number, the call id and the running call, which hangs up after ``hold_ms`` (at the
+    latest)."""
     s = hotline.settings
     caller = new_caller()
     citizen = await start_call(
@@ -98,4 +99,6 @@ async def caller_at_8001(
     except BaseException:
         call.cancel()
         raise
+    if speak is not None and speak.cued:
+        citizen.speak_now()  # bridged with the seat now: every word is heard there
     return caller, (await call_events(hotline, caller))[0].call_id, call

@@ -91,8 +91,8 @@ async def call_with_speech(
 ) -> tuple[str, CallAt8001]:
     """A citizen who speaks Korean, connected to seat 8001: the number and the running call."""
     speech = await asyncio.to_thread(korean_speech, workdir)
-    caller, _call_id, call = await caller_at_8001(hotline, workdir, hold_ms,
-                                                  speak=Speak(speech, after_ms=3000))  # fmt: skip
+    speak = Speak(speech, after_ms=500, cued=True)
+    caller, _call_id, call = await caller_at_8001(hotline, workdir, hold_ms, speak=speak)
     return caller, call
 
 
