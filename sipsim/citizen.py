@@ -54,8 +54,16 @@ def answer_bye(timeout_ms: int = 0) -> str:
 
 def hung_up_by_hotline(xml: str, timeout_ms: int = 0) -> str:
     """A citizen scenario (:func:`citizen_scenario`) whose other side hangs up: the
-    citizen's own BYE gives way to answering the hotline's (waited for up to ``timeout_ms``)."""
+    citizen holds (a plain pause: no hang-up request is waited for, so the hotline's BYE is
+    not unexpected), then its own BYE gives way to answering the hotline's (waited for up to
+    ``timeout_ms``)."""
     head, _, _ = xml.rpartition('<send retrans="500">')
+    head = re.sub(
+        rf'<recv request="{HANG_UP_REQUEST}" timeout="(\d+)" ontimeout="hang-up"/>\s*'
+        r'<label id="hang-up"/>',
+        r'<pause milliseconds="\1"/>',
+        head,
+    )
     return head + answer_bye(timeout_ms) + "</scenario>\n"
 
 
