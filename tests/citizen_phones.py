@@ -10,21 +10,12 @@ from pathlib import Path
 
 from conftest import CALLBACK_PORT
 
-from sipsim.citizen import free_media_port
-from sipsim.seat import Seat
+from sipsim.seat import Seat, run_uas
 
 
 async def start_phone(workdir: Path, scenario: str, name: str) -> Seat:
     """Run ``scenario`` (sipp XML) as the phone; stop it with ``Seat.stop``."""
-    phone = Seat(name, CALLBACK_PORT, workdir)
-    path = workdir / f"{name}.xml"
-    path.write_text(scenario, encoding="ISO-8859-1")
-    phone.process = await asyncio.create_subprocess_exec(
-        "sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(CALLBACK_PORT),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin",
-        "-trace_msg", "-message_file", str(phone.trace),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    phone = await run_uas(workdir, name, CALLBACK_PORT, scenario)
     await asyncio.sleep(0.5)
     return phone
 
