@@ -137,11 +137,8 @@ def samples(traces: list[SeatTrace], entered: dict[str, float]) -> Samples:
 
 
 def use_variant(hotline: Hotline, variant: str) -> None:
-    """native: the FastAGI ``queue`` route removed and the route detached (no early entries
-    on the dialplan's HotlineQueue event), so the dialplan falls back to ``Queue()``."""
-    native = variant == "native"
-    hotline.queue_route.detached = native
-    if native:
+    """native: the FastAGI ``queue`` route removed, so the dialplan falls back to ``Queue()``."""
+    if variant == "native":
         hotline.agi._routes.pop("queue", None)
     else:
         hotline.agi.add_route("queue", hotline.queue_route.run)

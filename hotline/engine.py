@@ -386,10 +386,8 @@ class Hotline:
             QueueOptions(announce_interval_s=s.queue_announce_interval_s,
                          callback_after_s=s.callback_offer_after_s, callback_numbers=numbers,
                          max_wait_s=s.acd_max_wait_s),
-            self._stop_playback, self._wake_caller, f"{s.agi_host}:{s.agi_port}",
+            self._stop_playback, self._wake_caller,
         )  # fmt: skip
-        self.ami.on("UserEvent", self.queue_route.on_user_event)
-        self.ami.on("Hangup", self.queue_route.early.on_hangup)
         # Callbacks' calls to citizens: on the outbound dialer's record (its lines, retries
         # booked by its loop, the failed list), in SQL like the revisits.
         self.callback_retries = CallbackSchedule(

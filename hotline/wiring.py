@@ -121,7 +121,7 @@ def check_menu_queues(menu: Menu, seats: SeatsFile) -> tuple[str, ...]:
 # only (manager.conf eventfilter), so every other event of every call costs nothing.
 AMI_EVENTS = (
     "Hangup", "HangupRequest", "SoftHangupRequest", "Newchannel", "DialEnd", "BlindTransfer",
-    "ContactStatus", "ReceiveFAX", "AttendedTransfer", "UserEvent", *NATIVE_QUEUE_EVENTS,
+    "ContactStatus", "ReceiveFAX", "AttendedTransfer", *NATIVE_QUEUE_EVENTS,
 )  # fmt: skip
 
 

@@ -1,9 +1,7 @@
 """The FastAGI ``queue`` route: a citizen waits in the engine's ACD and reaches a seat.
 
-The path: the dialplan's ``hotline-queue,<skill>`` raises the AMI UserEvent ``HotlineQueue``
-(the caller's entry starts at once, :mod:`queueing.early_entry`) and runs
-``AGI(agi://.../queue)`` → :meth:`QueueRoute.run` claims that entry (or starts it, if the
-event did not come first): the caller is enqueued and a routing step runs in one Lua call
+The path: the dialplan's ``hotline-queue,<skill>`` runs ``AGI(agi://.../queue)`` →
+:meth:`QueueRoute.run`: the caller is enqueued and a routing step runs in one Lua call
 (:meth:`Acd.enter`: priority, position, a free seat chosen at once),
 plays hold music, announces position and estimated wait every
 ``announce_interval_s``, offers the callback after ``callback_after_s`` (1 = keep the
@@ -39,7 +37,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from panoramisk.message import Message
 from redis.exceptions import RedisError
 
 from calls.callerid import mask_number
@@ -51,7 +48,6 @@ from queueing.announce import Announcer, position_sentence, sentence
 from queueing.callback import may_call_back
 from queueing.dialing import DialEnd, DialWatch, Listeners
 from queueing.dispatcher import Dispatcher
-from queueing.early_entry import QUEUE_EVENT, EarlyEntries, QueueEvent
 from queueing.models import AcdError, Assignment
 
 log = logging.getLogger(__name__)
@@ -114,7 +110,6 @@ class QueueRoute:
         options: QueueOptions,
         stop_playback: StopPlayback,
         wake: WakeCaller,
-        agi_address: str = "",
     ) -> None:
         self.acd, self.dispatcher, self.dials = acd, dispatcher, dials
         self.announcer, self.listeners, self.options = announcer, listeners, options
@@ -122,18 +117,6 @@ class QueueRoute:
         self.detached = False  # set when the engine lets callers go to the fallback
         self._background: set[asyncio.Future[str | None]] = set()
         self._sessions: dict[str, asyncio.Event] = {}  # by call id: set when it has ended
-        # entries started by the dialplan's HotlineQueue event for this FastAGI host:port
-        self.early = EarlyEntries(dispatcher, self._release, agi_address)
-
-    def on_user_event(self, event: Message) -> None:
-        """AMI UserEvent: on ``HotlineQueue`` the caller's entry starts before its FastAGI
-        session does (:mod:`queueing.early_entry`); not for a caller whose earlier session
-        still runs (a transfer: it is enqueued once that one ended)."""
-        if event.get("UserEvent") != QUEUE_EVENT or self.detached:
-            return
-        queued = QueueEvent.from_event(event)
-        if queued.call.uniqueid not in self._sessions:
-            self.early.start(queued)
 
     async def run(self, agi: AgiChannel) -> None:
         """One session per call at a time: a caller transferred to another queue comes back
@@ -167,11 +150,8 @@ class QueueRoute:
             args = agi.call.args
             language = (args[0] if args else await agi.get_variable("HOTLINE_LANGUAGE")) or "zh"
             self.dispatcher.expect(call.uniqueid)
-            # one Lua call: priority, queue entry and the routing step (a free seat rings now),
-            # usually already under way since the dialplan's HotlineQueue event
-            early = self.early.claim(call.uniqueid)
-            entering = early or self.dispatcher.enter(call.uniqueid, skill, number, language)
-            entered = await entering
+            # one Lua call: priority, queue entry and the routing step (a free seat rings now)
+            entered = await self.dispatcher.enter(call.uniqueid, skill, number, language)
             priority, position = entered.priority, entered.position
         except CallerHungUp:
             self.dispatcher.forget(call.uniqueid)

@@ -34,7 +34,6 @@ from fake_channel import (
     stream,
     wake,
 )
-from panoramisk.message import Message
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -108,7 +107,7 @@ class Parts:
     seen: Seen
     stopped: list[str] = field(default_factory=list)  # channels whose announcement was cut
 
-    def queue_route(self, agi_address: str = "", **options: Any) -> QueueRoute:
+    def queue_route(self, **options: Any) -> QueueRoute:
         async def stop_playback(channel: str, _who: str) -> None:
             self.stopped.append(channel)
 
@@ -117,7 +116,7 @@ class Parts:
         return QueueRoute(
             self.acd, self.dispatcher, self.dials, Announcer(PromptNames()),
             Listeners([self.seen]), QueueOptions(**{**defaults, **options}), stop_playback,
-            wake, agi_address,
+            wake,
         )  # fmt: skip
 
     def callback_route(self, recordings: Path, schedule: CallbackSchedule) -> CallbackRinger:
@@ -225,77 +224,6 @@ async def test_a_routing_step_between_enqueue_and_wait_keeps_the_decision(
     await asyncio.wait_for(parts.queue_route().run(channel), 5)
     channel.check()
     assert [c.seat for c in parts.seen.bridged] == ["8001"]
-
-
-AGI_ADDRESS = "127.0.0.1:4573"
-
-
-def queue_event(call: AgiCall, agi: str = AGI_ADDRESS) -> Message:
-    """The AMI UserEvent the first line of hotline-queue raises (the channel's own headers,
-    its Language among them, and the dialplan's HotlineLanguage and FastAgi)."""
-    return Message({
-        "Event": "UserEvent", "UserEvent": "HotlineQueue", "Uniqueid": call.uniqueid,
-        "Channel": call.channel, "CallerIDNum": call.caller.number or "",
-        "CallerIDName": "<unknown>", "Exten": call.dialed, "Language": "en",
-        "HotlineLanguage": "zh", "FastAgi": agi,
-    })  # fmt: skip
-
-
-async def test_the_dialplan_event_starts_the_entry_the_route_claims(
-    parts: Parts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """HotlineQueue starts the caller's entry (a free seat chosen) before the FastAGI
-    session opens; the session dials that seat without a second entry. An event naming
-    another engine's FastAGI is left to that engine."""
-    await parts.acd.login("8001", "1111")
-    entries: list[tuple[Any, ...]] = []
-    enter = parts.acd.enter
-
-    async def counted(*args: Any, **kwargs: Any) -> Entered:
-        entries.append(args)
-        return await enter(*args, **kwargs)
-
-    monkeypatch.setattr(parts.acd, "enter", counted)
-    route = parts.queue_route(agi_address=AGI_ADDRESS)
-    call = agi_call("1800000001.20", caller=CITIZEN, dialed="report", script="queue",
-                    args=("zh",))  # fmt: skip
-    route.on_user_event(queue_event(call, agi="127.0.0.1:9999"))
-    assert entries == [] and route.early.claim(call.uniqueid) is None
-    route.on_user_event(queue_event(call))
-    await eventually(lambda: _offered(parts.acd, "8001"), 5, "seat 8001 chosen before the AGI")
-    channel = FakeChannel(call, [
-        command(dial_seat("8001"), then=parts.answers(call, "PJSIP/8001-00000020")),
-        set_variable("HOTLINE_QUEUE_RESULT", "completed"),
-    ])  # fmt: skip
-    await asyncio.wait_for(route.run(channel), 5)
-    channel.check()
-    assert entries == [(call.uniqueid, "report")]
-    [bridged] = parts.seen.bridged
-    assert (bridged.seat, bridged.caller_number) == ("8001", CITIZEN)
-
-
-async def test_an_early_entry_whose_caller_hangs_up_before_the_agi_is_released(
-    parts: Parts,
-) -> None:
-    """The caller hangs up between HotlineQueue and its FastAGI session: the AMI Hangup
-    releases the entry and the seat chosen for it, nobody dials it."""
-    await parts.acd.login("8001", "1111")
-    route = parts.queue_route(agi_address=AGI_ADDRESS)
-    call = caller("1800000001.21")
-    route.on_user_event(queue_event(call))
-    await eventually(lambda: _offered(parts.acd, "8001"), 5, "seat 8001 chosen")
-    route.early.on_hangup(Message({"Event": "Hangup", "Uniqueid": call.uniqueid}))
-    await eventually(lambda: _released(parts.acd, call.uniqueid), 5, "the entry released")
-    assert (await parts.acd.seat("8001")).state is SeatState.AVAILABLE
-    assert not parts.dispatcher.holds(call.uniqueid)
-
-
-async def _offered(acd: Acd, ext: str) -> bool:
-    return (await acd.seat(ext)).state is SeatState.RINGING
-
-
-async def _released(acd: Acd, call_id: str) -> bool:
-    return await acd.entry(call_id) is None
 
 
 async def test_a_caller_waits_with_music_until_a_seat_logs_in(parts: Parts) -> None:
