@@ -6,7 +6,8 @@ What counts where:
 
 - calls in: call records (every call that reached the hotline) by the time the call started;
 - the queue's figures by call (the ACD's event log, ``queueing.tables``), in the period of
-  the call's first ACD event: answered (a ``connect``), its wait (the connect's wait),
+  the call's first ACD event: answered (a ``connect``, not undone by an ``unreached``: a
+  callback whose seat answered but whose citizen did not), its wait (the connect's wait),
   abandoned (an ``abandon`` and no connect) and how long it had waited, talk time (the
   ``complete`` events) and the seat that answered;
 - work orders by the time they were created; revisits by the time they were scheduled.
@@ -82,7 +83,10 @@ def acd_calls() -> Subquery:
         select(
             e.call_id,
             func.min(e.at).label("began"),
-            func.max(on("connect", 1, 0)).label("answered"),
+            # a callback's seat that connected but whose citizen was not reached: not answered
+            case(
+                (func.sum(on("connect", 1, 0)) > func.sum(on("unreached", 1, 0)), 1), else_=0
+            ).label("answered"),
             func.max(on("connect", ms)).label("wait_ms"),
             func.max(on("abandon", 1, 0)).label("abandon"),
             func.max(on("abandon", ms)).label("abandon_ms"),

@@ -1,8 +1,8 @@
 """Raw rows for the report tests, and the report's figures computed from them again in plain
 Python (no SQL, nothing from reports/): calls with their ACD events (answered, abandoned,
-requeued, some begun just before local midnight and answered after it), work orders
-(answered directly, dispatched, replied late or on time, extended, reworked, merged) and
-revisits, on the days around a report's range."""
+requeued, some begun just before local midnight and answered after it, callbacks whose
+citizen was not reached), work orders (answered directly, dispatched, replied late or on
+time, extended, reworked, merged) and revisits, on the days around a report's range."""
 
 from __future__ import annotations
 
@@ -82,6 +82,12 @@ def make_rows(seed: int = 11) -> Seeded:
         if rng.random() < 0.9:  # the others are still talking
             talk = rng.randint(30_000, 600_000)
             event("complete", entered + timedelta(milliseconds=wait + talk), uid, seat, str(talk))
+    for k in range(12):  # callbacks whose seat answered and whose citizen did not
+        day = FIRST_DAY + timedelta(days=k % DAYS)
+        entered, uid, seat = local(day, 10 + k % 8, 30, 0), f"callback-{k}", rng.choice(SEATS)
+        event("enter", entered, uid, "", "13900000000")
+        event("connect", entered + timedelta(seconds=5), uid, seat, "5000")
+        event("unreached", entered + timedelta(seconds=35), uid, seat, "30000")
     event("seat", local(FIRST_DAY, 9, 0, 0), "", "8001", "paused lunch")
 
     for j in range(70):
@@ -181,7 +187,7 @@ def expected(rows: Seeded, first: date, last: date, label: Callable[[date], str]
         f = out[label(began)]
         f["offered"] += 1
         connect = [e for e in events if e.type == "connect"]
-        if connect:
+        if connect and not any(e.type == "unreached" for e in events):
             waits[label(began)].append((int(connect[0].data), connect[0].seat))
         elif any(e.type == "abandon" for e in events):
             abandons[label(began)].append(int(next(e.data for e in events if e.type == "abandon")))
@@ -242,7 +248,8 @@ def expected_operators(rows: Seeded, first: date, last: date) -> dict[str, dict[
             by_call[e.call_id].append(e)
     for events in by_call.values():
         connect = [e for e in events if e.type == "connect"]
-        if connect and first <= local_day(min(e.at for e in events)) <= last:
+        reached = not any(e.type == "unreached" for e in events)
+        if connect and reached and first <= local_day(min(e.at for e in events)) <= last:
             f = out[connect[0].seat]
             f["answered"] += 1
             f["wait_ms"] += int(connect[0].data)
