@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from sipsim.dtmf import sequence_duration_ms, write_dtmf_pcap
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -328,22 +330,12 @@ async def start_call(
     return CitizenCall(process, port, errors, timeout_s)
 
 
-async def place_call(
-    workdir: Path,
-    *,
-    sip_host: str,
-    sip_port: int,
-    service: str,
-    caller: str,
-    presses: list[Press],
-    hold_ms: int = 1000,
-    timeout_s: float = 120,
-    speak: Speak | None = None,
-    rtp_port: int | None = None,
-) -> SippResult:
-    """Run one sipp citizen call to completion (its audio to ``rtp_port``, if given)."""
-    call = await start_call(
-        workdir, sip_host=sip_host, sip_port=sip_port, service=service, caller=caller,
-        presses=presses, hold_ms=hold_ms, timeout_s=timeout_s, speak=speak, rtp_port=rtp_port,
-    )  # fmt: skip
-    return await call
+def _to_the_end(start: Callable[P, Awaitable[CitizenCall]]) -> Callable[P, Awaitable[SippResult]]:
+    async def run(*args: P.args, **kwargs: P.kwargs) -> SippResult:
+        return await (await start(*args, **kwargs))
+
+    run.__doc__ = "Run one sipp citizen call to completion (:func:`start_call`'s arguments)."
+    return run
+
+
+place_call = _to_the_end(start_call)
