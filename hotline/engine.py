@@ -424,7 +424,7 @@ class Hotline:
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
         self.consultations = Consultations(self.transfers, self.ami.action,
                                            tell_desk=self.live.consultation,
-                                           put_through=self.live.connected)  # fmt: skip
+                                           put_through=listeners.connected)  # fmt: skip
         self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
         self.ami.on("Hangup", self.consultations.on_hangup)
         self.ami.on("Newchannel", self.consultations.on_newchannel)

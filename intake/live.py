@@ -23,7 +23,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from calls.callerid import mask_number
@@ -117,7 +117,11 @@ class LiveTranscription:
 
     # -- CallListener -----------------------------------------------------------------------
     async def connected(self, call: ConnectedCall) -> None:
-        if call.call_id in self._calls:
+        if (known := self._calls.get(call.call_id)) is not None:
+            # put through to another seat (a transfer, a consultation): the streams go on
+            # (the caller's channel; the first seat's side has ended), the words reach the
+            # seat talking now
+            known.call = replace(known.call, seat=call.seat)
             return
         live = self._calls[call.call_id] = _Call(call)
         for speaker, channel in ((CALLER, call.caller_channel), (OPERATOR, call.seat_channel)):

@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -190,14 +190,18 @@ class QueueRoute:
             self.dials.forget(call.uniqueid)
         log.info("%s leaves queue %s: %s", who, skill, result)
 
-    async def _release(self, call_id: str, who: str) -> None:
+    async def _release(self, call_id: str, who: str) -> str:
+        """End the call in the ACD; returns the seat that served it last ("" if unknown)."""
+        seat = ""
         try:
             released = await self.acd.hangup(call_id)
+            seat = released.seat
             log.info("%s released: %s after %.1f s (seat %s)", who, released.outcome,
                      released.duration_s, released.seat or "-")  # fmt: skip
         except (RedisError, OSError, TimeoutError, AcdError):
             log.exception("%s: could not release the call in the ACD", who)
         self.dispatcher.kick()
+        return seat
 
     async def _wait_and_connect(
         self, agi: AgiChannel, who: str, language: str, entry: _Entry
@@ -422,6 +426,10 @@ class QueueRoute:
         return connected
 
     async def _finished(self, connected: ConnectedCall, who: str) -> None:
-        await self._release(connected.call_id, who)
-        ended = ConnectedCall(**{**connected.__dict__, "ended_at": datetime.now(UTC)})
+        """The conversation is over: the listeners hear of it with the seat that held the
+        call last (a consultation may have put the caller through to another seat)."""
+        seat = await self._release(connected.call_id, who)
+        ended = replace(connected, ended_at=datetime.now(UTC))
+        if seat and seat != connected.seat:
+            ended = replace(ended, seat=seat, seat_channel="")
         await self.listeners.finished(ended)

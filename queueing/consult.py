@@ -82,7 +82,8 @@ ATXFER_TRIES, ATXFER_DIALS_S = 2, 4.0
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 # Tells a seat's desk (web.live): a consultation rings there (seat, what it is about).
 TellDesk = Callable[[str, dict[str, Any]], None]
-# A call put through to a seat chosen for a consultation: its desk pops with the call.
+# A call put through to a seat chosen for a consultation: the call's listeners hear it
+# reached that seat (its desk pops, the order and the live transcript go along).
 PutThrough = Callable[[ConnectedCall], Awaitable[None]]
 
 

@@ -154,7 +154,7 @@ async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_t
 ) -> None:
     """8001's desk consults "the next free seat in business": seat 8003's desk shows a
     consultation from 8001 (not a call), reloaded too; put through, 8003's desk pops with the
-    caller."""
+    caller, the order opened at 8001's desk goes to 8003, and the call's end shows there."""
     s = hotline.settings
     await staff_token(hotline.accounts.accounts, "e2e-desk-8003", AccountRole.OPERATOR,
                       password=DESK_PASSWORD, extension="8003")  # fmt: skip
@@ -190,7 +190,11 @@ async def test_consult_a_queue_from_the_desk_then_its_chosen_seat_s_desk_takes_t
         await expect(desk.locator("#message")).to_contain_text("queue:business")
         await expect(other.locator("#caller-number")).to_have_text(caller)
         await expect(banner).to_be_hidden()
+        order = await hotline.work_orders.by_call(call_id)  # opened at 8001's desk, now 8003's
+        assert order is not None and order.seat == "8003"
+        assert [h.action for h in order.history][-1] == "taken-over"
         await call.hang_up()
+        await expect(other.locator("#call-ended")).to_be_visible()  # the end reaches 8003
         assert (await consulted_then_transferred(hotline, call_id))[1] == (
             "transfer",
             "queue:business",

@@ -84,6 +84,8 @@ class Desk:
     ) -> dict[str, Any]:
         order = await self.orders.draft_from_call(number, connected_at, "", "", call_id,
                                                   seat=seat, queue=queue)  # fmt: skip
+        if order.seat != seat:  # put through from another seat: the order comes along
+            order = await self.orders.take_over(order.number, seat)
         record = await self.calls.get(call_id)
         earlier_calls, earlier_orders = [], []
         if number:

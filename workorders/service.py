@@ -153,6 +153,16 @@ class WorkOrderService(WorkOrderStore):
 
         return await self._act(number, CALL_DRAFTER, "transcript", "", change)
 
+    async def take_over(self, number: str, seat: str) -> WorkOrder:
+        """The order's call was put through to ``seat`` (a transfer or a consultation): the
+        order, opened at the first seat's desk, goes with the call to the operator talking
+        now (its desk receives the order's news)."""
+
+        def change(row: WorkOrderRow, now: datetime) -> None:
+            row.seat = seat
+
+        return await self._act(number, CALL_DRAFTER, "taken-over", f"seat {seat}", change)
+
     def _tell_departments(self, order: WorkOrder, news: str) -> WorkOrder:
         if self.on_department_news is not None:
             try:

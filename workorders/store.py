@@ -51,6 +51,7 @@ PERMISSIONS: dict[str, set[Role]] = {
     "merged": _CENTRE,  # the history line on the order a duplicate was merged into
     "follow-up": {R.SYSTEM},  # the citizen adds to an open order (an SMS follow-up)
     "transcript": {R.SYSTEM},  # a call's transcript reaches the order opened during the call
+    "taken-over": {R.SYSTEM},  # a call put through to another seat: its order goes along
     "note": {*_CENTRE, R.DEPARTMENT},  # a progress note (办理进度), no state change
     "assist-reply": {R.DEPARTMENT},  # an assisting department's part of the reply (协办反馈)
     "supervise": {R.SUPERVISOR, R.SYSTEM},
