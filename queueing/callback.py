@@ -155,7 +155,7 @@ class CallbackRinger:
         dial, ring_s = self.options.dial.channel(number), self.schedule.options.ring_s
         ended = self.dials.expect(agi.call.uniqueid)
         connected: ConnectedCall | None = None
-        unreached = False  # the citizen's leg ended NOT_REACHED
+        unreached = False  # the citizen's leg ended NOT_REACHED, or the seat gave up first
         await self.schedule.dialing(call_id, number, skill)  # a line of the outbound dialer
         try:
             await agi.set_variable("CALLERID(num)", self.options.hotline_number)
@@ -193,7 +193,8 @@ class CallbackRinger:
                 await self.schedule.ended(call_id, number, status or "FAILED")
         except CallerHungUp:
             log.info("%s: seat hung up", who)
-            if connected is None:  # the citizen was not reached: again later
+            if connected is None:  # the citizen was not reached: again later, no wrap-up
+                unreached = True
                 await self.schedule.ended(call_id, number, "CANCEL")
         finally:
             self.dials.forget(agi.call.uniqueid)

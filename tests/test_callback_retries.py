@@ -168,6 +168,8 @@ async def test_a_seat_hanging_up_before_the_citizen_answered_leaves_the_callback
     )  # fmt: skip
     await asyncio.wait_for(ringer.run(channel), 5)
     assert await parts.acd.entry("1800000009.1") is None  # the seat is released
+    # no conversation took place: no wrap-up, and not counted as answered
+    assert (await parts.acd.seat("8001")).state is SeatState.AVAILABLE
     clock += 600
     assert await retries.book_due() == ["1800000009.1-r1"]
 
