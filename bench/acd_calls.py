@@ -228,7 +228,8 @@ async def main(args: argparse.Namespace) -> None:
             acd_prefix=f"hotline-bench-{int(time.time())}:acd:",
             sip_port=5960 + OFFSET, ami_port=5938 + OFFSET, agi_port=5473 + OFFSET,
             web_port=9845 + OFFSET, rtp_port_start=30000 + 2 * OFFSET,
-            rtp_port_end=30999 + 2 * OFFSET, seat_qualify_s=0, seat_rewrite_contact=False,
+            rtp_port_end=30999 + 2 * OFFSET, redis_port=6390 + OFFSET, seat_qualify_s=0,
+            seat_rewrite_contact=False,
             queue_announce_interval_s=600, callback_offer_after_s=0,
         )  # fmt: skip
         hotline = Hotline(settings)
