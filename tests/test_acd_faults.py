@@ -34,6 +34,7 @@ from conftest import (
     fast_seats,
     new_caller,
 )
+from seat_calls import REPORT
 from staff import staff_token
 from test_consult import talking
 
@@ -57,7 +58,6 @@ from queueing.events import read_events
 from queueing.models import CallKind
 from queueing.redis_server import RedisServer
 from sipsim.citizen import (
-    Press,
     citizen_scenario,
     free_media_port,
     free_udp_port,
@@ -66,7 +66,6 @@ from sipsim.citizen import (
 from sipsim.seat import Seat, start_seat, unregister
 
 PIN = "2468"
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 
 
 @dataclass

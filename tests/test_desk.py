@@ -22,6 +22,7 @@ import pytest
 from browser import browser, new_context, screenshot  # noqa: F401
 from conftest import eventually, new_caller
 from playwright.async_api import Browser, Page, expect
+from seat_calls import REPORT
 from sqlalchemy import select
 from staff import staff_token
 
@@ -30,7 +31,7 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import PROJECT_DIR
-from sipsim.citizen import CitizenCall, Press, start_call
+from sipsim.citizen import CitizenCall, start_call
 from sipsim.seat import dial_feature_code, start_seat, unregister
 from workorders.models import WorkOrderRow
 from workorders.orders import Actor, NewWorkOrder, Role
@@ -39,7 +40,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PIN = "2468"
 PASSWORD = "desk test password 1"
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 YANTA = "雁塔区人民政府"
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import eventually
+from seat_calls import REPORT
 
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.wiring import agi_key
 from pbx.agi_channel import AgiChannel, AgiCommandError
 from pbx.fastagi import FastAgiServer, route_url
-from sipsim.citizen import Press, free_udp_port, place_call
+from sipsim.citizen import free_udp_port, place_call
 
 KEY = "k" * 16 + "-_0123456789abcdef"
 PIN = "2468"
@@ -213,7 +214,7 @@ async def test_a_from_user_with_encoded_line_breaks_logs_no_seat_out(
     )
     result = await place_call(
         tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-        caller=forged, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=2000,
+        caller=forged, presses=REPORT, hold_ms=2000,
     )  # fmt: skip
     assert result.returncode == 0, result.errors[-2000:]
 

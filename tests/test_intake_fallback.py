@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import eventually, new_caller
+from seat_calls import REPORT
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from intake.files import wav_duration
-from sipsim.citizen import Press, Speak, place_call
+from sipsim.citizen import Speak, place_call
 from sipsim.seat import start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -55,7 +56,7 @@ async def test_native_queue_call_is_recorded_and_drafted(hotline: Hotline, tmp_p
                 sip_port=s.sip_port,
                 service=s.hotline_number,
                 caller=caller,
-                presses=[Press("1", 2500), Press("1", 1500)],
+                presses=REPORT,
                 speak=Speak(voice, after_ms=12_000),  # by then the native queue answered
                 hold_ms=12_000,
             )  # fmt: skip

@@ -32,6 +32,7 @@ from conftest import (
     fast_seats,
     new_caller,
 )
+from seat_calls import REPORT
 
 from agents.seats import load_seats
 from agents.states import SeatState
@@ -43,13 +44,12 @@ from hotline.settings import Settings
 from hotline.wiring import asterisk_instance, kamailio_proxy
 from pbx.kamailio import KamailioProxy
 from queueing.acd import Acd
-from sipsim.citizen import Press, free_media_port, free_udp_port, start_call, write_scenario
+from sipsim.citizen import free_media_port, free_udp_port, start_call, write_scenario
 from sipsim.seat import Seat, dial_feature_code, start_seat, unregister
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PIN = "2468"
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 SEATS = ("8001", "8002")  # both hold the skill "report"
 BOXES = {"a": "127.0.0.2", "b": "127.0.0.3"}
 KAMAILIO_PORT = 7160 + PORT_OFFSET

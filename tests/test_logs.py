@@ -13,11 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import TEST_REDIS_URL, eventually, new_caller
+from seat_calls import REPORT
 
 from calls.callerid import mask_number
 from hotline.engine import Hotline
 from hotline.settings import PROJECT_DIR
-from sipsim.citizen import Press, place_call
+from sipsim.citizen import place_call
 
 OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 
@@ -76,9 +77,6 @@ async def test_hotline_up_writes_its_log_file(tmp_path: Path) -> None:
     vosk = [line for line in text.splitlines() if "no Vosk model configured" in line]
     assert len(vosk) == 1 and " INFO " in vosk[0], vosk
     assert " ERROR " not in text, text
-
-
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report or complain
 
 
 @pytest.mark.e2e

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import eventually, new_caller, running, vosk_engine_settings
-from seat_calls import connected_seat
+from seat_calls import REPORT, connected_seat
 
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from hotline.settings import Settings
 from intake.store import CallRecording
-from sipsim.citizen import Press, Speak, start_call
+from sipsim.citizen import Speak, start_call
 from sipsim.ports import SHIFTS
 from sipsim.seat import start_seat, unregister
 
@@ -116,7 +116,7 @@ async def test_answered_call_is_recorded_transcribed_and_drafted(
         caller = new_caller()
         call = await start_call(
             tmp_path, sip_host=s.sip_host, sip_port=s.sip_port, service=s.hotline_number,
-            caller=caller, presses=[Press("1", 2500), Press("1", 1500)], hold_ms=9000,
+            caller=caller, presses=REPORT, hold_ms=9000,
             speak=Speak(speech, after_ms=500, cued=True),
         )  # fmt: skip
         await connected_seat(hotline, caller)  # recorded from here: all its words are on the file

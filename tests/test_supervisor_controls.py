@@ -23,6 +23,7 @@ from browser import browser, log_in, new_context  # noqa: F401
 from conftest import AmiEvents, call_record, eventually, new_caller
 from panoramisk.message import Message
 from playwright.async_api import Browser
+from seat_calls import REPORT
 from staff import staff_token, supervisor_auth
 from test_prompts import write_tone
 
@@ -31,7 +32,7 @@ from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
 from ivr.announcements import Announcements
-from sipsim.citizen import Press, free_udp_port, media_on, place_call, start_call
+from sipsim.citizen import free_udp_port, media_on, place_call, start_call
 from sipsim.rtp import FRAME, share
 from sipsim.seat import Seat, dial_feature_code, register, start_seat, uas_scenario, unregister
 
@@ -40,7 +41,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SEAT, PHONE = "8001", "8006"  # the operator on the call; the supervisor's softphone
 PHONE_OWNER = "e2e-sup-8006"  # the supervisor whose account is bound to PHONE
 BOARD_PASSWORD = "listen-in board password"
-REPORT = [Press("1", 2500), Press("1", 1500)]  # Mandarin, then 1: report (seat 8001's skill)
 
 
 def base(hotline: Hotline) -> str:
