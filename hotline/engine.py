@@ -276,6 +276,7 @@ class Hotline:
         order_status = OrderStatusReader(self.work_orders.phone_status, texts)
         self.announcements = Announcements(self._redis, s.acd_prefix, prompts, self.menu.languages,
                                            timeout_s=s.network_timeout_s)  # fmt: skip
+        self.announcements.on_change = self.live.announcement_changed
         session = IvrSession(self.menu, prompts, self.calls, order_status,
                              self.announcements.playable)  # fmt: skip
         self.agi.add_route("ivr", session.run)

@@ -111,6 +111,8 @@ class Announcements:
         self.languages = tuple(languages)
         self.timeout_s = timeout_s
         self.clock = clock
+        # told (announcement id, "added" | "removed") after a change: the wallboards redraw
+        self.on_change: Callable[[str, str], None] = lambda announcement_id, change: None
 
     def audio_key(self, announcement_id: str) -> str:
         return f"{self.key}-audio:{announcement_id}"
@@ -165,6 +167,7 @@ class Announcements:
         )
         log.info("announcement %s by %s until %s (%s)", made.id, by, made.expires_at.isoformat(),
                  ", ".join(checked))  # fmt: skip
+        self.on_change(made.id, "added")
         return made
 
     async def add_recording(self, sound: bytes, expires_at: datetime, by: str) -> Announcement:
@@ -185,6 +188,7 @@ class Announcements:
         await asyncio.to_thread(self._write, made, audio)
         log.info("announcement %s by %s until %s: a recording of %.1f s", made.id, by,
                  made.expires_at.isoformat(), seconds)  # fmt: skip
+        self.on_change(made.id, "added")
         return made
 
     def recorded_path(self, item: Announcement) -> Path:
@@ -236,6 +240,8 @@ class Announcements:
     async def remove(self, announcement_id: str) -> bool:
         removed = await asyncio.wait_for(self.redis.hdel(self.key, announcement_id), self.timeout_s)
         await asyncio.wait_for(self.redis.delete(self.audio_key(announcement_id)), self.timeout_s)
+        if removed:
+            self.on_change(announcement_id, "removed")
         return bool(removed)
 
     async def playable(self) -> list[tuple[Prompt, Path]]:

@@ -164,3 +164,36 @@ async def test_a_recording_uploaded_from_the_page(
         assert await hotline.acd.redis.get(store.audio_key(made.id)) is None
     finally:
         await context.close()
+
+
+async def test_the_list_follows_changes_made_elsewhere_and_expiries(
+    hotline: Hotline,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """An announcement added or removed elsewhere (another supervisor, the API, a supervisor's
+    phone: the engine's store those use) reaches an open wallboard without a reload, through
+    the live topic ``announcement``; one that expires leaves the list by itself."""
+    store = hotline.announcements
+    s = hotline.settings
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    try:
+        page = await context.new_page()
+        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+        await expect(page.locator("#live")).to_have_class("on")
+        await expect(page.locator("#announcements")).to_contain_text("无 none")
+
+        later = datetime.now(UTC) + timedelta(minutes=30)
+        made = await store.add({"zh": "西城区明日停电。"}, later, "elsewhere")
+        row = page.locator(f'#announcements tr[data-announcement="{made.id}"]')
+        await expect(row.locator('[data-lang="zh"]')).to_contain_text("西城区明日停电。")
+        await store.remove(made.id)
+        await expect(row).to_have_count(0)
+
+        brief = await store.add({"en": "Short notice."}, datetime.now(UTC) + timedelta(seconds=4),
+                                "elsewhere")  # fmt: skip
+        row = page.locator(f'#announcements tr[data-announcement="{brief.id}"]')
+        await expect(row).to_have_count(1)
+        await expect(row).to_have_count(0, timeout=15_000)  # expired: read again, gone
+        await expect(page.locator("#announcements")).to_contain_text("无 none")
+    finally:
+        await context.close()

@@ -3,7 +3,8 @@
 Parts of the engine :meth:`LiveHub.publish` a :class:`LiveEvent` under a topic (``call``:
 a caller put through to a seat, ``call-ended``, ``consult``: a seat rings for another
 seat's consultation, ``order``: a call's work order drafted or updated, ``revisit``: a
-revisit changed, to supervisors; ``portal``: a department's news) and
+revisit changed, and ``announcement``: a broadcast announcement added or removed, to
+supervisors; ``portal``: a department's news) and
 the ACD's own event log arrives as ``acd`` (seat states and queue moves, as the Lua wrote
 them, whichever engine or feature code made them). ``GET /api/live?topics=call,order``
 streams them to one browser as ``text/event-stream``; each subscriber gets only what its
@@ -171,6 +172,11 @@ class LiveHub:
         """A revisit scheduled, tried, listed for an operator or given its result: the
         wallboard reads its revisit figures and manual list again."""
         self.publish(LiveEvent("revisit", {"order_number": number, "state": state}))
+
+    def announcement_changed(self, announcement_id: str, change: str) -> None:
+        """A broadcast announcement added (on the wallboard, the API or a supervisor's
+        phone) or removed: the wallboards read the list again."""
+        self.publish(LiveEvent("announcement", {"id": announcement_id, "change": change}))
 
     def acd_event(self, event: AcdEvent) -> None:
         """One entry of the ACD's event log (every engine reads the log: delivered here only)."""
