@@ -96,6 +96,7 @@ from queueing.channels import ami_channels, seat_channel
 from queueing.connector import QueueOptions, QueueRoute
 from queueing.consult import Consultations
 from queueing.dialing import DialWatch, Listeners
+from queueing.direct import DirectSeats
 from queueing.dispatcher import Dispatcher
 from queueing.native import OPS as NATIVE_QUEUE_EVENTS
 from queueing.native import NativeQueue
@@ -423,9 +424,13 @@ class Hotline:
                                    department_numbers=numbers,
                                    on_transferred=onward.transferred)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
+        direct = DirectSeats(self.calls, listeners)  # a seat reached by name, not the ACD
+        self.ami.on("DialEnd", direct.on_dial_end)
+        self.ami.on("Hangup", direct.on_hangup)
         self.consultations = Consultations(self.transfers, self.ami.action,
                                            tell_desk=self.live.consultation,
-                                           put_through=listeners.connected)  # fmt: skip
+                                           put_through=listeners.connected,
+                                           direct=direct)  # fmt: skip
         self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
         self.ami.on("Hangup", self.consultations.on_hangup)
         self.ami.on("Newchannel", self.consultations.on_newchannel)

@@ -52,6 +52,7 @@ from redis.exceptions import RedisError
 from calls.lifecycle import ConnectedCall
 from calls.store import JourneyStep
 from queueing.acd import Acd, AcdError
+from queueing.direct import DirectSeats
 from queueing.models import CallStateError, UnknownSkill
 from queueing.transfer import (
     CONTEXT,
@@ -139,9 +140,11 @@ class Consultations:
         *,
         tell_desk: TellDesk = lambda seat, about: None,
         put_through: PutThrough | None = None,
+        direct: DirectSeats | None = None,
     ) -> None:
         self.transfers, self.ami = transfers, ami
         self.tell_desk, self.put_through = tell_desk, put_through
+        self.direct = direct  # a seat put through by name: announced outside the ACD
         self._open = OpenConsultations(transfers.acd)
         self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
         self._dialling: dict[str, asyncio.Event] = {}  # by call id: set when Atxfer dialled
@@ -278,8 +281,10 @@ class Consultations:
         await self._step(call_id, "transfer", target, detail)
         if chosen:
             await self._handed_over(call_id, seat, chosen)
-        else:
-            await self._seat_done(call_id, seat)
+            return
+        await self._seat_done(call_id, seat)
+        if target.startswith("seat:") and self.direct is not None:  # outside the ACD
+            await self.direct.reached(call_id, target.removeprefix("seat:"))
 
     def on_newchannel(self, event: Message) -> None:
         """AMI Newchannel: a consultation's own channel names the code the seat keyed

@@ -9,7 +9,8 @@ on in the dialplan:
 - ``queue:<skill>`` → ``hotline-queue,<skill>``: the caller waits in the engine's ACD again
   (same call id, same recording) and reaches a seat with that skill;
 - ``seat:<ext>`` → ``hotline-transfer,seat-<ext>``: the seat's phone rings (hold music for
-  the caller); unanswered, the caller goes to the operator queue;
+  the caller); unanswered, the caller goes to the operator queue; answered, the call's
+  listeners hear of it (:mod:`queueing.direct`: that seat's desk pops);
 - ``emergency:<number>`` → ``hotline-transfer,emergency-<number>``: the citizen's channel
   dials the number through the carrier trunk (the callback's dial string, ``callback_dial``)
   and hears it ring: the caller stays on the line until the other side answers and is then

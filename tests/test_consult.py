@@ -8,6 +8,7 @@ record."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from test_acd_calls import StartSeats, seats  # noqa: F401
 from test_transfers import _not_on_call, _pressing_seat, _sip_user, intake_of, operator_auth
 from web_client import next_event
 
+from accounts.users import AccountRole, User
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
@@ -210,6 +212,45 @@ async def test_an_operator_consults_a_seat_then_cancels_and_talks_to_the_caller_
     ]
     kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
     assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]
+
+
+async def test_a_seat_consulted_then_put_through_gets_the_call_on_its_desk(
+    hotline: Hotline,
+    seats: StartSeats,  # noqa: F811
+    ami_events: AmiEvents,
+    tmp_path: Path,
+) -> None:
+    """Completed, a consultation of seat 8003 puts the citizen through to it outside the ACD:
+    8003's operator's live events (what its desk shows) pop with the call, then its end, and
+    the order opened at 8001's desk goes to 8003."""
+    await seats("8001", "8003")
+    desk_8003 = User(0, "e2e-op-8003", AccountRole.OPERATOR, extension="8003")
+    seen = hotline.live.subscribe(desk_8003, frozenset({"call", "call-ended"}))
+    try:
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 25_000)
+        auth = await operator_auth(hotline, "8001")
+        since = len(ami_events.seen)
+        status, body = await consult(hotline, "8001", "consult", auth, "seat:8003")
+        assert status == 200, body
+
+        async def answered() -> bool:
+            return any(e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith(
+                "PJSIP/8003-") for e in ami_events.seen[since:])  # fmt: skip
+
+        await eventually(answered, 20, "seat 8003 to answer the consultation")
+        status, body = await consult(hotline, "8001", "consult-complete", auth)
+        assert status == 200, body
+        popped = await asyncio.wait_for(seen.queue.get(), 15)
+        assert popped is not None and popped.topic == "call", popped
+        assert (popped.data["call_id"], popped.data["seat"]) == (call_id, "8003")
+        order = await hotline.work_orders.by_call(call_id)
+        assert order is not None and order.seat == "8003"
+        await call.hang_up()
+        ended = await asyncio.wait_for(seen.queue.get(), 15)
+        assert ended is not None and ended.topic == "call-ended", ended
+        assert (ended.data["call_id"], ended.data["seat"]) == (call_id, "8003")
+    finally:
+        hotline.live.unsubscribe(seen)
 
 
 async def test_a_softphone_consults_110_with_hash_2_and_hangs_up_to_put_the_caller_through(

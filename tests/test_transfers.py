@@ -22,7 +22,7 @@ from staff import staff_token
 # the e2e seats fixture of the ACD's call tests
 from test_acd_calls import StartSeats, seats  # noqa: F401
 
-from accounts.users import AccountRole
+from accounts.users import AccountRole, User
 from agents.states import SeatState
 from hotline.engine import Hotline
 from hotline.secrets import stored_secret
@@ -154,24 +154,40 @@ async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
     ami_events: AmiEvents,
     tmp_path: Path,
 ) -> None:
+    """Outside the ACD, seat 8003 answers the caller's own Dial: its operator's live events
+    (what the desk shows) pop with the call and then its end, and the order goes to 8003."""
     phones = await seats("8001", "8003")
-    caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
-    auth = await operator_auth(hotline, "8001")
-    status, body = await transfer(hotline, "8001", "seat:8001", auth)
-    assert status == 400, body  # not to itself
-    status, body = await transfer(hotline, "8001", "seat:8003", auth)
-    assert status == 200, body
+    desk_8003 = User(0, "e2e-op-8003", AccountRole.OPERATOR, extension="8003")
+    seen = hotline.live.subscribe(desk_8003, frozenset({"call", "call-ended"}))
+    try:
+        caller, call_id, call = await caller_at_8001(hotline, tmp_path, 20_000)
+        auth = await operator_auth(hotline, "8001")
+        status, body = await transfer(hotline, "8001", "seat:8001", auth)
+        assert status == 400, body  # not to itself
+        status, body = await transfer(hotline, "8001", "seat:8003", auth)
+        assert status == 200, body
 
-    async def rung() -> bool:
-        return phones["8003"].callers() == [caller]
+        async def rung() -> bool:
+            return phones["8003"].callers() == [caller]
 
-    await eventually(rung, 15, "seat 8003's phone to ring with the caller")
+        await eventually(rung, 15, "seat 8003's phone to ring with the caller")
 
-    async def talking_to_8003() -> bool:
-        return any(name.startswith("PJSIP/8003-") for name in _bridge_of(ami_events, call_id))
+        async def talking_to_8003() -> bool:
+            return any(name.startswith("PJSIP/8003-") for name in _bridge_of(ami_events, call_id))
 
-    await eventually(talking_to_8003, 15, "the caller in one bridge with seat 8003")
-    await call.hang_up()  # the citizen, talking to 8003, hangs up
+        await eventually(talking_to_8003, 15, "the caller in one bridge with seat 8003")
+        popped = await asyncio.wait_for(seen.queue.get(), 10)
+        assert popped is not None and popped.topic == "call", popped
+        assert (popped.data["call_id"], popped.data["seat"]) == (call_id, "8003")
+        assert popped.data["caller_number"] == caller
+        order = await hotline.work_orders.by_call(call_id)
+        assert order is not None and order.seat == "8003"  # opened at 8001's desk
+        await call.hang_up()  # the citizen, talking to 8003, hangs up
+        ended = await asyncio.wait_for(seen.queue.get(), 10)
+        assert ended is not None and ended.topic == "call-ended", ended
+        assert (ended.data["call_id"], ended.data["seat"]) == (call_id, "8003")
+    finally:
+        hotline.live.unsubscribe(seen)
     assert await journey_transfers(hotline, call_id) == [
         ("seat:8003", "from seat 8001 by e2e-op-8001")
     ]
