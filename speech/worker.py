@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ from speech.stream import StreamRecogniser
 from speech.transcriber import Transcriber
 
 log = logging.getLogger(__name__)
+
+# One XREAD of a live side's audio waits at most this long: well below the Redis client's
+# socket timeout (redis-py's default is 5 s), or a quiet moment fails the job.
+READ_BLOCK_MS = 1000
 
 
 class PoisonRecordingError(SpeechError):
@@ -119,13 +124,17 @@ class JobWorker:
         self, redis: Any, source: str, call_id: str, side: str
     ) -> AsyncIterator[bytes]:
         """The side's audio from its Redis stream until ``end`` (or silence for too long)."""
-        last, block_ms = "0", int(self.config.stream_idle_s * 1000)
+        last, heard_at = "0", time.monotonic()
         while True:
-            batch = await asyncio.to_thread(redis.xread, {source: last}, count=50, block=block_ms)
+            batch = await asyncio.to_thread(redis.xread, {source: last}, count=50,
+                                            block=READ_BLOCK_MS)  # fmt: skip
             if not batch:
+                if time.monotonic() - heard_at < self.config.stream_idle_s:
+                    continue
                 log.warning("call %s %s side: no audio for %.0f s; finishing it", call_id, side,
                             self.config.stream_idle_s)  # fmt: skip
                 return
+            heard_at = time.monotonic()
             for entry_id, fields in batch[0][1]:
                 last = entry_id
                 if b"end" in fields:

@@ -138,7 +138,8 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
 ) -> None:
     """The stream capture's path: frames in the side's Redis stream, live results in the
     call's, the whole side as the job's result: the words a recogniser fed the same frames
-    here hears, nothing lost or reordered on the way; the recorded side is transcribed too;
+    here hears, nothing lost or reordered on the way, a quiet moment (6.5 s without frames)
+    waited out by the same delivery of the job; the recorded side is transcribed too;
     a file that is no WAV is refused with the reason."""
     model = without_dither(model, tmp_path / "model")  # the same words from the same frames
     speech = await asyncio.to_thread(long_speech, tmp_path, 1)
@@ -153,7 +154,11 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
     worker = hotline_worker(env, tmp_path / "worker.log")
     try:
         await jobs.start_stream("1772616600.5", "caller")
+        heard = transcript_key(prefix, "1772616600.5")
         for start in range(0, len(pcm), 3200):  # 200 ms at a time, as a capture would batch
+            if start == 16 * 3200:  # the worker hears the first words, then a quiet moment
+                await eventually(lambda: redis.xlen(heard), 60, "the worker's first words")
+                await asyncio.sleep(6.5)  # (longer than a Redis socket's timeout)
             await jobs.feed("1772616600.5", "caller", pcm[start : start + 3200])
         await jobs.end_stream("1772616600.5", "caller")
         live = await jobs.stream_result("1772616600.5", "caller", timeout_s=120)
@@ -172,6 +177,7 @@ async def test_a_live_side_streamed_through_redis_is_transcribed_by_a_worker(
     # Vosk gets fixed blocks whatever batches the Redis reads made (test_speech), so the
     # same words, confidences and edges
     assert live.words and live == heard_here
+    assert "taken again" not in (tmp_path / "worker.log").read_text()  # one delivery did it
     assert from_file.words and from_file.duration == live.duration
     assert live.duration == pytest.approx(len(pcm) / 16000, abs=0.01)
     events = await redis.xrange(transcript_key(prefix, "1772616600.5"))
