@@ -15,6 +15,7 @@ import io
 import re
 import wave
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pytest
 import pytest_asyncio
 from browser import browser, log_in, new_context, screenshot  # noqa: F401
 from conftest import running, web_engine_settings
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 from staff import staff_token
 from test_prompts import write_tone
 
@@ -46,6 +47,19 @@ async def hotline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hot
         yield engine
 
 
+@asynccontextmanager
+async def lead_board(hotline: Hotline, browser: Browser) -> AsyncIterator[Page]:  # noqa: F811
+    """The wallboard in a browser context of its own, the announcements' supervisor logged in."""
+    s = hotline.settings
+    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
+    try:
+        page = await context.new_page()
+        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+        yield page
+    finally:
+        await context.close()
+
+
 async def test_announcement_added_refused_and_removed_from_the_page(
     hotline: Hotline,
     browser: Browser,  # noqa: F811
@@ -54,11 +68,7 @@ async def test_announcement_added_refused_and_removed_from_the_page(
     store = hotline.announcements
     assert await store.current() == []
     assert store.languages == ("zh", "en")
-    s = hotline.settings
-    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
-    try:
-        page = await context.new_page()
-        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+    async with lead_board(hotline, browser) as page:
         await expect(page).to_have_url(re.compile(r"/supervisor$"))
         form = page.locator("#announcement-form")
         await expect(form.locator("textarea")).to_have_count(2)  # a text per menu language
@@ -114,8 +124,6 @@ async def test_announcement_added_refused_and_removed_from_the_page(
         await expect(rows).to_have_count(0)
         assert await store.current() == []
         await expect(error).to_have_text("")
-    finally:
-        await context.close()
 
 
 async def test_a_recording_uploaded_from_the_page(
@@ -124,11 +132,7 @@ async def test_a_recording_uploaded_from_the_page(
     tmp_path: Path,
 ) -> None:
     store = hotline.announcements
-    s = hotline.settings
-    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
-    try:
-        page = await context.new_page()
-        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+    async with lead_board(hotline, browser) as page:
         form = page.locator("#announcement-form")
         error = page.locator("#announcement-error")
         not_wav = tmp_path / "notes.wav"
@@ -162,8 +166,6 @@ async def test_a_recording_uploaded_from_the_page(
         await rows.first.locator("button[data-remove]").click()
         await expect(rows).to_have_count(0)
         assert await hotline.acd.redis.get(store.audio_key(made.id)) is None
-    finally:
-        await context.close()
 
 
 async def test_the_list_follows_changes_made_elsewhere_and_expiries(
@@ -174,11 +176,7 @@ async def test_the_list_follows_changes_made_elsewhere_and_expiries(
     phone: the engine's store those use) reaches an open wallboard without a reload, through
     the live topic ``announcement``; one that expires leaves the list by itself."""
     store = hotline.announcements
-    s = hotline.settings
-    context = await new_context(browser, f"http://{s.web_host}:{s.web_port}")
-    try:
-        page = await context.new_page()
-        await log_in(page, "announce-lead", PASSWORD, "/supervisor")
+    async with lead_board(hotline, browser) as page:
         await expect(page.locator("#live")).to_have_class("on")
         await expect(page.locator("#announcements")).to_contain_text("无 none")
 
@@ -195,5 +193,3 @@ async def test_the_list_follows_changes_made_elsewhere_and_expiries(
         await expect(row).to_have_count(1)
         await expect(row).to_have_count(0, timeout=15_000)  # expired: read again, gone
         await expect(page.locator("#announcements")).to_contain_text("无 none")
-    finally:
-        await context.close()
