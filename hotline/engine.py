@@ -424,7 +424,7 @@ class Hotline:
                                    department_numbers=numbers,
                                    on_transferred=onward.transferred)  # fmt: skip
         self.ami.on("BlindTransfer", self.transfers.on_blind_transfer)
-        direct = DirectSeats(self.calls, listeners)  # a seat reached by name, not the ACD
+        direct = DirectSeats(self.calls, listeners, self.acd)  # a seat reached by name
         self.ami.on("DialEnd", direct.on_dial_end)
         self.ami.on("Hangup", direct.on_hangup)
         self.consultations = Consultations(self.transfers, self.ami.action,

@@ -6,8 +6,11 @@ attended transfer to a seat (:mod:`queueing.consult`) bridges the caller with th
 took the consultation. The ACD connects neither, so the connector announces neither: this
 does. When the seat answers (AMI ``DialEnd`` of the citizen's channel in that context, or the
 completed consultation) the call's listeners hear that the call reached the seat (its desk
-pops with the caller, the order comes along, the live transcript's words go there); when the
-citizen hangs up (AMI ``Hangup``), that the call is over (the desk shows its end).
+pops with the caller, the order comes along, the live transcript's words go there) and the
+ACD puts the seat on the call (``connect`` in the call's queue, as a native ``Queue()`` call
+is kept: :meth:`queueing.acd.Acd.native`), so its desk may transfer it again; when the
+citizen hangs up (AMI ``Hangup``), the listeners hear that the call is over (the desk shows
+its end) and the seat's wrap-up starts (``complete``, its talk time).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from panoramisk.message import Message
+from redis.exceptions import RedisError
 
 from calls.callerid import mask_number
 from calls.lifecycle import ConnectedCall
 from calls.store import CallStore
+from queueing.acd import Acd
 from queueing.dialing import Listeners
+from queueing.models import AcdError
 from queueing.transfer import CONTEXT
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,8 @@ KEEP_CALLS = 4096  # calls at a named seat remembered until their citizen hangs 
 
 
 class DirectSeats:
-    def __init__(self, calls: CallStore, listeners: Listeners) -> None:
-        self.calls, self.listeners = calls, listeners
+    def __init__(self, calls: CallStore, listeners: Listeners, acd: Acd) -> None:
+        self.calls, self.listeners, self.acd = calls, listeners, acd
         self._at_seat: OrderedDict[str, ConnectedCall] = OrderedDict()  # by call id
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -54,7 +60,13 @@ class DirectSeats:
         """AMI Hangup: the citizen of a call at a named seat hung up: the call is over."""
         call = self._at_seat.pop(event.get("Uniqueid", ""), None)
         if call is not None:
-            self._spawn(self.listeners.finished(replace(call, ended_at=datetime.now(UTC))))
+            self._spawn(self._ended(replace(call, ended_at=datetime.now(UTC))))
+
+    async def _ended(self, call: ConnectedCall) -> None:
+        assert call.ended_at is not None
+        talk_ms = (call.ended_at - call.connected_at).total_seconds() * 1000
+        await self._in_acd("complete", call, f"{talk_ms:.0f}")
+        await self.listeners.finished(call)
 
     async def reached(
         self, call_id: str, seat: str, seat_channel: str = "", caller_channel: str = ""
@@ -78,7 +90,18 @@ class DirectSeats:
             self._at_seat.popitem(last=False)
         log.info("call %s from %s put through to seat %s", call_id,
                  mask_number(record["caller_number"]), seat)  # fmt: skip
+        # its wait was counted at the first seat's connect (the queue's figures take that one)
+        await self._in_acd("connect", call, "0")
         await self.listeners.connected(call)
+
+    async def _in_acd(self, op: str, call: ConnectedCall, data: str) -> None:
+        at = (call.ended_at or call.connected_at).timestamp()
+        try:
+            await self.acd.native(op, call.call_id, seat=call.seat, skill=call.skill, at=at,
+                                  data=data)  # fmt: skip
+        except (RedisError, OSError, TimeoutError, AcdError) as exc:  # the call goes on
+            log.warning("call %s at seat %s: %s not kept in the ACD (%s)", call.call_id,
+                        call.seat, op, exc)  # fmt: skip
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

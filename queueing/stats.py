@@ -140,7 +140,8 @@ def _figures(
     queue: str, rows: list[Any], sl_s: float, live: tuple[int, float, int]
 ) -> QueueFigures:
     entered: set[str] = set()
-    waits: dict[str, int] = {}  # a call's last connect
+    waits: dict[str, int] = {}  # a call's first connect: its wait (a seat it was put
+    # through to later connects again with the call's own wait, or 0 when reached by name)
     gave_up: set[str] = set()
     talks: list[int] = []
     unreached = 0
@@ -149,7 +150,7 @@ def _figures(
         if kind == "enter":
             entered.add(r.call_id)
         elif kind == "connect":
-            waits[r.call_id] = int(float(r.data or 0))
+            waits.setdefault(r.call_id, int(float(r.data or 0)))
         elif kind == "abandon":
             gave_up.add(r.call_id)
         elif kind == "complete":

@@ -53,6 +53,18 @@ def test_a_callback_not_reached_is_not_answered() -> None:
     assert (f.asa_s, f.aht_s, f.service_level, f.answer_rate) == (5.0, 60.0, 1.0, 1.0)
 
 
+def test_a_call_put_through_to_a_second_seat_is_answered_once_with_its_own_wait() -> None:
+    """Call "a" waited 20 s for seat 8001, which put it through to a seat reached by name
+    (connect again, with 0: queueing.direct): one answered call, its wait 20 s, two talks."""
+    rows = [
+        row("enter", "a"), row("connect", "a", "20000"), row("complete", "a", "30000"),
+        row("connect", "a", "0"), row("complete", "a", "90000"),
+    ]  # fmt: skip
+    f = _figures("report", rows, 15.0, (0, 0.0, 0))
+    assert (f.offered, f.answered, f.answered_within_sl) == (1, 1, 0)
+    assert (f.asa_s, f.aht_s) == (20.0, 60.0)
+
+
 def test_no_calls_no_ratios() -> None:
     f = _figures("report", [], 15.0, (0, 0.0, 0))
     assert f.service_level is None and f.answer_rate is None and f.asa_s is None

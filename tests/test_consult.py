@@ -245,6 +245,8 @@ async def test_a_seat_consulted_then_put_through_gets_the_call_on_its_desk(
         assert (popped.data["call_id"], popped.data["seat"]) == (call_id, "8003")
         order = await hotline.work_orders.by_call(call_id)
         assert order is not None and order.seat == "8003"
+        on_8003 = await hotline.acd.seat("8003")  # the ACD keeps it (its desk may transfer)
+        assert (on_8003.state, on_8003.call_id) == (SeatState.ON_CALL, call_id)
         await call.hang_up()
         ended = await asyncio.wait_for(seen.queue.get(), 15)
         assert ended is not None and ended.topic == "call-ended", ended

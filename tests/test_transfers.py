@@ -182,6 +182,8 @@ async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
         assert popped.data["caller_number"] == caller
         order = await hotline.work_orders.by_call(call_id)
         assert order is not None and order.seat == "8003"  # opened at 8001's desk
+        on_8003 = await hotline.acd.seat("8003")  # the ACD keeps it (its desk may transfer)
+        assert (on_8003.state, on_8003.call_id) == (SeatState.ON_CALL, call_id)
         await call.hang_up()  # the citizen, talking to 8003, hangs up
         ended = await asyncio.wait_for(seen.queue.get(), 10)
         assert ended is not None and ended.topic == "call-ended", ended
@@ -191,9 +193,19 @@ async def test_a_caller_transferred_to_a_named_seat_rings_that_seat(
     assert await journey_transfers(hotline, call_id) == [
         ("seat:8003", "from seat 8001 by e2e-op-8001")
     ]
-    # not through the ACD: the caller entered a queue once and met seat 8001 only there
-    kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
-    assert [k for k in kinds if k[0] == "connect"] == [("connect", "8001")]
+
+    # not through the ACD's routing: the caller entered a queue once and met seat 8001
+    # there; seat 8003, reached by name, is kept on the call, then completes it (wrap-up)
+    async def completed_at_8003() -> list[tuple[str, str]] | None:
+        kinds = [(e.type, e.seat) for e in await call_events(hotline, caller)]
+        return kinds if ("complete", "8003") in kinds else None
+
+    kinds = await eventually(completed_at_8003, 10, "seat 8003's part completed in the ACD")
+    assert [k for k in kinds if k[0] in ("enter", "connect")] == [
+        ("enter", ""),
+        ("connect", "8001"),
+        ("connect", "8003"),
+    ]
 
 
 async def test_handover_to_an_emergency_number_keeps_the_caller_until_it_answers(
