@@ -9,7 +9,8 @@ What counts where:
   the call's first ACD event: answered (a ``connect``, not undone by an ``unreached``: a
   callback whose seat answered but whose citizen did not), its wait (the connect's wait),
   abandoned (an ``abandon`` and no connect) and how long it had waited, talk time (the
-  ``complete`` events) and the seat that answered;
+  ``complete`` events) and the seat that answered (the first ``connect``'s: a call put
+  through to another seat connects again);
 - work orders by the time they were created; revisits by the time they were scheduled.
 """
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from calls.models import CallRecord
@@ -92,11 +94,24 @@ def acd_calls() -> Subquery:
             func.max(on("abandon", ms)).label("abandon_ms"),
             func.sum(on("complete", ms, 0)).label("talk_ms"),
             func.sum(on("complete", 1, 0)).label("talks"),
-            func.max(on("connect", e.seat)).label("seat"),
+            _first_seat(e).label("seat"),
         )
         .where(e.type != "seat", e.call_id != "")
         .group_by(e.call_id)
         .subquery()
+    )
+
+
+def _first_seat(e: type[AcdEventRow]) -> ColumnElement[Any]:
+    """The seat of the call's first ``connect``: the one that answered it (a seat it was put
+    through to later connects again)."""
+    later = aliased(AcdEventRow)
+    return (
+        select(later.seat)
+        .where(later.call_id == e.call_id, later.type == "connect")
+        .order_by(later.stream_ms, later.stream_seq)
+        .limit(1)
+        .scalar_subquery()
     )
 
 

@@ -1,8 +1,9 @@
 """Raw rows for the report tests, and the report's figures computed from them again in plain
 Python (no SQL, nothing from reports/): calls with their ACD events (answered, abandoned,
-requeued, some begun just before local midnight and answered after it, callbacks whose
-citizen was not reached), work orders (answered directly, dispatched, replied late or on
-time, extended, reworked, merged) and revisits, on the days around a report's range."""
+requeued, some begun just before local midnight and answered after it, some put through
+to a second seat, callbacks whose citizen was not reached), work orders (answered
+directly, dispatched, replied late or on time, extended, reworked, merged) and revisits, on
+the days around a report's range."""
 
 from __future__ import annotations
 
@@ -82,6 +83,15 @@ def make_rows(seed: int = 11) -> Seeded:
         if rng.random() < 0.9:  # the others are still talking
             talk = rng.randint(30_000, 600_000)
             event("complete", entered + timedelta(milliseconds=wait + talk), uid, seat, str(talk))
+    for k in range(10):  # answered, then put through to a seat that answers (connect again)
+        day = FIRST_DAY + timedelta(days=k % DAYS)
+        entered, uid = local(day, 14, 10 + k, 0), f"put-through-{k}"
+        first, second = ("8003", "8001") if k % 2 else ("8001", "8003")
+        event("enter", entered, uid, "", "13900000000")
+        event("connect", entered + timedelta(seconds=9), uid, first, "9000")
+        event("complete", entered + timedelta(seconds=69), uid, first, "60000")
+        event("connect", entered + timedelta(seconds=70), uid, second, "0")
+        event("complete", entered + timedelta(seconds=190), uid, second, "120000")
     for k in range(12):  # callbacks whose seat answered and whose citizen did not
         day = FIRST_DAY + timedelta(days=k % DAYS)
         entered, uid, seat = local(day, 10 + k % 8, 30, 0), f"callback-{k}", rng.choice(SEATS)
