@@ -429,7 +429,6 @@ class Hotline:
         self.ami.on("Hangup", direct.on_hangup)
         self.consultations = Consultations(self.transfers, self.ami.action,
                                            tell_desk=self.live.consultation,
-                                           put_through=listeners.connected,
                                            direct=direct)  # fmt: skip
         self.ami.on("AttendedTransfer", self.consultations.on_attended_transfer)
         self.ami.on("Hangup", self.consultations.on_hangup)

@@ -42,14 +42,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from panoramisk.message import Message
 from redis.exceptions import RedisError
 
-from calls.lifecycle import ConnectedCall
 from calls.store import JourneyStep
 from queueing.acd import Acd, AcdError
 from queueing.direct import DirectSeats
@@ -83,9 +81,6 @@ ATXFER_TRIES, ATXFER_DIALS_S = 2, 4.0
 AmiAction = Callable[[dict[str, str]], Awaitable[Any]]
 # Tells a seat's desk (web.live): a consultation rings there (seat, what it is about).
 TellDesk = Callable[[str, dict[str, Any]], None]
-# A call put through to a seat chosen for a consultation: the call's listeners hear it
-# reached that seat (its desk pops, the order and the live transcript go along).
-PutThrough = Callable[[ConnectedCall], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -139,12 +134,11 @@ class Consultations:
         ami: AmiAction,
         *,
         tell_desk: TellDesk = lambda seat, about: None,
-        put_through: PutThrough | None = None,
         direct: DirectSeats | None = None,
     ) -> None:
         self.transfers, self.ami = transfers, ami
-        self.tell_desk, self.put_through = tell_desk, put_through
-        self.direct = direct  # a seat put through by name: announced outside the ACD
+        self.tell_desk = tell_desk
+        self.direct = direct  # tells the call's listeners of the seat it was put through to
         self._open = OpenConsultations(transfers.acd)
         self._dialled: dict[str, str] = {}  # by call id: the target a softphone's #2 keyed
         self._dialling: dict[str, asyncio.Event] = {}  # by call id: set when Atxfer dialled
@@ -376,19 +370,8 @@ class Consultations:
             await self._seat_done(call_id, seat)
             return
         self.transfers.kick()
-        if self.put_through is None:
-            return
-        try:
-            record = await self.transfers.calls.get(call_id)
-            if record is not None:
-                await self.put_through(ConnectedCall(
-                    call_id=call_id, caller_channel=record["channel"],
-                    caller_number=record["caller_number"], seat=chosen, seat_channel="",
-                    skill=(record["route"] or "").removeprefix("queue:"),
-                    connected_at=datetime.now(UTC),
-                ))  # fmt: skip
-        except Exception:  # the database, say: the call goes on, the desk reloads it
-            log.exception("call %s: seat %s's desk not told of the call", call_id, chosen)
+        if self.direct is not None:  # the ACD ends the call with that seat (the connector)
+            await self.direct.announce(call_id, chosen)
 
     async def _free(self, open_: Consultation, seat: str) -> None:
         """The seat chosen for ``seat``'s consultation is offered callers again at once."""

@@ -72,27 +72,37 @@ class DirectSeats:
         self, call_id: str, seat: str, seat_channel: str = "", caller_channel: str = ""
     ) -> None:
         """The citizen of ``call_id`` talks with ``seat`` now, outside the ACD."""
+        call = await self.announce(call_id, seat, seat_channel, caller_channel)
+        if call is None:
+            return
+        self._at_seat[call_id] = call
+        while len(self._at_seat) > KEEP_CALLS:  # a Hangup missed (AMI reconnecting)
+            self._at_seat.popitem(last=False)
+        # its wait was counted at the first seat's connect (the queue's figures take that one)
+        await self._in_acd("connect", call, "0")
+
+    async def announce(
+        self, call_id: str, seat: str, seat_channel: str = "", caller_channel: str = ""
+    ) -> ConnectedCall | None:
+        """Tell the call's listeners that its citizen reached ``seat`` (its desk pops, the
+        order and the live transcript go along); the call, or None without its record."""
         try:
             record = await self.calls.get(call_id)
         except Exception:  # the database, say: the call goes on, the desk reloads it
             log.exception("call %s put through to seat %s: its record not read", call_id, seat)
-            return
+            return None
         if record is None:
             log.warning("call %s put through to seat %s has no call record", call_id, seat)
-            return
+            return None
         call = ConnectedCall(
             call_id=call_id, caller_channel=caller_channel or record["channel"],
             caller_number=record["caller_number"], seat=seat, seat_channel=seat_channel,
             skill=(record["route"] or "").removeprefix("queue:"), connected_at=datetime.now(UTC),
         )  # fmt: skip
-        self._at_seat[call_id] = call
-        while len(self._at_seat) > KEEP_CALLS:  # a Hangup missed (AMI reconnecting)
-            self._at_seat.popitem(last=False)
         log.info("call %s from %s put through to seat %s", call_id,
                  mask_number(record["caller_number"]), seat)  # fmt: skip
-        # its wait was counted at the first seat's connect (the queue's figures take that one)
-        await self._in_acd("connect", call, "0")
         await self.listeners.connected(call)
+        return call
 
     async def _in_acd(self, op: str, call: ConnectedCall, data: str) -> None:
         at = (call.ended_at or call.connected_at).timestamp()
